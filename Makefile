@@ -1,0 +1,51 @@
+# kiln: `make demo` sets up and runs the example; `make test` runs every test.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+KILN    := bin/kiln
+WORK    ?= /tmp/kiln-demo
+# Packages the tests use: the busybox base, and the ecosystem's own tools
+# that check kiln's output.
+TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry
+
+.PHONY: demo test lint build deps test-deps bench clean
+
+build:
+	@command -v go >/dev/null || { echo "make: Go 1.26 is needed (/usr/local/go/bin/go)"; exit 1; }
+	go build -o $(KILN) ./cmd/kiln
+
+# apt-get install what is missing, once.
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+endef
+
+deps:
+	$(call apt_install,busybox-static)
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
+
+# The main job: a busybox base image made offline from busybox-static,
+# imported into kiln's store, then run in kiln's own container engine.
+demo: deps build
+	scripts/busybox-rootfs.sh $(WORK)/rootfs
+	$(KILN) import $(WORK)/rootfs -t busybox:latest --cmd /bin/sh
+	$(KILN) images
+	$(KILN) run busybox -- sh -c 'echo "hello from kiln: pid $$$$ on $$(hostname), $$(ls /bin | wc -l) busybox tools"'
+
+test: test-deps
+	go test ./...
+
+lint:
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	go vet ./...
+	GOOS=darwin go vet ./...
+	command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest
+	staticcheck ./...
+
+bench: build test-deps
+	go test -run '^$$' -bench . -benchtime 200x ./container/ ./layer/
+
+clean:
+	rm -rf bin $(WORK)

@@ -1,0 +1,139 @@
+// Command kiln is a daemonless, graph-driven container image builder.
+//
+// This file holds the entry point and the flags every command shares;
+// each other file holds one command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/snapshot"
+	"github.com/kiln-build/kiln/store"
+)
+
+func main() {
+	// A container's init and exec helper are this binary, re-executed.
+	if container.Main() {
+		return
+	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError ends kiln with a status and no message of its own, as when
+// kiln run passes on the exit status of the container.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// run runs the kiln command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "kiln: %v\n", err)
+	var se *container.StartError
+	if errors.As(err, &se) && se.Code != 0 {
+		return se.Code
+	}
+	return 125
+}
+
+// app holds the global flags and what the commands open from them.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	root           string
+	snapshotter    string
+}
+
+func defaultRoot() string {
+	if r := os.Getenv("KILN_ROOT"); r != "" {
+		return r
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/kiln"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "kiln")
+	}
+	return filepath.Join(os.TempDir(), "kiln")
+}
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "kiln",
+		Short:         "kiln builds container images: daemonless, graph-driven, cached",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.root, "root", defaultRoot(), "directory of kiln's image store, cache and state (env KILN_ROOT)")
+	root.PersistentFlags().StringVar(&a.snapshotter, "snapshotter", "auto", "how containers get a writable root: auto, overlayfs or copy")
+	root.AddCommand(
+		newImportCommand(a),
+		newImagesCommand(a),
+		newRmiCommand(a),
+		newRunCommand(a),
+		newPushCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+// store opens the image store under --root.
+func (a *app) store(ctx context.Context) (*store.Store, error) {
+	abs, err := filepath.Abs(a.root)
+	if err != nil {
+		return nil, err
+	}
+	a.root = abs
+	return store.Open(ctx, a.root)
+}
+
+// engine opens the snapshotter and the container runtime under --root,
+// sweeping what crashed kiln processes left there.
+func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtime, error) {
+	d, err := snapshot.ParseDriver(a.snapshotter)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Join(a.root, "snapshots")
+	if _, err := snapshot.Sweep(ctx, dir); err != nil {
+		return nil, nil, err
+	}
+	sn, choice, err := snapshot.New(ctx, dir, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	if choice.Reason != "" {
+		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
+	}
+	rt, err := container.New(ctx, filepath.Join(a.root, "containers"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sn, rt, nil
+}

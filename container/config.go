@@ -1,0 +1,93 @@
+package container
+
+import (
+	"fmt"
+
+	"github.com/kiln-build/kiln/engine"
+)
+
+// Arguments 0 that mark a re-executed kiln as a container's init or as
+// its exec helper.
+const (
+	initArg0   = "kiln-container-init"
+	helperArg0 = "kiln-container-exec"
+)
+
+// File descriptors passed to the init (after stdin, stdout, stderr).
+const (
+	fdConfig = 3 // the init reads its initConfig here
+	fdSync   = 4 // the init writes syncMsgs here; close-on-exec ends it
+	fdCtrl   = 5 // the exec helper's control socket, when Spec.Exec
+)
+
+// initConfig is what the runtime tells a container's init.
+type initConfig struct {
+	Rootdir   string         `json:"rootdir"` // host directory to mount the root filesystem on
+	Rootfs    []engine.Mount `json:"rootfs"`
+	Mounts    []engine.Mount `json:"mounts,omitempty"`
+	Hostname  string         `json:"hostname"`
+	Network   engine.Network `json:"network"`
+	Process   processConfig  `json:"process"`
+	DropMknod bool           `json:"dropMknod,omitempty"` // no device cgroup: take CAP_MKNOD away
+	Exec      bool           `json:"exec,omitempty"`
+}
+
+// processConfig is the serializable part of engine.Process.
+type processConfig struct {
+	Args     []string `json:"args"`
+	Env      []string `json:"env,omitempty"`
+	Cwd      string   `json:"cwd,omitempty"`
+	User     string   `json:"user,omitempty"`
+	Terminal bool     `json:"terminal,omitempty"`
+}
+
+func newProcessConfig(p engine.Process) processConfig {
+	return processConfig{Args: p.Args, Env: p.Env, Cwd: p.Cwd, User: p.User, Terminal: p.Terminal}
+}
+
+// syncMsg is what the init reports before it execs PID 1.
+type syncMsg struct {
+	// Stubs are the paths (relative to the root) the init created to
+	// mount on; they are removed from the writable layer at Delete.
+	Stubs []string `json:"stubs,omitempty"`
+	// Parents are the directories the stubs were created in, with their
+	// times before, to be restored when the stubs are removed.
+	Parents []stubParent `json:"parents,omitempty"`
+	// Error is why the init could not start the process, and Code the
+	// exit status a shell would give for it (126, 127), if any.
+	Error string `json:"error,omitempty"`
+	Code  int    `json:"code,omitempty"`
+}
+
+// execRequest asks the exec helper to start a process.
+type execRequest struct {
+	Process   processConfig `json:"process"`
+	DropMknod bool          `json:"dropMknod,omitempty"`
+}
+
+// execReply reports how an exec'd process ended.
+type execReply struct {
+	Started bool   `json:"started,omitempty"`
+	Code    int    `json:"code"`
+	Signal  string `json:"signal,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// stubParent is a directory and its times, in nanoseconds since the epoch.
+type stubParent struct {
+	Path  string `json:"path"` // relative to the root
+	Atime int64  `json:"atime"`
+	Mtime int64  `json:"mtime"`
+	Mode  uint32 `json:"mode"`
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+}
+
+// StartError is why a container's process could not be started.
+type StartError struct {
+	ID   string
+	Code int // 126 (cannot execute) or 127 (not found), as a shell; else 0
+	Msg  string
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("starting container %s: %s", e.ID, e.Msg) }

@@ -1,0 +1,33 @@
+// Package container provides facilities for running processes in
+// isolated Linux containers: kiln's own runtime, with no daemon and no
+// runc.
+//
+// # How a container starts
+//
+// [Runtime.Create] re-executes the running binary (/proc/self/exe) as the
+// container's init, in new mount, PID, UTS and IPC namespaces (and a new
+// network namespace for [engine.NetworkNone]). The binary must therefore
+// call [Main] first thing in main (and in TestMain of tests that create
+// containers): Main returns false in a normal process, and never returns
+// in a container's init.
+//
+// The init reads its configuration from a pipe, mounts the root
+// filesystem and /proc, /dev, /sys inside its own mount namespace, masks
+// the kernel paths that Docker masks, pivot_roots into the root, drops to
+// Docker's default capability set with no_new_privs, switches user and
+// execs the process, which so becomes PID 1 of the container. Every mount
+// lives only in the container's mount namespace: when PID 1 exits, the
+// kernel kills the rest of the container and the mounts go with it, so
+// nothing can leak even when kiln itself is killed. Processes are
+// confined in a cgroup (package cgroup) for the pids, memory and CPU
+// limits and, on cgroup v1, a device allow-list.
+//
+// # Exec
+//
+// Go cannot join an existing mount namespace from a multithreaded
+// process, so Exec does not use setns. Instead, when [engine.Spec.Exec]
+// is set, the init starts a small helper inside the container before it
+// execs PID 1. The helper receives requests over a socket, with the stdio
+// file descriptors passed as SCM_RIGHTS, and starts each process from a
+// locked OS thread whose capabilities it has dropped first.
+package container

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package container
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kiln-build/kiln/engine"
+)
+
+// Main returns false: containers run only on Linux.
+func Main() bool { return false }
+
+// Runtime is unavailable on this platform.
+type Runtime struct{}
+
+// Option configures a Runtime.
+type Option func(*struct{}) error
+
+// New fails with engine.ErrUnsupported.
+func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
+	return nil, fmt.Errorf("container runtime: %w", engine.ErrUnsupported)
+}
+
+// Create fails with engine.ErrUnsupported.
+func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (engine.Container, error) {
+	return nil, fmt.Errorf("container runtime: %w", engine.ErrUnsupported)
+}

@@ -1,0 +1,523 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/cgroup"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/owner"
+)
+
+// DefaultPids is the pids limit of a container that sets none.
+const DefaultPids = 2048
+
+// Runtime runs containers. Its state lives in a directory of its own,
+// one subdirectory per container.
+type Runtime struct {
+	dir     string
+	cgroups *cgroup.Manager
+}
+
+var _ engine.Runtime = (*Runtime)(nil)
+
+// Option configures a Runtime.
+type Option func(*options) error
+
+type options struct {
+	cgroupParent string
+}
+
+// WithCgroupParent sets the cgroup under which containers' cgroups are
+// made. The default is "kiln".
+func WithCgroupParent(name string) Option {
+	return func(o *options) error {
+		if name == "" || strings.Contains(name, "..") {
+			return fmt.Errorf("invalid cgroup parent %q", name)
+		}
+		o.cgroupParent = name
+		return nil
+	}
+}
+
+// New returns a runtime keeping its state in dir, and sweeps what
+// crashed kiln processes left there: their containers' processes and
+// cgroups.
+func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
+	o := options{cgroupParent: "kiln"}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating container state directory: %w", err)
+	}
+	cg, err := cgroup.NewManager(cgroup.WithParent(o.cgroupParent))
+	if err != nil {
+		return nil, fmt.Errorf("finding cgroups: %w", err)
+	}
+	r := &Runtime{dir: dir, cgroups: cg}
+	if err := r.Sweep(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// state is what the runtime records of a container on disk, so that a
+// later kiln can clean up after a crashed one.
+type state struct {
+	ID    string      `json:"id"`
+	Owner owner.Owner `json:"owner"` // the kiln process that created it
+	Init  owner.Owner `json:"init"`  // the container's PID 1
+}
+
+func (r *Runtime) statePath(id string) string { return filepath.Join(r.dir, id, "state.json") }
+
+func (r *Runtime) writeState(s state) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	p := r.statePath(s.ID)
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("writing container state: %w", err)
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// Sweep removes the containers of kiln processes that no longer run:
+// it kills what is left of them, and removes their cgroups and state.
+func (r *Runtime) Sweep(ctx context.Context) error {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("sweeping containers: %w", err)
+	}
+	live := map[string]bool{}
+	var errs []error
+	for _, e := range entries {
+		id := e.Name()
+		var s state
+		b, err := os.ReadFile(r.statePath(id))
+		if err == nil {
+			err = json.Unmarshal(b, &s)
+		}
+		if err == nil && s.Owner.Alive() {
+			live[id] = true
+			continue
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// A torn state file: its owner died while writing it.
+			s = state{ID: id}
+		}
+		if s.Init.Pid > 0 && s.Init.Alive() {
+			_ = unix.Kill(s.Init.Pid, unix.SIGKILL)
+		}
+		if cg, err := r.cgroups.Open(id); err == nil {
+			if err := cg.Delete(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := os.RemoveAll(filepath.Join(r.dir, id)); err != nil {
+			errs = append(errs, fmt.Errorf("removing state of container %s: %w", id, err))
+		}
+	}
+	// Cgroups whose container state was never written.
+	names, err := r.cgroups.List()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range names {
+		if live[name] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(r.dir, name)); err == nil {
+			continue // created after the listing above
+		}
+		if cg, err := r.cgroups.Open(name); err == nil {
+			if err := cg.Delete(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Create starts a container; see engine.Runtime.
+func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Container, retErr error) {
+	if err := engine.ValidID(spec.ID); err != nil {
+		return nil, err
+	}
+	if len(spec.Process.Args) == 0 {
+		return nil, errors.New("creating container: no command given")
+	}
+	if spec.Network == "" {
+		spec.Network = engine.NetworkHost
+	}
+	if _, err := engine.ParseNetwork(string(spec.Network)); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.dir, spec.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w", spec.ID, engine.ErrExists)
+		}
+		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+	c := &ctr{r: r, id: spec.ID, dir: dir, spec: spec, done: make(chan struct{})}
+	defer func() {
+		if retErr != nil {
+			_ = c.Delete(context.WithoutCancel(ctx))
+		}
+	}()
+	st := state{ID: spec.ID, Owner: owner.Self()}
+	if err := r.writeState(st); err != nil {
+		return nil, err
+	}
+	rootdir := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(rootdir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+
+	limits := cgroup.Limits{Pids: spec.Limits.Pids, Memory: spec.Limits.Memory, CPUs: spec.Limits.CPUs}
+	if limits.Pids == 0 {
+		limits.Pids = DefaultPids
+	}
+	cg, err := r.cgroups.Create(ctx, spec.ID, limits)
+	if err != nil {
+		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+	c.cg = cg
+
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = spec.ID
+		if len(hostname) > 12 {
+			hostname = hostname[:12]
+		}
+	}
+	cfg := initConfig{
+		Rootdir: rootdir, Rootfs: spec.Rootfs, Mounts: spec.Mounts,
+		Hostname: hostname, Network: spec.Network,
+		Process:   newProcessConfig(spec.Process),
+		DropMknod: !r.cgroups.DeviceFilter(),
+		Exec:      spec.Exec,
+	}
+	if err := c.start(ctx, cfg); err != nil {
+		return nil, err
+	}
+	st.Init, _ = owner.Of(c.cmd.Process.Pid)
+	if err := r.writeState(st); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ctr is a container of Runtime.
+type ctr struct {
+	r    *Runtime
+	id   string
+	dir  string
+	spec engine.Spec
+	cg   *cgroup.Cgroup
+	cmd  *exec.Cmd
+
+	ctrlMu sync.Mutex
+	ctrl   *os.File // the exec helper's control socket
+
+	stubs   []string
+	parents []stubParent
+
+	mu        sync.Mutex
+	timedOut  bool
+	cancelled bool
+	timer     *time.Timer
+
+	done    chan struct{} // closed when PID 1 has been reaped
+	waitErr error
+	ws      syscall.WaitStatus
+
+	deleteOnce sync.Once
+	deleteErr  error
+}
+
+func (c *ctr) ID() string { return c.id }
+
+func (c *ctr) Pid() int {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// start starts the init, puts it in the cgroup, hands it its config and
+// waits for it to exec PID 1 (or fail).
+func (c *ctr) start(ctx context.Context, cfg initConfig) error {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+	extra := []*os.File{cfgR, syncW}
+	if cfg.Exec {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("creating exec socket: %w", err)
+		}
+		c.ctrl = os.NewFile(uintptr(fds[0]), "ctrl")
+		child := os.NewFile(uintptr(fds[1]), "ctrl-child")
+		defer child.Close()
+		extra = append(extra, child)
+	}
+
+	p := c.spec.Process
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if cfg.Network == engine.NetworkNone {
+		flags |= unix.CLONE_NEWNET
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{initArg0},
+		Env:        []string{},
+		Stdin:      p.Stdin,
+		Stdout:     p.Stdout,
+		Stderr:     p.Stderr,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: flags,
+			// If kiln dies, so does the container, and with PID 1 its
+			// whole PID namespace and mount namespace.
+			Pdeathsig: syscall.SIGKILL,
+			Setsid:    p.Terminal,
+			Setctty:   p.Terminal,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting container init: %w", err)
+	}
+	c.cmd = cmd
+	go c.reap()
+	cfgR.Close()
+	syncW.Close()
+
+	if err := c.cg.Add(cmd.Process.Pid); err != nil {
+		return fmt.Errorf("adding container to its cgroup: %w", err)
+	}
+	if c.spec.Timeout > 0 {
+		c.timer = time.AfterFunc(c.spec.Timeout, func() {
+			c.mu.Lock()
+			c.timedOut = true
+			c.mu.Unlock()
+			_ = c.Kill(context.Background())
+		})
+	}
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return fmt.Errorf("configuring container init: %w", err)
+	}
+	cfgW.Close()
+
+	// The init reports its stubs, then the pipe closes on exec; or it
+	// reports an error.
+	type result struct {
+		msgs []syncMsg
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var res result
+		dec := json.NewDecoder(syncR)
+		for {
+			var m syncMsg
+			if err := dec.Decode(&m); err != nil {
+				if !errors.Is(err, io.EOF) {
+					res.err = err
+				}
+				break
+			}
+			res.msgs = append(res.msgs, m)
+		}
+		ch <- res
+	}()
+	var res result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		_ = c.Kill(context.Background())
+		return ctx.Err()
+	}
+	if res.err != nil {
+		return fmt.Errorf("reading from container init: %w", res.err)
+	}
+	for _, m := range res.msgs {
+		if m.Error != "" {
+			<-c.done
+			return &StartError{ID: c.id, Code: m.Code, Msg: m.Error}
+		}
+		c.stubs = append(c.stubs, m.Stubs...)
+		c.parents = append(c.parents, m.Parents...)
+	}
+	if len(res.msgs) == 0 {
+		<-c.done
+		return fmt.Errorf("starting container %s: init exited before exec (%v)", c.id, c.waitErr)
+	}
+	return nil
+}
+
+func (c *ctr) reap() {
+	err := c.cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		c.waitErr = err
+	}
+	if c.cmd.ProcessState != nil {
+		c.ws = c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	close(c.done)
+}
+
+func (c *ctr) Wait(ctx context.Context) (engine.Status, error) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.mu.Lock()
+		c.cancelled = true
+		c.mu.Unlock()
+		_ = c.Kill(context.Background())
+		<-c.done
+	}
+	if c.waitErr != nil {
+		return engine.Status{}, fmt.Errorf("waiting for container %s: %w", c.id, c.waitErr)
+	}
+	s := statusOf(c.ws)
+	c.mu.Lock()
+	s.TimedOut, s.Cancelled = c.timedOut, c.cancelled
+	c.mu.Unlock()
+	if s.Signal != "" && c.ws.Signal() == syscall.SIGKILL && !s.TimedOut && !s.Cancelled {
+		if oom, err := c.cg.OOMKilled(); err == nil && oom {
+			s.OOMKilled = true
+		}
+	}
+	return s, nil
+}
+
+func statusOf(ws syscall.WaitStatus) engine.Status {
+	if ws.Signaled() {
+		return engine.Status{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return engine.Status{Code: ws.ExitStatus()}
+}
+
+// Kill kills PID 1; the kernel then kills every other process of the
+// container's PID namespace.
+func (c *ctr) Kill(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	// Until reaped, the PID cannot be reused: this signals our child.
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("killing container %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// Delete kills the container, waits for PID 1, removes the cgroup, the
+// mountpoint stubs from the writable layer, and the state directory.
+func (c *ctr) Delete(ctx context.Context) error {
+	c.deleteOnce.Do(func() {
+		var errs []error
+		if c.cmd != nil && c.cmd.Process != nil {
+			_ = c.Kill(ctx)
+			<-c.done
+		}
+		if c.ctrl != nil {
+			c.ctrl.Close()
+		}
+		if c.cg != nil {
+			if err := c.cg.Delete(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := removeStubs(c.spec.Rootfs, c.stubs, c.parents); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.RemoveAll(c.dir); err != nil {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", c.id, err))
+		}
+		c.deleteErr = errors.Join(errs...)
+	})
+	return c.deleteErr
+}
+
+// removeStubs removes, from the writable layer, the mountpoints the init
+// created, when they are still empty: they did not exist in the image
+// and must not appear in the step's layer. It then restores the times of
+// the directories they were made in.
+func removeStubs(rootfs []engine.Mount, stubs []string, parents []stubParent) error {
+	if len(stubs) == 0 {
+		return nil
+	}
+	w, err := engine.Writable(rootfs)
+	if err != nil {
+		return err
+	}
+	// Deepest first, so a stub directory empties before its parent.
+	sort.Slice(stubs, func(i, j int) bool { return len(stubs[i]) > len(stubs[j]) })
+	for _, s := range stubs {
+		p := filepath.Join(w, s)
+		fi, err := os.Lstat(p)
+		if err != nil || (fi.Mode().IsRegular() && fi.Size() > 0) {
+			continue
+		}
+		if fi.IsDir() || fi.Mode().IsRegular() {
+			// Remove, not RemoveAll: a stub the process filled is kept.
+			_ = os.Remove(p)
+		}
+	}
+	overlay := len(rootfs) > 0 && rootfs[0].Type == "overlay"
+	for _, p := range parents {
+		dir := filepath.Join(w, p.Path)
+		ts := []unix.Timespec{unix.NsecToTimespec(p.Atime), unix.NsecToTimespec(p.Mtime)}
+		// The directory may not be in the writable layer at all.
+		if unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts, unix.AT_SYMLINK_NOFOLLOW) != nil || !overlay || p.Path == "." {
+			continue
+		}
+		// Creating the stub copied its directory up into the upperdir.
+		// Empty, not opaque and as it was, that copy changes nothing in
+		// the merged view: drop it, so it does not enter the layer.
+		var st unix.Stat_t
+		if unix.Lstat(dir, &st) != nil || st.Mode != p.Mode || st.Uid != p.UID || st.Gid != p.GID {
+			continue
+		}
+		if n, _ := unix.Lgetxattr(dir, "trusted.overlay.opaque", make([]byte, 1)); n > 0 {
+			continue
+		}
+		_ = os.Remove(dir) // fails, as it should, when not empty
+	}
+	return nil
+}

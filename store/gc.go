@@ -1,0 +1,118 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
+)
+
+// collect removes the blobs that no entry of im reaches and that were last
+// modified before cutoff, and the layer directories that no entry's config
+// lists and whose change time is before cutoff. The caller holds the lock.
+func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.Time) error {
+	blobs := map[string]bool{}
+	diffIDs := map[string]bool{}
+	var walk func(d v1.Descriptor) error
+	walk = func(d v1.Descriptor) error {
+		if blobs[d.Digest.Hex] {
+			return nil
+		}
+		blobs[d.Digest.Hex] = true
+		switch d.MediaType {
+		case types.OCIManifestSchema1, types.DockerManifestSchema2:
+			img, err := s.readImage(d)
+			if err != nil {
+				return err
+			}
+			blobs[img.manifest.Config.Digest.Hex] = true
+			for _, l := range img.manifest.Layers {
+				blobs[l.Digest.Hex] = true
+			}
+			for _, id := range img.config.RootFS.DiffIDs {
+				diffIDs[id.Hex] = true
+			}
+		case types.OCIImageIndex, types.DockerManifestList:
+			b, err := s.readBlob(d.Digest)
+			if err != nil {
+				return err
+			}
+			child, err := v1.ParseIndexManifest(bytes.NewReader(b))
+			if err != nil {
+				return err
+			}
+			for _, c := range child.Manifests {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, d := range im.Manifests {
+		if err := walk(d); err != nil {
+			// Without all the roots we cannot tell garbage: keep everything.
+			return fmt.Errorf("collect garbage: %s: %w", d.Digest, err)
+		}
+	}
+
+	entries, err := os.ReadDir(s.blobsDir())
+	if err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if blobs[e.Name()] {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("collect garbage: %w", err)
+		}
+		if info.ModTime().Before(cutoff) {
+			if err := os.Remove(filepath.Join(s.blobsDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("collect garbage: %w", err)
+			}
+		}
+	}
+
+	entries, err = os.ReadDir(s.layersDir())
+	if err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if diffIDs[e.Name()] {
+			continue
+		}
+		p := filepath.Join(s.layersDir(), e.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			continue
+		}
+		if time.Unix(st.Ctim.Unix()).Before(cutoff) {
+			// Move it out of sight first, so that no one finds it half gone.
+			tmp := s.tempName()
+			if err := os.Rename(p, tmp); err != nil {
+				return fmt.Errorf("collect garbage: %w", err)
+			}
+			if err := os.RemoveAll(tmp); err != nil {
+				return fmt.Errorf("collect garbage: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
+)
+
+// LayerDirs returns, base first, the directory layers/<diffid> of each of
+// img's layers, for use as overlay lowerdirs. A layer is unpacked (with
+// layer.Extract, checking its digest and diffID on the way) the first time it
+// is asked for and shared from then on. The directories must not be changed.
+func (s *Store) LayerDirs(ctx context.Context, img v1.Image) ([]string, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("layer dirs: %w", err)
+	}
+	dirs := make([]string, len(layers))
+	for i, l := range layers {
+		d, err := s.layerDir(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("layer dirs: layer %d: %w", i, err)
+		}
+		dirs[i] = d
+	}
+	return dirs, nil
+}
+
+// layerDir returns the directory of l, unpacking it if it is missing.
+func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(s.layersDir(), diffID.Hex)
+	if err := markUsed(dir); err == nil {
+		return dir, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+
+	tmp := s.tempName()
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // fails harmlessly once renamed
+	if err := s.unpack(ctx, l, diffID, tmp); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", diffID, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another goroutine or process made it first: use theirs.
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			return dir, markUsed(dir)
+		}
+		return "", err
+	}
+	return dir, nil
+}
+
+// unpack extracts l into dir, checking the digest of the compressed stream
+// (when the layer knows it) and the diffID of the uncompressed one.
+func (s *Store) unpack(ctx context.Context, l v1.Layer, diffID v1.Hash, dir string) error {
+	digest, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	crc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer crc.Close()
+	digester := sha256.New()
+	rc, err := decompress(&readCloser{Reader: io.TeeReader(crc, digester), close: crc.Close})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	differ := sha256.New()
+	r := io.TeeReader(&ctxReader{ctx: ctx, r: rc}, differ)
+	if err := layer.Extract(ctx, r, dir); err != nil {
+		return err
+	}
+	// Read what Extract left (the tar's end blocks, the gzip trailer) so
+	// that both digests cover the whole stream.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	if _, err := io.Copy(digester, crc); err != nil {
+		return err
+	}
+	if got := hashOf(differ); got != diffID {
+		return fmt.Errorf("layer content has diffID %s", got)
+	}
+	if got := hashOf(digester); got != digest {
+		return fmt.Errorf("layer %s: content has digest %s", digest, got)
+	}
+	return nil
+}
+
+// markUsed bumps the change time of a layer directory (a chmod to its own
+// mode changes nothing else), which keeps it from being collected for
+// GCGrace. Its modification time is the layer's and stays as it is.
+func markUsed(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	if err := unix.Chmod(dir, st.Mode&0o7777); err != nil {
+		return &os.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return nil
+}

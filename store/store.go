@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotFound is returned, wrapped with the name, when no image has the name
+// or digest asked for.
+var ErrNotFound = errors.New("image not found")
+
+// GCGrace is how old an unreferenced blob (by modification time) or layer
+// directory (by change time) must be before a collection removes it; see the
+// package documentation.
+const GCGrace = time.Minute
+
+// refNameAnnotation is the annotation of an index.json entry that names it.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// Store is a local image store under a root directory. Its methods may be
+// called from several goroutines, and several Stores (in one or more
+// processes) may share a root.
+type Store struct {
+	root string
+}
+
+// Open opens the store under root, creating its directories and an empty OCI
+// layout if they do not exist, and removes the entries of tmp/ left behind by
+// processes that are no longer running.
+func Open(ctx context.Context, root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	s := &Store{root: abs}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{s.root, 0o700},
+		{s.tmpDir(), 0o700},
+		{s.layersDir(), 0o700},
+		{s.ociDir(), 0o755},
+		{s.blobsDir(), 0o755},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", root, err)
+		}
+	}
+	if err := s.initLayout(ctx); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	if err := s.sweepTmp(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	return s, nil
+}
+
+// Root returns the store's root directory, as an absolute path.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) ociDir() string    { return filepath.Join(s.root, "oci") }
+func (s *Store) blobsDir() string  { return filepath.Join(s.root, "oci", "blobs", "sha256") }
+func (s *Store) layersDir() string { return filepath.Join(s.root, "layers") }
+func (s *Store) tmpDir() string    { return filepath.Join(s.root, "tmp") }
+func (s *Store) indexPath() string { return filepath.Join(s.root, "oci", "index.json") }
+
+// initLayout writes oci-layout and an empty index.json unless they exist.
+func (s *Store) initLayout(ctx context.Context) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	files := []struct{ name, data string }{
+		{"oci-layout", `{"imageLayoutVersion":"1.0.0"}`},
+		{"index.json", `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`},
+	}
+	for _, f := range files {
+		p := filepath.Join(s.ociDir(), f.name)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := s.writeFileAtomic(p, []byte(f.data+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tempName returns a new, unused name in tmp/ of the form <pid>-<random>.
+func (s *Store) tempName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return filepath.Join(s.tmpDir(), strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(b[:]))
+}
+
+// createTemp creates a new file in tmp/.
+func (s *Store) createTemp() (*os.File, error) {
+	return os.CreateTemp(s.tmpDir(), strconv.Itoa(os.Getpid())+"-*")
+}
+
+// sweepTmp removes the entries of tmp/ named after a process that is not
+// running. A pid is taken as running when /proc/<pid> exists; a reused pid
+// only delays the removal until a later Open.
+func (s *Store) sweepTmp() error {
+	entries, err := os.ReadDir(s.tmpDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pidText, _, ok := strings.Cut(e.Name(), "-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", pidText)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
+			return fmt.Errorf("sweep %s: %w", s.tmpDir(), err)
+		}
+	}
+	return nil
+}
+
+// lock takes the exclusive flock on oci/index.lock, waiting until it is free
+// or ctx is done. Each call opens the lock file anew, so that goroutines and
+// Stores of one process exclude each other too (flock locks belong to an
+// open file description).
+func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
+	p := filepath.Join(s.ociDir(), "index.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	wait := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, &os.PathError{Op: "flock", Path: p, Err: err})
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// writeFileAtomic writes data to a temp file, syncs it and renames it to p.
+func (s *Store) writeFileAtomic(p string, data []byte, mode os.FileMode) error {
+	f, err := s.createTemp()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// syncDir fsyncs a directory, making a rename into it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// The transports of Resolve and Export.
+const (
+	ociLayoutPrefix     = "oci-layout:"
+	dockerArchivePrefix = "docker-archive:"
+)
+
+// Resolve finds the image that ref names:
+//
+//   - "oci-layout:DIR[:TAG]": the image of the OCI layout DIR whose
+//     org.opencontainers.image.ref.name annotation is TAG; without TAG the
+//     layout's only image, or else the one named "latest". An entry that is
+//     an image index resolves to its image for linux and kiln's architecture.
+//   - "docker-archive:FILE[:NAME:TAG]": the image of a `docker save` tarball
+//     tagged NAME:TAG; without it, the tarball's only image.
+//   - anything else: an image of the store, as Image finds it.
+//
+// As with skopeo, the first ':' after the transport ends DIR or FILE.
+func (s *Store) Resolve(ctx context.Context, ref string) (v1.Image, error) {
+	switch {
+	case strings.HasPrefix(ref, ociLayoutPrefix):
+		dir, tag, _ := strings.Cut(strings.TrimPrefix(ref, ociLayoutPrefix), ":")
+		img, err := fromLayout(dir, tag)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		return img, nil
+	case strings.HasPrefix(ref, dockerArchivePrefix):
+		file, tag, _ := strings.Cut(strings.TrimPrefix(ref, dockerArchivePrefix), ":")
+		var t *name.Tag
+		if tag != "" {
+			parsed, err := name.NewTag(tag, name.WeakValidation)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s: invalid image name %q: %w", ref, tag, err)
+			}
+			t = &parsed
+		}
+		img, err := tarball.ImageFromPath(file, t)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		return img, nil
+	default:
+		return s.Image(ctx, ref)
+	}
+}
+
+// fromLayout returns the image of the layout dir that tag names (see Resolve).
+func fromLayout(dir, tag string) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	ii, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var found []v1.Descriptor
+	for _, d := range im.Manifests {
+		if tag != "" && d.Annotations[refNameAnnotation] == tag {
+			found = append(found, d)
+		}
+	}
+	switch {
+	case tag != "":
+	case len(im.Manifests) == 1:
+		found = im.Manifests
+	default:
+		for _, d := range im.Manifests {
+			if d.Annotations[refNameAnnotation] == "latest" {
+				found = append(found, d)
+			}
+		}
+	}
+	if len(found) != 1 {
+		var names []string
+		for _, d := range im.Manifests {
+			names = append(names, d.Annotations[refNameAnnotation])
+		}
+		want := tag
+		if want == "" {
+			want = "the only image or \"latest\""
+		}
+		return nil, fmt.Errorf("layout %s has %d images named %s (its names: %q)", dir, len(found), want, names)
+	}
+	d := found[0]
+	if d.MediaType.IsIndex() {
+		child, err := ii.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		return platformImage(child)
+	}
+	return ii.Image(d.Digest)
+}
+
+// platformImage picks the image of an index for linux and runtime.GOARCH.
+func platformImage(ii v1.ImageIndex) (v1.Image, error) {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range im.Manifests {
+		if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
+			return ii.Image(d.Digest)
+		}
+	}
+	return nil, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
+}
+
+// Export writes img to dest:
+//
+//   - "oci-layout:DIR[:TAG]": into the OCI layout DIR (made if missing),
+//     named by the org.opencontainers.image.ref.name annotation TAG
+//     ("latest" by default) and replacing the image that had that name;
+//   - "docker-archive:FILE[:NAME:TAG]": as a `docker save` tarball FILE
+//     (replaced as a whole), tagged NAME:TAG if given, untagged otherwise.
+func Export(ctx context.Context, img v1.Image, dest string) error {
+	var err error
+	switch {
+	case strings.HasPrefix(dest, ociLayoutPrefix):
+		dir, tag, _ := strings.Cut(strings.TrimPrefix(dest, ociLayoutPrefix), ":")
+		err = toLayout(img, dir, tag)
+	case strings.HasPrefix(dest, dockerArchivePrefix):
+		file, tag, _ := strings.Cut(strings.TrimPrefix(dest, dockerArchivePrefix), ":")
+		err = toArchive(img, file, tag)
+	default:
+		err = fmt.Errorf("unknown destination: want %sDIR[:TAG] or %sFILE[:NAME:TAG]", ociLayoutPrefix, dockerArchivePrefix)
+	}
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", dest, err)
+	}
+	return nil
+}
+
+func toLayout(img v1.Image, dir, tag string) error {
+	if dir == "" {
+		return errors.New("no directory given")
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	p, err := layout.FromPath(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		p, err = layout.Write(dir, empty.Index)
+	}
+	if err != nil {
+		return err
+	}
+	return p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag),
+		layout.WithAnnotations(map[string]string{refNameAnnotation: tag}))
+}
+
+func toArchive(img v1.Image, file, tag string) error {
+	if file == "" {
+		return errors.New("no file given")
+	}
+	var ref name.Reference
+	if tag != "" {
+		t, err := name.NewTag(tag, name.WeakValidation)
+		if err != nil {
+			return fmt.Errorf("invalid image name %q: %w", tag, err)
+		}
+		ref = t
+	} else {
+		// An untagged image: tarball.Write leaves RepoTags out for a digest.
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		if ref, err = name.NewDigest("image@" + d.String()); err != nil {
+			return err
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := tarball.Write(ref, img, f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), file)
+}

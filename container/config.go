@@ -13,11 +13,11 @@ const (
 	helperArg0 = "kiln-container-exec"
 )
 
-// File descriptors passed to the init (after stdin, stdout, stderr).
+// File descriptors passed to the init (after stdin, stdout, stderr);
+// further ones are named in its initConfig.
 const (
 	fdConfig = 3 // the init reads its initConfig here
 	fdSync   = 4 // the init writes syncMsgs here; close-on-exec ends it
-	fdCtrl   = 5 // the exec helper's control socket, when Spec.Exec
 )
 
 // initConfig is what the runtime tells a container's init.
@@ -29,7 +29,8 @@ type initConfig struct {
 	Network   engine.Network `json:"network"`
 	Process   processConfig  `json:"process"`
 	DropMknod bool           `json:"dropMknod,omitempty"` // no device cgroup: take CAP_MKNOD away
-	Exec      bool           `json:"exec,omitempty"`
+	CtrlFd    int            `json:"ctrlFd,omitempty"`    // the exec helper's control socket, with Spec.Exec
+	ConsoleFd int            `json:"consoleFd,omitempty"` // where to send the terminal, with Process.Terminal
 }
 
 // processConfig is the serializable part of engine.Process.

@@ -36,11 +36,16 @@ func (c *ctr) Exec(ctx context.Context, p engine.Process) (engine.Status, error)
 
 	st := &stdio{}
 	defer st.closeAll()
-	in, err := st.reader(p.Stdin)
+	stdin, stdout, stderr := p.Stdin, p.Stdout, p.Stderr
+	if p.Terminal {
+		// The helper makes the terminal; these are placeholders.
+		stdin, stdout, stderr = nil, nil, nil
+	}
+	in, err := st.reader(stdin)
 	if err == nil {
 		var out, errf *os.File
-		if out, err = st.writer(p.Stdout); err == nil {
-			if errf, err = st.writer(p.Stderr); err == nil {
+		if out, err = st.writer(stdout); err == nil {
+			if errf, err = st.writer(stderr); err == nil {
 				err = c.send(execRequest{Process: newProcessConfig(p), DropMknod: !c.r.cgroups.DeviceFilter()},
 					remote, in, out, errf)
 			}
@@ -52,6 +57,18 @@ func (c *ctr) Exec(ctx context.Context, p engine.Process) (engine.Status, error)
 		return engine.Status{}, fmt.Errorf("exec in container %s: %w", c.id, err)
 	}
 
+	var console <-chan struct{}
+	if p.Terminal {
+		master, err := recvFile(int(local.Fd()), "console")
+		if err != nil {
+			return engine.Status{}, fmt.Errorf("exec in container %s: receiving its terminal: %w", c.id, err)
+		}
+		defer master.Close()
+		if p.Console != nil {
+			p.Console(master)
+		}
+		console = attach(master, p.Stdin, p.Stdout)
+	}
 	replyc := make(chan execReply, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -79,6 +96,7 @@ func (c *ctr) Exec(ctx context.Context, p engine.Process) (engine.Status, error)
 		}
 	}
 	st.wait()
+	drained(console)
 	if r.Error != "" {
 		return engine.Status{}, fmt.Errorf("exec in container %s: %s", c.id, r.Error)
 	}

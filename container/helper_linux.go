@@ -13,8 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The exec helper's file descriptors: its control socket is its fd 3.
-const helperCtrlFd = 3
+// The exec helper's file descriptors: its control socket, and a pipe on
+// which it tells the init that it runs.
+const (
+	helperCtrlFd  = 3
+	helperReadyFd = 4
+)
 
 // runHelper serves exec requests until the control socket closes. Each
 // request is one SOCK_SEQPACKET message: an execRequest in JSON, with
@@ -25,6 +29,11 @@ func runHelper() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("making the helper non-dumpable: %w", err)
 	}
+	ready := os.NewFile(helperReadyFd, "ready")
+	if _, err := ready.Write([]byte{1}); err != nil {
+		return fmt.Errorf("telling the init the helper runs: %w", err)
+	}
+	ready.Close()
 	buf := make([]byte, 1<<16)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
@@ -92,6 +101,17 @@ func serveExec(req execRequest, fds []int) {
 	send := func(r execReply) { _ = json.NewEncoder(reply).Encode(r) }
 
 	p, err := prepareProcess(req.Process)
+	if err == nil && req.Process.Terminal {
+		// The terminal replaces the stdio kiln passed.
+		var master, replica *os.File
+		master, replica, err = newConsole(p.cred.uid, p.cred.gid)
+		if err == nil {
+			err = sendFile(fds[0], master)
+			master.Close()
+			closeStdio()
+			stdio = []*os.File{replica, replica, replica}
+		}
+	}
 	if err == nil {
 		err = dropPrivileges(p.cred, req.DropMknod)
 	}

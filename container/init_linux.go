@@ -80,13 +80,13 @@ func runInit() error {
 			return err
 		}
 	}
-	if err := pivotRoot(cfg.Rootdir); err != nil {
-		return err
-	}
-	if cfg.Exec {
-		if err := startHelper(); err != nil {
+	if cfg.CtrlFd > 0 {
+		if err := startHelper(cfg.CtrlFd); err != nil {
 			return err
 		}
+	}
+	if err := pivotRoot(cfg.Rootdir); err != nil {
+		return err
 	}
 
 	p, err := prepareProcess(cfg.Process)
@@ -95,6 +95,11 @@ func runInit() error {
 	}
 	if err := unix.Chdir(p.dir); err != nil {
 		return fmt.Errorf("entering working directory: %w", err)
+	}
+	if cfg.Process.Terminal {
+		if err := takeConsole(cfg.ConsoleFd, p.cred); err != nil {
+			return err
+		}
 	}
 	sf := os.NewFile(fdSync, "sync")
 	if err := json.NewEncoder(sf).Encode(syncMsg{Stubs: r.stubs, Parents: r.parents}); err != nil {
@@ -111,20 +116,62 @@ func runInit() error {
 
 // startHelper starts the exec helper as a child of the init, before the
 // init execs PID 1: the helper so lives in all of the container's
-// namespaces and its cgroup, and dies with PID 1.
-func startHelper() error {
+// namespaces and its cgroup, and dies with PID 1. It must start before
+// pivot_root: after it, /proc/self/exe (outside the new root) cannot be
+// executed; pivot_root then moves the helper into the new root with the
+// init, as it does every process of the mount namespace.
+func startHelper(ctrl int) error {
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting the exec helper: %w", err)
+	}
+	defer ready.Close()
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{helperArg0},
-		ExtraFiles: []*os.File{os.NewFile(fdCtrl, "ctrl")},
+		ExtraFiles: []*os.File{os.NewFile(uintptr(ctrl), "ctrl"), readyW},
 		Env:        []string{},
+		Stderr:     os.Stderr, // for its own errors
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		return fmt.Errorf("starting the exec helper: %w", err)
 	}
 	// The init's copy of the control socket is not needed past this.
-	unix.Close(fdCtrl)
+	unix.Close(ctrl)
+	// Wait until the helper runs: a dynamically linked kiln loads its
+	// libraries from the root, which pivot_root is about to change.
+	if n, _ := ready.Read(make([]byte, 1)); n != 1 {
+		return errors.New("the exec helper exited at start")
+	}
 	return nil
+}
+
+// takeConsole makes a terminal in the container, makes it the init's
+// stdio and controlling terminal, and sends its controlling side to kiln.
+func takeConsole(fd int, cred credential) error {
+	master, replica, err := newConsole(cred.uid, cred.gid)
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	defer replica.Close()
+	for i := 0; i < 3; i++ {
+		if err := unix.Dup3(int(replica.Fd()), i, 0); err != nil {
+			return fmt.Errorf("making the terminal stdio: %w", err)
+		}
+	}
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("making a session: %w", err)
+	}
+	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("setting the controlling terminal: %w", err)
+	}
+	if err := sendFile(fd, master); err != nil {
+		return fmt.Errorf("sending the terminal to kiln: %w", err)
+	}
+	return unix.Close(fd)
 }
 
 // process is a resolved processConfig.

@@ -215,7 +215,6 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 		Hostname: hostname, Network: spec.Network,
 		Process:   newProcessConfig(spec.Process),
 		DropMknod: !r.cgroups.DeviceFilter(),
-		Exec:      spec.Exec,
 	}
 	if err := c.start(ctx, cfg); err != nil {
 		return nil, err
@@ -241,6 +240,9 @@ type ctr struct {
 
 	stubs   []string
 	parents []stubParent
+
+	console     *os.File        // the terminal's controlling side, with Process.Terminal
+	consoleDone <-chan struct{} // closed when the terminal's output ends
 
 	mu        sync.Mutex
 	timedOut  bool
@@ -280,18 +282,32 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 	defer syncR.Close()
 	defer syncW.Close()
 	extra := []*os.File{cfgR, syncW}
-	if cfg.Exec {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if c.spec.Exec {
+		ours, child, err := socketpair(unix.SOCK_SEQPACKET, "ctrl")
 		if err != nil {
 			return fmt.Errorf("creating exec socket: %w", err)
 		}
-		c.ctrl = os.NewFile(uintptr(fds[0]), "ctrl")
-		child := os.NewFile(uintptr(fds[1]), "ctrl-child")
 		defer child.Close()
+		c.ctrl = ours
+		cfg.CtrlFd = 3 + len(extra)
 		extra = append(extra, child)
 	}
-
 	p := c.spec.Process
+	var console *os.File
+	if p.Terminal {
+		ours, child, err := socketpair(unix.SOCK_STREAM, "console")
+		if err != nil {
+			return fmt.Errorf("creating console socket: %w", err)
+		}
+		defer ours.Close()
+		defer child.Close()
+		console = ours
+		cfg.ConsoleFd = 3 + len(extra)
+		extra = append(extra, child)
+		// The init makes the terminal and gives it as stdio.
+		p.Stdin, p.Stdout, p.Stderr = nil, nil, nil
+	}
+
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if cfg.Network == engine.NetworkNone {
 		flags |= unix.CLONE_NEWNET
@@ -309,8 +325,6 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 			// If kiln dies, so does the container, and with PID 1 its
 			// whole PID namespace and mount namespace.
 			Pdeathsig: syscall.SIGKILL,
-			Setsid:    p.Terminal,
-			Setctty:   p.Terminal,
 		},
 	}
 	if err := cmd.Start(); err != nil {
@@ -381,7 +395,28 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 		<-c.done
 		return fmt.Errorf("starting container %s: init exited before exec (%v)", c.id, c.waitErr)
 	}
+	if console != nil {
+		master, err := recvFile(int(console.Fd()), "console")
+		if err != nil {
+			return fmt.Errorf("starting container %s: receiving its terminal: %w", c.id, err)
+		}
+		c.console = master
+		if c.spec.Process.Console != nil {
+			c.spec.Process.Console(master)
+		}
+		c.consoleDone = attach(master, c.spec.Process.Stdin, c.spec.Process.Stdout)
+	}
 	return nil
+}
+
+// socketpair returns a connected pair of unix sockets: ours, and the
+// child's, to pass on.
+func socketpair(typ int, name string) (ours, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), name+"-child"), nil
 }
 
 func (c *ctr) reap() {
@@ -409,6 +444,7 @@ func (c *ctr) Wait(ctx context.Context) (engine.Status, error) {
 		_ = c.Kill(context.Background())
 		<-c.done
 	}
+	drained(c.consoleDone)
 	if c.waitErr != nil {
 		return engine.Status{}, fmt.Errorf("waiting for container %s: %w", c.id, c.waitErr)
 	}
@@ -457,6 +493,10 @@ func (c *ctr) Delete(ctx context.Context) error {
 		}
 		if c.ctrl != nil {
 			c.ctrl.Close()
+		}
+		if c.console != nil {
+			drained(c.consoleDone)
+			c.console.Close()
 		}
 		if c.cg != nil {
 			if err := c.cg.Delete(ctx); err != nil {

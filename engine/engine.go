@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -121,12 +122,18 @@ type Process struct {
 	// User is "uid[:gid]" or "name[:group]" looked up in the container's
 	// /etc/passwd and /etc/group. The default is root.
 	User string
-	// Terminal makes Stdin the controlling terminal of the process; Stdin
-	// must then be the *os.File of a pseudo-terminal's replica side.
+	// Terminal gives the process a pseudo-terminal, made in the
+	// container's own /dev/pts, as its stdin, stdout, stderr and
+	// controlling terminal. Stdin is then copied to the terminal and the
+	// terminal's output to Stdout; Stderr is not used.
 	Terminal bool
-	Stdin    io.Reader
-	Stdout   io.Writer
-	Stderr   io.Writer
+	// Console, with Terminal, is called with the terminal's controlling
+	// side once the process has started, to set its size (and follow
+	// the caller's). It must not be closed.
+	Console func(*os.File)
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // Spec describes a container.

@@ -55,10 +55,9 @@ func BenchmarkWriteOverlayDiff(b *testing.B) {
 			total += int64(len(small))
 		}
 	}
-	b.SetBytes(total); sink := io.Writer(io.Discard); if os.Getenv("SINK") != "" { f, _ := os.OpenFile("/dev/null", os.O_WRONLY, 0); sink = f }
-	b.ResetTimer()
+	b.SetBytes(total)
 	for b.Loop() {
-		if err := WriteOverlayDiff(context.Background(), sink, upper); err != nil {
+		if err := WriteOverlayDiff(context.Background(), io.Discard, upper); err != nil {
 			b.Fatal(err)
 		}
 	}

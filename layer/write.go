@@ -14,10 +14,10 @@ import (
 )
 
 // bufferSize is the size of the copy buffer and of the buffered writer
-// around the destination. Measured with BenchmarkWriteOverlayDiff: 1 MiB
-// reads are ~10% faster than 32 KiB ones, and buffering the output halves the
-// write calls for trees of small files.
-const bufferSize = 1 << 20
+// around the destination. Measured with BenchmarkWriteOverlayDiff (2 cores,
+// page cache): 256 KiB is as fast as 1 MiB and stays in L2; buffering the
+// output saves ~12% on a tree of small files written to a file.
+const bufferSize = 256 << 10
 
 // WriteDir writes the whole tree under dir as a layer tar to w. The root dir
 // itself is not an entry. Character devices 0/0 are written as devices, not

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -156,52 +155,34 @@ func runAndWait(ctx context.Context, rt engine.Runtime, spec engine.Spec) (engin
 	return st, err
 }
 
-// runTTY runs the container on a new pseudo-terminal, with kiln's
+// runTTY runs the container on a terminal of its own, with kiln's
 // terminal in raw mode, passing input, output and window size through.
 func (a *app) runTTY(ctx context.Context, rt engine.Runtime, spec engine.Spec) (engine.Status, error) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		return engine.Status{}, fmt.Errorf("opening a pseudo-terminal: %w", err)
-	}
-	defer ptmx.Close()
 	in, _ := a.stdin.(*os.File)
-	if in != nil && term.IsTerminal(int(in.Fd())) {
-		_ = pty.InheritSize(in, ptmx)
+	interactive := in != nil && term.IsTerminal(int(in.Fd()))
+	if interactive {
 		old, err := term.MakeRaw(int(in.Fd()))
 		if err == nil {
 			defer term.Restore(int(in.Fd()), old) //nolint:errcheck // nothing to do about it
 		}
-		winch := make(chan os.Signal, 1)
+	}
+	winch := make(chan os.Signal, 1)
+	defer signal.Stop(winch)
+	spec.Process.Terminal = true
+	spec.Process.Stdin, spec.Process.Stdout = a.stdin, a.stdout
+	spec.Process.Console = func(console *os.File) {
+		if !interactive {
+			return
+		}
+		_ = pty.InheritSize(in, console)
 		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
 		go func() {
 			for range winch {
-				_ = pty.InheritSize(in, ptmx)
+				_ = pty.InheritSize(in, console)
 			}
 		}()
 	}
-	spec.Process.Terminal = true
-	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = tty, tty, tty
-	c, err := rt.Create(ctx, spec)
-	tty.Close()
-	if err != nil {
-		return engine.Status{}, err
-	}
-	go func() { _, _ = io.Copy(ptmx, a.stdin) }()
-	copied := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(a.stdout, ptmx) // ends with EIO once the container is gone
-		close(copied)
-	}()
-	st, err := c.Wait(ctx)
-	if derr := c.Delete(context.WithoutCancel(ctx)); err == nil {
-		err = derr
-	}
-	select {
-	case <-copied:
-	case <-time.After(time.Second):
-	}
-	return st, err
+	return runAndWait(ctx, rt, spec)
 }
 
 // processFor builds the process from the image config and the flags, as

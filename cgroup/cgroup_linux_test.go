@@ -184,10 +184,22 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("limit files (-want +got):\n%s", diff)
 	}
 	if m.Version() == 1 {
-		for _, ctl := range []string{"pids", "memory", "cpu", "devices", "freezer"} {
+		for _, ctl := range []string{"pids", "memory", "cpu", "devices"} {
 			if _, ok := m.mounts[ctl]; ok && !exists(c.ctrl[ctl]) {
 				t.Errorf("no %s group at %s", ctl, c.ctrl[ctl])
 			}
+		}
+		// Hierarchies that no limit needs are not made.
+		lean := create(t, m, "lean", Limits{Pids: 10})
+		for _, ctl := range []string{"memory", "cpu", "freezer"} {
+			if mp, ok := m.mounts[ctl]; ok && mp != m.mounts["pids"] && mp != m.mounts["devices"] {
+				if dir := filepath.Join(mp, m.parent, "lean"); exists(dir) {
+					t.Errorf("a group with only a pids limit has a %s group at %s", ctl, dir)
+				}
+			}
+		}
+		if err := lean.Delete(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 	}
 

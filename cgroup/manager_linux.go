@@ -120,6 +120,9 @@ func (m *Manager) Create(ctx context.Context, name string, l Limits) (*Cgroup, e
 		}
 	}
 	c := m.group(name)
+	if m.version == 1 {
+		c.only(append(needed(l), "pids", "devices"))
+	}
 	var made []string
 	for _, dir := range c.dirs {
 		err := os.MkdirAll(filepath.Dir(dir), 0o755)
@@ -143,6 +146,26 @@ func (m *Manager) Create(ctx context.Context, name string, l Limits) (*Cgroup, e
 		return nil, err
 	}
 	return c, nil
+}
+
+// only keeps, of a v1 group's hierarchies, those of the controllers
+// ctls: every hierarchy is one more directory to make and remove, on the
+// path of every container start.
+func (c *Cgroup) only(ctls []string) {
+	var dirs []string
+	for ctl := range c.ctrl {
+		if !slices.Contains(ctls, ctl) {
+			delete(c.ctrl, ctl)
+		}
+	}
+	for _, dir := range c.dirs {
+		for _, d := range c.ctrl {
+			if d == dir && !slices.Contains(dirs, dir) {
+				dirs = append(dirs, dir)
+			}
+		}
+	}
+	c.dirs = dirs
 }
 
 // needed returns the controllers that limits l need.

@@ -30,6 +30,7 @@ const DefaultPids = 2048
 // one subdirectory per container.
 type Runtime struct {
 	dir     string
+	init    string
 	cgroups *cgroup.Manager
 }
 
@@ -40,6 +41,20 @@ type Option func(*options) error
 
 type options struct {
 	cgroupParent string
+	init         string
+}
+
+// WithInit sets the program that is re-executed as each container's init:
+// a build of kiln, or any program whose main calls Main first. The
+// default is /proc/self/exe, the running program itself.
+func WithInit(path string) Option {
+	return func(o *options) error {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("init program %q: want an absolute path", path)
+		}
+		o.init = path
+		return nil
+	}
 }
 
 // WithCgroupParent sets the cgroup under which containers' cgroups are
@@ -58,7 +73,7 @@ func WithCgroupParent(name string) Option {
 // crashed kiln processes left there: their containers' processes and
 // cgroups.
 func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
-	o := options{cgroupParent: "kiln"}
+	o := options{cgroupParent: "kiln", init: "/proc/self/exe"}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -71,7 +86,7 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding cgroups: %w", err)
 	}
-	r := &Runtime{dir: dir, cgroups: cg}
+	r := &Runtime{dir: dir, init: o.init, cgroups: cg}
 	if err := r.Sweep(ctx); err != nil {
 		return nil, err
 	}
@@ -83,7 +98,6 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 type state struct {
 	ID    string      `json:"id"`
 	Owner owner.Owner `json:"owner"` // the kiln process that created it
-	Init  owner.Owner `json:"init"`  // the container's PID 1
 }
 
 func (r *Runtime) statePath(id string) string { return filepath.Join(r.dir, id, "state.json") }
@@ -124,9 +138,8 @@ func (r *Runtime) Sweep(ctx context.Context) error {
 			// A torn state file: its owner died while writing it.
 			s = state{ID: id}
 		}
-		if s.Init.Pid > 0 && s.Init.Alive() {
-			_ = unix.Kill(s.Init.Pid, unix.SIGKILL)
-		}
+		// The init dies with its kiln (PDEATHSIG), and deleting the cgroup
+		// kills whatever else is left.
 		if cg, err := r.cgroups.Open(id); err == nil {
 			if err := cg.Delete(ctx); err != nil {
 				errs = append(errs, err)
@@ -219,10 +232,6 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 	if err := c.start(ctx, cfg); err != nil {
 		return nil, err
 	}
-	st.Init, _ = owner.Of(c.cmd.Process.Pid)
-	if err := r.writeState(st); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -313,7 +322,7 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       c.r.init,
 		Args:       []string{initArg0},
 		Env:        []string{},
 		Stdin:      p.Stdin,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -206,13 +205,21 @@ type Container interface {
 	Delete(ctx context.Context) error
 }
 
-var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-
 // ValidID reports whether id can name a container or snapshot: 1 to 128
-// characters of letters, digits, '_', '.' and '-', not starting with a
-// punctuation character.
+// characters of letters, digits, '_', '.' and '-', starting with a letter
+// or digit.
 func ValidID(id string) error {
-	if !validID.MatchString(id) {
+	ok := len(id) >= 1 && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			ok = false
+		}
+	}
+	if !ok {
 		return fmt.Errorf("invalid name %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
 	}
 	return nil

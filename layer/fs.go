@@ -65,7 +65,7 @@ func lstat(p string, st *unix.Stat_t) error {
 	}
 }
 
-func fileType(st *unix.Stat_t) uint32 { return st.Mode & unix.S_IFMT }
+func fileType(st *unix.Stat_t) uint32 { return uint32(st.Mode) & unix.S_IFMT }
 
 func isDir(st *unix.Stat_t) bool { return fileType(st) == unix.S_IFDIR }
 

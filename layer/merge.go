@@ -106,7 +106,7 @@ func (m *merger) copy(p, rel string, st *unix.Stat_t) error {
 		return err
 	}
 	md := &meta{
-		mode:   st.Mode & 0o7777,
+		mode:   uint32(st.Mode) & 0o7777,
 		uid:    int(st.Uid),
 		gid:    int(st.Gid),
 		xattrs: xattrs,
@@ -147,7 +147,7 @@ func (m *merger) copy(p, rel string, st *unix.Stat_t) error {
 		}
 	}
 	if st.Nlink > 1 {
-		id := devIno{dev: st.Dev, ino: st.Ino}
+		id := devIno{dev: uint64(st.Dev), ino: st.Ino}
 		if first, ok := m.links[id]; ok {
 			if err := unix.Linkat(unix.AT_FDCWD, m.root.path(first), unix.AT_FDCWD, dp, 0); err != nil {
 				return &os.LinkError{Op: "link", Old: m.root.path(first), New: dp, Err: err}

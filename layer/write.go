@@ -179,7 +179,7 @@ func (w *writer) entry(name, p string, st *unix.Stat_t, xattrs map[string]string
 	size := int64(0)
 	typ := fileType(st)
 	if typ != unix.S_IFDIR && st.Nlink > 1 {
-		id := devIno{dev: st.Dev, ino: st.Ino}
+		id := devIno{dev: uint64(st.Dev), ino: st.Ino}
 		if first, ok := w.links[id]; ok {
 			h.Typeflag = tar.TypeLink
 			h.Linkname = first
@@ -207,8 +207,8 @@ func (w *writer) entry(name, p string, st *unix.Stat_t, xattrs map[string]string
 		if typ == unix.S_IFBLK {
 			h.Typeflag = tar.TypeBlock
 		}
-		h.Devmajor = int64(unix.Major(st.Rdev))
-		h.Devminor = int64(unix.Minor(st.Rdev))
+		h.Devmajor = int64(unix.Major(uint64(st.Rdev)))
+		h.Devminor = int64(unix.Minor(uint64(st.Rdev)))
 	case unix.S_IFIFO:
 		h.Typeflag = tar.TypeFifo
 	default:
@@ -254,7 +254,7 @@ func (w *writer) copyFile(p string, size int64) error {
 	}
 	defer unix.Close(fd)
 	if size > bufferSize {
-		_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
+		adviseSequential(fd)
 	}
 	if w.buf == nil {
 		w.buf = make([]byte, bufferSize)

@@ -59,7 +59,7 @@ func parents(t *testing.T) []string {
 	if err := unix.Setxattr(filepath.Join(l2, "opaque"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mknod(filepath.Join(l2, "gone"), unix.S_IFCHR|0o000, 0); err != nil {
+	if err := unix.Mknod(filepath.Join(l2, "gone"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(l2, "etc/added"), "l2\n", 0o640)

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/cgroup"
+	"github.com/kiln-build/kiln/engine/enginetest"
+)
+
+// TestCrashedKilnIsSwept kills kiln with SIGKILL while its container
+// runs: the container's processes die with it (PDEATHSIG, then the PID
+// namespace), its mounts with its mount namespace, and the next kiln
+// removes the cgroup, state and snapshot it left.
+func TestCrashedKilnIsSwept(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox")
+	marker := fmt.Sprintf("%d.%d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000)
+
+	cmd := exec.Command(os.Args[0], "--root", root, "run", "--name", "crashed", "busybox", "--",
+		"sh", "-c", "echo started; sleep "+marker+" & sleep "+marker)
+	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "started\n" {
+		t.Fatalf("kiln run: %q, %v", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	cgroups, err := cgroup.NewManager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the crash left: its state, its snapshot and its cgroup...
+	for _, p := range []string{filepath.Join(root, "containers", "crashed"), filepath.Join(root, "snapshots", "crashed")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("expected the crash to leave %s: %v", p, err)
+		}
+	}
+	if _, err := cgroups.Open("crashed"); err != nil {
+		t.Errorf("expected the crash to leave its cgroup: %v", err)
+	}
+	// ...but no process: they die with kiln.
+	deadline := time.Now().Add(2 * time.Second)
+	for len(sleeping(marker)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := sleeping(marker); len(left) > 0 {
+		t.Errorf("container processes outlived kiln: %v", left)
+	}
+
+	// The next kiln sweeps the rest.
+	if r := mustKiln(t, root, "run", "busybox", "--", "echo", "after"); r.stdout != "after\n" {
+		t.Errorf("the run after the crash printed %q", r.stdout)
+	}
+	for _, p := range []string{filepath.Join(root, "containers", "crashed"), filepath.Join(root, "snapshots", "crashed")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was not swept", p)
+		}
+	}
+	if _, err := cgroups.Open("crashed"); err == nil {
+		t.Error("the crashed container's cgroup was not swept")
+	}
+}
+
+// sleeping lists the live processes running sleep with marker.
+func sleeping(marker string) []string {
+	var found []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/cmdline")
+		if err != nil || !strings.Contains(string(b), "sleep\x00"+marker) {
+			continue
+		}
+		if st, err := os.ReadFile(d + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
+			continue
+		}
+		found = append(found, filepath.Base(d))
+	}
+	return found
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package layer
+
+func adviseSequential(fd int) {}

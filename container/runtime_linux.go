@@ -387,7 +387,7 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 	case res = <-ch:
 	case <-ctx.Done():
 		_ = c.Kill(context.Background())
-		return ctx.Err()
+		return fmt.Errorf("starting container %s: %w", c.id, ctx.Err())
 	}
 	if res.err != nil {
 		return fmt.Errorf("reading from container init: %w", res.err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,4 +96,54 @@ func sleeping(marker string) []string {
 		found = append(found, filepath.Base(d))
 	}
 	return found
+}
+
+// TestInterruptTearsDown sends kiln SIGINT (Ctrl-C) while its container
+// runs: kiln kills the container and removes everything before it exits.
+func TestInterruptTearsDown(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox")
+	marker := fmt.Sprintf("%d.%d", 4000+os.Getpid()%1000, time.Now().UnixNano()%1000)
+	cmd := exec.Command(os.Args[0], "--root", root, "run", "--name", "interrupted", "busybox", "--",
+		"sh", "-c", "trap '' INT TERM; echo started; sleep "+marker+" & sleep "+marker)
+	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "started\n" {
+		t.Fatalf("kiln run: %q, %v", line, err)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("kiln run after SIGINT: %v, want exit status 130; stderr %q", err, stderr.String())
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("kiln took %v to stop after SIGINT", took)
+	}
+	if !strings.Contains(stderr.String(), "cancelled") {
+		t.Errorf("stderr %q does not say the container was cancelled", stderr.String())
+	}
+	if left := sleeping(marker); len(left) > 0 {
+		t.Errorf("container processes outlived kiln: %v", left)
+	}
+	cgroups, err := cgroup.NewManager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cgroups.Open("interrupted"); err == nil {
+		t.Error("the interrupted container's cgroup remains")
+	}
+	// newRoot's cleanup checks mounts, containers and snapshots.
 }

@@ -130,6 +130,12 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 		spec.Process.Stdout, spec.Process.Stderr = a.stdout, a.stderr
 		st, err = runAndWait(ctx, rt, spec)
 	}
+	if ctx.Err() != nil {
+		// Ctrl-C or SIGTERM: the container is gone; say so, and end as
+		// an interrupted program does.
+		fmt.Fprintf(a.stderr, "kiln: interrupted: container %s cancelled and removed\n", id)
+		return exitError{130}
+	}
 	if err != nil {
 		return err
 	}

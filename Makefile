@@ -12,7 +12,7 @@ TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry
 
 build:
 	@command -v go >/dev/null || { echo "make: Go 1.26 is needed (/usr/local/go/bin/go)"; exit 1; }
-	go build -o $(KILN) ./cmd/kiln
+	CGO_ENABLED=0 go build -o $(KILN) ./cmd/kiln
 
 # apt-get install what is missing, once.
 define apt_install

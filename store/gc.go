@@ -62,6 +62,9 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 			return fmt.Errorf("collect garbage: %s: %w", d.Digest, err)
 		}
 	}
+	if err := s.refRoots(blobs, diffIDs); err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
 
 	entries, err := os.ReadDir(s.blobsDir())
 	if err != nil {

@@ -1052,3 +1052,60 @@ func BenchmarkWriteLayer(b *testing.B) {
 		}
 	}
 }
+
+func TestRefKeepsBlobsFromCollection(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := s.WriteLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "kept") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose, err := s.WriteLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "lost") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := keep.Digest()
+	ld, _ := lose.Digest()
+	if err := s.Ref(ctx, "cache/k1", []v1.Hash{kd}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ref(ctx, "../escape", nil, nil); err == nil {
+		t.Error("Ref with a name escaping refs/: no error")
+	}
+	im, err := s.readIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.collect(ctx, im, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.blobsDir(), kd.Hex)); err != nil {
+		t.Errorf("a referenced blob was collected: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.blobsDir(), ld.Hex)); err == nil {
+		t.Error("an unreferenced old blob was kept")
+	}
+	if err := s.Unref(ctx, "cache/k1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.collect(ctx, im, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.blobsDir(), kd.Hex)); err == nil {
+		t.Error("a blob whose reference was removed was kept")
+	}
+}
+
+func writeTestTar(w io.Writer, name string) error {
+	tw := tar.NewWriter(w)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(name)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write([]byte(name)); err != nil {
+		return err
+	}
+	return tw.Close()
+}

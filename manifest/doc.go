@@ -7,4 +7,45 @@
 // as a pongo2 (Jinja2 syntax) template with defaults < --values files <
 // --set values, then decoded strictly. Every error names the file, line
 // and column the user wrote.
+//
+// # The first document
+//
+// It is a first document only if the file has two: {vars: {NAME: VALUE},
+// env_vars: [NAME]}. vars are the defaults of the template's values;
+// env_vars names environment variables the template may read as env.NAME
+// (with those given as Options.EnvVars; no other variable is visible).
+// host.arch, host.os and host.cpus are always defined; host and env are
+// reserved names.
+//
+// # The build document
+//
+// from (or language:, its travis-style alias), env (a map, in the order
+// written), workdir, user, toolbox, steps (or install:), tests (or
+// script:, whose Nth line becomes a test named script-N), image and, for
+// several stages, stages (a map of name → {from, env, workdir, user,
+// toolbox, steps, tests}, in the order written) and target. A manifest
+// without stages: has one stage, "main". A step is a string (a shell
+// command) or a map with one key: {run: "sh" | [exec, form]}, {copy: {src,
+// dst, from, mode, owner}} or {copy: "SRC DST"}, {template: {src, dst}} or
+// {template: "SRC DST"}, {env: {K: V}}, {workdir: DIR}, {user: USER}.
+// Modules (use:) are not supported yet. Maps loop in key order.
+//
+// # Templates
+//
+// Rendering is strict: a variable that is not defined ({{ nope }},
+// {{ a.nope }}, {% if nope %}, {% for x in nope %}) is an error naming it
+// and its position, unless it is filtered by default ({{ x | default("y")
+// }}) or tested ({% if x is defined %}, {% if x is not defined %}). Output
+// is not HTML-escaped. include and import only read files under the
+// manifest's directory (symbolic links cannot leave it either); ssi, now
+// and lorem and the random filter are banned. extends cannot be used.
+//
+// pongo2's syntax is Django's; these Jinja2 forms are rewritten to it:
+// filter calls |f(arg) (|f:arg; arguments after the first are dropped, so
+// default(x, true) works), the filter names d, count and int, m.items() and
+// m.keys() in loops, loop.index, loop.index0, loop.revindex,
+// loop.revindex0, loop.first, loop.last and loop.length, True and False,
+// x is [not] defined, and {% else %} in a {% for %}. Not supported:
+// {% raw %}, inline if expressions, the ~ operator, list literals, and
+// filters pongo2 does not have (trim, replace with two arguments, tojson).
 package manifest

@@ -119,3 +119,9 @@ func markUsed(dir string) error {
 	}
 	return nil
 }
+
+// LayerDir returns the directory of one layer, unpacked on first use, as
+// LayerDirs does for all of an image's layers.
+func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
+	return s.layerDir(ctx, l)
+}

@@ -93,6 +93,9 @@ func newRootCommand(a *app) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.root, "root", defaultRoot(), "directory of kiln's image store, cache and state (env KILN_ROOT)")
 	root.PersistentFlags().StringVar(&a.snapshotter, "snapshotter", "auto", "how containers get a writable root: auto, overlayfs or copy")
 	root.AddCommand(
+		newBuildCommand(a),
+		newRenderCommand(a),
+		newGraphCommand(a),
 		newImportCommand(a),
 		newImagesCommand(a),
 		newRmiCommand(a),

@@ -1,0 +1,85 @@
+package buildctx
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// makeCopy5k makes a context like ../shared/bench/cases/copy5k/gen.sh:
+// files/dNN/fNNNN.txt, 5,000 text files of 64..2047 bytes in 50
+// directories, and data/random.bin, 20 MiB of pseudo-random bytes.
+func makeCopy5k(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	line := "the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJ\n"
+	for i := range 5000 {
+		d := filepath.Join(dir, "files", fmt.Sprintf("d%02d", i/100))
+		if i%100 == 0 {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n := 64 + (i*7919)%1984
+		s := fmt.Sprintf("file %d size %d\n", i, n)
+		s += strings.Repeat(line, n/len(line)+1)
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%04d.txt", i)), []byte(s[:n]), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	data := make([]byte, 20<<20)
+	r := rand.NewChaCha8([32]byte{1})
+	r.Read(data)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "random.bin"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkDigest digests a copy5k context as a warm build does: a new
+// Context (as in a new kiln process), with the files in the page cache.
+func BenchmarkDigest(b *testing.B) {
+	dir := makeCopy5k(b)
+	ctx := context.Background()
+	for _, src := range []string{".", "files", "data"} {
+		b.Run(src, func(b *testing.B) {
+			for b.Loop() {
+				c, err := Open(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Digest(ctx, src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCopy copies a copy5k context into an empty root.
+func BenchmarkCopy(b *testing.B) {
+	dir := makeCopy5k(b)
+	ctx := context.Background()
+	c, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := b.TempDir()
+	for b.Loop() {
+		if err := c.Copy(ctx, ".", root, "/app", CopyOptions{UID: os.Geteuid(), GID: os.Getegid()}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := os.RemoveAll(filepath.Join(root, "app")); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -1,0 +1,366 @@
+package buildctx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// CopyOptions are the options of a copy.
+type CopyOptions struct {
+	// Mode, when not nil, is the mode of every regular file copied or
+	// written (its permission, setuid, setgid and sticky bits). The default
+	// keeps each file's own mode (0644 for WriteFile). Directories and links
+	// keep theirs.
+	Mode *os.FileMode
+	// UID and GID own every file, directory and link copied or made. The
+	// default is 0:0.
+	UID, GID int
+}
+
+// Copy copies the copy source src (see Resolve) into the root filesystem
+// root at dst, with Docker COPY semantics: a file goes to dst, or into it if
+// dst ends with "/" or is a directory; a directory's contents go into dst,
+// which is made (mode 0755, owned by opts.UID:opts.GID, with any missing
+// parents) if it does not exist and otherwise kept as it is. Several matches
+// need a directory dst. Links under a copied directory are copied as links.
+// Files keep their mode bits (or get opts.Mode) and modification times, and
+// are owned by opts.UID:opts.GID. An existing file or link in the way is
+// replaced; an existing directory in the way of a file is an error; an
+// existing link in the way of a directory is followed if it leads (inside
+// root) to a directory. dst is resolved inside root: nothing is written
+// outside it.
+func (c *Context) Copy(ctx context.Context, src, root, dst string, opts CopyOptions) error {
+	ms, err := c.src.matches(src)
+	if err != nil {
+		return err
+	}
+	return copyMatches(ctx, c.src, src, ms, root, dst, opts)
+}
+
+// CopyTree copies srcPath (wildcards allowed) from another stage's root
+// filesystem srcRoot into root at dst, as Copy does. srcPath is resolved
+// inside srcRoot as the stage's processes would see it: its absolute links
+// and ".." stay inside srcRoot. No ignore rules apply.
+func CopyTree(ctx context.Context, srcRoot, srcPath, root, dst string, opts CopyOptions) error {
+	abs, err := filepath.Abs(srcRoot)
+	if err != nil {
+		return fmt.Errorf("copy %q from %s: %w", srcPath, srcRoot, err)
+	}
+	s := newSource(abs, false, nil)
+	s.notFound = func(src string) error {
+		return fmt.Errorf("copy source %q: no such file in %s", src, srcRoot)
+	}
+	ms, err := s.matches(srcPath)
+	if err != nil {
+		return err
+	}
+	return copyMatches(ctx, s, srcPath, ms, root, dst, opts)
+}
+
+// WriteFile writes data as the file dst inside the root filesystem root
+// (resolved inside it, as Copy's dst), with mode opts.Mode (default 0644),
+// owned by opts.UID:opts.GID, making missing parents as Copy does. An
+// existing file or link at dst is replaced; a directory is an error.
+func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
+	rootAbs, err := filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	dr := &resolver{root: rootAbs}
+	real, fi, err := resolveDst(dr, dst)
+	if err != nil {
+		return fmt.Errorf("write %s in %s: %w", dst, root, err)
+	}
+	if strings.HasSuffix(dst, "/") || (fi != nil && fi.IsDir()) {
+		return fmt.Errorf("write %s in %s: it is a directory", dst, root)
+	}
+	if err := mkdirAll(rootAbs, path.Dir(real), opts.UID, opts.GID); err != nil {
+		return fmt.Errorf("write %s in %s: %w", dst, root, err)
+	}
+	mode := fs.FileMode(0o644)
+	if opts.Mode != nil {
+		mode = *opts.Mode
+	}
+	c := newCopier(rootAbs, opts)
+	abs := filepath.Join(rootAbs, real)
+	if err := c.clear(abs); err != nil {
+		return fmt.Errorf("write %s in %s: %w", dst, root, err)
+	}
+	if err := c.writeFile(abs, mode, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+		return fmt.Errorf("write %s in %s: %w", dst, root, err)
+	}
+	return nil
+}
+
+// resolveDst resolves dst inside a root without following its last
+// component, unless that is a link that leads to a directory.
+func resolveDst(dr *resolver, dst string) (string, fs.FileInfo, error) {
+	real, fi, err := dr.resolve(dst, false)
+	if err != nil || fi == nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return real, fi, err
+	}
+	if r2, fi2, err := dr.resolve(dst, true); err == nil && fi2 != nil && fi2.IsDir() {
+		return r2, fi2, nil
+	}
+	return real, fi, nil
+}
+
+func copyMatches(ctx context.Context, s *source, src string, ms []match, root, dst string, opts CopyOptions) error {
+	rootAbs, err := filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+	}
+	dr := &resolver{root: rootAbs}
+	real, fi, err := resolveDst(dr, dst)
+	if err != nil {
+		return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+	}
+	isDir := fi != nil && fi.IsDir()
+	intoDir := isDir || strings.HasSuffix(dst, "/") || real == "."
+	if len(ms) > 1 && !intoDir {
+		return fmt.Errorf("copy %q to %s: %d files match, so the destination must be a directory (end it with /)", src, dst, len(ms))
+	}
+	c := newCopier(rootAbs, opts)
+	for _, m := range ms {
+		es, err := s.walk(ctx, m, nil)
+		if err != nil {
+			return fmt.Errorf("copy %q: %w", src, err)
+		}
+		srcAbs := filepath.Join(s.res.root, m.real)
+		if m.fi.IsDir() {
+			if fi != nil && !isDir {
+				return fmt.Errorf("copy %q to %s: a directory cannot replace a file", src, dst)
+			}
+			if err := mkdirAll(rootAbs, real, opts.UID, opts.GID); err != nil {
+				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+			}
+			if err := c.tree(ctx, srcAbs, es, real); err != nil {
+				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+			}
+			continue
+		}
+		target := real
+		if intoDir {
+			target = path.Join(real, path.Base(m.name))
+		}
+		if err := mkdirAll(rootAbs, path.Dir(target), opts.UID, opts.GID); err != nil {
+			return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+		}
+		if err := c.place(srcAbs, es[0], target); err != nil {
+			return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+		}
+	}
+	if err := c.finish(); err != nil {
+		return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// copier writes files into a root filesystem.
+type copier struct {
+	root  string
+	dr    *resolver
+	opts  CopyOptions
+	chown bool // whether made files need an explicit chown
+	dirs  []dirMeta
+}
+
+// dirMeta is the mode and time to give a copied directory once its
+// contents are written.
+type dirMeta struct {
+	abs   string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func newCopier(root string, opts CopyOptions) *copier {
+	return &copier{
+		root:  root,
+		dr:    &resolver{root: root},
+		opts:  opts,
+		chown: os.Geteuid() == 0 || opts.UID != os.Geteuid() || opts.GID != os.Getegid(),
+	}
+}
+
+// tree copies the walk es of the directory srcAbs into the directory dst
+// (real, relative to the root), without its top.
+func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) error {
+	dirs := map[string]string{".": dst} // walk rel → real destination
+	for _, e := range es[1:] {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		parent, ok := dirs[path.Dir(e.rel)]
+		if !ok {
+			return fmt.Errorf("copy %s: its directory was not copied", e.rel) // walks list parents first
+		}
+		target := path.Join(parent, path.Base(e.rel))
+		if !e.fi.IsDir() {
+			if err := c.place(filepath.Join(srcAbs, e.rel), e, target); err != nil {
+				return err
+			}
+			continue
+		}
+		real, err := c.dir(target, e)
+		if err != nil {
+			return err
+		}
+		dirs[e.rel] = real
+	}
+	return nil
+}
+
+// dir makes the directory target (real, relative to the root) for the
+// walked directory e, and returns where its contents go.
+func (c *copier) dir(target string, e entry) (string, error) {
+	abs := filepath.Join(c.root, target)
+	fi, err := os.Lstat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return "", err
+	case fi.IsDir():
+		c.dirs = append(c.dirs, dirMeta{abs: abs, mode: e.fi.Mode(), mtime: e.fi.ModTime()})
+		return target, lchown(abs, c.opts.UID, c.opts.GID)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		if real, rfi, err := c.dr.resolve(target, true); err == nil && rfi != nil && rfi.IsDir() {
+			return real, nil // a link to a directory (say bin -> usr/bin): keep it, fill the directory
+		}
+		fallthrough
+	default:
+		if err := os.Remove(abs); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Mkdir(abs, 0o700); err != nil {
+		return "", err
+	}
+	if c.chown {
+		if err := os.Lchown(abs, c.opts.UID, c.opts.GID); err != nil {
+			return "", err
+		}
+	}
+	c.dirs = append(c.dirs, dirMeta{abs: abs, mode: e.fi.Mode(), mtime: e.fi.ModTime()})
+	return target, nil
+}
+
+// place copies the file or link e, at srcAbs, to target (relative to the
+// root; its parent is a real directory).
+func (c *copier) place(srcAbs string, e entry, target string) error {
+	abs := filepath.Join(c.root, target)
+	if err := c.clear(abs); err != nil {
+		return err
+	}
+	mtime := e.fi.ModTime()
+	switch {
+	case e.fi.Mode().IsRegular():
+		in, err := os.OpenFile(srcAbs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		mode := e.fi.Mode()
+		if c.opts.Mode != nil {
+			mode = *c.opts.Mode
+		}
+		if err := c.writeFile(abs, mode, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
+			return err
+		}
+	case e.fi.Mode()&fs.ModeSymlink != 0:
+		link := e.link
+		if link == "" {
+			var err error
+			if link, err = os.Readlink(srcAbs); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink(link, abs); err != nil {
+			return err
+		}
+		if c.chown {
+			if err := os.Lchown(abs, c.opts.UID, c.opts.GID); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	return setTimes(abs, mtime)
+}
+
+// clear removes the file or link at abs, if any, so that a file can be
+// made there; a directory there is an error.
+func (c *copier) clear(abs string) error {
+	fi, err := os.Lstat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory: a file cannot replace it", abs)
+	}
+	return os.Remove(abs)
+}
+
+// writeFile makes the file abs (which must not exist) with write, owned and
+// with mode as the options say.
+func (c *copier) writeFile(abs string, mode fs.FileMode, write func(io.Writer) error) error {
+	out, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := write(out); err != nil {
+		out.Close()
+		return err
+	}
+	if c.chown {
+		if err := out.Chown(c.opts.UID, c.opts.GID); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	if err := out.Chmod(mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil { // after chown, which clears setuid
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// finish gives the copied directories their modes and modification times,
+// deepest first, now that their contents are written.
+func (c *copier) finish() error {
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		d := c.dirs[i]
+		if err := os.Chmod(d.abs, d.mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+			return err
+		}
+		if err := setTimes(d.abs, d.mtime); err != nil {
+			return err
+		}
+	}
+	c.dirs = nil
+	return nil
+}
+
+// setTimes sets the access and modification times of abs (not following a
+// link) to mtime.
+func setTimes(abs string, mtime time.Time) error {
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, abs, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "utimes", Path: abs, Err: err}
+	}
+	return nil
+}

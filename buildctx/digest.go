@@ -1,0 +1,189 @@
+package buildctx
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// digestVersion starts every digest's encoding; change it whenever the
+// encoding changes.
+const digestVersion = "kiln buildctx digest v1"
+
+// Digest returns a digest of what copying src would copy: for each match
+// of src (by its matched name) and each file, directory and link under it
+// (ignore rules applied), its relative path, type, mode bits (permissions,
+// setuid, setgid, sticky), link target and the sha256 of its contents. It
+// never covers modification or access times, owners, or the mode of a
+// directory whose contents are what is copied. The same files anywhere give
+// the same digest.
+func (c *Context) Digest(ctx context.Context, src string) (v1.Hash, error) {
+	ms, err := c.src.matches(src)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	// Files are hashed by a few goroutines while the walk goes on.
+	jobs := make(chan hashJob, 1024)
+	hashed := make(chan error, 1)
+	go func() { hashed <- hashFiles(ctx, jobs) }()
+	walks := make([][]entry, len(ms))
+	for i, m := range ms {
+		if walks[i], err = c.src.walk(ctx, m, func(abs string, e *entry) {
+			jobs <- hashJob{path: abs, size: e.fi.Size(), sum: e.sum}
+		}); err != nil {
+			break
+		}
+	}
+	close(jobs)
+	if herr := <-hashed; err == nil {
+		err = herr
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("digest copy source %q: %w", src, err)
+	}
+
+	e := encoder{h: sha256.New()}
+	e.str(digestVersion)
+	e.uint(uint64(len(ms)))
+	for i, m := range ms {
+		e.str(m.name)
+		e.uint(uint64(len(walks[i])))
+		for _, en := range walks[i] {
+			e.str(en.rel)
+			mode := en.fi.Mode()
+			switch {
+			case mode.IsRegular():
+				e.str("f")
+				e.uint(uint64(modeBits(mode)))
+				e.bytes(en.sum[:])
+			case mode.IsDir():
+				e.str("d")
+				if en.rel == "." {
+					e.uint(0) // its contents are copied, not it
+				} else {
+					e.uint(uint64(modeBits(mode)))
+				}
+			case mode&fs.ModeSymlink != 0:
+				e.str("l")
+				e.str(en.link)
+			}
+		}
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.h.Sum(nil))}, nil
+}
+
+// hashJob is a regular file to hash into sum.
+type hashJob struct {
+	path string
+	size int64
+	sum  *[sha256.Size]byte
+}
+
+// hashFiles hashes the files that jobs sends, on a few goroutines, until
+// it is closed. After a failure it drains jobs without hashing them.
+func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
+	workers := runtime.GOMAXPROCS(0) + 1
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			h := sha256.New()
+			buf := make([]byte, 256<<10)
+			for j := range jobs {
+				if failed.Load() {
+					continue
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = hashFile(h, buf, j.path, j.size)
+				}
+				if err != nil {
+					errs[w] = err
+					failed.Store(true)
+					continue
+				}
+				h.Sum(j.sum[:0])
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// hashFile resets h and writes the file p to it, failing if it does not
+// have the size the walk saw (it changed meanwhile). It uses raw system
+// calls: an os.File costs a poller registration and a finalizer, which on
+// thousands of small files is most of the time.
+func hashFile(h hash.Hash, buf []byte, p string, size int64) error {
+	h.Reset()
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var n int64
+	for {
+		m, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		h.Write(buf[:m])
+		n += int64(m)
+	}
+	if n != size {
+		return fmt.Errorf("read %s: it changed while being read (%d bytes, then %d)", p, size, n)
+	}
+	return nil
+}
+
+// modeBits returns the permission, setuid, setgid and sticky bits of mode,
+// in their Unix places.
+func modeBits(mode fs.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&fs.ModeSetuid != 0 {
+		m |= 0o4000
+	}
+	if mode&fs.ModeSetgid != 0 {
+		m |= 0o2000
+	}
+	if mode&fs.ModeSticky != 0 {
+		m |= 0o1000
+	}
+	return m
+}
+
+// encoder writes length-prefixed fields to a hash.
+type encoder struct {
+	h   hash.Hash
+	buf [binary.MaxVarintLen64]byte
+}
+
+func (e *encoder) uint(n uint64) { e.h.Write(binary.AppendUvarint(e.buf[:0], n)) }
+
+func (e *encoder) bytes(b []byte) {
+	e.uint(uint64(len(b)))
+	e.h.Write(b)
+}
+
+func (e *encoder) str(s string) {
+	e.uint(uint64(len(s)))
+	e.h.Write([]byte(s))
+}

@@ -1,0 +1,35 @@
+// Package buildctx provides the build context: the directory that copy and
+// template steps read from, with its ignore rules, and the copying of files
+// from it (or from another stage's filesystem) into a container's root
+// filesystem with Docker COPY semantics.
+//
+// # Paths
+//
+// A copy source is a path relative to the context, possibly with
+// filepath.Match wildcards in any component ("*.txt", "src/*/main.go").
+// Symbolic links on the way to a source, and a source that is itself a link,
+// are followed, but only within the context: a source that leads outside it
+// (an absolute path, "../", or a link pointing out) is an error. Inside a
+// copied directory, links are copied as links and never followed.
+//
+// A destination is a path inside a root filesystem. It is resolved the way
+// the container would see it: absolute link targets and ".." are taken
+// relative to the root, so nothing written ever lands outside the root
+// (the semantics of filepath-securejoin).
+//
+// # Ignore rules
+//
+// The context's .kilnignore, or if there is none its .dockerignore, lists
+// patterns with the semantics of github.com/moby/patternmatcher (as Docker
+// uses them, "!" exceptions included). Ignored files are invisible: they are
+// never matched, walked, digested or copied, and naming one is the same
+// error as naming a missing file.
+//
+// # What is copied
+//
+// Regular files, directories and symbolic links, with their mode bits
+// (permissions, setuid, setgid, sticky) and modification times; sockets,
+// FIFOs and devices are skipped; hard links are copied as separate files;
+// owners come from CopyOptions, never from the source; extended attributes
+// are not copied.
+package buildctx

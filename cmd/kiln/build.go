@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/buildctx"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/junit"
+	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/progress"
+	"github.com/kiln-build/kiln/store"
+)
+
+// manifestFlags are the flags that say which manifest, with which values.
+type manifestFlags struct {
+	file    string
+	values  []string
+	set     []string
+	envVars []string
+	target  string
+}
+
+func (f *manifestFlags) add(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "the manifest (default: kiln.yml, then app.yml, in CONTEXT)")
+	fl.StringArrayVar(&f.values, "values", nil, "a YAML file of template values (repeatable; later ones win)")
+	fl.StringArrayVar(&f.set, "set", nil, "a template value key=value; dotted keys and YAML lists allowed (repeatable)")
+	fl.StringArrayVar(&f.envVars, "env-var", nil, "expose environment variable NAME to the template as env.NAME (repeatable)")
+	fl.StringVar(&f.target, "target", "", "the stage that becomes the image (default: the manifest's target, else the last stage)")
+}
+
+// load finds and loads the manifest; args may hold the CONTEXT.
+func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Build, error) {
+	path, opts, err := f.options(args)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Load(ctx, path, opts)
+}
+
+func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
+	opts := manifest.Options{Values: f.values, Set: f.set, EnvVars: f.envVars, Getenv: os.Getenv, Target: f.target}
+	path := f.file
+	if len(args) > 0 {
+		opts.Context = args[0]
+	}
+	if path == "" {
+		dir := opts.Context
+		if dir == "" {
+			dir = "."
+		}
+		p, err := manifest.Find(dir)
+		if err != nil {
+			return "", opts, err
+		}
+		path = p
+	}
+	return path, opts, nil
+}
+
+type buildFlags struct {
+	manifestFlags
+	tags          []string
+	outputs       []string
+	progress      string
+	junit         string
+	jobs          int
+	keepGoing     bool
+	noCache       bool
+	noCacheFilter []string
+	network       string
+}
+
+func newBuildCommand(a *app) *cobra.Command {
+	var f buildFlags
+	c := &cobra.Command{
+		Use:   "build [flags] [CONTEXT]",
+		Short: "Build an image from a manifest",
+		Long: `Build renders the manifest (a pongo2/Jinja2 template of YAML), compiles it into a
+graph of steps, runs what the cache does not already hold in kiln's own
+containers, runs the test branches, and assembles the image.
+
+Outputs: -t NAME[:TAG] tags it in the local store; --output type=oci,dest=DIR
+(or DEST.tar) writes an OCI layout; --output type=docker,dest=FILE.tar a
+docker load archive.`,
+		Example: `  kiln build -f examples/hello/app.yml -t hello
+  kiln build --set version=1.2 --values prod.yml --junit report.xml -t app .`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.build(cmd.Context(), f, args)
+		},
+	}
+	f.add(c)
+	fl := c.Flags()
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "tag the image NAME[:TAG] in the local store (repeatable)")
+	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
+	fl.StringVar(&f.junit, "junit", "", "write the test branches' results as JUnit XML to FILE")
+	fl.IntVar(&f.jobs, "jobs", 0, "nodes to run at once (default: the number of CPUs)")
+	fl.BoolVar(&f.keepGoing, "keep-going", false, "after a failure, let independent branches finish")
+	fl.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the cache")
+	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
+	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
+	return c
+}
+
+func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
+	start := time.Now()
+	network, err := engine.ParseNetwork(f.network)
+	if err != nil {
+		return err
+	}
+	outputs, err := parseOutputs(f.outputs)
+	if err != nil {
+		return err
+	}
+	for _, t := range f.tags {
+		if _, err := name.ParseReference(t, name.WeakValidation); err != nil {
+			return fmt.Errorf("tag %q: %w", t, err)
+		}
+	}
+	var obs lifecycle.Observer
+	switch f.progress {
+	case "auto", "plain", "tty":
+		obs = progress.NewPlain(a.stderr)
+	case "json":
+		obs = progress.NewJSON(a.stdout)
+	default:
+		return fmt.Errorf("--progress %q: use auto, plain or json", f.progress)
+	}
+	epoch, err := optionalEpoch()
+	if err != nil {
+		return err
+	}
+	b, err := f.load(ctx, args)
+	if err != nil {
+		return err
+	}
+	g, err := dag.Compile(b)
+	if err != nil {
+		return err
+	}
+	bctx, err := buildctx.Open(b.Context)
+	if err != nil {
+		return err
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	sn, rt, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := cache.Open(ctx, s)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(a.root, "tmp")
+	res, err := executor.Build(ctx, b, g, executor.Options{
+		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
+		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return resolveBase(ctx, s, ref) },
+		Jobs:      f.jobs,
+		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
+		Observer: obs, SourceDateEpoch: epoch, Network: network,
+	})
+	if f.junit != "" && res != nil {
+		if jerr := writeJUnit(f.junit, res.Tests); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(a.stderr, "kiln: interrupted: the build was cancelled and its containers removed")
+			return exitError{130}
+		}
+		return fmt.Errorf("build failed: %w", err)
+	}
+	d, err := res.Image.Digest()
+	if err != nil {
+		return err
+	}
+	for _, t := range f.tags {
+		if _, err := s.Tag(ctx, res.Image, t); err != nil {
+			return err
+		}
+	}
+	for _, o := range outputs {
+		if err := o.write(ctx, res.Image, f.tags); err != nil {
+			return err
+		}
+	}
+	ran, cached := 0, 0
+	for _, st := range res.States {
+		switch st {
+		case lifecycle.Done, lifecycle.Passed:
+			ran++
+		case lifecycle.Cached:
+			cached++
+		}
+	}
+	if f.progress != "json" {
+		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
+	}
+	if f.progress != "json" {
+		fmt.Fprintln(a.stdout, d)
+	}
+	return nil
+}
+
+// optionalEpoch reads SOURCE_DATE_EPOCH, if set.
+func optionalEpoch() (*time.Time, error) {
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		return nil, nil
+	}
+	t, err := sourceDateEpoch()
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// resolveBase finds a base image: scratch, the local store (by name, or
+// oci-layout:, docker-archive:), else the registry, pulling it into the
+// store so that its layers are unpacked once and reused.
+func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
+	if ref == "scratch" {
+		return nil, nil
+	}
+	img, err := s.Resolve(ctx, ref)
+	if err == nil || strings.HasPrefix(ref, "oci-layout:") || strings.HasPrefix(ref, "docker-archive:") {
+		return img, err
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	r, perr := name.ParseReference(ref)
+	if perr != nil || !strings.ContainsAny(strings.Split(ref, "/")[0], ".:") && !strings.HasPrefix(ref, "localhost/") {
+		// A short name that is not in the store: say so, without
+		// reaching out to Docker Hub.
+		return nil, fmt.Errorf("not in the local store (kiln images lists it; import or pull it first): %w", err)
+	}
+	remoteImg, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	if _, err := s.Tag(ctx, remoteImg, ref); err != nil {
+		return nil, fmt.Errorf("storing %s: %w", ref, err)
+	}
+	return s.Image(ctx, ref)
+}
+
+func writeJUnit(path string, tests []executor.TestResult) error {
+	cases := make([]junit.Case, len(tests))
+	for i, t := range tests {
+		cases[i] = junit.Case{Name: t.Name, Classname: t.Stage, Time: t.Duration, Output: t.Output}
+		if !t.Passed {
+			cases[i].Failure = fmt.Sprintf("exit status %d", t.Code)
+			if t.Err != nil {
+				cases[i].Failure = strings.SplitN(t.Err.Error(), "\n", 2)[0]
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing JUnit report: %w", err)
+	}
+	if err := junit.Write(f, "kiln", cases); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// output is one --output.
+type output struct {
+	typ, dest string
+}
+
+func parseOutputs(specs []string) ([]output, error) {
+	var outs []output
+	for _, s := range specs {
+		var o output
+		for _, kv := range strings.Split(s, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "type":
+				o.typ = v
+			case "dest":
+				o.dest = v
+			default:
+				return nil, fmt.Errorf("--output %q: unknown key %q (use type=oci|docker,dest=PATH)", s, k)
+			}
+		}
+		if o.typ != "oci" && o.typ != "docker" {
+			return nil, fmt.Errorf("--output %q: type must be oci or docker", s)
+		}
+		if o.dest == "" {
+			return nil, fmt.Errorf("--output %q: needs dest=PATH", s)
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
+	tag := "latest"
+	if len(tags) > 0 {
+		if i := strings.LastIndex(tags[0], ":"); i > strings.LastIndex(tags[0], "/") {
+			tag = tags[0][i+1:]
+		}
+	}
+	switch {
+	case o.typ == "docker":
+		dest := "docker-archive:" + o.dest
+		if len(tags) > 0 {
+			dest += ":" + normalizeTag(tags[0])
+		}
+		return store.Export(ctx, img, dest)
+	case strings.HasSuffix(o.dest, ".tar"):
+		dir, err := os.MkdirTemp(filepath.Dir(o.dest), ".oci-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := store.Export(ctx, img, "oci-layout:"+dir+":"+tag); err != nil {
+			return err
+		}
+		return tarDir(dir, o.dest)
+	default:
+		return store.Export(ctx, img, "oci-layout:"+o.dest+":"+tag)
+	}
+}
+
+func normalizeTag(t string) string {
+	if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
+		return t
+	}
+	return t + ":latest"
+}
+
+// tarDir writes the tree under dir as a tar file at dest, atomically.
+func tarDir(dir, dest string) error {
+	tmp := dest + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := layer.WriteDir(context.Background(), f, dir); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dest)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/dag"
+)
+
+func newGraphCommand(a *app) *cobra.Command {
+	var f manifestFlags
+	var format string
+	c := &cobra.Command{
+		Use:   "graph [flags] [CONTEXT]",
+		Short: "Print the build graph of a manifest (DOT, Mermaid or JSON)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := f.load(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			g, err := dag.Compile(b)
+			if err != nil {
+				return err
+			}
+			var out []byte
+			switch format {
+			case "dot":
+				out, err = g.DOT()
+			case "mermaid":
+				out = []byte(g.Mermaid())
+			case "json":
+				out, err = g.JSON()
+			default:
+				return fmt.Errorf("--format %q: use dot, mermaid or json", format)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(out)
+			return err
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&format, "format", "dot", "dot, mermaid or json")
+	return c
+}

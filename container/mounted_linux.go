@@ -1,0 +1,53 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/engine"
+)
+
+// Mounted mounts each set of root filesystem mounts (from a snapshotter)
+// on a directory of its own, in a private mount namespace of a dedicated
+// OS thread, and calls fn with those directories: this is how kiln writes
+// into a snapshot (a copy step) without a container. The namespace, and
+// every mount in it, goes away with the thread when fn returns, whatever
+// fn does. fn must do its file system work on the calling goroutine.
+// Directories for the mountpoints are made under tmp and removed.
+func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) error {
+	roots := make([]string, len(sets))
+	for i := range sets {
+		d, err := os.MkdirTemp(tmp, "mnt-")
+		if err != nil {
+			return fmt.Errorf("making a mountpoint: %w", err)
+		}
+		defer os.Remove(d)
+		roots[i] = d
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread exits with this goroutine, and its
+		// mount namespace with it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("making a mount namespace: %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			errc <- fmt.Errorf("making mounts private: %w", err)
+			return
+		}
+		for i, set := range sets {
+			r := &rootfs{dir: roots[i]}
+			if err := r.mountRoot(set); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- fn(roots)
+	}()
+	return <-errc
+}

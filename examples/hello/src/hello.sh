@@ -1,0 +1,4 @@
+#!/bin/sh
+cat /greeting
+echo "colors: $(tr '\n' ' ' < /colors)"
+cat /etc/motd

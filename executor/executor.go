@@ -1,0 +1,314 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/buildctx"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/image"
+	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
+)
+
+// Options are what a build runs with.
+type Options struct {
+	Store       *store.Store
+	Cache       *cache.Cache
+	Snapshotter engine.Snapshotter
+	Runtime     engine.Runtime
+	Context     *buildctx.Context
+	// Tmp is a directory for mountpoints, on the same machine.
+	Tmp string
+	// Base resolves a stage's base image reference; it returns nil for
+	// scratch.
+	Base func(ctx context.Context, ref string) (v1.Image, error)
+	// Jobs is how many nodes run at once; the default is the number of
+	// CPUs.
+	Jobs int
+	// KeepGoing lets independent branches finish after a failure.
+	KeepGoing bool
+	// NoCache runs every step; NoCacheFilter runs the steps whose key
+	// or name is listed (and, through their keys, those after them).
+	NoCache       bool
+	NoCacheFilter []string
+	Observer      lifecycle.Observer
+	// SourceDateEpoch, when set, dates the image and its history and
+	// clamps the layers' timestamps, for reproducible digests.
+	SourceDateEpoch *time.Time
+	// Network is the network of run steps and tests; the default is host.
+	Network engine.Network
+}
+
+// TestResult is how one test branch went.
+type TestResult struct {
+	Name     string
+	Stage    string
+	Node     string
+	Passed   bool
+	Cached   bool
+	Code     int
+	Duration time.Duration
+	Output   string // the last lines of its output
+	Err      error
+}
+
+// Result is what a build made.
+type Result struct {
+	Image  v1.Image
+	Tests  []TestResult
+	States map[string]lifecycle.State // by node key
+}
+
+// fsState is a node's filesystem and config, as its dependents see them.
+type fsState struct {
+	base   v1.Image      // the stage's base image; nil for scratch
+	layers []image.Layer // the layers steps added on top of base
+	dirs   []string      // every layer's directory, base first
+	config v1.Config
+	key    cache.Key
+}
+
+func (s *fsState) clone() *fsState {
+	c := *s
+	c.layers = append([]image.Layer(nil), s.layers...)
+	c.dirs = append([]string(nil), s.dirs...)
+	c.config.Env = append([]string(nil), s.config.Env...)
+	return &c
+}
+
+// run is one build in progress.
+type run struct {
+	opts  Options
+	b     *manifest.Build
+	g     *dag.Graph
+	obs   lifecycle.Observer
+	sem   chan struct{}
+	epoch *time.Time
+
+	mu       sync.Mutex
+	states   map[*dag.Node]*fsState
+	machines map[*dag.Node]*lifecycle.Machine
+	tests    []TestResult
+	done     map[*dag.Node]chan struct{}
+	failed   map[*dag.Node]bool
+}
+
+// Build runs the nodes of g that the target needs, and assembles the
+// image. The first failure cancels the rest, unless KeepGoing; a failed
+// test fails the build, after the other tests have ended.
+func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (*Result, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	if opts.Network == "" {
+		opts.Network = engine.NetworkHost
+	}
+	r := &run{
+		opts: opts, b: b, g: g, obs: opts.Observer, epoch: opts.SourceDateEpoch,
+		sem:      make(chan struct{}, opts.Jobs),
+		states:   map[*dag.Node]*fsState{},
+		machines: map[*dag.Node]*lifecycle.Machine{},
+		done:     map[*dag.Node]chan struct{}{},
+		failed:   map[*dag.Node]bool{},
+	}
+	if r.obs == nil {
+		r.obs = lifecycle.Observers(nil)
+	}
+	nodes := g.Needed()
+	for _, n := range nodes {
+		kind := lifecycle.Step
+		if n.Kind == dag.KindTest {
+			kind = lifecycle.Test
+		}
+		r.machines[n] = lifecycle.New(n.Key, n.Name, kind, r.obs)
+		r.done[n] = make(chan struct{})
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []error
+	for _, n := range nodes {
+		wg.Add(1)
+		go func(n *dag.Node) {
+			defer wg.Done()
+			defer close(r.done[n])
+			err := r.runNode(ctx, n)
+			if err == nil {
+				return
+			}
+			r.mu.Lock()
+			r.failed[n] = true
+			r.mu.Unlock()
+			if errors.Is(err, errDependencyFailed) {
+				return
+			}
+			errMu.Lock()
+			errs = append(errs, err)
+			errMu.Unlock()
+			// A failed test does not stop the other tests; anything else
+			// stops the build unless told to keep going.
+			if n.Kind != dag.KindTest && !opts.KeepGoing {
+				cancel(err)
+			}
+		}(n)
+	}
+	wg.Wait()
+
+	res := &Result{Tests: r.tests, States: map[string]lifecycle.State{}}
+	for n, m := range r.machines {
+		res.States[n.Key] = m.State()
+	}
+	if len(errs) > 0 {
+		return res, errors.Join(errs...)
+	}
+	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+		return res, err
+	}
+	img, err := r.assemble(g.Target())
+	if err != nil {
+		return res, err
+	}
+	res.Image = img
+	return res, nil
+}
+
+var errDependencyFailed = errors.New("a dependency failed")
+
+// runNode waits for n's dependencies, then runs it through its life.
+func (r *run) runNode(ctx context.Context, n *dag.Node) error {
+	m := r.machines[n]
+	for _, d := range n.Deps {
+		select {
+		case <-r.done[d]:
+		case <-ctx.Done():
+			_ = m.To(ctx, lifecycle.Cancelled, context.Cause(ctx))
+			return errDependencyFailed
+		}
+		r.mu.Lock()
+		bad := r.failed[d]
+		r.mu.Unlock()
+		if bad {
+			_ = m.To(ctx, lifecycle.Cancelled, errDependencyFailed)
+			return errDependencyFailed
+		}
+	}
+	select {
+	case r.sem <- struct{}{}:
+		defer func() { <-r.sem }()
+	case <-ctx.Done():
+		_ = m.To(ctx, lifecycle.Cancelled, context.Cause(ctx))
+		return errDependencyFailed
+	}
+	if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
+		return err
+	}
+	var st *fsState
+	var err error
+	switch n.Kind {
+	case dag.KindBase:
+		st, err = r.runBase(ctx, n, m)
+	case dag.KindStep:
+		st, err = r.runStep(ctx, n, m)
+	case dag.KindTest:
+		err = r.runTest(ctx, n, m)
+	}
+	if err != nil {
+		to := lifecycle.Failed
+		if ctx.Err() != nil {
+			to = lifecycle.Cancelled
+		}
+		_ = m.To(ctx, to, err)
+		if to == lifecycle.Cancelled {
+			return errDependencyFailed
+		}
+		return err
+	}
+	if st != nil {
+		r.mu.Lock()
+		r.states[n] = st
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// state returns the filesystem state a finished node left.
+func (r *run) state(n *dag.Node) *fsState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.states[n]
+}
+
+// stepError is a failed step or test, with where the user wrote it and
+// the end of its output.
+type stepError struct {
+	what   string // "step" or "test"
+	name   string
+	pos    manifest.Pos
+	err    error
+	output string
+}
+
+func (e *stepError) Error() string {
+	var b strings.Builder
+	if p := e.pos.String(); p != "" {
+		b.WriteString(p + ": ")
+	}
+	fmt.Fprintf(&b, "%s %q failed: %v", e.what, e.name, e.err)
+	if out := strings.TrimRight(e.output, "\n"); out != "" {
+		b.WriteString("\n  last output:\n    " + strings.ReplaceAll(out, "\n", "\n    "))
+	}
+	return b.String()
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
+// tail keeps the last lines written to it, and passes everything on to
+// an observer.
+type tail struct {
+	node string
+	obs  lifecycle.Observer
+	mu   sync.Mutex
+	buf  []byte
+}
+
+const tailBytes = 4096
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.obs.Output(t.node, p)
+	t.mu.Lock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*tailBytes {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-tailBytes:]...)
+	}
+	t.mu.Unlock()
+	return len(p), nil
+}
+
+// String returns the last 10 lines.
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}

@@ -1,0 +1,621 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/buildctx"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/image"
+	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/manifest"
+)
+
+// scratchKey is the key of an empty base.
+var scratchKey = cache.ComputeKey(cache.KeyInput{Kind: "scratch"})
+
+// runBase resolves a stage's base image and applies the stage's env,
+// workdir and user.
+func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+	st := &fsState{key: scratchKey}
+	if n.Stage.From != "scratch" {
+		img, err := r.opts.Base(ctx, n.Stage.From)
+		if err != nil {
+			return nil, manifest.Errorf(n.Stage.Pos, "base image %q: %v", n.Stage.From, err)
+		}
+		if img != nil {
+			d, err := img.Digest()
+			if err != nil {
+				return nil, err
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				return nil, fmt.Errorf("reading config of %s: %w", n.Stage.From, err)
+			}
+			dirs, err := r.opts.Store.LayerDirs(ctx, img)
+			if err != nil {
+				return nil, err
+			}
+			st = &fsState{base: img, dirs: dirs, config: *cf.Config.DeepCopy(), key: cache.BaseKey(d)}
+		}
+	}
+	applyStage(&st.config, n.Stage)
+	m.SetCacheKey(st.key.String())
+	return st, m.To(ctx, lifecycle.Cached, nil)
+}
+
+func applyStage(c *v1.Config, s *manifest.Stage) {
+	for _, kv := range s.Env {
+		c.Env = setEnv(c.Env, kv.Key+"="+kv.Value)
+	}
+	if s.Workdir != "" {
+		c.WorkingDir = s.Workdir
+	}
+	if s.User != "" {
+		c.User = s.User
+	}
+}
+
+// setEnv sets KEY=VALUE in env, replacing an earlier KEY.
+func setEnv(env []string, kv string) []string {
+	k, _, _ := strings.Cut(kv, "=")
+	out := append([]string(nil), env...)
+	for i, e := range out {
+		if strings.HasPrefix(e, k+"=") {
+			out[i] = kv
+			return out
+		}
+	}
+	return append(out, kv)
+}
+
+// parentState is the state n builds on: its parent's, copied.
+func (r *run) parentState(n *dag.Node) (*fsState, error) {
+	if n.Parent == nil {
+		return nil, fmt.Errorf("node %s has no parent", n.Key)
+	}
+	p := r.state(n.Parent)
+	if p == nil {
+		return nil, fmt.Errorf("node %s: parent %s left no state", n.Key, n.Parent.Key)
+	}
+	c := p.clone()
+	if n.Parent.Stage != n.Stage {
+		// A stage FROM another stage: its own env, workdir, user apply.
+		applyStage(&c.config, n.Stage)
+	}
+	return c, nil
+}
+
+func (r *run) noCache(n *dag.Node) bool {
+	if r.opts.NoCache {
+		return true
+	}
+	for _, f := range r.opts.NoCacheFilter {
+		if f == n.Key || f == n.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// runStep runs one step: a config change, or a layer from the cache or
+// from a container (run) or a copy into a snapshot (copy, template).
+func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+	st, err := r.parentState(n)
+	if err != nil {
+		return nil, err
+	}
+	s := n.Step
+	in := cache.KeyInput{Parent: st.key, Kind: string(s.Kind), Network: string(r.opts.Network)}
+	if r.epoch != nil {
+		in.Epoch = strconv.FormatInt(r.epoch.Unix(), 10)
+	}
+	switch s.Kind {
+	case manifest.StepEnv, manifest.StepWorkdir, manifest.StepUser:
+		switch s.Kind {
+		case manifest.StepEnv:
+			for _, kv := range s.Env {
+				st.config.Env = setEnv(st.config.Env, kv.Key+"="+kv.Value)
+				in.Args = append(in.Args, kv.Key+"="+kv.Value)
+			}
+		case manifest.StepWorkdir:
+			st.config.WorkingDir = r.abs(st.config.WorkingDir, s.Workdir)
+			in.Args = []string{st.config.WorkingDir}
+		case manifest.StepUser:
+			st.config.User = s.User
+			in.Args = []string{s.User}
+		}
+		st.key = cache.ComputeKey(in)
+		m.SetCacheKey(st.key.String())
+		return st, m.To(ctx, lifecycle.Cached, nil)
+	case manifest.StepRun:
+		in.Args = s.Run.Args()
+		in.Env, in.Workdir, in.User = st.config.Env, st.config.WorkingDir, st.config.User
+	case manifest.StepCopy, manifest.StepTemplate:
+		d, args, err := r.inputDigest(ctx, n)
+		if err != nil {
+			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+		}
+		in.Args, in.Inputs, in.Workdir = args, []v1.Hash{d}, st.config.WorkingDir
+	default:
+		return nil, manifest.Errorf(s.Pos, "unknown step kind %q", s.Kind)
+	}
+	key := cache.ComputeKey(in)
+	m.SetCacheKey(key.String())
+
+	if !r.noCache(n) {
+		if l, ok, err := r.cached(ctx, key); err != nil {
+			return nil, err
+		} else if ok {
+			if err := r.addLayer(ctx, st, l, s.Name); err != nil {
+				return nil, err
+			}
+			st.key = key
+			return st, m.To(ctx, lifecycle.Cached, nil)
+		}
+	}
+	// Run it once, even with several kiln processes building it at once.
+	unlock, err := r.opts.Cache.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if !r.noCache(n) {
+		if l, ok, err := r.cached(ctx, key); err != nil {
+			return nil, err
+		} else if ok {
+			if err := r.addLayer(ctx, st, l, s.Name); err != nil {
+				return nil, err
+			}
+			st.key = key
+			return st, m.To(ctx, lifecycle.Cached, nil)
+		}
+	}
+	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+		return nil, err
+	}
+	l, err := r.makeLayer(ctx, n, m, st)
+	if err != nil {
+		return nil, err
+	}
+	dg, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	rec := cache.Record{Key: key, Layer: v1.Descriptor{Digest: dg, Size: size, MediaType: types.OCILayer}, DiffID: diffID, Created: time.Now().UTC(), Step: s.Name}
+	if err := r.opts.Cache.Put(ctx, rec); err != nil {
+		return nil, err
+	}
+	if err := r.addLayer(ctx, st, cachedLayer{l, rec.Created}, s.Name); err != nil {
+		return nil, err
+	}
+	st.key = key
+	return st, m.To(ctx, lifecycle.Done, nil)
+}
+
+// cached looks key up; a missing record is a miss, a corrupt one an
+// error.
+func (r *run) cached(ctx context.Context, key cache.Key) (cachedLayer, bool, error) {
+	rec, l, err := r.opts.Cache.Get(ctx, key)
+	if errors.Is(err, cache.ErrNotFound) {
+		return cachedLayer{}, false, nil
+	}
+	if err != nil {
+		return cachedLayer{}, false, err
+	}
+	return cachedLayer{l, rec.Created}, true, nil
+}
+
+// cachedLayer is a step's layer and when the step made it.
+type cachedLayer struct {
+	layer   v1.Layer
+	created time.Time
+}
+
+// addLayer puts a step's layer on top of st. Layers are dated when their
+// step first ran, so a build from the cache gives the same image.
+func (r *run) addLayer(ctx context.Context, st *fsState, l cachedLayer, createdBy string) error {
+	dir, err := r.opts.Store.LayerDir(ctx, l.layer)
+	if err != nil {
+		return err
+	}
+	created := l.created.UTC().Truncate(time.Second)
+	if r.epoch != nil {
+		created = r.epoch.UTC()
+	}
+	st.dirs = append(st.dirs, dir)
+	st.layers = append(st.layers, image.Layer{Layer: l.layer, CreatedBy: createdBy, Created: created})
+	return nil
+}
+
+// abs resolves a workdir or destination against the current workdir.
+func (r *run) abs(wd, p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	if wd == "" {
+		wd = "/"
+	}
+	return path.Join(wd, p)
+}
+
+// inputDigest hashes what a copy or template step reads.
+func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, error) {
+	s := n.Step
+	switch s.Kind {
+	case manifest.StepCopy:
+		c := s.Copy
+		args := []string{c.From, c.Src, c.Dst, c.Mode, c.Own}
+		if c.From != "" {
+			src := r.state(r.g.Last(c.From))
+			if src == nil {
+				return v1.Hash{}, nil, fmt.Errorf("stage %q left no state", c.From)
+			}
+			// The source stage's key covers everything it holds.
+			return v1.Hash{Algorithm: "sha256", Hex: src.key.String()}, args, nil
+		}
+		d, err := r.opts.Context.Digest(ctx, c.Src)
+		return d, args, err
+	case manifest.StepTemplate:
+		out, err := manifest.RenderFile(r.b, s.Template.Src)
+		if err != nil {
+			return v1.Hash{}, nil, err
+		}
+		d, _, err := v1.SHA256(strings.NewReader(string(out)))
+		return d, []string{s.Template.Src, s.Template.Dst}, err
+	}
+	return v1.Hash{}, nil, fmt.Errorf("no inputs for a %s step", s.Kind)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// snapshotKey names a node's snapshot uniquely (several kiln processes
+// may build the same node at once).
+func snapshotKey(n *dag.Node) string {
+	k := strings.NewReplacer("/", "-", ":", "-", " ", "-").Replace(n.Key)
+	if len(k) > 80 {
+		k = k[:80]
+	}
+	return "b-" + strings.Trim(k, "-._") + "-" + randomSuffix()
+}
+
+// makeLayer makes the layer of a run, copy or template step in a fresh
+// snapshot over the parent's layers.
+func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
+	sk := snapshotKey(n)
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, st.dirs)
+	if err != nil {
+		return nil, err
+	}
+	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
+
+	s := n.Step
+	switch s.Kind {
+	case manifest.StepRun:
+		out := &tail{node: n.Key, obs: r.obs}
+		status, err := r.runContainer(ctx, sk, mounts, engine.Process{
+			Args: s.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
+			Stdout: out, Stderr: out,
+		}, 0, m)
+		if err != nil {
+			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
+		}
+		if status.Code != 0 {
+			err := fmt.Errorf("exit status %d", status.Code)
+			if e := status.Err(); e != nil {
+				err = e
+			}
+			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
+		}
+	case manifest.StepCopy, manifest.StepTemplate:
+		if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+			return nil, err
+		}
+		if err := r.copyInto(ctx, n, mounts, st); err != nil {
+			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+		}
+	}
+	if err := m.To(ctx, lifecycle.Committing, nil); err != nil {
+		return nil, err
+	}
+	l, err := r.opts.Store.WriteLayer(ctx, func(w io.Writer) error {
+		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("committing %s: %w", s.Name, err)
+	}
+	return l, nil
+}
+
+// runContainer runs p in a container on mounts and waits for it.
+func (r *run) runContainer(ctx context.Context, id string, mounts []engine.Mount, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (engine.Status, error) {
+	c, err := r.opts.Runtime.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Process: p, Network: r.opts.Network, Timeout: timeout})
+	if err != nil {
+		return engine.Status{}, err
+	}
+	defer c.Delete(context.WithoutCancel(ctx)) //nolint:errcheck // the run's error matters more
+	if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+		return engine.Status{}, err
+	}
+	st, err := c.Wait(ctx)
+	if err != nil {
+		return st, err
+	}
+	if st.Cancelled {
+		return st, context.Cause(ctx)
+	}
+	return st, c.Delete(context.WithoutCancel(ctx))
+}
+
+// copyInto performs a copy or template step into the mounted snapshot.
+func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, st *fsState) error {
+	s := n.Step
+	sets := [][]engine.Mount{mounts}
+	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
+		src := r.state(r.g.Last(s.Copy.From))
+		sets = append(sets, readOnly(src.dirs))
+	}
+	var data []byte
+	if s.Kind == manifest.StepTemplate {
+		var err error
+		if data, err = manifest.RenderFile(r.b, s.Template.Src); err != nil {
+			return err
+		}
+	}
+	opts, err := copyOptions(s)
+	if err != nil {
+		return err
+	}
+	return container.Mounted(r.opts.Tmp, sets, func(roots []string) error {
+		if s.Kind == manifest.StepTemplate {
+			return buildctx.WriteFile(roots[0], r.abs(st.config.WorkingDir, s.Template.Dst), data, opts)
+		}
+		// A trailing slash means "into this directory".
+		dst := r.abs(st.config.WorkingDir, s.Copy.Dst)
+		if strings.HasSuffix(s.Copy.Dst, "/") && dst != "/" {
+			dst += "/"
+		}
+		if s.Copy.From != "" {
+			return buildctx.CopyTree(ctx, roots[1], s.Copy.Src, roots[0], dst, opts)
+		}
+		return r.opts.Context.Copy(ctx, s.Copy.Src, roots[0], dst, opts)
+	})
+}
+
+// readOnly mounts layer directories as a read-only root filesystem.
+func readOnly(dirs []string) []engine.Mount {
+	switch len(dirs) {
+	case 0:
+		return []engine.Mount{{Type: "tmpfs", Source: "tmpfs", Options: []string{"ro"}}}
+	case 1:
+		return []engine.Mount{{Type: "bind", Source: dirs[0], Options: []string{"ro"}}}
+	}
+	lowers := make([]string, len(dirs))
+	for i, d := range dirs {
+		lowers[len(dirs)-1-i] = d
+	}
+	return []engine.Mount{{Type: "overlay", Source: "overlay", Options: []string{"ro", "lowerdir=" + strings.Join(lowers, ":")}}}
+}
+
+func copyOptions(s *manifest.Step) (buildctx.CopyOptions, error) {
+	var o buildctx.CopyOptions
+	var mode, own string
+	if s.Copy != nil {
+		mode, own = s.Copy.Mode, s.Copy.Own
+	}
+	if mode != "" {
+		v, err := strconv.ParseUint(mode, 8, 32)
+		if err != nil || v > 0o7777 {
+			return o, fmt.Errorf("mode %q: want an octal mode like 0644", mode)
+		}
+		fm := os.FileMode(v)
+		o.Mode = &fm
+	}
+	if own != "" {
+		u, g, _ := strings.Cut(own, ":")
+		if g == "" {
+			g = u
+		}
+		uid, err1 := strconv.Atoi(u)
+		gid, err2 := strconv.Atoi(g)
+		if err1 != nil || err2 != nil {
+			return o, fmt.Errorf("owner %q: want numeric uid:gid", own)
+		}
+		o.UID, o.GID = uid, gid
+	}
+	return o, nil
+}
+
+// runTest runs a test branch on a throwaway snapshot of its parent, or
+// finds that the same test passed on the same filesystem before.
+func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) error {
+	st, err := r.parentState(n)
+	if err != nil {
+		return err
+	}
+	t := n.Test
+	key := cache.ComputeKey(cache.KeyInput{
+		Parent: st.key, Kind: "test", Args: t.Run.Args(), Env: st.config.Env,
+		Workdir: st.config.WorkingDir, User: st.config.User, Network: string(r.opts.Network),
+		Shell: []string{t.Timeout.String()},
+	})
+	m.SetCacheKey(key.String())
+	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key}
+	start := time.Now()
+	if !r.noCache(n) && r.testPassed(key) {
+		res.Passed, res.Cached = true, true
+		r.addTest(res)
+		return m.To(ctx, lifecycle.Cached, nil)
+	}
+	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+		return err
+	}
+	sk := snapshotKey(n)
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, st.dirs)
+	if err != nil {
+		return err
+	}
+	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
+	out := &tail{node: n.Key, obs: r.obs}
+	status, err := r.runContainer(ctx, sk, mounts, engine.Process{
+		Args: t.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
+		Stdout: out, Stderr: out,
+	}, t.Timeout, m)
+	res.Duration, res.Output, res.Code = time.Since(start), out.String(), status.Code
+	if err == nil && status.Code != 0 {
+		err = fmt.Errorf("exit status %d", status.Code)
+		if e := status.Err(); e != nil {
+			err = e
+		}
+	}
+	if err != nil {
+		res.Err = &stepError{what: "test", name: t.Name, pos: t.Pos, err: err, output: res.Output}
+		if ctx.Err() == nil {
+			r.addTest(res)
+		}
+		return res.Err
+	}
+	res.Passed = true
+	r.addTest(res)
+	r.recordPass(key)
+	return m.To(ctx, lifecycle.Passed, nil)
+}
+
+func (r *run) addTest(t TestResult) {
+	r.mu.Lock()
+	r.tests = append(r.tests, t)
+	r.mu.Unlock()
+}
+
+func (r *run) testPath(k cache.Key) string {
+	return filepath.Join(r.opts.Store.Root(), "cache", "tests", k.String())
+}
+
+func (r *run) testPassed(k cache.Key) bool {
+	_, err := os.Stat(r.testPath(k))
+	return err == nil
+}
+
+// recordPass notes that a test passed; a failure to note it only costs
+// a re-run later.
+func (r *run) recordPass(k cache.Key) {
+	p := r.testPath(k)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	tmp := p + ".tmp-" + randomSuffix()
+	if err := os.WriteFile(tmp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+	}
+}
+
+// assemble makes the image of the target node.
+func (r *run) assemble(target *dag.Node) (v1.Image, error) {
+	st := r.state(target)
+	if st == nil {
+		return nil, fmt.Errorf("the target %s left no state", target.Key)
+	}
+	cfg := st.config
+	ic := r.b.Image
+	if ic.Cmd != nil {
+		cfg.Cmd = ic.Cmd
+	}
+	if ic.Entrypoint != nil {
+		cfg.Entrypoint = ic.Entrypoint
+		if ic.Cmd == nil {
+			cfg.Cmd = nil // as Docker: a new entrypoint resets the base's cmd
+		}
+	}
+	for _, kv := range ic.Env {
+		cfg.Env = setEnv(cfg.Env, kv.Key+"="+kv.Value)
+	}
+	if ic.Workdir != "" {
+		cfg.WorkingDir = ic.Workdir
+	}
+	if ic.User != "" {
+		cfg.User = ic.User
+	}
+	if len(ic.Expose) > 0 {
+		cfg.ExposedPorts = map[string]struct{}{}
+		for k := range st.config.ExposedPorts {
+			cfg.ExposedPorts[k] = struct{}{}
+		}
+		for _, p := range ic.Expose {
+			if !strings.Contains(p, "/") {
+				p += "/tcp"
+			}
+			cfg.ExposedPorts[p] = struct{}{}
+		}
+	}
+	if len(ic.Labels) > 0 {
+		labels := map[string]string{}
+		for k, v := range st.config.Labels {
+			labels[k] = v
+		}
+		for _, kv := range ic.Labels {
+			labels[kv.Key] = kv.Value
+		}
+		cfg.Labels = labels
+	}
+	if len(ic.Volumes) > 0 {
+		vols := map[string]struct{}{}
+		for k := range st.config.Volumes {
+			vols[k] = struct{}{}
+		}
+		for _, v := range ic.Volumes {
+			vols[v] = struct{}{}
+		}
+		cfg.Volumes = vols
+	}
+	if ic.StopSignal != "" {
+		cfg.StopSignal = ic.StopSignal
+	}
+	// The image is as old as its newest layer (or its base, when no step
+	// made a layer): a rebuild from the cache gives the same digest.
+	var created time.Time
+	if st.base != nil {
+		if cf, err := st.base.ConfigFile(); err == nil {
+			created = cf.Created.Time
+		}
+	}
+	for _, l := range st.layers {
+		if l.Created.After(created) {
+			created = l.Created
+		}
+	}
+	if r.epoch != nil {
+		created = r.epoch.UTC()
+	}
+	return image.Assemble(st.base, st.layers, cfg, created.UTC())
+}

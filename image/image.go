@@ -1,0 +1,66 @@
+package image
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Layer is one layer to add, with the history entry that names the step
+// that made it.
+type Layer struct {
+	Layer     v1.Layer
+	CreatedBy string
+	Created   time.Time // when the step made it; the zero time means created
+}
+
+// Assemble returns base (nil for scratch) with layers on top and the
+// config cfg, dated created. The result has OCI media types, the host's
+// architecture when the base has none, and one history entry per layer.
+func Assemble(base v1.Image, layers []Layer, cfg v1.Config, created time.Time) (v1.Image, error) {
+	img := base
+	if img == nil {
+		img = empty.Image
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	adds := make([]mutate.Addendum, len(layers))
+	for i, l := range layers {
+		when := l.Created
+		if when.IsZero() {
+			when = created
+		}
+		adds[i] = mutate.Addendum{
+			Layer:     l.Layer,
+			MediaType: types.OCILayer,
+			History:   v1.History{Created: v1.Time{Time: when.UTC()}, CreatedBy: l.CreatedBy},
+		}
+	}
+	img, err := mutate.Append(img, adds...)
+	if err != nil {
+		return nil, fmt.Errorf("adding layers: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config = cfg
+	cf.Created = v1.Time{Time: created}
+	if cf.OS == "" {
+		cf.OS = "linux"
+	}
+	if cf.Architecture == "" {
+		cf.Architecture = runtime.GOARCH
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("setting image config: %w", err)
+	}
+	return img, nil
+}

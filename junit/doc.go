@@ -1,0 +1,3 @@
+// Package junit provides facilities for writing test results as JUnit
+// XML, the report format CI systems read.
+package junit

@@ -1,0 +1,292 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Options are the inputs of a manifest besides the manifest itself:
+// values for its template, and what to build.
+type Options struct {
+	// Values are YAML files (--values FILE), each a map of template values;
+	// later files win over earlier ones, and all over the first document's
+	// vars.
+	Values []string
+	// Set are --set key=value assignments, applied in order after Values.
+	// A dotted key sets a nested value (a.b=c gives {a: {b: c}}). A value
+	// is a string, except true and false (booleans) and decimal integers
+	// without a leading zero (ints): 3.10 and 0644 stay strings. A value
+	// starting with [ or { is YAML flow syntax: pkgs=[curl, jq] is a list,
+	// opts={a: 1} a map; {curl, jq}, a flow map whose keys have no values,
+	// is read as the list [curl, jq], as Helm users write it.
+	Set []string
+	// EnvVars names the environment variables templates may read as
+	// env.NAME, besides those the manifest's first document lists under
+	// env_vars:. No other variable of the environment is visible.
+	EnvVars []string
+	// Getenv reads the environment. The default is os.Getenv.
+	Getenv func(string) string
+	// Context is the build context directory. The default is the
+	// manifest's directory.
+	Context string
+	// Target is the stage that becomes the image. The default is the
+	// manifest's target:, else its last stage.
+	Target string
+	// Host is what templates see as host.arch, host.os and host.cpus. The
+	// default is this machine's (host.os is always "linux").
+	Host *Host
+}
+
+// Load reads the manifest at path: it renders the template, decodes the
+// result, validates it and returns the IR. Errors are *Error values naming
+// the manifest's file, line and column, or wrap the failure to read a
+// file.
+func Load(ctx context.Context, path string, opts Options) (*Build, error) {
+	b, _, err := load(ctx, path, opts)
+	return b, err
+}
+
+// Render returns the rendered second document of the manifest at path
+// (what `kiln render` prints), with the same errors as Load: the rendered
+// text must also decode and validate.
+func Render(ctx context.Context, path string, opts Options) ([]byte, error) {
+	_, out, err := load(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(out), nil
+}
+
+// manifestNames are the names Find tries, in order.
+var manifestNames = []string{"kiln.yml", "kiln.yaml", "app.yml", "app.yaml"}
+
+// Find returns the manifest to use in dir: kiln.yml, kiln.yaml, app.yml,
+// then app.yaml.
+func Find(dir string) (string, error) {
+	for _, n := range manifestNames {
+		p := filepath.Join(dir, n)
+		fi, err := os.Stat(p)
+		if err == nil && !fi.IsDir() {
+			return p, nil
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("looking for a manifest: %w", err)
+		}
+	}
+	return "", fmt.Errorf("no manifest in %s: tried %s", dir, strings.Join(manifestNames, ", "))
+}
+
+func load(ctx context.Context, path string, opts Options) (*Build, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading manifest: %w", err)
+	}
+	docs, err := split(path, string(data))
+	if err != nil {
+		return nil, "", err
+	}
+	first, err := readFirst(path, docs.first)
+	if err != nil {
+		return nil, "", err
+	}
+	values, err := buildValues(first, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Dir(path)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the manifest's directory: %w", err)
+	}
+	defer root.Close()
+	r := newRenderer(root.FS(), dir, values)
+	out, lines, err := r.render(path, docs.offset, docs.second, true)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	d := &decoder{
+		file:     path,
+		offset:   docs.offset,
+		lineMap:  lines,
+		rendered: strings.Split(out, "\n"),
+		template: strings.Split(docs.second, "\n"),
+	}
+	b, err := d.decode(out)
+	if err != nil {
+		return nil, "", err
+	}
+	b.File = path
+	b.Values = values
+	b.Context = opts.Context
+	if b.Context == "" {
+		b.Context = dir
+	}
+	if b.Context, err = filepath.Abs(b.Context); err != nil {
+		return nil, "", fmt.Errorf("finding the build context: %w", err)
+	}
+	if err := d.target(b, opts.Target); err != nil {
+		return nil, "", err
+	}
+	return b, out, nil
+}
+
+// documents is a manifest split into its two YAML documents.
+type documents struct {
+	first  string // the first document, with the lines before it blanked; "" if none
+	second string // the template
+	offset int    // the number of lines of the file before second
+}
+
+var separatorRE = regexp.MustCompile(`^---(\s.*)?$`)
+
+// split splits a manifest at its "---" lines. The second document is a
+// template, which yaml.v3 cannot read before rendering, so this is done by
+// lines: a leading "---" (after blank and comment lines only) starts the
+// first document, and one more "---" line separates the two.
+func split(file, data string) (documents, error) {
+	lines := strings.Split(data, "\n")
+	var seps []int
+	for i, l := range lines {
+		if separatorRE.MatchString(strings.TrimRight(l, "\r")) {
+			seps = append(seps, i)
+		}
+	}
+	if len(seps) > 0 {
+		leading := true
+		for _, l := range lines[:seps[0]] {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+				leading = false
+			}
+		}
+		if leading {
+			lines[seps[0]] = ""
+			seps = seps[1:]
+		}
+	}
+	switch len(seps) {
+	case 0:
+		return documents{second: strings.Join(lines, "\n")}, nil
+	case 1:
+		s := seps[0]
+		return documents{
+			first:  strings.Join(lines[:s], "\n"),
+			second: strings.Join(lines[s+1:], "\n"),
+			offset: s + 1,
+		}, nil
+	}
+	return documents{}, Errorf(Pos{File: file, Line: seps[1] + 1, Col: 1},
+		"a manifest has at most two YAML documents (template values, then the build)")
+}
+
+// first is the manifest's first document.
+type first struct {
+	vars    map[string]any
+	envVars []string
+}
+
+func readFirst(file, doc string) (first, error) {
+	var f first
+	if strings.TrimSpace(doc) == "" {
+		return f, nil
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		return f, yamlError(err, file, nil, 0)
+	}
+	if len(n.Content) == 0 {
+		return f, nil
+	}
+	d := &decoder{file: file}
+	pairs, err := d.mapping(n.Content[0], "the first document", "vars", "env_vars")
+	if err != nil {
+		return f, err
+	}
+	for _, p := range pairs {
+		switch p.key {
+		case "vars":
+			if p.v.Kind != yaml.MappingNode {
+				if isNull(p.v) {
+					continue
+				}
+				return f, d.typeError(p.v, "vars", "a map")
+			}
+			v, err := nodeValue(p.v, file, false)
+			if err != nil {
+				return f, err
+			}
+			f.vars = v.(map[string]any)
+		case "env_vars":
+			names, err := d.strList(p.v, "env_vars")
+			if err != nil {
+				return f, err
+			}
+			for i, name := range names {
+				if !envNameRE.MatchString(name) {
+					return f, Errorf(d.pos(p.v.Content[i]), "env_vars: %q is not an environment variable name", name)
+				}
+			}
+			f.envVars = names
+		}
+	}
+	return f, nil
+}
+
+// buildValues merges the template values: the first document's vars <
+// opts.Values files < opts.Set; then host and env.
+func buildValues(f first, opts Options) (map[string]any, error) {
+	values := map[string]any{}
+	mergeValues(values, f.vars)
+	for _, file := range opts.Values {
+		v, err := readValues(file)
+		if err != nil {
+			return nil, err
+		}
+		mergeValues(values, v)
+	}
+	for _, s := range opts.Set {
+		v, err := parseSet(s)
+		if err != nil {
+			return nil, err
+		}
+		mergeValues(values, v)
+	}
+	for _, k := range []string{"host", "env"} {
+		if _, ok := values[k]; ok {
+			return nil, fmt.Errorf("template value %q: the name is reserved (kiln sets host.arch, host.os, host.cpus, and env.NAME for each --env-var NAME)", k)
+		}
+	}
+	h := defaultHost()
+	if opts.Host != nil {
+		h = *opts.Host
+	}
+	values["host"] = map[string]any{"arch": h.Arch, "os": h.OS, "cpus": h.CPUs}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	env := map[string]any{}
+	names := append(append([]string(nil), f.envVars...), opts.EnvVars...)
+	sort.Strings(names)
+	for _, name := range names {
+		if !envNameRE.MatchString(name) {
+			return nil, fmt.Errorf("--env-var %q: not an environment variable name", name)
+		}
+		env[name] = getenv(name)
+	}
+	values["env"] = env
+	return values, nil
+}

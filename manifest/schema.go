@@ -1,0 +1,181 @@
+package manifest
+
+// Schema returns a JSON Schema (draft 2020-12) of the manifest's second
+// document, after rendering (what `kiln render --schema` prints). Editors
+// can use it to complete and check manifests; kiln itself checks
+// manifests in Load, with positions.
+func Schema() []byte {
+	return []byte(schema)
+}
+
+const schema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://github.com/kiln-build/kiln/manifest.schema.json",
+  "title": "kiln manifest",
+  "description": "The build document of a kiln manifest, as rendered. A manifest may start with another document: {vars: {NAME: default}, env_vars: [NAME]}.",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "from": {"$ref": "#/$defs/from"},
+    "language": {"$ref": "#/$defs/from", "description": "Travis-style alias of from."},
+    "env": {"$ref": "#/$defs/env"},
+    "workdir": {"type": "string", "minLength": 1},
+    "user": {"type": "string", "minLength": 1},
+    "toolbox": {"$ref": "#/$defs/toolbox"},
+    "steps": {"$ref": "#/$defs/steps"},
+    "install": {"$ref": "#/$defs/steps", "description": "Travis-style alias of steps."},
+    "tests": {"$ref": "#/$defs/tests"},
+    "script": {"$ref": "#/$defs/script"},
+    "image": {"$ref": "#/$defs/image"},
+    "stages": {
+      "type": "object",
+      "description": "Named stages, in order; the target (or the last stage) becomes the image. With stages, from, steps and tests go inside them.",
+      "minProperties": 1,
+      "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+      "additionalProperties": {"$ref": "#/$defs/stage"}
+    },
+    "target": {"type": "string", "minLength": 1, "description": "The stage that becomes the image (--target overrides it)."}
+  },
+  "allOf": [
+    {"not": {"required": ["from", "language"]}},
+    {"not": {"required": ["steps", "install"]}},
+    {"not": {"required": ["tests", "script"]}},
+    {
+      "if": {"required": ["stages"]},
+      "then": {"allOf": [
+        {"not": {"required": ["from"]}}, {"not": {"required": ["language"]}},
+        {"not": {"required": ["steps"]}}, {"not": {"required": ["install"]}},
+        {"not": {"required": ["tests"]}}, {"not": {"required": ["script"]}},
+        {"not": {"required": ["env"]}}, {"not": {"required": ["workdir"]}},
+        {"not": {"required": ["user"]}}, {"not": {"required": ["toolbox"]}}
+      ]},
+      "else": {"anyOf": [{"required": ["from"]}, {"required": ["language"]}]}
+    }
+  ],
+  "$defs": {
+    "from": {
+      "type": "string",
+      "minLength": 1,
+      "description": "The base: scratch, an image reference, oci-layout:DIR[:TAG], docker-archive:FILE, or another stage's name."
+    },
+    "scalar": {"type": ["string", "number", "boolean"]},
+    "env": {"type": "object", "additionalProperties": {"$ref": "#/$defs/scalar"}},
+    "command": {
+      "oneOf": [
+        {"type": "string", "minLength": 1, "description": "Shell form: run with /bin/sh -c."},
+        {"type": "array", "items": {"$ref": "#/$defs/scalar"}, "minItems": 1, "description": "Exec form."}
+      ]
+    },
+    "source": {
+      "type": "string",
+      "minLength": 1,
+      "not": {"pattern": "^(/|\\.\\.(/|$))"},
+      "description": "A path relative to the build context, inside it."
+    },
+    "toolbox": {"type": "array", "items": {"$ref": "#/$defs/source"}},
+    "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}},
+    "step": {
+      "oneOf": [
+        {"type": "string", "minLength": 1, "description": "A shell command (the same as {run: COMMAND})."},
+        {"type": "object", "additionalProperties": false, "required": ["run"], "properties": {"run": {"$ref": "#/$defs/command"}}},
+        {"type": "object", "additionalProperties": false, "required": ["copy"], "properties": {"copy": {
+          "oneOf": [
+            {"type": "string", "pattern": "^\\s*\\S+\\s+\\S+\\s*$", "description": "\"SRC DST\""},
+            {
+              "type": "object",
+              "additionalProperties": false,
+              "required": ["src", "dst"],
+              "if": {"not": {"required": ["from"]}},
+              "then": {"properties": {"src": {"$ref": "#/$defs/source"}}},
+              "properties": {
+                "src": {"type": "string", "minLength": 1},
+                "dst": {"type": "string", "minLength": 1},
+                "from": {"type": "string", "minLength": 1, "description": "A stage to copy from; without it, src is in the build context."},
+                "mode": {"type": ["string", "integer"], "description": "An octal mode, 0644."},
+                "owner": {"type": "string", "minLength": 1, "description": "uid:gid"}
+              }
+            }
+          ]
+        }}},
+        {"type": "object", "additionalProperties": false, "required": ["template"], "properties": {"template": {
+          "oneOf": [
+            {"type": "string", "pattern": "^\\s*\\S+\\s+\\S+\\s*$", "description": "\"SRC DST\""},
+            {
+              "type": "object",
+              "additionalProperties": false,
+              "required": ["src", "dst"],
+              "properties": {"src": {"$ref": "#/$defs/source"}, "dst": {"type": "string", "minLength": 1}}
+            }
+          ]
+        }}},
+        {"type": "object", "additionalProperties": false, "required": ["env"], "properties": {"env": {"$ref": "#/$defs/env", "minProperties": 1}}},
+        {"type": "object", "additionalProperties": false, "required": ["workdir"], "properties": {"workdir": {"type": "string", "minLength": 1}}},
+        {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1}}}
+      ]
+    },
+    "tests": {
+      "type": "array",
+      "items": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "run"],
+        "properties": {
+          "name": {"type": "string", "minLength": 1},
+          "run": {"$ref": "#/$defs/command"},
+          "timeout": {"type": ["string", "integer"], "description": "A Go duration (30s, 2m) or a number of seconds."}
+        }
+      }
+    },
+    "script": {
+      "type": "array",
+      "description": "Travis-style tests: line N is a test named script-N.",
+      "items": {"$ref": "#/$defs/command"}
+    },
+    "stage": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "from": {"$ref": "#/$defs/from"},
+        "language": {"$ref": "#/$defs/from"},
+        "env": {"$ref": "#/$defs/env"},
+        "workdir": {"type": "string", "minLength": 1},
+        "user": {"type": "string", "minLength": 1},
+        "toolbox": {"$ref": "#/$defs/toolbox"},
+        "steps": {"$ref": "#/$defs/steps"},
+        "install": {"$ref": "#/$defs/steps"},
+        "tests": {"$ref": "#/$defs/tests"},
+        "script": {"$ref": "#/$defs/script"}
+      },
+      "anyOf": [{"required": ["from"]}, {"required": ["language"]}]
+    },
+    "argv": {
+      "oneOf": [
+        {"type": "string", "description": "Shell form: [\"/bin/sh\", \"-c\", STRING]."},
+        {"type": "array", "items": {"$ref": "#/$defs/scalar"}, "description": "Exec form; [] clears the base image's value."},
+        {"type": "null", "description": "Keep the base image's value."}
+      ]
+    },
+    "image": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "cmd": {"$ref": "#/$defs/argv"},
+        "entrypoint": {"$ref": "#/$defs/argv"},
+        "env": {"$ref": "#/$defs/env"},
+        "workdir": {"type": "string"},
+        "user": {"type": "string"},
+        "expose": {
+          "type": "array",
+          "items": {"oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 65535},
+            {"type": "string", "pattern": "^[0-9]{1,5}(/(tcp|udp|sctp))?$"}
+          ]}
+        },
+        "labels": {"type": "object", "additionalProperties": {"$ref": "#/$defs/scalar"}},
+        "volumes": {"type": "array", "items": {"type": "string"}},
+        "stopsignal": {"type": "string", "minLength": 1}
+      }
+    }
+  }
+}
+`

@@ -1,0 +1,114 @@
+package progress
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/kiln-build/kiln/lifecycle"
+)
+
+// Plain prints "[node] state" lines and each step's output, prefixed by
+// its node, to w.
+type Plain struct {
+	mu      sync.Mutex
+	w       io.Writer
+	partial map[string][]byte // output not yet ended by a newline
+}
+
+// NewPlain returns a Plain printer writing to w.
+func NewPlain(w io.Writer) *Plain { return &Plain{w: w, partial: map[string][]byte{}} }
+
+// Event prints one transition.
+func (p *Plain) Event(e lifecycle.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.State {
+	case lifecycle.CheckingCache, lifecycle.Creating, lifecycle.Committing:
+		return // too fine-grained for a log
+	}
+	line := fmt.Sprintf("[%s] %s: %s", e.Node, e.State, e.Name)
+	if e.State.Final() && e.State != lifecycle.Cached {
+		line += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
+	}
+	if e.Error != "" && e.State == lifecycle.Failed {
+		line += ": " + firstLine(e.Error)
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// Output prints a node's output line by line.
+func (p *Plain) Output(node string, b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	buf := append(p.partial[node], b...)
+	for {
+		i := indexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(p.w, "[%s] | %s\n", node, buf[:i])
+		buf = buf[i+1:]
+	}
+	p.partial[node] = append([]byte(nil), buf...)
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// JSON writes one JSON object per event, and per chunk of output, to w.
+type JSON struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+// NewJSON returns a JSON printer writing to w.
+func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
+
+type jsonEvent struct {
+	Type       string  `json:"type"` // "state" or "output"
+	Time       string  `json:"time"`
+	Node       string  `json:"node"`
+	Name       string  `json:"name,omitempty"`
+	From       string  `json:"from,omitempty"`
+	State      string  `json:"state,omitempty"`
+	CacheKey   string  `json:"cache_key,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Output     string  `json:"output,omitempty"`
+}
+
+// Event writes one transition.
+func (j *JSON) Event(e lifecycle.Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.enc.Encode(jsonEvent{
+		Type: "state", Time: e.Time.UTC().Format(time.RFC3339Nano), Node: e.Node, Name: e.Name,
+		From: string(e.From), State: string(e.State), CacheKey: e.CacheKey,
+		DurationMS: float64(e.Duration.Microseconds()) / 1000, Error: e.Error,
+	})
+}
+
+// Output writes a chunk of a node's output.
+func (j *JSON) Output(node string, b []byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.enc.Encode(jsonEvent{Type: "output", Time: time.Now().UTC().Format(time.RFC3339Nano), Node: node, Output: string(b)})
+}

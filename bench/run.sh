@@ -48,7 +48,7 @@ build() { echo "$KILN --root $ROOT build --progress plain --set base=busybox:lat
 	echo "kiln $(cd "$REPO" && git rev-parse --short HEAD) on $(nproc) cores, $(date -u +%FT%TZ)"
 	for c in $CASES; do
 		hyperfine -N --runs "$RUNS" --export-json "$WORK/results/kiln-$stamp-$c-cold.json" \
-			--prepare "rm -rf $ROOT && cp -a $TEMPLATE $ROOT" -n "kiln $c cold" "$(build "$c")" 2>/dev/null |
+			--prepare "sh -c 'rm -rf $ROOT && cp -a $TEMPLATE $ROOT'" -n "kiln $c cold" "$(build "$c")" 2>/dev/null |
 			grep -E 'Time|±' | head -1 | sed "s/^/$c cold: /"
 		hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$WORK/results/kiln-$stamp-$c-warm.json" \
 			-n "kiln $c warm" "$(build "$c")" 2>/dev/null | grep -E 'Time|±' | head -1 | sed "s/^/$c warm: /"

@@ -77,6 +77,17 @@ type Snapshotter interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// Committer is a Snapshotter whose writable layer is already a layer
+// directory in overlay form (overlayfs's upperdir): after Diff, Writable
+// hands it over, so that the layer need not be unpacked again from its
+// tar. Moving the directory away removes the snapshot's changes; Remove
+// the snapshot afterwards as usual.
+type Committer interface {
+	// Writable returns the directory holding snapshot key's changes, in
+	// overlay form, relative to its parents.
+	Writable(ctx context.Context, key string) (string, error)
+}
+
 // DiffOptions tune how a snapshot's changes become a layer.
 type DiffOptions struct {
 	// SourceDateEpoch, when set, clamps every timestamp in the layer to

@@ -34,9 +34,14 @@ type Options struct {
 	// Base resolves a stage's base image reference; it returns nil for
 	// scratch.
 	Base func(ctx context.Context, ref string) (v1.Image, error)
-	// Jobs is how many nodes run at once; the default is the number of
-	// CPUs.
+	// Jobs is how many nodes do kiln's own work at once (cache lookups,
+	// copies, commits); the default is the number of CPUs. A node gives
+	// up its job while its container runs: the step's process is not
+	// kiln's work, and may well be waiting (a download, a sleep).
 	Jobs int
+	// Containers is how many containers run at once; the default is
+	// 4 × Jobs.
+	Containers int
 	// KeepGoing lets independent branches finish after a failure.
 	KeepGoing bool
 	// NoCache runs every step; NoCacheFilter runs the steps whose key
@@ -94,12 +99,14 @@ type run struct {
 	b     *manifest.Build
 	g     *dag.Graph
 	obs   lifecycle.Observer
-	sem   chan struct{}
+	sem   chan struct{} // a job: one per node doing kiln's own work
+	ctrs  chan struct{} // one per running container
 	epoch *time.Time
 
 	mu       sync.Mutex
 	states   map[*dag.Node]*fsState
 	machines map[*dag.Node]*lifecycle.Machine
+	jobs     map[*dag.Node]*job // read-only once the nodes start
 	tests    []TestResult
 	done     map[*dag.Node]chan struct{}
 	failed   map[*dag.Node]bool
@@ -112,14 +119,19 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
+	if opts.Containers <= 0 {
+		opts.Containers = 4 * opts.Jobs
+	}
 	if opts.Network == "" {
 		opts.Network = engine.NetworkHost
 	}
 	r := &run{
 		opts: opts, b: b, g: g, obs: opts.Observer, epoch: opts.SourceDateEpoch,
 		sem:      make(chan struct{}, opts.Jobs),
+		ctrs:     make(chan struct{}, opts.Containers),
 		states:   map[*dag.Node]*fsState{},
 		machines: map[*dag.Node]*lifecycle.Machine{},
+		jobs:     map[*dag.Node]*job{},
 		done:     map[*dag.Node]chan struct{}{},
 		failed:   map[*dag.Node]bool{},
 	}
@@ -134,6 +146,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		}
 		r.machines[n] = lifecycle.New(n.Key, n.Name, kind, r.obs)
 		r.done[n] = make(chan struct{})
+		r.jobs[n] = &job{sem: r.sem}
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -206,13 +219,12 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 			return errDependencyFailed
 		}
 	}
-	select {
-	case r.sem <- struct{}{}:
-		defer func() { <-r.sem }()
-	case <-ctx.Done():
+	j := r.jobs[n]
+	if err := j.acquire(ctx); err != nil {
 		_ = m.To(ctx, lifecycle.Cancelled, context.Cause(ctx))
 		return errDependencyFailed
 	}
+	defer j.release()
 	if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
 		return err
 	}
@@ -243,6 +255,50 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// job is a node's hold on one of the build's Jobs.
+type job struct {
+	sem  chan struct{}
+	held bool
+}
+
+func (j *job) acquire(ctx context.Context) error {
+	if j.held {
+		return nil
+	}
+	select {
+	case j.sem <- struct{}{}:
+		j.held = true
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (j *job) release() {
+	if j.held {
+		<-j.sem
+		j.held = false
+	}
+}
+
+// whileContainer runs fn, which starts a container and waits for it, in
+// one of the build's container slots instead of the node's job: a node
+// never holds both while it waits, so the two bounds cannot deadlock.
+func (r *run) whileContainer(ctx context.Context, j *job, fn func() error) error {
+	j.release()
+	select {
+	case r.ctrs <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	err := fn()
+	<-r.ctrs
+	if jerr := j.acquire(ctx); jerr != nil && err == nil {
+		err = jerr
+	}
+	return err
 }
 
 // state returns the filesystem state a finished node left.

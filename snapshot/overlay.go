@@ -22,7 +22,19 @@ const overlayOptions = "index=off,redirect_dir=off,metacopy=off"
 // fresh upperdir takes the writes, and the upperdir is the diff.
 type overlay struct{ base }
 
-var _ engine.Snapshotter = (*overlay)(nil)
+var (
+	_ engine.Snapshotter = (*overlay)(nil)
+	_ engine.Committer   = (*overlay)(nil)
+)
+
+// Writable returns the upperdir: in overlay form, and exactly the
+// snapshot's changes.
+func (o *overlay) Writable(ctx context.Context, key string) (string, error) {
+	if err := o.exists(key); err != nil {
+		return "", err
+	}
+	return o.path(key, "upper"), nil
+}
 
 func (o *overlay) Prepare(ctx context.Context, key string, parents []string) ([]engine.Mount, error) {
 	for _, p := range parents {

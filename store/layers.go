@@ -125,3 +125,27 @@ func markUsed(dir string) error {
 func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 	return s.layerDir(ctx, l)
 }
+
+// AdoptLayerDir makes dir, an unpacked layer in overlay form whose tar
+// has diffID (a snapshot's writable layer, just diffed), the store's
+// directory of that layer, by renaming it, instead of unpacking the layer
+// again. When the store has the layer already, dir is left alone. dir
+// must be on the store's file system.
+func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
+	dst := filepath.Join(s.layersDir(), diffID.Hex)
+	if err := markUsed(dst); err == nil {
+		return dst, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(dir, dst); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			return dst, markUsed(dst)
+		}
+		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
+	}
+	return dst, markUsed(dst)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -113,7 +114,7 @@ docker load archive.`,
 	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
 	fl.StringVar(&f.junit, "junit", "", "write the test branches' results as JUnit XML to FILE")
-	fl.IntVar(&f.jobs, "jobs", 0, "nodes to run at once (default: the number of CPUs)")
+	fl.IntVar(&f.jobs, "jobs", 0, "nodes doing kiln's own work at once (default: the number of CPUs); up to 4× as many containers run at once")
 	fl.BoolVar(&f.keepGoing, "keep-going", false, "after a failure, let independent branches finish")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
@@ -219,9 +220,14 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if f.progress != "json" {
 		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
 	}
-	if f.progress != "json" {
-		fmt.Fprintln(a.stdout, d)
+	if f.progress == "json" {
+		// The last JSON object says what was built.
+		return json.NewEncoder(a.stdout).Encode(struct {
+			Type   string `json:"type"`
+			Digest string `json:"digest"`
+		}{"result", d.String()})
 	}
+	fmt.Fprintln(a.stdout, d)
 	return nil
 }
 
@@ -252,7 +258,7 @@ func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, err
 		return nil, err
 	}
 	r, perr := name.ParseReference(ref)
-	if perr != nil || !strings.ContainsAny(strings.Split(ref, "/")[0], ".:") && !strings.HasPrefix(ref, "localhost/") {
+	if perr != nil || !hasRegistry(ref) {
 		// A short name that is not in the store: say so, without
 		// reaching out to Docker Hub.
 		return nil, fmt.Errorf("not in the local store (kiln images lists it; import or pull it first): %w", err)
@@ -265,6 +271,13 @@ func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, err
 		return nil, fmt.Errorf("storing %s: %w", ref, err)
 	}
 	return s.Image(ctx, ref)
+}
+
+// hasRegistry reports whether ref names its registry (a first path
+// component with a dot or a port, or localhost), as Docker decides.
+func hasRegistry(ref string) bool {
+	domain, _, ok := strings.Cut(ref, "/")
+	return ok && (strings.ContainsAny(domain, ".:") || domain == "localhost")
 }
 
 func writeJUnit(path string, tests []executor.TestResult) error {

@@ -121,3 +121,15 @@ func TestRunTTY(t *testing.T) {
 		}
 	}
 }
+
+func TestHasRegistry(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"busybox": false, "busybox:latest": false, "library/busybox:1": false,
+		"127.0.0.1:5000/busybox": true, "localhost/x": true, "localhost:5000/x:1": true,
+		"registry.example.org/app": true, "gcr.io/x/y@sha256:abc": true,
+	} {
+		if got := hasRegistry(ref); got != want {
+			t.Errorf("hasRegistry(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}

@@ -26,13 +26,16 @@ deps:
 test-deps:
 	$(call apt_install,$(TEST_PACKAGES))
 
-# The main job: a busybox base image made offline from busybox-static,
-# imported into kiln's store, then run in kiln's own container engine.
+# The main job: a busybox base image made offline from busybox-static and
+# imported into kiln's store, then a real build of examples/hello (a
+# templated loop of steps, a copy, a template, two tests) in kiln's own
+# containers, and a run of the image it made.
 demo: deps build
 	scripts/busybox-rootfs.sh $(WORK)/rootfs
 	$(KILN) import $(WORK)/rootfs -t busybox:latest --cmd /bin/sh
+	$(KILN) build -f examples/hello/app.yml -t hello:latest --junit $(WORK)/junit.xml
+	$(KILN) run hello
 	$(KILN) images
-	$(KILN) run busybox -- sh -c 'echo "hello from kiln: pid $$$$ on $$(hostname), $$(ls /bin | wc -l) busybox tools"'
 
 test: test-deps
 	go test ./...

@@ -64,7 +64,14 @@ func buildKiln(b *testing.B) string {
 func benchRunTrue(b *testing.B, opts ...Option) {
 	ctx := context.Background()
 	root := b.TempDir()
-	opts = append(opts, WithCgroupParent(fmt.Sprintf("kiln-bench-%d", os.Getpid())))
+	parent := fmt.Sprintf("kiln-bench-%d", os.Getpid())
+	opts = append(opts, WithCgroupParent(parent))
+	b.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+		for _, d := range dirs {
+			os.Remove(d)
+		}
+	})
 	rt, err := New(ctx, filepath.Join(root, "containers"), opts...)
 	if err != nil {
 		b.Fatal(err)

@@ -45,7 +45,7 @@ func TestCrashedKilnIsSwept(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	cgroups, err := cgroup.NewManager()
+	cgroups, err := cgroup.NewManager(cgroup.WithParent(cgroupParent(root)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestInterruptTearsDown(t *testing.T) {
 	if left := sleeping(marker); len(left) > 0 {
 		t.Errorf("container processes outlived kiln: %v", left)
 	}
-	cgroups, err := cgroup.NewManager()
+	cgroups, err := cgroup.NewManager(cgroup.WithParent(cgroupParent(root)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +108,14 @@ func newRootCommand(a *app) *cobra.Command {
 	return root
 }
 
+// cgroupParent names the cgroup under which the containers of root run:
+// one per root, so that the sweep of one root never touches the
+// containers of another.
+func cgroupParent(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return "kiln-" + hex.EncodeToString(sum[:6])
+}
+
 // store opens the image store under --root.
 func (a *app) store(ctx context.Context) (*store.Store, error) {
 	abs, err := filepath.Abs(a.root)
@@ -119,6 +129,11 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 // engine opens the snapshotter and the container runtime under --root,
 // sweeping what crashed kiln processes left there.
 func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtime, error) {
+	abs, err := filepath.Abs(a.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.root = abs
 	d, err := snapshot.ParseDriver(a.snapshotter)
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +149,7 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	if choice.Reason != "" {
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
-	rt, err := container.New(ctx, filepath.Join(a.root, "containers"))
+	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), container.WithCgroupParent(cgroupParent(a.root)))
 	if err != nil {
 		return nil, nil, err
 	}

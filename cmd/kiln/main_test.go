@@ -73,6 +73,14 @@ func newRoot(t *testing.T) string {
 
 func checkClean(t *testing.T, root string) {
 	t.Helper()
+	// The root's cgroup parents are empty once its containers are gone.
+	parents, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupParent(root))
+	unified, _ := filepath.Glob("/sys/fs/cgroup/" + cgroupParent(root))
+	for _, p := range append(parents, unified...) {
+		if err := os.Remove(p); err != nil {
+			t.Errorf("cgroup parent of the root: %v", err)
+		}
+	}
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)

@@ -119,8 +119,8 @@ func Compile(b *manifest.Build) (*Graph, error) {
 				n.Parent = g.last[s.From]
 			}
 			n.Deps = []*Node{n.Parent}
-			if c := n.Step.Copy; n.Step.Kind == manifest.StepCopy && c != nil && c.From != "" {
-				n.Deps = append(n.Deps, g.last[c.From])
+			for _, f := range stepFroms(n.Step) {
+				n.Deps = append(n.Deps, g.last[f])
 			}
 			slices.SortFunc(n.Deps, byID)
 			n.Deps = slices.Compact(n.Deps)
@@ -203,15 +203,13 @@ func validate(b *manifest.Build) error {
 			if st == nil {
 				return manifest.Errorf(s.Pos, "stage %q: step %d is missing", s.Name, i)
 			}
-			c := st.Copy
-			if st.Kind != manifest.StepCopy || c == nil || c.From == "" {
-				continue
-			}
-			if c.From == s.Name {
-				return manifest.Errorf(st.Pos, "step %q copies from its own stage %q", st.Name, s.Name)
-			}
-			if seen[c.From] == nil {
-				return unknown(st.Pos, "stage", c.From)
+			for _, from := range stepFroms(st) {
+				if from == s.Name {
+					return manifest.Errorf(st.Pos, "step %q copies from its own stage %q", st.Name, s.Name)
+				}
+				if seen[from] == nil {
+					return unknown(st.Pos, "stage", from)
+				}
 			}
 		}
 		tests := map[string]*manifest.Test{}
@@ -247,13 +245,32 @@ func stageDepsOf(b *manifest.Build) map[string][]string {
 			d = append(d, s.From)
 		}
 		for _, st := range s.Steps {
-			if c := st.Copy; st.Kind == manifest.StepCopy && c != nil && c.From != "" && !slices.Contains(d, c.From) {
-				d = append(d, c.From)
+			for _, from := range stepFroms(st) {
+				if !slices.Contains(d, from) {
+					d = append(d, from)
+				}
 			}
 		}
 		deps[s.Name] = d
 	}
 	return deps
+}
+
+// stepFroms returns the stages a step reads besides its parent: a copy's
+// from, and a run's bind mounts from stages.
+func stepFroms(st *manifest.Step) []string {
+	var out []string
+	if c := st.Copy; st.Kind == manifest.StepCopy && c != nil && c.From != "" {
+		out = append(out, c.From)
+	}
+	if st.Kind == manifest.StepRun {
+		for _, m := range st.Mounts {
+			if m.Type == manifest.MountBind && m.From != "" {
+				out = append(out, m.From)
+			}
+		}
+	}
+	return out
 }
 
 // checkCycles returns an error naming a cycle between stages, if any: the

@@ -41,8 +41,8 @@ type Node struct {
 	// last node of that stage. It is nil for a base node.
 	Parent *Node
 	// Deps are every node this one waits for: Parent and, for a copy
-	// from another stage, that stage's last node; sorted by ID, without
-	// duplicates.
+	// from another stage or a run's bind mount from one, that stage's
+	// last node; sorted by ID, without duplicates.
 	Deps []*Node
 }
 

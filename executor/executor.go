@@ -54,6 +54,10 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// Network is the network of run steps and tests; the default is host.
 	Network engine.Network
+	// Secrets are the values of secret mounts, by ID. They reach only the
+	// steps that mount them: never a layer, the image, the history or a
+	// cache key.
+	Secrets map[string][]byte
 }
 
 // TestResult is how one test branch went.
@@ -89,7 +93,7 @@ func (s *fsState) clone() *fsState {
 	c := *s
 	c.layers = append([]image.Layer(nil), s.layers...)
 	c.dirs = append([]string(nil), s.dirs...)
-	c.config.Env = append([]string(nil), s.config.Env...)
+	c.config = *s.config.DeepCopy()
 	return &c
 }
 

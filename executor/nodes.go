@@ -126,8 +126,8 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	if r.epoch != nil {
 		in.Epoch = strconv.FormatInt(r.epoch.Unix(), 10)
 	}
-	switch s.Kind {
-	case manifest.StepEnv, manifest.StepWorkdir, manifest.StepUser:
+	switch {
+	case s.Kind == manifest.StepEnv, s.Kind == manifest.StepWorkdir && !s.MakeWorkdir, s.Kind == manifest.StepUser, s.Kind == manifest.StepConfig:
 		switch s.Kind {
 		case manifest.StepEnv:
 			for _, kv := range s.Env {
@@ -140,14 +140,36 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		case manifest.StepUser:
 			st.config.User = s.User
 			in.Args = []string{s.User}
+		case manifest.StepConfig:
+			args, err := applyConfig(&st.config, s.Config)
+			if err != nil {
+				return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+			}
+			in.Args = args
 		}
 		st.key = cache.ComputeKey(in)
 		m.SetCacheKey(st.key.String())
 		return st, m.To(ctx, lifecycle.Cached, nil)
-	case manifest.StepRun:
+	case s.Kind == manifest.StepWorkdir:
+		st.config.WorkingDir = r.abs(st.config.WorkingDir, s.Workdir)
+		in.Args = []string{st.config.WorkingDir, "mkdir"}
+		in.User = st.config.User
+	case s.Kind == manifest.StepRun:
 		in.Args = s.Run.Args()
-		in.Env, in.Workdir, in.User = st.config.Env, st.config.WorkingDir, st.config.User
-	case manifest.StepCopy, manifest.StepTemplate:
+		in.Env, in.Workdir, in.User = runEnv(st.config.Env, s.RunEnv), st.config.WorkingDir, st.config.User
+		nw, err := r.stepNetwork(s)
+		if err != nil {
+			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+		}
+		in.Network = string(nw)
+		if len(s.Mounts) > 0 {
+			mk, err := r.mountsKey(ctx, s)
+			if err != nil {
+				return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+			}
+			in.Args = append(append(in.Args, "\x00mounts"), mk...)
+		}
+	case s.Kind == manifest.StepCopy, s.Kind == manifest.StepTemplate:
 		d, args, err := r.inputDigest(ctx, n)
 		if err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
@@ -270,6 +292,16 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 	case manifest.StepCopy:
 		c := s.Copy
 		args := []string{c.From, c.Src, c.Dst, c.Mode, c.Own}
+		if len(c.Sources) > 0 || len(c.Inline) > 0 || c.Extract {
+			// A Dockerfile's COPY and ADD: every source, and inline files.
+			args = append(args, "\x00sources")
+			args = append(args, c.Sources...)
+			args = append(args, "\x00inline")
+			for _, f := range c.Inline {
+				args = append(args, f.Name, f.Data)
+			}
+			args = append(args, "\x00extract", strconv.FormatBool(c.Extract))
+		}
 		if c.From != "" {
 			src := r.state(r.g.Last(c.From))
 			if src == nil {
@@ -278,7 +310,20 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 			// The source stage's key covers everything it holds.
 			return v1.Hash{Algorithm: "sha256", Hex: src.key.String()}, args, nil
 		}
-		d, err := r.opts.Context.Digest(ctx, c.Src)
+		srcs := c.AllSources()
+		if len(srcs) == 1 {
+			d, err := r.opts.Context.Digest(ctx, srcs[0])
+			return d, args, err
+		}
+		var all strings.Builder
+		for _, src := range srcs {
+			d, err := r.opts.Context.Digest(ctx, src)
+			if err != nil {
+				return v1.Hash{}, nil, err
+			}
+			all.WriteString(d.String() + "\n")
+		}
+		d, _, err := v1.SHA256(strings.NewReader(all.String()))
 		return d, args, err
 	case manifest.StepTemplate:
 		out, err := manifest.RenderFile(r.b, s.Template.Src)
@@ -311,7 +356,7 @@ func snapshotKey(n *dag.Node) string {
 // snapshot over the parent's layers.
 func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, st.dirs)
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
 	if err != nil {
 		return nil, err
 	}
@@ -321,8 +366,17 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 	switch s.Kind {
 	case manifest.StepRun:
 		out := &tail{node: n.Key, obs: r.obs}
-		status, err := r.runContainer(ctx, n, sk, mounts, engine.Process{
-			Args: s.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
+		extra, env, cleanup, err := r.runMounts(ctx, s)
+		if err != nil {
+			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+		}
+		defer cleanup()
+		nw, err := r.stepNetwork(s)
+		if err != nil {
+			return nil, err
+		}
+		status, err := r.runContainerWith(ctx, n, sk, mounts, extra, nw, engine.Process{
+			Args: s.Run.Args(), Env: runEnv(runEnv(st.config.Env, s.RunEnv), env), Cwd: st.config.WorkingDir, User: st.config.User,
 			Stdout: out, Stderr: out,
 		}, 0, m)
 		if err != nil {
@@ -340,6 +394,13 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 			return nil, err
 		}
 		if err := r.copyInto(ctx, n, mounts, st); err != nil {
+			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
+		}
+	case manifest.StepWorkdir:
+		if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+			return nil, err
+		}
+		if err := r.makeWorkdir(ctx, mounts, st); err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 	}
@@ -374,16 +435,21 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 // It holds one of the build's container slots instead of n's job while
 // the container exists.
 func (r *run) runContainer(ctx context.Context, n *dag.Node, id string, mounts []engine.Mount, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
+	return r.runContainerWith(ctx, n, id, mounts, nil, r.opts.Network, p, timeout, m)
+}
+
+// runContainerWith is runContainer with further mounts and a network.
+func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
 	err = r.whileContainer(ctx, r.jobs[n], func() error {
-		st, err = r.startWait(ctx, id, mounts, p, timeout, m)
+		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Timeout: timeout}, m)
 		return err
 	})
 	return st, err
 }
 
 // startWait creates the container, waits for it and deletes it.
-func (r *run) startWait(ctx context.Context, id string, mounts []engine.Mount, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (engine.Status, error) {
-	c, err := r.opts.Runtime.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Process: p, Network: r.opts.Network, Timeout: timeout})
+func (r *run) startWait(ctx context.Context, spec engine.Spec, m *lifecycle.Machine) (engine.Status, error) {
+	c, err := r.opts.Runtime.Create(ctx, spec)
 	if err != nil {
 		return engine.Status{}, err
 	}
@@ -407,7 +473,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
 		src := r.state(r.g.Last(s.Copy.From))
-		sets = append(sets, readOnly(src.dirs))
+		sets = append(sets, readOnly(uniqueDirs(src.dirs)))
 	}
 	var data []byte
 	if s.Kind == manifest.StepTemplate {
@@ -420,7 +486,17 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	if err != nil {
 		return err
 	}
+	var inline string // a directory holding a copy's inline files
+	if s.Kind == manifest.StepCopy && len(s.Copy.Inline) > 0 {
+		if inline, err = writeInline(r.opts.Tmp, s.Copy.Inline); err != nil {
+			return err
+		}
+		defer os.RemoveAll(inline)
+	}
 	return container.Mounted(r.opts.Tmp, sets, func(roots []string) error {
+		if err := resolveOwner(roots[0], s, &opts); err != nil {
+			return err
+		}
 		if s.Kind == manifest.StepTemplate {
 			return buildctx.WriteFile(roots[0], r.abs(st.config.WorkingDir, s.Template.Dst), data, opts)
 		}
@@ -429,11 +505,46 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 		if strings.HasSuffix(s.Copy.Dst, "/") && dst != "/" {
 			dst += "/"
 		}
-		if s.Copy.From != "" {
-			return buildctx.CopyTree(ctx, roots[1], s.Copy.Src, roots[0], dst, opts)
+		for _, src := range s.Copy.AllSources() {
+			var err error
+			switch {
+			case s.Copy.From != "":
+				err = buildctx.CopyTree(ctx, roots[1], src, roots[0], dst, opts)
+			case s.Copy.Extract:
+				err = r.addFromContext(ctx, src, roots[0], dst, opts)
+			default:
+				err = r.opts.Context.Copy(ctx, src, roots[0], dst, opts)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		return r.opts.Context.Copy(ctx, s.Copy.Src, roots[0], dst, opts)
+		for _, f := range s.Copy.Inline {
+			if err := buildctx.CopyTree(ctx, inline, f.Name, roots[0], dst, opts); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// uniqueDirs drops all but the top-most of layer directories that repeat
+// (two steps that made the same layer, often an empty one): overlayfs
+// refuses a lowerdir given twice, and the top-most copy re-applies
+// everything the lower one did.
+func uniqueDirs(dirs []string) []string {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(dirs))
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if !seen[dirs[i]] {
+			seen[dirs[i]] = true
+			out = append(out, dirs[i])
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
 }
 
 // readOnly mounts layer directories as a read-only root filesystem.
@@ -472,10 +583,10 @@ func copyOptions(s *manifest.Step) (buildctx.CopyOptions, error) {
 		}
 		uid, err1 := strconv.Atoi(u)
 		gid, err2 := strconv.Atoi(g)
-		if err1 != nil || err2 != nil {
+		if (err1 != nil || err2 != nil) && s.Kind != manifest.StepCopy {
 			return o, fmt.Errorf("owner %q: want numeric uid:gid", own)
 		}
-		o.UID, o.GID = uid, gid
+		o.UID, o.GID = uid, gid // names are looked up in the destination (resolveOwner)
 	}
 	return o, nil
 }
@@ -505,7 +616,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, st.dirs)
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,10 @@ type Build struct {
 	Target  string         // the stage that becomes the image
 	Image   ImageConfig    // the image's config
 	Values  map[string]any // the template values, for template steps
+	// Warnings are notes for the user about what was accepted but not
+	// acted on (a Dockerfile's # syntax= directive); the CLI prints them
+	// on stderr.
+	Warnings []string `json:",omitempty"`
 }
 
 // Stage is a base and the steps on top of it.
@@ -45,6 +49,10 @@ const (
 	StepEnv      StepKind = "env"
 	StepWorkdir  StepKind = "workdir"
 	StepUser     StepKind = "user"
+	// StepConfig changes the image config (Step.Config, a delta applied
+	// in order); it makes no layer. A Dockerfile's CMD, ENTRYPOINT,
+	// LABEL, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK, SHELL and ONBUILD.
+	StepConfig StepKind = "config"
 )
 
 // Step is one cached layer (run, copy, template) or one change of the
@@ -61,7 +69,65 @@ type Step struct {
 	Env      []KV      // StepEnv
 	Workdir  string    // StepWorkdir
 	User     string    // StepUser
-	Pos      Pos
+	// MakeWorkdir (StepWorkdir) also creates the directory, owned by the
+	// config's user, as a Dockerfile's WORKDIR does: the step then makes
+	// a layer.
+	MakeWorkdir bool         `json:",omitempty"`
+	Config      *ImageConfig `json:",omitempty"` // StepConfig: the change, see ImageConfig
+	// RunEnv (StepRun) is set in the command's environment only, over the
+	// config's env: a Dockerfile's ARG values. It never reaches the image.
+	RunEnv []KV    `json:",omitempty"`
+	Mounts []Mount `json:",omitempty"` // StepRun: what is mounted for the command only
+	// Network (StepRun) overrides the build's network: "none" or "host";
+	// "" is the build's.
+	Network string `json:",omitempty"`
+	Pos     Pos
+}
+
+// MountType says what a run step's Mount is.
+type MountType string
+
+const (
+	// MountCache is a directory kept between builds under kiln's root,
+	// shared by every step that names the same ID.
+	MountCache MountType = "cache"
+	// MountSecret is a file holding the secret ID, read-only; it never
+	// reaches a layer, the image, the history or a cache key (which holds
+	// only the ID).
+	MountSecret MountType = "secret"
+	// MountBind is Source from another stage (From) or the build context,
+	// read-only unless ReadWrite (writes are then thrown away).
+	MountBind MountType = "bind"
+	// MountTmpfs is an empty tmpfs.
+	MountTmpfs MountType = "tmpfs"
+	// MountFile is a file holding Data (a Dockerfile heredoc script).
+	MountFile MountType = "file"
+)
+
+// Mount is something mounted for one run step only. Its target never
+// leaves a stub in the layer.
+type Mount struct {
+	Type   MountType
+	Target string // absolute
+	// ID names a cache (default: Target) or a secret.
+	ID string
+	// Sharing (cache) is shared (the default: used at once by every
+	// step), locked or private (one step at a time).
+	Sharing string
+	From    string // bind: a stage's name; "" for the build context
+	Source  string // bind: a path in From or the context (default: its root)
+	// ReadWrite (bind) lets the command write, to a throwaway copy.
+	ReadWrite bool
+	// Required (secret) makes a missing secret an error; otherwise the
+	// mount is left out, as BuildKit does.
+	Required bool
+	// Env (secret) also puts the secret in this environment variable.
+	Env  string
+	Mode *uint32 // cache, secret, file: the mode of the file or directory
+	UID  *int    // cache, secret: the owner
+	GID  *int
+	Size int64  // tmpfs: the size limit in bytes; 0 is the default
+	Data string // file: the content
 }
 
 // Command is a command in shell form (Shell) or exec form (Exec).
@@ -82,9 +148,37 @@ func (c Command) Args() []string {
 type Copy struct {
 	From string // a stage's name; "" for the build context
 	Src  string // relative to the context (or a path in the stage)
-	Dst  string // absolute, or relative to the workdir
-	Mode string // optional octal mode, "0644"
-	Own  string // optional owner, "uid:gid"
+	// Sources, when not empty, are the sources in place of Src (a
+	// Dockerfile's COPY a b c /dst/): Dst is then a directory.
+	Sources []string `json:",omitempty"`
+	// Inline files (a Dockerfile's heredocs) are copied as if they were
+	// sources named Name, after Sources.
+	Inline []InlineFile `json:",omitempty"`
+	Dst    string       // absolute, or relative to the workdir
+	Mode   string       // optional octal mode, "0644"
+	// Own is an optional owner, "uid:gid", or a user and group name
+	// looked up in the destination's /etc/passwd and /etc/group.
+	Own string
+	// Extract (a Dockerfile's ADD) unpacks a source that is a local tar
+	// archive (plain, gzip or bzip2) into Dst instead of copying it.
+	Extract bool `json:",omitempty"`
+}
+
+// InlineFile is a file given in the build file itself.
+type InlineFile struct {
+	Name string
+	Data string
+}
+
+// AllSources returns Sources, or Src alone.
+func (c *Copy) AllSources() []string {
+	if len(c.Sources) > 0 {
+		return c.Sources
+	}
+	if c.Src == "" && len(c.Inline) > 0 {
+		return nil
+	}
+	return []string{c.Src}
 }
 
 // Template renders a file of the context with the build's values.
@@ -104,16 +198,36 @@ type Test struct {
 
 // ImageConfig is the config of the built image. A nil slice leaves the
 // base image's value; an empty, non-nil one clears it.
+//
+// As a StepConfig change, Cmd, Entrypoint and Shell replace the value when
+// not nil; Env, Labels, Expose and Volumes add to it; OnBuild adds to it,
+// and an empty, non-nil OnBuild clears it; a non-empty string and a non-nil
+// Healthcheck replace.
 type ImageConfig struct {
-	Cmd        []string
-	Entrypoint []string
-	Env        []KV
-	Workdir    string
-	User       string
-	Expose     []string
-	Labels     []KV
-	Volumes    []string
-	StopSignal string
+	Cmd         []string
+	Entrypoint  []string
+	Env         []KV
+	Workdir     string
+	User        string
+	Expose      []string
+	Labels      []KV
+	Volumes     []string
+	StopSignal  string
+	Shell       []string     `json:",omitempty"`
+	Healthcheck *Healthcheck `json:",omitempty"`
+	OnBuild     []string     `json:",omitempty"` // Dockerfile instructions run by builds FROM the image
+}
+
+// Healthcheck is how a container checks it is healthy. Test is ["NONE"],
+// ["CMD", argv...] or ["CMD-SHELL", command]. A zero duration or Retries
+// inherits the default.
+type Healthcheck struct {
+	Test          []string
+	Interval      time.Duration
+	Timeout       time.Duration
+	StartPeriod   time.Duration
+	StartInterval time.Duration // not stored in the image config (it has no field for it)
+	Retries       int
 }
 
 // Pos is where a user wrote something: the manifest (or an included

@@ -43,6 +43,19 @@ type Options struct {
 	// Host is what templates see as host.arch, host.os and host.cpus. The
 	// default is this machine's (host.os is always "linux").
 	Host *Host
+	// Frontend chooses how path is read: "dockerfile", or "yaml" (kiln's
+	// manifests). The default is a Dockerfile when path's base name is
+	// Dockerfile or Containerfile or ends in .Dockerfile or .dockerfile,
+	// and YAML otherwise.
+	Frontend string
+	// BuildArgs are a Dockerfile's --build-arg KEY=VALUE values (a KEY
+	// alone takes its value from Getenv, as docker build does).
+	BuildArgs []string
+	// ResolveBase returns the config of a Dockerfile's base image: its
+	// Env is what variables expand with, and its OnBuild triggers run at
+	// the start of the stage. The default takes every base to have no env
+	// and no triggers.
+	ResolveBase func(ctx context.Context, ref string) (*ImageConfig, error)
 }
 
 // Load reads the manifest at path: it renders the template, decodes the
@@ -50,6 +63,16 @@ type Options struct {
 // the manifest's file, line and column, or wrap the failure to read a
 // file.
 func Load(ctx context.Context, path string, opts Options) (*Build, error) {
+	switch opts.Frontend {
+	case "dockerfile":
+		return LoadDockerfile(ctx, path, opts)
+	case "", "yaml":
+		if opts.Frontend == "" && IsDockerfile(path) {
+			return LoadDockerfile(ctx, path, opts)
+		}
+	default:
+		return nil, fmt.Errorf("unknown frontend %q: use dockerfile or yaml", opts.Frontend)
+	}
 	b, _, err := load(ctx, path, opts)
 	return b, err
 }
@@ -66,10 +89,18 @@ func Render(ctx context.Context, path string, opts Options) ([]byte, error) {
 }
 
 // manifestNames are the names Find tries, in order.
-var manifestNames = []string{"kiln.yml", "kiln.yaml", "app.yml", "app.yaml"}
+var manifestNames = []string{"kiln.yml", "kiln.yaml", "app.yml", "app.yaml", "Dockerfile", "Containerfile"}
+
+// IsDockerfile reports whether path names a Dockerfile: its base name is
+// Dockerfile or Containerfile, or ends in .Dockerfile or .dockerfile.
+func IsDockerfile(path string) bool {
+	base := filepath.Base(path)
+	return base == "Dockerfile" || base == "Containerfile" ||
+		strings.HasSuffix(base, ".Dockerfile") || strings.HasSuffix(base, ".dockerfile")
+}
 
 // Find returns the manifest to use in dir: kiln.yml, kiln.yaml, app.yml,
-// then app.yaml.
+// app.yaml, then Dockerfile and Containerfile.
 func Find(dir string) (string, error) {
 	for _, n := range manifestNames {
 		p := filepath.Join(dir, n)

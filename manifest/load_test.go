@@ -136,7 +136,7 @@ func TestFind(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := Find(dir)
-		want := "no manifest in " + dir + ": tried kiln.yml, kiln.yaml, app.yml, app.yaml"
+		want := "no manifest in " + dir + ": tried kiln.yml, kiln.yaml, app.yml, app.yaml, Dockerfile, Containerfile"
 		if err == nil || err.Error() != want {
 			t.Errorf("Find error = %v, want %q", err, want)
 		}

@@ -32,6 +32,12 @@ import (
 // types.OCILayer. It stays unreferenced, and so collectable after GCGrace,
 // until an image that contains it is tagged.
 func (s *Store) WriteLayer(ctx context.Context, write func(w io.Writer) error) (v1.Layer, error) {
+	return s.writeLayer(ctx, Gzip, write)
+}
+
+// writeLayer is WriteLayer with the compression c: Gzip with pgzip, Zstd
+// with klauspost/compress/zstd at its default level (types.OCILayerZStd).
+func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.Writer) error) (v1.Layer, error) {
 	f, err := s.createTemp()
 	if err != nil {
 		return nil, fmt.Errorf("write layer: %w", err)
@@ -44,7 +50,10 @@ func (s *Store) WriteLayer(ctx context.Context, write func(w io.Writer) error) (
 	digester := sha256.New()
 	counter := &countWriter{}
 	buf := bufio.NewWriterSize(io.MultiWriter(f, digester, counter), 1<<20)
-	zw := pgzip.NewWriter(buf)
+	zw, mt, err := c.writer(buf)
+	if err != nil {
+		return nil, fmt.Errorf("write layer: %w", err)
+	}
 	differ := sha256.New()
 	w := &ctxWriter{ctx: ctx, w: io.MultiWriter(zw, differ)}
 	if err := write(w); err != nil {
@@ -63,7 +72,7 @@ func (s *Store) WriteLayer(ctx context.Context, write func(w io.Writer) error) (
 	}
 	return &storeLayer{
 		path:   s.blobPath(d),
-		desc:   v1.Descriptor{MediaType: types.OCILayer, Size: counter.n, Digest: d},
+		desc:   v1.Descriptor{MediaType: mt, Size: counter.n, Digest: d},
 		diffID: hashOf(differ),
 	}, nil
 }

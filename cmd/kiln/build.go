@@ -31,11 +31,13 @@ import (
 
 // manifestFlags are the flags that say which manifest, with which values.
 type manifestFlags struct {
-	file    string
-	values  []string
-	set     []string
-	envVars []string
-	target  string
+	file      string
+	values    []string
+	set       []string
+	envVars   []string
+	target    string
+	buildArgs []string
+	frontend  string
 }
 
 func (f *manifestFlags) add(c *cobra.Command) {
@@ -45,6 +47,8 @@ func (f *manifestFlags) add(c *cobra.Command) {
 	fl.StringArrayVar(&f.set, "set", nil, "a template value key=value; dotted keys and YAML lists allowed (repeatable)")
 	fl.StringArrayVar(&f.envVars, "env-var", nil, "expose environment variable NAME to the template as env.NAME (repeatable)")
 	fl.StringVar(&f.target, "target", "", "the stage that becomes the image (default: the manifest's target, else the last stage)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "a Dockerfile ARG value KEY=VALUE, or KEY to take it from the environment (repeatable)")
+	fl.StringVar(&f.frontend, "frontend", "", "read the file as a dockerfile or a yaml manifest (default: a Dockerfile when named Dockerfile, Containerfile or *.Dockerfile)")
 }
 
 // load finds and loads the manifest; args may hold the CONTEXT.
@@ -57,7 +61,8 @@ func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Buil
 }
 
 func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
-	opts := manifest.Options{Values: f.values, Set: f.set, EnvVars: f.envVars, Getenv: os.Getenv, Target: f.target}
+	opts := manifest.Options{Values: f.values, Set: f.set, EnvVars: f.envVars, Getenv: os.Getenv, Target: f.target,
+		BuildArgs: f.buildArgs, Frontend: f.frontend}
 	path := f.file
 	if len(args) > 0 {
 		opts.Context = args[0]
@@ -87,6 +92,7 @@ type buildFlags struct {
 	noCache       bool
 	noCacheFilter []string
 	network       string
+	secrets       []string
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -119,6 +125,7 @@ docker load archive.`,
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	return c
 }
 
@@ -150,19 +157,31 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := f.load(ctx, args)
+	secrets, err := readSecrets(f.secrets)
 	if err != nil {
 		return err
+	}
+	path, opts, err := f.options(args)
+	if err != nil {
+		return err
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return baseConfig(ctx, s, ref) }
+	b, err := manifest.Load(ctx, path, opts)
+	if err != nil {
+		return err
+	}
+	for _, w := range b.Warnings {
+		fmt.Fprintln(a.stderr, "kiln: note:", w)
 	}
 	g, err := dag.Compile(b)
 	if err != nil {
 		return err
 	}
 	bctx, err := buildctx.Open(b.Context)
-	if err != nil {
-		return err
-	}
-	s, err := a.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -180,7 +199,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return resolveBase(ctx, s, ref) },
 		Jobs:      f.jobs,
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
-		Observer: obs, SourceDateEpoch: epoch, Network: network,
+		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 	})
 	if f.junit != "" && res != nil {
 		if jerr := writeJUnit(f.junit, res.Tests); jerr != nil && err == nil {
@@ -271,6 +290,74 @@ func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, err
 		return nil, fmt.Errorf("storing %s: %w", ref, err)
 	}
 	return s.Image(ctx, ref)
+}
+
+// baseConfig is what a Dockerfile needs of a base image's config: its
+// env, shell and ONBUILD triggers.
+func baseConfig(ctx context.Context, s *store.Store, ref string) (*manifest.ImageConfig, error) {
+	img, err := resolveBase(ctx, s, ref)
+	if err != nil || img == nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
+	}
+	ic := &manifest.ImageConfig{Shell: cf.Config.Shell, OnBuild: cf.Config.OnBuild}
+	for _, e := range cf.Config.Env {
+		k, v, _ := strings.Cut(e, "=")
+		ic.Env = append(ic.Env, manifest.KV{Key: k, Value: v})
+	}
+	return ic, nil
+}
+
+// readSecrets reads the --secret values: id=ID,src=FILE (or source=),
+// id=ID,env=VAR, or id=ID alone for the variable ID.
+func readSecrets(specs []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, spec := range specs {
+		var id, src, env string
+		for _, kv := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, fmt.Errorf("--secret %q: type must be file or env", spec)
+				}
+			default:
+				return nil, fmt.Errorf("--secret %q: unknown key %q (use id=ID,src=FILE or id=ID,env=VAR)", spec, k)
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("--secret %q: needs id=ID", spec)
+		}
+		switch {
+		case src != "" && env != "":
+			return nil, fmt.Errorf("--secret %q: give src= or env=, not both", spec)
+		case src != "":
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", id, err)
+			}
+			out[id] = data
+		default:
+			if env == "" {
+				env = id
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, fmt.Errorf("--secret %s: the environment variable %s is not set", id, env)
+			}
+			out[id] = []byte(v)
+		}
+	}
+	return out, nil
 }
 
 // hasRegistry reports whether ref names its registry (a first path

@@ -70,6 +70,7 @@ type app struct {
 	stdout, stderr io.Writer
 	root           string
 	snapshotter    string
+	reg            registryFlags
 }
 
 func defaultRoot() string {
@@ -105,6 +106,8 @@ func newRootCommand(a *app) *cobra.Command {
 		newPushCommand(a),
 		newVersionCommand(a),
 	)
+	root.AddCommand(registryCommands(a)...)
+	addRegistryFlags(root, a)
 	return root
 }
 

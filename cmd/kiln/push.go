@@ -4,26 +4,51 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
 
+// registryFlags are the global flags that say how to reach registries.
+type registryFlags struct {
+	caFile   string
+	insecure []string
+}
+
+// addRegistryFlags adds the registry flags to the root command.
+func addRegistryFlags(root *cobra.Command, a *app) {
+	f := root.PersistentFlags()
+	f.StringVar(&a.reg.caFile, "ca-file", "", "PEM `FILE` of CA certificates trusted for registries, besides the system's")
+	f.StringArrayVar(&a.reg.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP or unverified TLS (repeatable; localhost and 127.0.0.1 may always use HTTP)")
+}
+
+// registry returns a registry client configured by the global flags.
+func (a *app) registry() (*registry.Client, error) {
+	return registry.New(registry.Options{CAFile: a.reg.caFile, Insecure: a.reg.insecure})
+}
+
 func newPushCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	var compression string
+	c := &cobra.Command{
 		Use:   "push IMAGE [DEST]",
 		Short: "Write an image to an OCI layout, a docker archive or a registry",
 		Long: `Push writes a local image to DEST:
   oci-layout:DIR[:TAG]          an OCI image layout (created or appended to)
   docker-archive:FILE[:NAME:TAG] a tarball for docker load / podman load
-  REGISTRY/REPO[:TAG]           a registry; credentials from ~/.docker/config.json
-DEST defaults to IMAGE's own name, pushed to its registry.`,
+  REGISTRY/REPO[:TAG]           a registry; credentials from kiln login,
+                                ~/.docker/config.json and its credential helpers
+DEST defaults to IMAGE's own name, pushed to its registry. To a registry,
+layers go up to 4 at once, blobs the registry has are not sent again, and
+failed requests (5xx, broken connections) are retried with backoff; kiln
+prints DEST's repository@digest.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			comp, err := store.ParseCompression(compression)
+			if err != nil {
+				return err
+			}
 			s, err := a.store(ctx)
 			if err != nil {
 				return err
@@ -36,15 +61,22 @@ DEST defaults to IMAGE's own name, pushed to its registry.`,
 			if len(args) == 2 {
 				dest = args[1]
 			}
+			if img, err = s.Recompress(ctx, img, comp); err != nil {
+				return fmt.Errorf("pushing %s: %w", dest, err)
+			}
 			if strings.HasPrefix(dest, "oci-layout:") || strings.HasPrefix(dest, "docker-archive:") {
 				return store.Export(ctx, img, dest)
 			}
-			ref, err := name.ParseReference(dest)
+			rc, err := a.registry()
 			if err != nil {
-				return fmt.Errorf("push destination %q: %w", dest, err)
+				return err
 			}
-			if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-				return fmt.Errorf("pushing %s: %w", ref, err)
+			ref, err := rc.Reference(dest)
+			if err != nil {
+				return fmt.Errorf("push destination: %w", err)
+			}
+			if err := rc.Push(ctx, img, ref); err != nil {
+				return fmt.Errorf("pushing %s: %w", dest, err)
 			}
 			d, err := img.Digest()
 			if err != nil {
@@ -54,4 +86,6 @@ DEST defaults to IMAGE's own name, pushed to its registry.`,
 			return err
 		},
 	}
+	c.Flags().StringVar(&compression, "compression", string(store.Gzip), "compression of the layers pushed: gzip or zstd (recompressed from the store's gzip)")
+	return c
 }

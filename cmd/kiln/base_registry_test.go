@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
@@ -60,6 +62,20 @@ func TestBuildFromRegistryBase(t *testing.T) {
 	if n := blobGets.Load(); n != 0 {
 		t.Errorf("the second build fetched %d blobs again; the pulled base should be reused", n)
 	}
+	// --push sends every -t tag to its registry.
+	pushed := strings.TrimPrefix(srv.URL, "http://") + "/built/app:2"
+	built := strings.TrimSpace(mustKiln(t, root, "build", "-t", pushed, "--push", dir).stdout)
+	desc, err := remote.Get(mustRef(t, pushed))
+	if err != nil {
+		t.Fatalf("the pushed image is not in the registry: %v", err)
+	}
+	if desc.Digest.String() != built {
+		t.Errorf("registry has %s, the build printed %s", desc.Digest, built)
+	}
+	if r := kiln(t, root, nil, "build", "--push", dir); r.code == 0 {
+		t.Error("build --push without -t succeeded")
+	}
+
 	// A short name that is not in the store is an error, not a pull from
 	// Docker Hub.
 	if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte("from: nosuchimage\n"), 0o644); err != nil {
@@ -69,4 +85,13 @@ func TestBuildFromRegistryBase(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "nosuchimage") || !strings.Contains(r.stderr, "kiln.yml:1") || strings.Contains(r.stderr, "docker.io") {
 		t.Errorf("build from a missing short name: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/buildctx"
@@ -26,6 +24,7 @@ import (
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/progress"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -93,6 +92,7 @@ type buildFlags struct {
 	noCacheFilter []string
 	network       string
 	secrets       []string
+	push          bool
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -125,6 +125,7 @@ docker load archive.`,
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
+	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	return c
 }
@@ -169,7 +170,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return baseConfig(ctx, s, ref) }
+	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return a.baseConfig(ctx, s, ref) }
 	b, err := manifest.Load(ctx, path, opts)
 	if err != nil {
 		return err
@@ -196,7 +197,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	tmp := filepath.Join(a.root, "tmp")
 	res, err := executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
-		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return resolveBase(ctx, s, ref) },
+		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
 		Jobs:      f.jobs,
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
@@ -224,6 +225,11 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	}
 	for _, o := range outputs {
 		if err := o.write(ctx, res.Image, f.tags); err != nil {
+			return err
+		}
+	}
+	if f.push {
+		if err := a.pushTags(ctx, res.Image, f.tags); err != nil {
 			return err
 		}
 	}
@@ -263,9 +269,10 @@ func optionalEpoch() (*time.Time, error) {
 }
 
 // resolveBase finds a base image: scratch, the local store (by name, or
-// oci-layout:, docker-archive:), else the registry, pulling it into the
-// store so that its layers are unpacked once and reused.
-func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
+// oci-layout:, docker-archive:), else the registry (with the global
+// registry flags), pulling it into the store so that its layers are
+// unpacked once and reused.
+func (a *app) resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
 	if ref == "scratch" {
 		return nil, nil
 	}
@@ -276,13 +283,20 @@ func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, err
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	r, perr := name.ParseReference(ref)
-	if perr != nil || !hasRegistry(ref) {
+	if !registry.HasHost(ref) {
 		// A short name that is not in the store: say so, without
 		// reaching out to Docker Hub.
 		return nil, fmt.Errorf("not in the local store (kiln images lists it; import or pull it first): %w", err)
 	}
-	remoteImg, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	rc, err := a.registry()
+	if err != nil {
+		return nil, err
+	}
+	r, err := rc.Reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	remoteImg, err := rc.Image(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
@@ -294,8 +308,8 @@ func resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, err
 
 // baseConfig is what a Dockerfile needs of a base image's config: its
 // env, shell and ONBUILD triggers.
-func baseConfig(ctx context.Context, s *store.Store, ref string) (*manifest.ImageConfig, error) {
-	img, err := resolveBase(ctx, s, ref)
+func (a *app) baseConfig(ctx context.Context, s *store.Store, ref string) (*manifest.ImageConfig, error) {
+	img, err := a.resolveBase(ctx, s, ref)
 	if err != nil || img == nil {
 		return nil, err
 	}
@@ -358,13 +372,6 @@ func readSecrets(specs []string) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// hasRegistry reports whether ref names its registry (a first path
-// component with a dot or a port, or localhost), as Docker decides.
-func hasRegistry(ref string) bool {
-	domain, _, ok := strings.Cut(ref, "/")
-	return ok && (strings.ContainsAny(domain, ".:") || domain == "localhost")
 }
 
 func writeJUnit(path string, tests []executor.TestResult) error {
@@ -473,4 +480,26 @@ func tarDir(dir, dest string) error {
 		return err
 	}
 	return os.Rename(tmp, dest)
+}
+
+// pushTags pushes img to the registry of each tag.
+func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
+	if len(tags) == 0 {
+		return errors.New("--push needs at least one -t REGISTRY/REPO:TAG")
+	}
+	rc, err := a.registry()
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		ref, err := rc.Reference(t)
+		if err != nil {
+			return err
+		}
+		if err := rc.Push(ctx, img, ref); err != nil {
+			return fmt.Errorf("pushing %s: %w", t, err)
+		}
+		fmt.Fprintf(a.stderr, "pushed %s\n", t)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/kiln-build/kiln/registry"
 	"io"
 	"strings"
 	"testing"
@@ -122,14 +123,14 @@ func TestRunTTY(t *testing.T) {
 	}
 }
 
-func TestHasRegistry(t *testing.T) {
+func TestShortNamesHaveNoRegistry(t *testing.T) {
 	for ref, want := range map[string]bool{
 		"busybox": false, "busybox:latest": false, "library/busybox:1": false,
 		"127.0.0.1:5000/busybox": true, "localhost/x": true, "localhost:5000/x:1": true,
 		"registry.example.org/app": true, "gcr.io/x/y@sha256:abc": true,
 	} {
-		if got := hasRegistry(ref); got != want {
-			t.Errorf("hasRegistry(%q) = %v, want %v", ref, got, want)
+		if got := registry.HasHost(ref); got != want {
+			t.Errorf("registry.HasHost(%q) = %v, want %v", ref, got, want)
 		}
 	}
 }

@@ -63,5 +63,7 @@ build() { echo "$KILN --root $ROOT build --progress plain --set base=busybox:lat
 
 if [ "${PEER:-0}" = 1 ]; then
 	WORK=$WORK/peer "$SHARED/bench/peer-buildah.sh" | tee -a "$out"
+	# The harness leaves the registry it started running: stop it.
+	WORK=$WORK/peer "$SHARED/bench/setup.sh" --stop-registry --no-install || true
 fi
 echo "results: $out"

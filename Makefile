@@ -8,7 +8,7 @@ WORK    ?= /tmp/kiln-demo
 # that check kiln's output.
 TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry
 
-.PHONY: demo test lint build deps test-deps bench clean
+.PHONY: demo test lint build deps test-deps bench fuzz clean
 
 build:
 	@command -v go >/dev/null || { echo "make: Go 1.26 is needed (/usr/local/go/bin/go)"; exit 1; }
@@ -45,6 +45,18 @@ lint:
 	go vet ./...
 	command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest
 	staticcheck ./...
+
+# Each fuzz target for FUZZTIME (CI: 10s). Run one long with, e.g.:
+#   go test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 30m ./layer/
+# A failing input is saved under the package's testdata/fuzz/FuzzXxx/ and
+# is then a regression test of the plain `go test`.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := layer:FuzzExtract layer:FuzzWriteDirRoundTrip manifest:FuzzLoad manifest:FuzzLoadDockerfile buildctx:FuzzIgnoreFile
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
 
 bench: build test-deps
 	go test -run '^$$' -bench . -benchtime 200x ./container/ ./layer/

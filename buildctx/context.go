@@ -28,9 +28,28 @@ type Context struct {
 // that exists winning.
 var ignoreFiles = [...]string{".kilnignore", ".dockerignore"}
 
+// Option configures a Context.
+type Option func(*options)
+
+type options struct {
+	warn func(msg string)
+}
+
+// WithWarn sets the function told about each file of the context that a
+// copy or digest skips because it cannot be copied (a socket, FIFO or
+// device), once per file, with a message naming it. It may be called from
+// several goroutines at once. The default says nothing.
+func WithWarn(warn func(msg string)) Option {
+	return func(o *options) { o.warn = warn }
+}
+
 // Open opens the build context dir and reads its ignore rules: .kilnignore
 // if present, else .dockerignore.
-func Open(dir string) (*Context, error) {
+func Open(dir string, opts ...Option) (*Context, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open build context %s: %w", dir, err)
@@ -67,6 +86,7 @@ func Open(dir string) (*Context, error) {
 		break
 	}
 	c.src = newSource(abs, true, pm)
+	c.src.warn = o.warn
 	c.src.notFound = func(src string) error {
 		return fmt.Errorf("copy source %q: no such file in the build context", src)
 	}
@@ -108,6 +128,30 @@ type source struct {
 	// The errors for a source that matches nothing and one that leads out
 	// of the root (strict resolvers only).
 	notFound, outside func(src string) error
+	// warn, if not nil, is told about skipped files, each once (warned).
+	warn   func(msg string)
+	warned sync.Map
+}
+
+// skip notes that the file rel (relative to the root) is not copied, with
+// a warning the first time.
+func (s *source) skip(rel string, fi fs.FileInfo) {
+	if s.warn == nil {
+		return
+	}
+	if _, dup := s.warned.LoadOrStore(rel, true); dup {
+		return
+	}
+	kind := "device"
+	switch {
+	case fi.Mode()&fs.ModeSocket != 0:
+		kind = "socket"
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		kind = "FIFO"
+	case fi.Mode()&fs.ModeIrregular != 0:
+		kind = "irregular file"
+	}
+	s.warn(fmt.Sprintf("skipping %s %q in %s: only regular files, directories and links are copied", kind, rel, s.res.root))
 }
 
 func newSource(root string, strict bool, pm *patternmatcher.PatternMatcher) *source {
@@ -204,6 +248,7 @@ func (s *source) matches(src string) ([]match, error) {
 	var out []match
 	for _, m := range cands {
 		if !copyable(m.fi) {
+			s.skip(m.real, m.fi)
 			continue
 		}
 		if m.fi.IsDir() && s.excluded(m.real) {

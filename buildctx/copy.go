@@ -26,6 +26,11 @@ type CopyOptions struct {
 	// UID and GID own every file, directory and link copied or made. The
 	// default is 0:0.
 	UID, GID int
+	// KeepOwner keeps the owner of every file, directory and link copied
+	// (as COPY --from and ADD of an archive do without --chown); UID and
+	// GID then own only the missing parents made for the destination. The
+	// default is false.
+	KeepOwner bool
 }
 
 // Copy copies the copy source src (see Resolve) into the root filesystem
@@ -97,7 +102,7 @@ func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
 	if err := c.clear(abs); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
-	if err := c.writeFile(abs, mode, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := c.writeFile(abs, mode, opts.UID, opts.GID, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
 	return nil
@@ -145,6 +150,13 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 			if err := mkdirAll(rootAbs, real, opts.UID, opts.GID); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 			}
+			if fi == nil && opts.KeepOwner {
+				// A destination made for the directory takes its owner.
+				uid, gid := c.owner(m.fi)
+				if err := lchown(filepath.Join(rootAbs, real), uid, gid); err != nil {
+					return fmt.Errorf("copy %q to %s: %w", src, dst, err)
+				}
+			}
 			if err := c.tree(ctx, srcAbs, es, real); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 			}
@@ -189,8 +201,22 @@ func newCopier(root string, opts CopyOptions) *copier {
 		root:  root,
 		dr:    &resolver{root: root},
 		opts:  opts,
-		chown: os.Geteuid() == 0 || opts.UID != os.Geteuid() || opts.GID != os.Getegid(),
+		chown: os.Geteuid() == 0 || opts.UID != os.Geteuid() || opts.GID != os.Getegid() || opts.KeepOwner,
 	}
+}
+
+// owner returns who owns the copy of the file fi: its own owner with
+// KeepOwner, else the options' UID and GID.
+func (c *copier) owner(fi fs.FileInfo) (uid, gid int) {
+	if c.opts.KeepOwner {
+		switch st := fi.Sys().(type) {
+		case *unix.Stat_t: // a walk's entries
+			return int(st.Uid), int(st.Gid)
+		case *syscall.Stat_t: // os.Lstat's
+			return int(st.Uid), int(st.Gid)
+		}
+	}
+	return c.opts.UID, c.opts.GID
 }
 
 // tree copies the walk es of the directory srcAbs into the directory dst
@@ -232,7 +258,8 @@ func (c *copier) dir(target string, e entry) (string, error) {
 		return "", err
 	case fi.IsDir():
 		c.dirs = append(c.dirs, dirMeta{abs: abs, mode: e.fi.Mode(), mtime: e.fi.ModTime()})
-		return target, lchown(abs, c.opts.UID, c.opts.GID)
+		uid, gid := c.owner(e.fi)
+		return target, lchown(abs, uid, gid)
 	case fi.Mode()&fs.ModeSymlink != 0:
 		if real, rfi, err := c.dr.resolve(target, true); err == nil && rfi != nil && rfi.IsDir() {
 			return real, nil // a link to a directory (say bin -> usr/bin): keep it, fill the directory
@@ -247,7 +274,8 @@ func (c *copier) dir(target string, e entry) (string, error) {
 		return "", err
 	}
 	if c.chown {
-		if err := os.Lchown(abs, c.opts.UID, c.opts.GID); err != nil {
+		uid, gid := c.owner(e.fi)
+		if err := os.Lchown(abs, uid, gid); err != nil {
 			return "", err
 		}
 	}
@@ -274,7 +302,8 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		if c.opts.Mode != nil {
 			mode = *c.opts.Mode
 		}
-		if err := c.writeFile(abs, mode, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
+		uid, gid := c.owner(e.fi)
+		if err := c.writeFile(abs, mode, uid, gid, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:
@@ -289,7 +318,8 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 			return err
 		}
 		if c.chown {
-			if err := os.Lchown(abs, c.opts.UID, c.opts.GID); err != nil {
+			uid, gid := c.owner(e.fi)
+			if err := os.Lchown(abs, uid, gid); err != nil {
 				return err
 			}
 		}
@@ -315,9 +345,9 @@ func (c *copier) clear(abs string) error {
 	return os.Remove(abs)
 }
 
-// writeFile makes the file abs (which must not exist) with write, owned and
-// with mode as the options say.
-func (c *copier) writeFile(abs string, mode fs.FileMode, write func(io.Writer) error) error {
+// writeFile makes the file abs (which must not exist) with write, with
+// mode, owned by uid:gid.
+func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write func(io.Writer) error) error {
 	out, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
@@ -327,7 +357,7 @@ func (c *copier) writeFile(abs string, mode fs.FileMode, write func(io.Writer) e
 		return err
 	}
 	if c.chown {
-		if err := out.Chown(c.opts.UID, c.opts.GID); err != nil {
+		if err := out.Chown(uid, gid); err != nil {
 			out.Close()
 			return err
 		}

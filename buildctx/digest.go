@@ -29,9 +29,16 @@ const digestVersion = "kiln buildctx digest v1"
 // directory whose contents are what is copied. The same files anywhere give
 // the same digest.
 func (c *Context) Digest(ctx context.Context, src string) (v1.Hash, error) {
+	d, _, _, err := c.digest(ctx, src)
+	return d, err
+}
+
+// digest is Digest, also returning the matches and their walks (with each
+// regular file's sum), for DigestFiles.
+func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][]entry, error) {
 	ms, err := c.src.matches(src)
 	if err != nil {
-		return v1.Hash{}, err
+		return v1.Hash{}, nil, nil, err
 	}
 	// Files are hashed by a few goroutines while the walk goes on.
 	jobs := make(chan hashJob, 1024)
@@ -50,7 +57,7 @@ func (c *Context) Digest(ctx context.Context, src string) (v1.Hash, error) {
 		err = herr
 	}
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("digest copy source %q: %w", src, err)
+		return v1.Hash{}, nil, nil, fmt.Errorf("digest copy source %q: %w", src, err)
 	}
 
 	e := encoder{h: sha256.New()}
@@ -80,7 +87,7 @@ func (c *Context) Digest(ctx context.Context, src string) (v1.Hash, error) {
 			}
 		}
 	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.h.Sum(nil))}, nil
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.h.Sum(nil))}, ms, walks, nil
 }
 
 // hashJob is a regular file to hash into sum.

@@ -29,7 +29,8 @@
 //
 // Regular files, directories and symbolic links, with their mode bits
 // (permissions, setuid, setgid, sticky) and modification times; sockets,
-// FIFOs and devices are skipped; hard links are copied as separate files;
+// FIFOs and devices are skipped (with a warning to WithWarn's function,
+// once per file); unreadable files are an error naming them; hard links are copied as separate files;
 // owners come from CopyOptions, never from the source; extended attributes
 // are not copied.
 package buildctx

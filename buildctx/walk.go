@@ -113,6 +113,7 @@ func (w *walker) dir(abs, rootRel, rel string, info patternmatcher.MatchInfo) er
 			continue
 		}
 		if !copyable(fi) {
+			w.s.skip(cRoot, fi)
 			continue
 		}
 		e := entry{rel: cRel, fi: fi}

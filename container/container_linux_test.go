@@ -259,3 +259,16 @@ func tarLayer(t *testing.T, b []byte) v1.Layer {
 	}
 	return l
 }
+
+func TestSupplementaryGroups(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ user, want string }{
+		{"", "0"}, {"nobody", "65534"}, {"1234:55", "55"},
+	} {
+		p := sh(`id -G`)
+		p.User = tc.user
+		if r := e.run(context.Background(), engine.Spec{Process: p}); strings.TrimSpace(r.stdout) != tc.want {
+			t.Errorf("user %q: groups %q, want %q (the primary group, as Docker)", tc.user, r.stdout, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -16,11 +17,14 @@ import (
 // into a snapshot (a copy step) without a container. The namespace, and
 // every mount in it, goes away with the thread when fn returns, whatever
 // fn does. fn must do its file system work on the calling goroutine.
-// Directories for the mountpoints are made under tmp and removed.
+// Directories for the mountpoints are made under tmp, named
+// <pid>-mnt-<random>, and removed.
 func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) error {
 	roots := make([]string, len(sets))
 	for i := range sets {
-		d, err := os.MkdirTemp(tmp, "mnt-")
+		// Named <pid>-mnt-<random>, as the store names its temp files,
+		// so that the store's sweep removes it if this process dies.
+		d, err := os.MkdirTemp(tmp, strconv.Itoa(os.Getpid())+"-mnt-")
 		if err != nil {
 			return fmt.Errorf("making a mountpoint: %w", err)
 		}

@@ -2,6 +2,8 @@ package container
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,16 +105,74 @@ type state struct {
 
 func (r *Runtime) statePath(id string) string { return filepath.Join(r.dir, id, "state.json") }
 
-func (r *Runtime) writeState(s state) error {
-	b, err := json.Marshal(s)
+// newPrefix starts the names of container directories being made:
+// newPrefix + pid + "-" + random.
+const newPrefix = ".new-"
+
+// makeDir makes the directory of container st.ID with its state already
+// in it: made as .new-<pid>-<random> (which Sweep removes once this
+// process is gone) and renamed, so that a crash never leaves a container
+// directory without the state that names its owner. An existing
+// container of that name is engine.ErrExists.
+func (r *Runtime) makeDir(st state) error {
+	tmp, err := os.MkdirTemp(r.dir, newPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
-		return err
+		return fmt.Errorf("creating container %s: %w", st.ID, err)
 	}
-	p := r.statePath(s.ID)
-	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+	b, err := json.Marshal(st)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(tmp, "state.json"), b, 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
 		return fmt.Errorf("writing container state: %w", err)
 	}
-	return os.Rename(p+".tmp", p)
+	if err := os.Rename(tmp, filepath.Join(r.dir, st.ID)); err != nil {
+		os.RemoveAll(tmp)
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
+			return fmt.Errorf("container %s: %w", st.ID, engine.ErrExists)
+		}
+		return fmt.Errorf("creating container %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// delPrefix starts the names of container directories being removed:
+// delPrefix + pid + "-" + random.
+const delPrefix = ".del-"
+
+// removeDir removes the container directory p: first renamed out of
+// sight, to .del-<pid>-<random> (which Sweep removes once this process is
+// gone), so that a crash halfway never leaves a container directory
+// without its state, then removed. Where the rename fails, p is removed
+// where it is.
+func (r *Runtime) removeDir(p string) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
+	trash := filepath.Join(r.dir, delPrefix+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Rename(p, trash); err == nil {
+		p = trash
+	} else if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return os.RemoveAll(p)
+}
+
+// newDirPid returns the pid in the name of a directory makeDir is making
+// or removeDir is removing.
+func newDirPid(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, newPrefix)
+	if !ok {
+		if rest, ok = strings.CutPrefix(name, delPrefix); !ok {
+			return 0, false
+		}
+	}
+	pidText, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil && pid > 0
 }
 
 // Sweep removes the containers of kiln processes that no longer run:
@@ -125,6 +186,17 @@ func (r *Runtime) Sweep(ctx context.Context) error {
 	var errs []error
 	for _, e := range entries {
 		id := e.Name()
+		if pid, ok := newDirPid(id); ok {
+			// A container directory being made or removed (see makeDir
+			// and removeDir).
+			if o, err := owner.Of(pid); err == nil && o.Alive() {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(r.dir, id)); err != nil {
+				errs = append(errs, fmt.Errorf("removing state of container %s: %w", id, err))
+			}
+			continue
+		}
 		var s state
 		b, err := os.ReadFile(r.statePath(id))
 		if err == nil {
@@ -145,7 +217,7 @@ func (r *Runtime) Sweep(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := os.RemoveAll(filepath.Join(r.dir, id)); err != nil {
+		if err := r.removeDir(filepath.Join(r.dir, id)); err != nil {
 			errs = append(errs, fmt.Errorf("removing state of container %s: %w", id, err))
 		}
 	}
@@ -185,11 +257,8 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 		return nil, err
 	}
 	dir := filepath.Join(r.dir, spec.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("container %s: %w", spec.ID, engine.ErrExists)
-		}
-		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	if err := r.makeDir(state{ID: spec.ID, Owner: owner.Self()}); err != nil {
+		return nil, err
 	}
 	c := &ctr{r: r, id: spec.ID, dir: dir, spec: spec, done: make(chan struct{})}
 	defer func() {
@@ -197,10 +266,6 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 			_ = c.Delete(context.WithoutCancel(ctx))
 		}
 	}()
-	st := state{ID: spec.ID, Owner: owner.Self()}
-	if err := r.writeState(st); err != nil {
-		return nil, err
-	}
 	rootdir := filepath.Join(dir, "rootfs")
 	if err := os.Mkdir(rootdir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
@@ -515,7 +580,7 @@ func (c *ctr) Delete(ctx context.Context) error {
 		if err := removeStubs(c.spec.Rootfs, c.stubs, c.parents); err != nil {
 			errs = append(errs, err)
 		}
-		if err := os.RemoveAll(c.dir); err != nil {
+		if err := c.r.removeDir(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", c.id, err))
 		}
 		c.deleteErr = errors.Join(errs...)

@@ -91,6 +91,9 @@ func lookupUser(spec string) (credential, string, error) {
 			}
 		}
 	}
+	// As Docker (containerd's ensureAdditionalGids) and runc specs do,
+	// the primary group is also a supplementary group.
+	c.groups = append([]uint32{c.gid}, c.groups...)
 	if home == "" {
 		home = "/"
 	}

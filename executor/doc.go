@@ -9,4 +9,17 @@
 // Options.Jobs. The first failure of a step cancels the build (unless
 // Options.KeepGoing); a failing test lets the other tests finish, then
 // fails the build.
+//
+// # Debugging
+//
+// When Options.Observer is also an [Inspector] (package debugger's is),
+// the executor asks it what to do before each step that makes a layer
+// (once the step's cache key is known, before the cache is looked up,
+// so cached steps stop too) and after it ends: continue, skip the step
+// (its layer is absent), retry it, edit a run step's command, or abort
+// the build. A [NodeView] shows the step, its env, workdir, user and
+// cache key, its filesystem (Mounted, without a container; Run, in a
+// throwaway container), its changes (Diff) and, after a failure, its
+// exit code, output and snapshot, kept until After returns. Without an
+// Inspector, none of this runs.
 package executor

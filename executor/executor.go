@@ -58,6 +58,11 @@ type Options struct {
 	// steps that mount them: never a layer, the image, the history or a
 	// cache key.
 	Secrets map[string][]byte
+	// DryRun computes every node's key without running anything: each
+	// node ends Cached, Result.Inputs[key].Hit says whether its key is
+	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
+	// be nil.
+	DryRun bool
 }
 
 // TestResult is how one test branch went.
@@ -78,6 +83,9 @@ type Result struct {
 	Image  v1.Image
 	Tests  []TestResult
 	States map[string]lifecycle.State // by node key
+	// Inputs are what each node's cache key covers, by node key, for the
+	// nodes that got as far as computing one.
+	Inputs map[string]NodeInputs
 }
 
 // fsState is a node's filesystem and config, as its dependents see them.
@@ -114,6 +122,8 @@ type run struct {
 	tests    []TestResult
 	done     map[*dag.Node]chan struct{}
 	failed   map[*dag.Node]bool
+	debug    *debugRun // with an Inspector; see debug.go
+	inputs   map[*dag.Node]*NodeInputs
 }
 
 // Build runs the nodes of g that the target needs, and assembles the
@@ -138,10 +148,12 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		jobs:     map[*dag.Node]*job{},
 		done:     map[*dag.Node]chan struct{}{},
 		failed:   map[*dag.Node]bool{},
+		inputs:   map[*dag.Node]*NodeInputs{},
 	}
 	if r.obs == nil {
 		r.obs = lifecycle.Observers(nil)
 	}
+	r.debug = newDebug(r)
 	nodes := g.Needed()
 	for _, n := range nodes {
 		kind := lifecycle.Step
@@ -189,11 +201,20 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	for n, m := range r.machines {
 		res.States[n.Key] = m.State()
 	}
+	res.Inputs = map[string]NodeInputs{}
+	r.mu.Lock()
+	for n, in := range r.inputs {
+		res.Inputs[n.Key] = *in
+	}
+	r.mu.Unlock()
 	if len(errs) > 0 {
 		return res, errors.Join(errs...)
 	}
 	if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
 		return res, err
+	}
+	if opts.DryRun {
+		return res, nil
 	}
 	img, err := r.assemble(g.Target())
 	if err != nil {
@@ -238,7 +259,7 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	case dag.KindBase:
 		st, err = r.runBase(ctx, n, m)
 	case dag.KindStep:
-		st, err = r.runStep(ctx, n, m)
+		st, err = r.debugStep(ctx, n, m)
 	case dag.KindTest:
 		err = r.runTest(ctx, n, m)
 	}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/buildctx"
@@ -455,10 +457,10 @@ func dbLookup(root, file, name string, byID bool) ([]string, error) {
 }
 
 // addFromContext is ADD of context files: a local tar archive (plain,
-// gzip or bzip2) is unpacked into dst, anything else copied as COPY
-// does. Unpacked files keep their modes and times; owners come from the
-// options, as for a copy.
-func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts buildctx.CopyOptions) error {
+// gzip, bzip2, xz or zstd) is unpacked into dst, anything else copied as
+// COPY does. Unpacked files keep their modes and times, and the owners
+// the archive records unless chowned (--chown), as BuildKit does.
+func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts buildctx.CopyOptions, chowned bool) error {
 	names, err := r.opts.Context.Resolve(src)
 	if err != nil {
 		return err
@@ -483,7 +485,9 @@ func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts bu
 			}
 			continue
 		}
-		if err := r.extract(ctx, filepath.Join(r.opts.Context.Dir(), n), root, dst, opts); err != nil {
+		xo := opts
+		xo.KeepOwner = !chowned
+		if err := r.extract(ctx, filepath.Join(r.opts.Context.Dir(), n), root, dst, xo); err != nil {
 			return fmt.Errorf("unpacking %s: %w", n, err)
 		}
 	}
@@ -500,7 +504,7 @@ func containsStr(l []string, s string) bool {
 }
 
 // isArchive reports whether the file is a tar archive, maybe compressed
-// with gzip or bzip2.
+// with gzip, bzip2, xz or zstd.
 func isArchive(name string) (bool, error) {
 	fi, err := os.Stat(name)
 	if err != nil || !fi.Mode().IsRegular() {
@@ -515,23 +519,36 @@ func isArchive(name string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
+	defer rd.Close()
 	head := make([]byte, 512)
 	n, _ := io.ReadFull(rd, head)
 	return n >= 262 && string(head[257:262]) == "ustar", nil
 }
 
-// decompress wraps r in a gzip or bzip2 reader when it starts with
-// their magic.
-func decompress(r io.Reader) (io.Reader, error) {
+// decompress wraps r in a gzip, bzip2, xz or zstd reader when it starts
+// with their magic.
+func decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReader(r)
-	magic, _ := br.Peek(3)
+	magic, _ := br.Peek(6)
 	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		return gzip.NewReader(br)
-	case len(magic) == 3 && string(magic) == "BZh":
-		return bzip2.NewReader(br), nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return io.NopCloser(bzip2.NewReader(br)), nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(xr), nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
 	}
-	return br, nil
+	return io.NopCloser(br), nil
 }
 
 // extract unpacks the archive into a directory of its own, safely, then
@@ -546,6 +563,7 @@ func (r *run) extract(ctx context.Context, archive, root, dst string, opts build
 	if err != nil {
 		return err
 	}
+	defer rd.Close()
 	d, err := os.MkdirTemp(r.opts.Tmp, "add-")
 	if err != nil {
 		return err

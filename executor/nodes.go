@@ -57,6 +57,9 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	}
 	applyStage(&st.config, n.Stage)
 	m.SetCacheKey(st.key.String())
+	if err := r.noteBase(n, st); err != nil {
+		return nil, err
+	}
 	return st, m.To(ctx, lifecycle.Cached, nil)
 }
 
@@ -149,6 +152,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		}
 		st.key = cache.ComputeKey(in)
 		m.SetCacheKey(st.key.String())
+		r.noteKey(n, st.key, in)
 		return st, m.To(ctx, lifecycle.Cached, nil)
 	case s.Kind == manifest.StepWorkdir:
 		st.config.WorkingDir = r.abs(st.config.WorkingDir, s.Workdir)
@@ -180,6 +184,15 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	}
 	key := cache.ComputeKey(in)
 	m.SetCacheKey(key.String())
+	r.noteKey(n, key, in)
+	if r.debug != nil {
+		if st, stop, err := r.beforeStep(ctx, n, m, st, key); stop {
+			return st, err
+		}
+	}
+	if r.opts.DryRun {
+		return r.dryRunStep(ctx, n, m, st, key)
+	}
 
 	if !r.noCache(n) {
 		if l, ok, err := r.cached(ctx, key); err != nil {
@@ -300,24 +313,26 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 			for _, f := range c.Inline {
 				args = append(args, f.Name, f.Data)
 			}
-			args = append(args, "\x00extract", strconv.FormatBool(c.Extract))
+			args = append(args, "\x00extract", strconv.FormatBool(c.Extract), "\x00tar-owners")
 		}
 		if c.From != "" {
 			src := r.state(r.g.Last(c.From))
 			if src == nil {
 				return v1.Hash{}, nil, fmt.Errorf("stage %q left no state", c.From)
 			}
-			// The source stage's key covers everything it holds.
+			// The source stage's key covers everything it holds; its
+			// owners are kept.
+			args = append(args, "\x00keep-owner")
 			return v1.Hash{Algorithm: "sha256", Hex: src.key.String()}, args, nil
 		}
 		srcs := c.AllSources()
 		if len(srcs) == 1 {
-			d, err := r.opts.Context.Digest(ctx, srcs[0])
+			d, err := r.sourceDigest(ctx, n, srcs[0])
 			return d, args, err
 		}
 		var all strings.Builder
 		for _, src := range srcs {
-			d, err := r.opts.Context.Digest(ctx, src)
+			d, err := r.sourceDigest(ctx, n, src)
 			if err != nil {
 				return v1.Hash{}, nil, err
 			}
@@ -511,7 +526,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 			case s.Copy.From != "":
 				err = buildctx.CopyTree(ctx, roots[1], src, roots[0], dst, opts)
 			case s.Copy.Extract:
-				err = r.addFromContext(ctx, src, roots[0], dst, opts)
+				err = r.addFromContext(ctx, src, roots[0], dst, opts, s.Copy.Own != "")
 			default:
 				err = r.opts.Context.Copy(ctx, src, roots[0], dst, opts)
 			}
@@ -588,6 +603,9 @@ func copyOptions(s *manifest.Step) (buildctx.CopyOptions, error) {
 		}
 		o.UID, o.GID = uid, gid // names are looked up in the destination (resolveOwner)
 	}
+	// Without --chown, COPY --from keeps the owners of the stage's files,
+	// as BuildKit does.
+	o.KeepOwner = s.Kind == manifest.StepCopy && s.Copy.From != "" && own == ""
 	return o, nil
 }
 
@@ -599,12 +617,17 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	t := n.Test
-	key := cache.ComputeKey(cache.KeyInput{
+	kin := cache.KeyInput{
 		Parent: st.key, Kind: "test", Args: t.Run.Args(), Env: st.config.Env,
 		Workdir: st.config.WorkingDir, User: st.config.User, Network: string(r.opts.Network),
 		Shell: []string{t.Timeout.String()},
-	})
+	}
+	key := cache.ComputeKey(kin)
 	m.SetCacheKey(key.String())
+	r.noteKey(n, key, kin)
+	if r.opts.DryRun {
+		return r.dryRunTest(ctx, n, m, key)
+	}
 	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key}
 	start := time.Now()
 	if !r.noCache(n) && r.testPassed(key) {

@@ -3,6 +3,7 @@ package layer
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -241,7 +242,11 @@ func (e *extractor) whiteout(dir, base string) error {
 	return nil
 }
 
-// writeFile creates the regular file p with size bytes of r.
+// writeFile creates the regular file p with size bytes of r. A buffer's
+// worth of zero bytes is skipped rather than written, leaving a hole: a
+// sparse file in the tar (whose holes archive/tar reads as zeros) stays
+// sparse on disk, so a small tar claiming a huge sparse file cannot fill
+// the disk.
 func (e *extractor) writeFile(p string, r io.Reader, size int64) error {
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -253,14 +258,51 @@ func (e *extractor) writeFile(p string, r io.Reader, size int64) error {
 		if e.buf == nil {
 			e.buf = make([]byte, bufferSize)
 		}
-		// Hide f's ReadFrom, which would allocate its own buffer.
-		n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, e.buf)
-		if err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
+		var off int64
+		hole := false
+		for {
+			n, err := fill(r, e.buf)
+			if chunk := e.buf[:n]; isZero(chunk) {
+				hole = hole || n > 0
+			} else if _, werr := f.WriteAt(chunk, off); werr != nil {
+				return fmt.Errorf("write %s: %w", p, werr)
+			}
+			off += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("write %s: %w", p, err)
+			}
 		}
-		if n != size {
+		if off != size {
 			return fmt.Errorf("write %s: %w", p, io.ErrUnexpectedEOF)
+		}
+		if hole {
+			if err := f.Truncate(off); err != nil {
+				return fmt.Errorf("write %s: %w", p, err)
+			}
 		}
 	}
 	return f.Close()
+}
+
+// fill reads from r until buf is full or r fails, and returns how many
+// bytes it read: len(buf) with a nil error, or fewer with r's error.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// isZero reports whether every byte of b is zero: the first is, and each
+// equals the next (a memcmp of b with itself shifted by one).
+func isZero(b []byte) bool {
+	return len(b) == 0 || (b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1]))
 }

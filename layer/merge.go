@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -208,7 +209,9 @@ func (m *merger) clearDir(p string) error {
 }
 
 // copyFile copies the contents of the regular file src to the new file dst.
-// io.Copy between two *os.File uses copy_file_range, which may share extents.
+// Only src's data is copied, found with SEEK_DATA and SEEK_HOLE, and its
+// holes stay holes: a huge sparse file in a hostile image cannot fill the
+// disk. Data moves with copy_file_range, which may share extents.
 func copyFile(dst, src string, size int64) error {
 	s, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
@@ -221,9 +224,49 @@ func copyFile(dst, src string, size int64) error {
 	}
 	defer d.Close()
 	if size > 0 {
-		if _, err := d.ReadFrom(s); err != nil {
+		if err := copyData(d, s, size); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		}
+		if err := d.Truncate(size); err != nil { // a hole at the end
 			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 		}
 	}
 	return d.Close()
+}
+
+// copyData copies the data extents of the first size bytes of s to the
+// same offsets of d.
+func copyData(d, s *os.File, size int64) error {
+	sfd, dfd := int(s.Fd()), int(d.Fd())
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil // only a hole is left
+		}
+		if err != nil {
+			// No SEEK_DATA here: copy everything.
+			_, err := io.Copy(io.NewOffsetWriter(d, off), io.NewSectionReader(s, off, size-off))
+			return err
+		}
+		end, err := unix.Seek(sfd, start, unix.SEEK_HOLE)
+		if err != nil {
+			return &os.PathError{Op: "lseek SEEK_HOLE", Path: s.Name(), Err: err}
+		}
+		end = min(end, size)
+		for roff, woff := start, start; roff < end; {
+			n, err := unix.CopyFileRange(sfd, &roff, dfd, &woff, int(end-roff), 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n == 0 {
+				// No copy_file_range between these files: read and write.
+				if _, err := io.Copy(io.NewOffsetWriter(d, woff), io.NewSectionReader(s, roff, end-roff)); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		off = end
+	}
+	return nil
 }

@@ -10,5 +10,6 @@
 //	                         → creating → running → committing → done
 //
 // A test's life ends running → passed (or failed). Any state can go to
-// failed or cancelled. Illegal transitions are errors.
+// failed or cancelled; a debugger may take a failed node back to
+// checking-cache to run it again. Illegal transitions are errors.
 package lifecycle

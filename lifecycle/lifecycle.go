@@ -97,6 +97,8 @@ var transitions = []struct {
 	{"pass", []State{Running}, Passed},
 	{"fail", []State{Pending, CheckingCache, Creating, Running, Committing}, Failed},
 	{"cancel", []State{Pending, CheckingCache, Creating, Running, Committing}, Cancelled},
+	// A failed node checks the cache again when a debugger retries it.
+	{"retry", []State{Failed}, CheckingCache},
 }
 
 // Machine is one node's life.

@@ -24,6 +24,9 @@ type decoder struct {
 	template []string // the template's lines
 
 	targetPos Pos // where target: was written
+	// dockerfiles are the stages built from a Dockerfile, for
+	// expandDockerfiles.
+	dockerfiles []dockerfileRef
 }
 
 // pos returns the manifest position of a node of the rendered text.
@@ -331,6 +334,13 @@ func (d *decoder) decode(out string) (*Build, error) {
 			return nil, Errorf(d.pos(sp.k), "stage name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", sp.key)
 		}
 		what := fmt.Sprintf("stage %q", sp.key)
+		if s, ok, err := d.dockerfileStage(sp, what); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			b.Stages = append(b.Stages, s)
+			continue
+		}
 		ps, err := d.mapping(sp.v, what, stageKeys...)
 		if err != nil {
 			return nil, err

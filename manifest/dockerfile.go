@@ -97,6 +97,10 @@ type converter struct {
 
 var defaultShell = []string{"/bin/sh", "-c"}
 
+// defaultPath is the PATH of a stage whose base has none, as BuildKit
+// sets it (system.DefaultPathEnv).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // proxyArgs are the predefined ARGs: set in runs when given, without
 // being declared.
 var proxyArgs = []string{
@@ -476,6 +480,13 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed 
 			st.onBuild = slices.Clone(cfg.OnBuild)
 		}
 	}
+	if _, ok := envValue(st.env, "PATH"); !ok && s.isImg && (s.base == "scratch" || needed && c.opts.ResolveBase != nil) {
+		// As BuildKit does, every stage has a PATH: a base without one
+		// gets the default.
+		st.env = setEnv(st.env, "PATH="+defaultPath)
+		out.Steps = append(out.Steps, &Step{Kind: StepEnv, Name: "ENV PATH=" + defaultPath + " (the default: the base has no PATH)",
+			Env: []KV{{"PATH", defaultPath}}, Pos: out.Pos})
+	}
 	st.vars = slices.Clone(st.env)
 	c.states[s.name] = st
 
@@ -592,6 +603,9 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 			}
 			if val == nil {
 				continue
+			}
+			if _, ok := envValue(st.env, kv.Key); ok {
+				continue // an ENV of the same name wins over the ARG, in expansion and in runs
 			}
 			st.vars = setEnv(st.vars, kv.Key+"="+*val)
 			st.args = slices.DeleteFunc(st.args, func(a KV) bool { return a.Key == kv.Key })

@@ -169,6 +169,9 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if b.Context, err = filepath.Abs(b.Context); err != nil {
 		return nil, "", fmt.Errorf("finding the build context: %w", err)
 	}
+	if err := d.expandDockerfiles(ctx, b, dir, opts); err != nil {
+		return nil, "", err
+	}
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}

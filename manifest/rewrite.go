@@ -425,7 +425,7 @@ func (w *rewriter) tag(ts []tok) {
 		for _, t := range rest[:in] {
 			twoVars = twoVars || is([]tok{t}, 0, ",")
 		}
-		if twoVars && !sorted {
+		if twoVars && !sorted && len(e) > 0 { // "for k, v in" alone: pongo2 reports it
 			w.insert(e[len(e)-1].b, " sorted")
 		}
 		if !twoVars && len(*w.refs) == n0+1 && onlyRef(e[:end]) {

@@ -32,7 +32,7 @@ const schema = `{
       "description": "Named stages, in order; the target (or the last stage) becomes the image. With stages, from, steps and tests go inside them.",
       "minProperties": 1,
       "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
-      "additionalProperties": {"$ref": "#/$defs/stage"}
+      "additionalProperties": {"oneOf": [{"$ref": "#/$defs/stage"}, {"$ref": "#/$defs/dockerfileStage"}]}
     },
     "target": {"type": "string", "minLength": 1, "description": "The stage that becomes the image (--target overrides it)."}
   },
@@ -147,6 +147,17 @@ const schema = `{
         "script": {"$ref": "#/$defs/script"}
       },
       "anyOf": [{"required": ["from"]}, {"required": ["language"]}]
+    },
+    "dockerfileStage": {
+      "type": "object",
+      "description": "A stage built from a Dockerfile: its target stage (else its last), with the stages that one uses. Its COPY sources are in the build context.",
+      "additionalProperties": false,
+      "required": ["dockerfile"],
+      "properties": {
+        "dockerfile": {"type": "string", "minLength": 1, "description": "The Dockerfile, relative to the manifest's directory."},
+        "target": {"type": "string", "minLength": 1, "description": "The Dockerfile's stage to build; the default is its last."},
+        "args": {"type": "object", "additionalProperties": {"$ref": "#/$defs/scalar"}, "description": "The Dockerfile's build args (--build-arg wins over them)."}
+      }
     },
     "argv": {
       "oneOf": [

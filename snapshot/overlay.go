@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -102,10 +103,16 @@ func (o *overlay) Diff(ctx context.Context, key string, w io.Writer, opts engine
 	return nil
 }
 
+// probePrefix starts the names of the directories probeOverlay makes:
+// probePrefix + pid + "-" + random.
+const probePrefix = ".probe-"
+
 // probeOverlay mounts a tiny overlay under dir, in a throwaway mount
 // namespace, to learn whether overlayfs works on dir's filesystem.
 func probeOverlay(dir string) error {
-	tmp, err := os.MkdirTemp(dir, ".probe-")
+	// Named after this process, so that Sweep removes it at once if the
+	// process dies before it does.
+	tmp, err := os.MkdirTemp(dir, probePrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return fmt.Errorf("probing overlayfs: %w", err)
 	}

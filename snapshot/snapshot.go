@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -76,14 +80,30 @@ func (b base) create(key string) error {
 	if err := engine.ValidID(key); err != nil {
 		return fmt.Errorf("preparing snapshot: %w", err)
 	}
-	if err := os.Mkdir(b.path(key), 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	// The directory appears with its owner record already in it: made as
+	// .new-<pid>-<random> (which Sweep removes once this process is gone)
+	// and renamed, so that a crash never leaves a snapshot without owner.
+	tmp, err := os.MkdirTemp(b.dir, newPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return fmt.Errorf("preparing snapshot %s: %w", key, err)
+	}
+	if err := owner.Self().Write(filepath.Join(tmp, "owner")); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("preparing snapshot %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, b.path(key)); err != nil {
+		os.RemoveAll(tmp)
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
 			return fmt.Errorf("snapshot %s: %w", key, engine.ErrExists)
 		}
 		return fmt.Errorf("preparing snapshot %s: %w", key, err)
 	}
-	return owner.Self().Write(b.path(key, "owner"))
+	return nil
 }
+
+// newPrefix starts the names of snapshot directories being made:
+// newPrefix + pid + "-" + random.
+const newPrefix = ".new-"
 
 func (b base) exists(key string) error {
 	if engine.ValidID(key) != nil {
@@ -116,10 +136,30 @@ func (b base) Remove(ctx context.Context, key string) error {
 	if err := b.exists(key); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(b.path(key)); err != nil {
+	if err := removeAll(b.dir, b.path(key)); err != nil {
 		return fmt.Errorf("removing snapshot %s: %w", key, err)
 	}
 	return nil
+}
+
+// delPrefix starts the names of snapshot directories being removed:
+// delPrefix + pid + "-" + random.
+const delPrefix = ".del-"
+
+// removeAll removes the directory p in dir: first renamed out of sight, to
+// .del-<pid>-<random> (which Sweep removes once this process is gone),
+// so that a crash halfway never leaves p without its owner record, then
+// removed. Where the rename fails, p is removed where it is.
+func removeAll(dir, p string) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
+	trash := filepath.Join(dir, delPrefix+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Rename(p, trash); err == nil {
+		p = trash
+	} else if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return os.RemoveAll(p)
 }
 
 func (b base) List(ctx context.Context) ([]string, error) {
@@ -151,6 +191,19 @@ func Sweep(ctx context.Context, dir string) ([]string, error) {
 	var errs []error
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
+		if pid, ok := tempPid(e.Name()); ok {
+			// An overlay probe, or a snapshot being made or removed: gone
+			// with its process, whatever its age.
+			if o, err := owner.Of(pid); err == nil && o.Alive() {
+				continue
+			}
+			if err := removeAll(dir, p); err != nil {
+				errs = append(errs, fmt.Errorf("sweeping snapshot %s: %w", e.Name(), err))
+				continue
+			}
+			swept = append(swept, e.Name())
+			continue
+		}
 		o, err := owner.Read(filepath.Join(p, "owner"))
 		if err == nil && o.Alive() {
 			continue
@@ -162,13 +215,35 @@ func Sweep(ctx context.Context, dir string) ([]string, error) {
 				continue
 			}
 		}
-		if err := os.RemoveAll(p); err != nil {
+		if err := removeAll(dir, p); err != nil {
 			errs = append(errs, fmt.Errorf("sweeping snapshot %s: %w", e.Name(), err))
 			continue
 		}
 		swept = append(swept, e.Name())
 	}
 	return swept, errors.Join(errs...)
+}
+
+// tempPid returns the pid in the name of an overlay probe's directory
+// (see probeOverlay), or of a snapshot directory being made (see create)
+// or removed (see removeAll).
+func tempPid(name string) (int, bool) {
+	var rest string
+	ok := false
+	for _, prefix := range []string{probePrefix, newPrefix, delPrefix} {
+		if rest, ok = strings.CutPrefix(name, prefix); ok {
+			break
+		}
+	}
+	if !ok {
+		return 0, false
+	}
+	pidText, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil && pid > 0
 }
 
 // inPrivateMountNS runs fn on an OS thread in a mount namespace of its

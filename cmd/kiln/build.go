@@ -23,7 +23,6 @@ import (
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/progress"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
@@ -93,6 +92,9 @@ type buildFlags struct {
 	network       string
 	secrets       []string
 	push          bool
+	debug         debugFlags
+	explain       bool
+	pull          bool
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -118,7 +120,7 @@ docker load archive.`,
 	fl := c.Flags()
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "tag the image NAME[:TAG] in the local store (repeatable)")
 	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or json")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain or json (auto and tty: the live view on a terminal, unless NO_COLOR or CI is set)")
 	fl.StringVar(&f.junit, "junit", "", "write the test branches' results as JUnit XML to FILE")
 	fl.IntVar(&f.jobs, "jobs", 0, "nodes doing kiln's own work at once (default: the number of CPUs); up to 4× as many containers run at once")
 	fl.BoolVar(&f.keepGoing, "keep-going", false, "after a failure, let independent branches finish")
@@ -126,6 +128,9 @@ docker load archive.`,
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
 	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
+	f.debug.add(c)
+	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
+	fl.BoolVar(&f.pull, "pull", false, "resolve bases that name a registry there again, instead of using the store's copy")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	return c
 }
@@ -145,14 +150,16 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 			return fmt.Errorf("tag %q: %w", t, err)
 		}
 	}
-	var obs lifecycle.Observer
-	switch f.progress {
-	case "auto", "plain", "tty":
-		obs = progress.NewPlain(a.stderr)
-	case "json":
-		obs = progress.NewJSON(a.stdout)
-	default:
-		return fmt.Errorf("--progress %q: use auto, plain or json", f.progress)
+	view, err := a.newBuildView(f.progress)
+	if err != nil {
+		return err
+	}
+	obs := view.obs
+	if f.pull {
+		a.pulls = &basePulls{}
+	}
+	if obs, err = f.debug.observer(a, obs); err != nil {
+		return err
 	}
 	epoch, err := optionalEpoch()
 	if err != nil {
@@ -202,6 +209,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 	})
+	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if f.junit != "" && res != nil {
 		if jerr := writeJUnit(f.junit, res.Tests); jerr != nil && err == nil {
 			err = jerr
@@ -242,7 +250,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 			cached++
 		}
 	}
-	if f.progress != "json" {
+	if f.progress != "json" && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
 	}
 	if f.progress == "json" {
@@ -275,6 +283,9 @@ func optionalEpoch() (*time.Time, error) {
 func (a *app) resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
 	if ref == "scratch" {
 		return nil, nil
+	}
+	if a.pulls != nil && registry.HasHost(ref) {
+		return a.pulls.pull(ctx, a, s, ref) // kiln build --pull
 	}
 	img, err := s.Resolve(ctx, ref)
 	if err == nil || strings.HasPrefix(ref, "oci-layout:") || strings.HasPrefix(ref, "docker-archive:") {

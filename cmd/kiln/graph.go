@@ -11,11 +11,15 @@ import (
 func newGraphCommand(a *app) *cobra.Command {
 	var f manifestFlags
 	var format string
+	var afterBuild bool
 	c := &cobra.Command{
 		Use:   "graph [flags] [CONTEXT]",
-		Short: "Print the build graph of a manifest (DOT, Mermaid or JSON)",
+		Short: "Print the build graph of a manifest (DOT, SVG, Mermaid or JSON), or how its last build went",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if afterBuild || format == "svg" {
+				return a.drawBuild(cmd.Context(), f, args, format, afterBuild)
+			}
 			b, err := f.load(cmd.Context(), args)
 			if err != nil {
 				return err
@@ -33,7 +37,7 @@ func newGraphCommand(a *app) *cobra.Command {
 			case "json":
 				out, err = g.JSON()
 			default:
-				return fmt.Errorf("--format %q: use dot, mermaid or json", format)
+				return fmt.Errorf("--format %q: use dot, svg, mermaid or json", format)
 			}
 			if err != nil {
 				return err
@@ -43,6 +47,7 @@ func newGraphCommand(a *app) *cobra.Command {
 		},
 	}
 	f.add(c)
-	c.Flags().StringVar(&format, "format", "dot", "dot, mermaid or json")
+	c.Flags().StringVar(&format, "format", "dot", "dot, svg (through Graphviz's dot), mermaid or json")
+	c.Flags().BoolVar(&afterBuild, "after-build", false, "colour the nodes by how the last build of the manifest went (cached, ran, failed, not run), with durations")
 	return c
 }

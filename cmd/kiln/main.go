@@ -71,6 +71,7 @@ type app struct {
 	root           string
 	snapshotter    string
 	reg            registryFlags
+	pulls          *basePulls // kiln build --pull: bases pulled again, once each
 }
 
 func defaultRoot() string {
@@ -105,6 +106,9 @@ func newRootCommand(a *app) *cobra.Command {
 		newRunCommand(a),
 		newPushCommand(a),
 		newVersionCommand(a),
+		newHistoryCommand(a),
+		newExplainCommand(a),
+		newOutdatedCommand(a),
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)

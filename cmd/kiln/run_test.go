@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 		{name: "no stdin without -i", args: []string{"busybox", "--", "cat"}, stdin: "echo hi\n"},
 		{name: "env", args: []string{"-e", "K=V", "busybox", "--", "sh", "-c", "echo $K"}, wantStdout: "V\n"},
 		{name: "workdir", args: []string{"-w", "/x", "busybox", "--", "pwd"}, wantStdout: "/x\n"},
-		{name: "user", args: []string{"-u", "nobody", "busybox", "--", "id"}, wantStdout: "uid=65534(nobody) gid=65534(nogroup)\n"},
+		{name: "user", args: []string{"-u", "nobody", "busybox", "--", "id"}, wantStdout: "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"},
 		{name: "hostname", args: []string{"--hostname", "h", "busybox", "--", "hostname"}, wantStdout: "h\n"},
 		{name: "network none", args: []string{"--network", "none", "busybox", "--", "ls", "/sys/class/net"}, wantStdout: "lo\n"},
 		{

@@ -1,0 +1,257 @@
+package buildctx
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Hostile build contexts: links that lead out are copied as links and
+// their targets never read, unreadable files are errors naming them, and
+// sockets and FIFOs are skipped with a warning.
+
+// TestContextLinksOutside copies a context whose links point outside it:
+// the copy holds the links themselves, and no byte of their targets.
+func TestContextLinksOutside(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("TOP-SECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(outside, "secrets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secrets", "key"), []byte("TOP-SECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(outside, "ctx")
+	rel, err := filepath.Rel(dir, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeTree(t, dir,
+		node{Name: "a.txt", Data: "a"},
+		node{Name: "abs", Link: secret},
+		node{Name: "rel", Link: rel},
+		node{Name: "etc", Link: "/etc"},
+		node{Name: "sub/deep", Link: "../../secrets"},
+		node{Name: "sub/passwd", Link: "/etc/passwd"},
+	)
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Digest(ctx, "."); err != nil {
+		t.Fatalf("Digest: %v", err)
+	}
+	root := t.TempDir()
+	if err := c.Copy(ctx, ".", root, "/app/", CopyOptions{}); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	got := map[string]string{}
+	err = filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		r, _ := filepath.Rel(root, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			got[r] = "-> " + target
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			got[r] = string(b)
+		case fi.IsDir():
+			got[r] = "dir"
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"app":            "dir",
+		"app/a.txt":      "a",
+		"app/abs":        "-> " + secret,
+		"app/rel":        "-> " + rel,
+		"app/etc":        "-> /etc",
+		"app/sub":        "dir",
+		"app/sub/deep":   "-> ../../secrets",
+		"app/sub/passwd": "-> /etc/passwd",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("copied tree (-want +got):\n%s", d)
+	}
+
+	// A source that is itself a link leading out, or reached through one,
+	// is an error: it is never followed out of the context.
+	for _, src := range []string{"abs", "rel", "etc/passwd", "sub/deep/key", "../secret", secret} {
+		err := c.Copy(ctx, src, t.TempDir(), "/x", CopyOptions{})
+		if err == nil || !strings.Contains(err.Error(), "outside the build context") {
+			t.Errorf("Copy(%q): %v, want an error saying it is outside the build context", src, err)
+		}
+		if _, err := c.Digest(ctx, src); err == nil {
+			t.Errorf("Digest(%q) succeeded, want an error", src)
+		}
+	}
+}
+
+// TestContextSocketsSkipped copies a context holding a unix socket and a
+// FIFO: both are skipped, each with one warning naming it, and the copy
+// goes on.
+func TestContextSocketsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir, node{Name: "a.txt", Data: "a"}, node{Name: "run/"})
+	l, err := net.Listen("unix", filepath.Join(dir, "run", "app.sock"))
+	if err != nil {
+		t.Skipf("cannot make a unix socket: %v", err)
+	}
+	defer l.Close()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var warnings []string
+	c, err := Open(dir, WithWarn(func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		warnings = append(warnings, msg)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Digest(ctx, "."); err != nil {
+		t.Fatalf("Digest: %v", err)
+	}
+	root := t.TempDir()
+	if err := c.Copy(ctx, ".", root, "/", CopyOptions{}); err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if _, err := c.Digest(ctx, "run"); err != nil {
+		t.Fatalf("Digest(run): %v", err)
+	}
+	if err := c.Copy(ctx, "fifo", root, "/fifo", CopyOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Copy of the FIFO itself: %v, want an error saying there is no such file", err)
+	}
+	sort.Strings(warnings)
+	want := []string{
+		`skipping FIFO "fifo" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+		`skipping socket "run/app.sock" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+	}
+	if d := cmp.Diff(want, warnings); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+	for _, name := range []string{"run/app.sock", "fifo"} {
+		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
+			t.Errorf("%s was copied", name)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "a.txt")); err != nil || string(b) != "a" {
+		t.Errorf("a.txt: %q, %v", b, err)
+	}
+}
+
+// unreadableEnv names the context directory of the unreadable-file check
+// when this test binary runs it as an unprivileged user.
+const unreadableEnv = "BUILDCTX_TEST_UNREADABLE"
+
+// TestContextUnreadableFile digests and copies a context holding a file
+// and a directory its user cannot read: both fail with an error naming
+// the file and saying why. It runs as the user nobody, in a child
+// process, since root reads everything.
+func TestContextUnreadableFile(t *testing.T) {
+	if dir := os.Getenv(unreadableEnv); dir != "" {
+		unreadableChild(t, dir)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs the check as the user nobody")
+	}
+	base, err := os.MkdirTemp("", "unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "ctx")
+	makeTree(t, dir, node{Name: "ok.txt", Data: "ok"}, node{Name: "private.key", Data: "key", Mode: 0o600}, node{Name: "locked/"}, node{Name: "locked/inside", Data: "x"})
+	if err := os.Chmod(filepath.Join(dir, "locked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "private.key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's own directory is private to root: run a copy.
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(base, "buildctx.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestContextUnreadableFile$", "-test.v")
+	cmd.Dir = base
+	tmp := filepath.Join(base, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), unreadableEnv+"="+dir, "TMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("the check as nobody failed: %v\n%s", err, out)
+	} else if !strings.Contains(string(out), "--- PASS: TestContextUnreadableFile") {
+		t.Errorf("the check as nobody did not run:\n%s", out)
+	}
+}
+
+func unreadableChild(t *testing.T, dir string) {
+	if os.Geteuid() == 0 {
+		t.Fatal("the child runs as root")
+	}
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct{ src, name string }{
+		{"private.key", "private.key"},
+		{".", "locked"}, // the walk meets locked first
+		{"locked", "locked"},
+	} {
+		_, err := c.Digest(ctx, tc.src)
+		if err == nil || !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("Digest(%q): %v, want an error naming %s and saying permission denied", tc.src, err, tc.name)
+		}
+		err = c.Copy(ctx, tc.src, t.TempDir(), "/x/", CopyOptions{UID: os.Getuid(), GID: os.Getgid()})
+		if err == nil || !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("Copy(%q): %v, want an error naming %s and saying permission denied", tc.src, err, tc.name)
+		}
+	}
+	if err := c.Copy(ctx, "ok.txt", t.TempDir(), "/x/", CopyOptions{UID: os.Getuid(), GID: os.Getgid()}); err != nil {
+		t.Errorf("Copy(ok.txt): %v", err)
+	}
+}

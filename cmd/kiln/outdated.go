@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/store"
+)
+
+// basePulls are the bases kiln build --pull fetched from their registry
+// again: each once per build, though a Dockerfile's config and the
+// executor both ask.
+type basePulls struct {
+	mu   sync.Mutex
+	done map[string]*pulled
+}
+
+type pulled struct {
+	once sync.Once
+	img  v1.Image
+	err  error
+}
+
+// pull fetches ref from its registry into the store (once) and returns
+// it from the store, whose copy has its layers unpacked once.
+func (p *basePulls) pull(ctx context.Context, a *app, s *store.Store, ref string) (v1.Image, error) {
+	p.mu.Lock()
+	if p.done == nil {
+		p.done = map[string]*pulled{}
+	}
+	r := p.done[ref]
+	if r == nil {
+		r = &pulled{}
+		p.done[ref] = r
+	}
+	p.mu.Unlock()
+	r.once.Do(func() { r.img, r.err = a.pullInto(ctx, s, ref) })
+	return r.img, r.err
+}
+
+// pullInto fetches ref from its registry and tags it in the store.
+func (a *app) pullInto(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
+	rc, err := a.registry()
+	if err != nil {
+		return nil, err
+	}
+	r, err := rc.Reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	img, err := rc.Image(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	if _, err := s.Tag(ctx, img, ref); err != nil {
+		return nil, fmt.Errorf("storing %s: %w", ref, err)
+	}
+	return s.Image(ctx, ref)
+}
+
+func newOutdatedCommand(a *app) *cobra.Command {
+	var f manifestFlags
+	c := &cobra.Command{
+		Use:   "outdated [flags] [CONTEXT]",
+		Short: "List the base images whose registry has a newer digest than the last build used",
+		Long: `Outdated asks the registry of each base image reference of the manifest that
+names one (HOST/REPO:TAG) for its current digest, and lists those that differ
+from the digest the last build of the manifest used. It prints nothing when
+all are current; kiln build --pull rebuilds with the newer ones.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.outdated(cmd.Context(), f, args)
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) error {
+	path, recs, err := a.recordsOf(ctx, f, args)
+	if err != nil {
+		return err
+	}
+	b, err := f.load(ctx, args)
+	if err != nil {
+		return err
+	}
+	stages := map[string]bool{}
+	for _, s := range b.Stages {
+		stages[s.Name] = true
+	}
+	var refs []string
+	seen := map[string]bool{}
+	for _, s := range b.Stages {
+		if !stages[s.From] && !seen[s.From] && registry.HasHost(s.From) && !strings.Contains(s.From, "@") {
+			seen[s.From] = true
+			refs = append(refs, s.From)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("no build record of %s: build it first (kiln build), then ask again", path)
+	}
+	rc, err := a.registry()
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		used := lastBaseDigest(recs, ref)
+		if used == "" {
+			fmt.Fprintf(a.stderr, "kiln: note: %s: no build of %s used it yet\n", ref, path)
+			continue
+		}
+		r, err := rc.Reference(ref)
+		if err != nil {
+			return err
+		}
+		current, err := a.currentDigest(ctx, rc, r, used)
+		if err != nil {
+			return fmt.Errorf("asking the registry for %s: %w", ref, err)
+		}
+		if current != used {
+			fmt.Fprintf(a.stdout, "%s\tused %s\tnow %s\n", ref, used, current)
+		}
+	}
+	return nil
+}
+
+// currentDigest returns the digest of the image ref names now, as a
+// build would resolve it: a HEAD request, then, for an index (a tag of
+// several platforms) whose digest is not the one used, its image for
+// kiln's platform.
+func (a *app) currentDigest(ctx context.Context, rc *registry.Client, r name.Reference, used string) (string, error) {
+	d, err := rc.Head(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	if d.Digest.String() == used || !d.MediaType.IsIndex() {
+		return d.Digest.String(), nil
+	}
+	img, err := rc.Image(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+// lastBaseDigest returns the digest of ref in the newest of recs (oldest
+// first) that used it.
+func lastBaseDigest(recs []*history.Record, ref string) string {
+	for i := len(recs) - 1; i >= 0; i-- {
+		for _, b := range recs[i].Bases {
+			if b.Ref == ref && b.Digest != "" {
+				return b.Digest
+			}
+		}
+	}
+	return ""
+}
+
+// recordsOf returns the absolute path of the manifest the flags name and
+// its build records, oldest first.
+func (a *app) recordsOf(ctx context.Context, f manifestFlags, args []string) (string, []*history.Record, error) {
+	path, _, err := f.options(args)
+	if err != nil {
+		return "", nil, err
+	}
+	abs, err := absPath(path)
+	if err != nil {
+		return "", nil, err
+	}
+	hs, err := a.history()
+	if err != nil {
+		return "", nil, err
+	}
+	recs, err := hs.Of(ctx, abs)
+	return abs, recs, err
+}

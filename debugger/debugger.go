@@ -1,0 +1,271 @@
+package debugger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/lifecycle"
+)
+
+// Options configure a Debugger.
+type Options struct {
+	// In is where commands are read, line by line; Out where the prompt
+	// and the commands' output go.
+	In  io.Reader
+	Out io.Writer
+	// Observer is told of every event and output, as if there were no
+	// debugger. It may be nil.
+	Observer lifecycle.Observer
+	// Prompt opens the prompt when the build stops. Without it, a failed
+	// step is reported (output, changes) and the build goes on failing.
+	Prompt bool
+	// NoEntry does not stop on entry: only at breakpoints and failures.
+	NoEntry bool
+	// Breaks are breakpoints, as the break command takes them.
+	Breaks []string
+	// KeepDir, when set, is where a failed step's changes are kept as
+	// NAME.tar when there is no prompt.
+	KeepDir string
+}
+
+// Debugger is an executor.Inspector with a prompt.
+type Debugger struct {
+	opts Options
+	in   *input
+	out  io.Writer
+
+	mu       sync.Mutex // one prompt at a time
+	breaks   []breakpoint
+	onFail   bool
+	entered  bool
+	stepping bool
+	quit     bool
+	files    map[string][]string // source files, by path, for list
+
+	outMu   sync.Mutex // Output comes while a prompt is open
+	outputs map[string]*strings.Builder
+}
+
+var _ executor.Inspector = (*Debugger)(nil)
+
+// New returns a debugger.
+func New(opts Options) (*Debugger, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.In == nil {
+		opts.In = strings.NewReader("")
+	}
+	if opts.Observer == nil {
+		opts.Observer = lifecycle.Observers(nil)
+	}
+	d := &Debugger{opts: opts, in: newInput(opts.In), out: opts.Out, onFail: true,
+		files: map[string][]string{}, outputs: map[string]*strings.Builder{}}
+	for _, b := range opts.Breaks {
+		if err := d.addBreak(b); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Event passes e on.
+func (d *Debugger) Event(e lifecycle.Event) { d.opts.Observer.Event(e) }
+
+// Output passes a node's output on.
+func (d *Debugger) Output(node string, p []byte) {
+	d.opts.Observer.Output(node, p)
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	b := d.outputs[node]
+	if b == nil {
+		b = &strings.Builder{}
+		d.outputs[node] = b
+	}
+	b.Write(p)
+	if b.Len() > 2*keepOutput {
+		s := b.String()[b.Len()-keepOutput:]
+		b.Reset()
+		b.WriteString(s)
+	}
+}
+
+// keepOutput is how much of each node's output log can show.
+const keepOutput = 256 << 10
+
+// forget drops node's output, before it runs again.
+func (d *Debugger) forget(node string) {
+	d.outMu.Lock()
+	delete(d.outputs, node)
+	d.outMu.Unlock()
+}
+
+// output is what node has written.
+func (d *Debugger) output(node string) string {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	if b := d.outputs[node]; b != nil {
+		return b.String()
+	}
+	return ""
+}
+
+// stop is one stop of the build at a step.
+type stop struct {
+	v      *executor.NodeView
+	after  bool // after the step ran (it failed)
+	action *executor.Action
+}
+
+// Before stops before a step on entry, after next, and at breakpoints.
+func (d *Debugger) Before(ctx context.Context, v *executor.NodeView) executor.Action {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.quit {
+		return executor.Action{Kind: executor.Abort}
+	}
+	why := ""
+	switch {
+	case !d.entered && !d.opts.NoEntry:
+		why = "on entry"
+	case d.stepping:
+		why = "after next"
+	default:
+		if b := d.matching(v); b != nil {
+			why = "at breakpoint " + b.spec
+		}
+	}
+	d.entered = true
+	if why == "" || !d.opts.Prompt {
+		return executor.Action{Kind: executor.Continue}
+	}
+	fmt.Fprintf(d.out, "stopped at %s (%s), before %q [%s]\n", where(v), why, v.Name, v.Node)
+	if v.Cached || v.CacheKey != "" {
+		fmt.Fprintf(d.out, "  cache key %s\n", short(v.CacheKey))
+	}
+	return d.repl(ctx, &stop{v: v})
+}
+
+// After stops when a step failed.
+func (d *Debugger) After(ctx context.Context, v *executor.NodeView) executor.Action {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v.Err == nil || d.quit || !d.onFail {
+		return executor.Action{Kind: executor.Continue}
+	}
+	if errors.Is(v.Err, context.Canceled) || ctx.Err() != nil {
+		return executor.Action{Kind: executor.Continue}
+	}
+	fmt.Fprintf(d.out, "step failed at %s: %q [%s]\n", where(v), v.Name, v.Node)
+	if v.ExitCode >= 0 {
+		fmt.Fprintf(d.out, "  exit code %d\n", v.ExitCode)
+	}
+	if v.Output != "" {
+		fmt.Fprintf(d.out, "  last output:\n    %s\n", strings.ReplaceAll(v.Output, "\n", "\n    "))
+	}
+	if !d.opts.Prompt {
+		d.report(ctx, v)
+		return executor.Action{Kind: executor.Continue}
+	}
+	return d.repl(ctx, &stop{v: v, after: true})
+}
+
+// repl reads commands until one lets the build go on.
+func (d *Debugger) repl(ctx context.Context, s *stop) executor.Action {
+	for {
+		fmt.Fprint(d.out, "(kiln) ")
+		line, err := d.in.line()
+		if err != nil {
+			// The input ended: as if quit was typed.
+			fmt.Fprintln(d.out, "\nend of input: quitting")
+			d.quit = true
+			return executor.Action{Kind: executor.Abort}
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		cmd, ok := lookup(fields[0])
+		if !ok {
+			fmt.Fprintf(d.out, "unknown command %q: type help\n", fields[0])
+			continue
+		}
+		rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0]))
+		if err := cmd.run(ctx, d, s, fields[1:], rest); err != nil {
+			fmt.Fprintf(d.out, "%s: %v\n", cmd.name, err)
+			continue
+		}
+		if s.action != nil {
+			return *s.action
+		}
+	}
+}
+
+// command is one debugger command.
+type command struct {
+	name, alias string
+	usage       string
+	run         func(ctx context.Context, d *Debugger, s *stop, args []string, rest string) error
+}
+
+func commands() []command {
+	var cs []command
+	cs = append(cs, flowCommands()...)
+	cs = append(cs, breakCommands()...)
+	cs = append(cs, inspectCommands()...)
+	cs = append(cs, shellCommands()...)
+	cs = append(cs, command{name: "help", alias: "h", usage: "help: this list", run: help})
+	return cs
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name || c.alias != "" && c.alias == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {
+	for _, c := range commands() {
+		alias := ""
+		if c.alias != "" {
+			alias = " (" + c.alias + ")"
+		}
+		fmt.Fprintf(d.out, "  %-10s%s %s\n", c.name, alias, c.usage)
+	}
+	return nil
+}
+
+// where is the step's position, as the user wrote it.
+func where(v *executor.NodeView) string {
+	switch {
+	case v.Pos.File == "":
+		return v.Node
+	case v.Pos.Line == 0:
+		return v.Pos.File
+	}
+	return fmt.Sprintf("%s:%d", v.Pos.File, v.Pos.Line)
+}
+
+func short(key string) string {
+	if len(key) > 16 {
+		return key[:16]
+	}
+	return key
+}
+
+// IsTerminal reports whether r is a terminal.
+func IsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,121 @@
+package debugger
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/manifest"
+)
+
+func TestBreakpoints(t *testing.T) {
+	v := &executor.NodeView{Node: "main/2", Name: "run: make install", Pos: manifest.Pos{File: "/src/app.yml", Line: 7, Col: 5}}
+	for _, tc := range []struct {
+		spec string
+		want bool
+	}{
+		{"7", true},
+		{"8", false},
+		{"app.yml:7", true},
+		{"/src/app.yml:7", true},
+		{"other.yml:7", false},
+		{"main/2", true},
+		{"main/3", false},
+		{"make inst", true},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			b, err := parseBreak(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.matches(v); got != tc.want {
+				t.Errorf("break %s matches = %v, want %v", tc.spec, got, tc.want)
+			}
+		})
+	}
+	if _, err := parseBreak("0"); err == nil {
+		t.Error("break 0 was accepted")
+	}
+}
+
+// TestPrompt drives a stop through its commands.
+func TestPrompt(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.yml")
+	if err := os.WriteFile(file, []byte("from: x\nsteps:\n  - run: a\n  - run: b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := &executor.NodeView{Node: "main/1", Name: "run: b", Pos: manifest.Pos{File: file, Line: 4},
+		Command: []string{"/bin/sh", "-c", "b"}, Env: []string{"A=1"}, CacheKey: "abc"}
+	for _, tc := range []struct {
+		name, script string
+		want         executor.Action
+		out          []string
+	}{
+		{"next", "env\nn\n", executor.Action{Kind: executor.Continue}, []string{"A=1\nworkdir: /\nuser: root\ncommand: b\n"}},
+		{"list and break", "b 3\nl\nc\n", executor.Action{Kind: executor.Continue}, []string{"\n  *   3    - run: a\n", "=>    4    - run: b\n"}},
+		{"edit", "edit echo fixed\n", executor.Action{Kind: executor.Edit, Command: "echo fixed"}, nil},
+		{"retry before running", "retry\nskip\n", executor.Action{Kind: executor.Skip}, []string{"retry: the step has not run yet"}},
+		{"quit", "q\n", executor.Action{Kind: executor.Abort}, nil},
+		{"end of input", "", executor.Action{Kind: executor.Abort}, []string{"end of input"}},
+		{"cache", "cache\nc\n", executor.Action{Kind: executor.Continue}, []string{"cache key abc\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			d, err := New(Options{In: strings.NewReader(tc.script), Out: &out, Prompt: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := d.Before(context.Background(), v)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("action (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(out.String(), "stopped at "+file+":4 (on entry)") {
+				t.Errorf("no stop on entry in %q", out.String())
+			}
+			for _, w := range tc.out {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output %q: want %q", out.String(), w)
+				}
+			}
+		})
+	}
+}
+
+// TestInputBorrow: a borrowed reader ends when told, and leaves what it
+// has not read to the prompt.
+func TestInputBorrow(t *testing.T) {
+	pr, pw := io.Pipe()
+	in := newInput(pr)
+	go func() { _, _ = pw.Write([]byte("first\n")) }()
+	l, err := in.line()
+	if err != nil || l != "first" {
+		t.Fatalf("line() = %q, %v", l, err)
+	}
+	stop := make(chan struct{})
+	r := in.borrow(stop)
+	go func() { _, _ = pw.Write([]byte("to the shell\n")) }()
+	buf := make([]byte, 64)
+	n, err := r.Read(buf)
+	if err != nil || string(buf[:n]) != "to the shell\n" {
+		t.Fatalf("borrowed Read = %q, %v", buf[:n], err)
+	}
+	close(stop)
+	if n, err := r.Read(buf); err != io.EOF {
+		t.Fatalf("Read after stop = %d, %v; want EOF", n, err)
+	}
+	go func() { _, _ = pw.Write([]byte("to the prompt\n")); pw.Close() }()
+	if l, err := in.line(); err != nil || l != "to the prompt" {
+		t.Fatalf("line() = %q, %v", l, err)
+	}
+	if _, err := in.line(); err != io.EOF {
+		t.Fatalf("line() at the end: %v, want EOF", err)
+	}
+}

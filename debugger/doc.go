@@ -1,0 +1,15 @@
+// Package debugger provides facilities for stepping through a kiln build
+// like a program: an executor.Inspector that stops before steps (on
+// entry, at breakpoints, after `next`) and after failures, and a prompt
+// that reads commands line by line: list, break, next, continue, skip,
+// retry, edit, quit, shell, diff, cat, ls, env, log and cache.
+//
+// The debugger observes the build through the executor's Observer, as
+// progress output does: it forwards every event and every output to the
+// Observer it wraps. The build's other branches go on while one step is
+// stopped; one prompt is shown at a time.
+//
+// Without a prompt (Options.Prompt false, as `kiln build --debug-on-fail`
+// with no terminal), a failing step's output and changes are printed,
+// and its changes are kept as a layer tar in Options.KeepDir.
+package debugger

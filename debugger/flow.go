@@ -1,0 +1,73 @@
+package debugger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kiln-build/kiln/executor"
+)
+
+func flowCommands() []command {
+	return []command{
+		{name: "next", alias: "n", usage: "run this step, stop before the next", run: next},
+		{name: "continue", alias: "c", usage: "run to the next breakpoint or failure", run: cont},
+		{name: "skip", usage: "drop this step: its layer is absent, later steps build without it", run: skip},
+		{name: "retry", usage: "run the failed step again", run: retry},
+		{name: "edit", usage: "edit CMD: run CMD instead of this step's command, for this build only", run: edit},
+		{name: "quit", alias: "q", usage: "abort the build: its containers and mounts are removed", run: quit},
+	}
+}
+
+func next(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	d.stepping = true
+	s.action = &executor.Action{Kind: executor.Continue}
+	return nil
+}
+
+func cont(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	d.stepping = false
+	s.action = &executor.Action{Kind: executor.Continue}
+	return nil
+}
+
+func skip(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	fmt.Fprintf(d.out, "skipping %q: its layer is absent from the image; the steps after it build without it\n", s.v.Name)
+	s.action = &executor.Action{Kind: executor.Skip}
+	return nil
+}
+
+func retry(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	if !s.after {
+		return errors.New("the step has not run yet: use next or continue")
+	}
+	d.forget(s.v.Node)
+	s.action = &executor.Action{Kind: executor.Retry}
+	return nil
+}
+
+func edit(_ context.Context, d *Debugger, s *stop, _ []string, rest string) error {
+	if len(s.v.Command) == 0 {
+		return fmt.Errorf("%q is not a run step: only a command can be edited", s.v.Name)
+	}
+	if rest == "" {
+		return fmt.Errorf("usage: edit CMD (the command now: %q)", shellOf(s.v.Command))
+	}
+	d.forget(s.v.Node)
+	s.action = &executor.Action{Kind: executor.Edit, Command: rest}
+	return nil
+}
+
+func quit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	d.quit = true
+	s.action = &executor.Action{Kind: executor.Abort}
+	return nil
+}
+
+// shellOf shows a command as it was written.
+func shellOf(argv []string) string {
+	if len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+		return argv[2]
+	}
+	return fmt.Sprint(argv)
+}

@@ -1,0 +1,525 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/manifest"
+)
+
+// Inspector is an Observer that can also stop a build's steps: when
+// Options.Observer implements it (as io.WriterTo upgrades an io.Reader),
+// the executor calls Before once a step's cache key is known and before
+// the cache is looked up, and After once the step has ended, well or
+// not. Both are called from the step's own goroutine: the step waits
+// for them, the rest of the graph goes on. Steps that only change the
+// config (env, user, a workdir that makes no directory) are not stopped.
+type Inspector interface {
+	lifecycle.Observer
+	Before(ctx context.Context, v *NodeView) Action
+	After(ctx context.Context, v *NodeView) Action
+}
+
+// ActionKind is what an Inspector tells the executor to do with a step.
+type ActionKind int
+
+// The actions.
+const (
+	// Continue runs the step (Before), or lets its result stand (After).
+	Continue ActionKind = iota
+	// Skip drops the step: its layer is absent from the image, and the
+	// steps after it build on its parent's filesystem.
+	Skip
+	// Retry runs a failed step again (After; Before treats it as
+	// Continue).
+	Retry
+	// Abort fails the step with ErrAborted, which cancels the build.
+	Abort
+	// Edit replaces a run step's command with Action.Command, for this
+	// build only, and runs it.
+	Edit
+)
+
+// Action is an Inspector's answer.
+type Action struct {
+	Kind    ActionKind
+	Command string // Edit: the new command, run with /bin/sh -c
+}
+
+// ErrAborted is the error of a step an Inspector aborted.
+var ErrAborted = errors.New("aborted from the debugger")
+
+// NodeView is what an Inspector sees of a step: what it runs, on what,
+// and, in After, how it went. Its filesystem is the state before the
+// step in Before, and after it in After (for a failed step: whatever the
+// step left in its snapshot).
+type NodeView struct {
+	Node    string       // the node's key
+	Name    string       // the step as the user wrote it
+	Stage   string       // the stage's name
+	Index   int          // the step's index in its stage
+	Pos     manifest.Pos // where the user wrote it
+	Kind    manifest.StepKind
+	Command []string // a run step's argv
+	// Env, Workdir and User are the step's process's.
+	Env      []string
+	Workdir  string
+	User     string
+	CacheKey string
+	// Dirs are the layer directories of the view's filesystem, base
+	// first: the parent's in Before, with the step's layer in After.
+	Dirs []string
+	// Changes is the label of the changes Diff lists: the step's own in
+	// After, its parent's (when the parent made a layer) in Before.
+	Changes string
+
+	// After only.
+	Cached   bool
+	Err      error
+	ExitCode int    // a run step's exit code; -1 when it did not exit
+	Output   string // the last lines of its output
+	Snapshot string // a failed step's snapshot, until Release
+
+	parentDirs []string
+	changes    v1.Layer // a layer to diff, or nil
+	d          *debugRun
+	released   bool
+}
+
+// Diff writes, as an uncompressed OCI layer tar, the changes the view
+// shows: a failed step's snapshot, else the layer named by Changes. It
+// writes nothing when there are none.
+func (v *NodeView) Diff(ctx context.Context, w io.Writer) error {
+	if v.Snapshot != "" && !v.released {
+		return v.d.sn.Diff(ctx, v.Snapshot, w, engine.DiffOptions{})
+	}
+	if v.changes == nil {
+		return nil
+	}
+	rc, err := v.changes.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("reading the layer of %s: %w", v.Changes, err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+// Lower returns the layer directories below the changes Diff writes,
+// base first, to tell an added file from a modified one.
+func (v *NodeView) Lower() []string {
+	if v.Snapshot != "" && !v.released {
+		return v.parentDirs
+	}
+	if len(v.Dirs) == 0 {
+		return nil
+	}
+	return v.Dirs[:len(v.Dirs)-1]
+}
+
+// Mounted mounts the view's filesystem (or, with before, the step's
+// parent's) read-only on a private mountpoint, calls fn with it, and
+// unmounts it. No container runs. fn runs on a thread of its own mount
+// namespace: it must not start goroutines that touch the root.
+func (v *NodeView) Mounted(ctx context.Context, before bool, fn func(root string) error) error {
+	mounts, release, err := v.rootfs(ctx, before, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return container.Mounted(v.d.tmp, [][]engine.Mount{mounts}, func(roots []string) error { return fn(roots[0]) })
+}
+
+// Run runs p in a throwaway container on the view's filesystem (or,
+// with before, on the step's parent's) and waits for it. What p writes
+// is thrown away (on a failed step's snapshot: with the snapshot, at
+// Release).
+func (v *NodeView) Run(ctx context.Context, p engine.Process, before bool) (engine.Status, error) {
+	mounts, release, err := v.rootfs(ctx, before, true)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	defer release()
+	id := "dbg-" + randomSuffix()
+	c, err := v.d.rt.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Process: p, Network: v.d.network})
+	if err != nil {
+		return engine.Status{}, err
+	}
+	defer c.Delete(context.WithoutCancel(ctx)) //nolint:errcheck // the status matters more
+	st, err := c.Wait(ctx)
+	if err != nil {
+		return st, err
+	}
+	return st, c.Delete(context.WithoutCancel(ctx))
+}
+
+// Release removes a failed step's snapshot. The executor releases it
+// after After returns, unless the Inspector calls Keep.
+func (v *NodeView) Release(ctx context.Context) error {
+	if v.Snapshot == "" || v.released {
+		return nil
+	}
+	v.released = true
+	return v.d.sn.Remove(context.WithoutCancel(ctx), v.Snapshot)
+}
+
+func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.Mount, func(), error) {
+	nop := func() {}
+	if !before && v.Snapshot != "" && !v.released {
+		m, err := v.d.sn.Mounts(ctx, v.Snapshot)
+		return m, nop, err
+	}
+	dirs := v.Dirs
+	if before && v.Snapshot == "" && len(v.parentDirs) > 0 || before && v.Snapshot != "" {
+		dirs = v.parentDirs
+	}
+	if !writable {
+		return readOnly(uniqueDirs(dirs)), nop, nil
+	}
+	key := "dbg-" + randomSuffix()
+	m, err := v.d.sn.Prepare(ctx, key, uniqueDirs(dirs))
+	if err != nil {
+		return nil, nop, err
+	}
+	return m, func() { _ = v.d.sn.Remove(context.WithoutCancel(ctx), key) }, nil
+}
+
+// debugRun is the executor's side of an Inspector: it keeps the
+// snapshots of failed steps and the exit codes of their containers.
+type debugRun struct {
+	in      Inspector
+	sn      engine.Snapshotter // the build's own, unwrapped
+	rt      engine.Runtime
+	tmp     string
+	network engine.Network
+
+	mu      sync.Mutex
+	holding map[string]bool             // snapshot key prefixes whose removal waits
+	held    map[string]string           // prefix → the last snapshot kept
+	status  map[string]engine.Status    // container ID → how it ended
+	layers  map[*dag.Node]v1.Layer      // the layer a step made
+	noStop  map[*dag.Node]bool          // retried or edited: run without stopping
+	outputs map[string]*strings.Builder // node → its output (bounded)
+	keys    map[string]string           // node → its cache key
+}
+
+// newDebug wraps r's snapshotter, runtime and observer when its
+// observer is an Inspector, and returns nil otherwise.
+func newDebug(r *run) *debugRun {
+	in, ok := r.opts.Observer.(Inspector)
+	if !ok {
+		return nil
+	}
+	d := &debugRun{
+		in: in, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
+		holding: map[string]bool{}, held: map[string]string{}, status: map[string]engine.Status{},
+		layers: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
+		keys: map[string]string{},
+	}
+	ks := &keepingSnapshotter{Snapshotter: r.opts.Snapshotter, d: d}
+	r.opts.Snapshotter = ks
+	if c, ok := ks.Snapshotter.(engine.Committer); ok {
+		r.opts.Snapshotter = &keepingCommitter{keepingSnapshotter: ks, c: c}
+	}
+	r.opts.Runtime = &statusRuntime{Runtime: r.opts.Runtime, d: d}
+	r.obs = &outputObserver{Observer: r.obs, d: d}
+	return d
+}
+
+// snapshotPrefix is what every snapshotKey(n) starts with.
+func snapshotPrefix(n *dag.Node) string {
+	k := snapshotKey(n)
+	return k[:len(k)-len(randomSuffix())]
+}
+
+// keepingSnapshotter postpones the removal of the snapshots of the steps
+// being watched, so that a failed step's can be inspected.
+type keepingSnapshotter struct {
+	engine.Snapshotter
+	d *debugRun
+}
+
+func (s *keepingSnapshotter) Remove(ctx context.Context, key string) error {
+	s.d.mu.Lock()
+	for p := range s.d.holding {
+		if strings.HasPrefix(key, p) {
+			if old := s.d.held[p]; old != "" && old != key {
+				defer s.Snapshotter.Remove(ctx, old) //nolint:errcheck // swept later otherwise
+			}
+			s.d.held[p] = key
+			s.d.mu.Unlock()
+			return nil
+		}
+	}
+	s.d.mu.Unlock()
+	return s.Snapshotter.Remove(ctx, key)
+}
+
+// keepingCommitter is a keepingSnapshotter that passes engine.Committer
+// through.
+type keepingCommitter struct {
+	*keepingSnapshotter
+	c engine.Committer
+}
+
+func (s *keepingCommitter) Writable(ctx context.Context, key string) (string, error) {
+	return s.c.Writable(ctx, key)
+}
+
+// statusRuntime notes how each container ended.
+type statusRuntime struct {
+	engine.Runtime
+	d *debugRun
+}
+
+func (rt *statusRuntime) Create(ctx context.Context, spec engine.Spec) (engine.Container, error) {
+	c, err := rt.Runtime.Create(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &statusContainer{Container: c, d: rt.d}, nil
+}
+
+type statusContainer struct {
+	engine.Container
+	d *debugRun
+}
+
+func (c *statusContainer) Wait(ctx context.Context) (engine.Status, error) {
+	st, err := c.Container.Wait(ctx)
+	if err == nil {
+		c.d.mu.Lock()
+		c.d.status[c.ID()] = st
+		c.d.mu.Unlock()
+	}
+	return st, err
+}
+
+// outputObserver keeps the end of each node's output, and its cache
+// key.
+type outputObserver struct {
+	lifecycle.Observer
+	d *debugRun
+}
+
+func (o *outputObserver) Event(e lifecycle.Event) {
+	if e.CacheKey != "" {
+		o.d.mu.Lock()
+		o.d.keys[e.Node] = e.CacheKey
+		o.d.mu.Unlock()
+	}
+	o.Observer.Event(e)
+}
+
+const outputKeep = 64 << 10
+
+func (o *outputObserver) Output(node string, p []byte) {
+	o.Observer.Output(node, p)
+	o.d.mu.Lock()
+	b := o.d.outputs[node]
+	if b == nil {
+		b = &strings.Builder{}
+		o.d.outputs[node] = b
+	}
+	b.Write(p)
+	if b.Len() > 2*outputKeep {
+		s := b.String()[b.Len()-outputKeep:]
+		b.Reset()
+		b.WriteString(s)
+	}
+	o.d.mu.Unlock()
+}
+
+// output returns the last lines of node's output.
+func (d *debugRun) output(node string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.outputs[node]
+	if b == nil {
+		return ""
+	}
+	return b.String()
+}
+
+// view describes step n, about to run on st.
+func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
+	s := n.Step
+	v := &NodeView{
+		Node: n.Key, Name: s.Name, Stage: n.Stage.Name, Index: n.Index, Pos: s.Pos, Kind: s.Kind,
+		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
+		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1,
+	}
+	if s.Run != nil {
+		v.Command = s.Run.Args()
+		v.Env = runEnv(st.config.Env, s.RunEnv)
+	}
+	r.debug.mu.Lock()
+	if l := r.debug.layers[n.Parent]; l != nil {
+		v.changes, v.Changes = l, n.Parent.Step.Name
+	}
+	r.debug.mu.Unlock()
+	return v
+}
+
+// beforeStep asks the Inspector what to do with step n, whose key is
+// known. It returns stop when the step must end now with st and err.
+func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, key cache.Key) (*fsState, bool, error) {
+	r.debug.mu.Lock()
+	quiet := r.debug.noStop[n]
+	delete(r.debug.noStop, n)
+	r.debug.mu.Unlock()
+	if quiet {
+		return nil, false, nil
+	}
+	act := r.debug.in.Before(ctx, r.view(n, st, key.String()))
+	switch act.Kind {
+	case Skip:
+		return st, true, m.To(ctx, lifecycle.Cached, nil)
+	case Abort:
+		return nil, true, ErrAborted
+	case Edit:
+		if err := editStep(n, act.Command); err != nil {
+			return nil, true, err
+		}
+		r.debug.mu.Lock()
+		r.debug.noStop[n] = true
+		r.debug.mu.Unlock()
+		return r.runStepAgain(ctx, n, m)
+	}
+	return nil, false, nil
+}
+
+// runStepAgain runs n again from the start, from checking-cache.
+func (r *run) runStepAgain(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, bool, error) {
+	st, err := r.runStep(ctx, n, m)
+	return st, true, err
+}
+
+// editStep replaces run step n's command, for this build only.
+func editStep(n *dag.Node, command string) error {
+	if n.Step.Kind != manifest.StepRun {
+		return fmt.Errorf("editing %s: only a run step's command can be edited", n.Name)
+	}
+	s := *n.Step
+	s.Run = &manifest.Command{Shell: command}
+	s.Name = "run: " + command
+	n.Step = &s
+	return nil
+}
+
+// debugStep runs step n, with the Inspector's After on its result, as
+// often as the Inspector retries it.
+func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+	if r.debug == nil {
+		return r.runStep(ctx, n, m)
+	}
+	d := r.debug
+	prefix := snapshotPrefix(n)
+	d.mu.Lock()
+	d.holding[prefix] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.holding, prefix)
+		kept := d.held[prefix]
+		delete(d.held, prefix)
+		d.mu.Unlock()
+		if kept != "" {
+			_ = d.sn.Remove(context.WithoutCancel(ctx), kept)
+		}
+	}()
+	for {
+		d.mu.Lock()
+		delete(d.outputs, n.Key) // the output of this run only
+		d.mu.Unlock()
+		parent := r.state(n.Parent)
+		st, err := r.runStep(ctx, n, m)
+		if ctx.Err() != nil || errors.Is(err, ErrAborted) {
+			return st, err
+		}
+		var v *NodeView
+		if parent != nil {
+			v = r.view(n, parent, "")
+		} else {
+			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1}
+		}
+		d.mu.Lock()
+		v.CacheKey = d.keys[n.Key]
+		d.mu.Unlock()
+		v.Output = lastLines(d.output(n.Key), 10)
+		v.Err = err
+		v.changes, v.Changes = nil, ""
+		d.mu.Lock()
+		v.Snapshot = d.held[prefix]
+		delete(d.held, prefix)
+		if s, ok := d.status[v.Snapshot]; ok {
+			v.ExitCode = s.Code
+		}
+		d.mu.Unlock()
+		if err == nil {
+			v.Cached = m.State() == lifecycle.Cached
+			if v.Snapshot != "" {
+				// A committed overlay snapshot was emptied into the layer.
+				_ = d.sn.Remove(context.WithoutCancel(ctx), v.Snapshot)
+				v.Snapshot = ""
+			}
+			v.Dirs = st.dirs
+			if parent != nil && len(st.layers) > len(parent.layers) {
+				l := st.layers[len(st.layers)-1].Layer
+				v.changes, v.Changes = l, n.Step.Name
+				d.mu.Lock()
+				d.layers[n] = l
+				d.mu.Unlock()
+			}
+		}
+		act := d.in.After(ctx, v)
+		_ = v.Release(ctx)
+		if err == nil {
+			return st, nil
+		}
+		switch act.Kind {
+		case Retry, Edit, Skip:
+			if act.Kind == Edit {
+				if eerr := editStep(n, act.Command); eerr != nil {
+					return nil, errors.Join(err, eerr)
+				}
+			}
+			if !m.State().Final() {
+				_ = m.To(ctx, lifecycle.Failed, err)
+			}
+			if terr := m.To(ctx, lifecycle.CheckingCache, nil); terr != nil {
+				return nil, errors.Join(err, terr)
+			}
+			if act.Kind == Skip {
+				return parent.clone(), m.To(ctx, lifecycle.Cached, nil)
+			}
+			d.mu.Lock()
+			d.noStop[n] = true
+			d.mu.Unlock()
+			continue
+		case Abort:
+			return nil, fmt.Errorf("%w: %w", ErrAborted, err)
+		}
+		return st, err
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

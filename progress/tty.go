@@ -1,0 +1,350 @@
+package progress
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/acarl005/stripansi"
+	"github.com/mattn/go-runewidth"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/kiln-build/kiln/lifecycle"
+)
+
+// TTY draws a build live on a terminal, with github.com/vbauerster/mpb:
+// one line per node that has started, with a spinner and its elapsed time
+// while it works and the last lines of its output under it; a node that
+// ends moves up as a line that stays (cached nodes marked CACHED), and
+// Close prints a summary. It is safe for concurrent use.
+type TTY struct {
+	out  io.Writer
+	opts ttyOptions
+
+	once  sync.Once
+	p     *mpb.Progress // made when the first node starts
+	width atomic.Int64  // what a line's text had room for, last drawn
+
+	mu    sync.Mutex // guards nodes
+	nodes map[string]*ttyNode
+}
+
+// ttyNode is one node as the view shows it. Its mu, never held while
+// calling mpb (whose goroutines call back into the node to draw it),
+// guards the rest.
+type ttyNode struct {
+	mu         sync.Mutex
+	key, name  string
+	state      lifecycle.State
+	start, end time.Time
+	errText    string
+	tail       int      // how many lines to keep
+	lines      []string // the last lines of output
+	partial    []byte   // output not yet ended by a newline
+	bar        *mpb.Bar
+}
+
+// TTYOption configures a TTY.
+type TTYOption func(*ttyOptions) error
+
+type ttyOptions struct {
+	tail    int
+	refresh time.Duration
+	width   int
+}
+
+// WithTailLines sets how many of a running node's last output lines the
+// view shows under it; the default is 3.
+func WithTailLines(n int) TTYOption {
+	return func(o *ttyOptions) error {
+		if n < 0 {
+			return fmt.Errorf("tail lines %d: must not be negative", n)
+		}
+		o.tail = n
+		return nil
+	}
+}
+
+// WithRefresh sets how often the view is redrawn; the default is 150ms.
+func WithRefresh(d time.Duration) TTYOption {
+	return func(o *ttyOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("refresh every %s: must be positive", d)
+		}
+		o.refresh = d
+		return nil
+	}
+}
+
+// WithWidth sets the width of the lines when w is not a terminal (a
+// terminal's own width is used otherwise); the default is 100.
+func WithWidth(n int) TTYOption {
+	return func(o *ttyOptions) error {
+		if n < 20 {
+			return fmt.Errorf("width %d: must be at least 20", n)
+		}
+		o.width = n
+		return nil
+	}
+}
+
+// NewTTY returns a TTY drawing on w, usually a terminal's *os.File. Close
+// must be called to end the drawing.
+func NewTTY(w io.Writer, opts ...TTYOption) (*TTY, error) {
+	o := ttyOptions{tail: 3, refresh: 150 * time.Millisecond, width: 100}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return &TTY{out: w, opts: o, nodes: map[string]*ttyNode{}}, nil
+}
+
+// progress returns the mpb container, starting it on first use: a build
+// that fails before any node starts draws nothing.
+func (t *TTY) progress() *mpb.Progress {
+	t.once.Do(func() {
+		t.p = mpb.New(mpb.WithOutput(t.out), mpb.WithAutoRefresh(), mpb.WithRefreshRate(t.opts.refresh),
+			mpb.WithWidth(t.opts.width))
+	})
+	return t.p
+}
+
+// Event shows one transition: a node that starts gets a line, a node that
+// ends completes it.
+func (t *TTY) Event(e lifecycle.Event) {
+	// A node's events come one at a time, from the goroutine running it.
+	t.mu.Lock()
+	n := t.nodes[e.Node]
+	start := n == nil || n.final() && !e.State.Final() // (again, after a failure)
+	if start {
+		n = &ttyNode{key: e.Node, name: e.Name, start: e.Time, tail: t.opts.tail}
+		t.nodes[e.Node] = n
+	}
+	t.mu.Unlock()
+	if start && !(e.From == lifecycle.Pending && e.State.Final()) {
+		// A node cancelled before it started gets no line.
+		bar := t.progress().New(0, mpb.SpinnerStyle(),
+			mpb.BarWidth(1),
+			mpb.BarFillerMiddleware(func(spin mpb.BarFiller) mpb.BarFiller { return n.mark(spin) }),
+			mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string {
+				t.width.Store(int64(s.AvailableWidth))
+				return n.line(s.AvailableWidth)
+			})),
+			mpb.BarExtender(mpb.BarFillerFunc(func(w io.Writer, s decor.Statistics) error { return n.tailLines(w, s.AvailableWidth) }), false),
+		)
+		n.mu.Lock()
+		n.bar = bar
+		n.mu.Unlock()
+	}
+	n.mu.Lock()
+	n.state = e.State
+	if e.State == lifecycle.Failed {
+		n.errText = firstLine(e.Error)
+	}
+	bar := n.bar
+	if e.State.Final() {
+		n.end = e.Time
+	}
+	n.mu.Unlock()
+	if e.State.Final() && bar != nil {
+		// The node's line leaves the live part for good, above it, in the
+		// order nodes end.
+		w := int(t.width.Load())
+		if w <= 0 {
+			w = t.opts.width - 4
+		}
+		bar.Abort(true)
+		_, _ = t.p.Write([]byte(" " + n.markText() + " " + n.line(w) + "\n"))
+	}
+}
+
+func (n *ttyNode) final() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state.Final()
+}
+
+// Output keeps the last lines of a node's output, to show under it.
+func (t *TTY) Output(node string, b []byte) {
+	t.mu.Lock()
+	n := t.nodes[node]
+	t.mu.Unlock()
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	buf := append(n.partial, b...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		n.lines = append(n.lines, clean(buf[:i]))
+		if len(n.lines) > n.tail {
+			n.lines = n.lines[len(n.lines)-n.tail:]
+		}
+		buf = buf[i+1:]
+	}
+	if len(buf) > 4096 {
+		buf = buf[len(buf)-4096:]
+	}
+	n.partial = append(n.partial[:0], buf...)
+}
+
+// clean makes a line of a process's output safe to draw: colours and
+// other escape sequences go, a carriage return keeps what follows it (as
+// a terminal would show it), other control characters become spaces.
+func clean(b []byte) string {
+	s := stripansi.Strip(string(b))
+	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimRight(s, "\r"))
+}
+
+// mark is the filler of n's line: mpb's spinner while n works, then a
+// mark for how it ended.
+func (n *ttyNode) mark(spin mpb.BarFiller) mpb.BarFiller {
+	return mpb.BarFillerFunc(func(w io.Writer, s decor.Statistics) error {
+		m := n.markText()
+		if m == "" {
+			return spin.Fill(w, s)
+		}
+		_, err := io.WriteString(w, m)
+		return err
+	})
+}
+
+// markText is the mark of how n ended, or "" while it works.
+func (n *ttyNode) markText() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.state {
+	case lifecycle.Done, lifecycle.Passed, lifecycle.Cached:
+		return "✔"
+	case lifecycle.Failed:
+		return "✗"
+	case lifecycle.Cancelled:
+		return "-"
+	}
+	return ""
+}
+
+// line is the text of n's line after the mark: its key, name, state and
+// time, cut to width.
+func (n *ttyNode) line(width int) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	end := n.end
+	if !n.state.Final() {
+		end = time.Now()
+	}
+	var suffix string
+	switch n.state {
+	case lifecycle.Cached:
+		suffix = "CACHED"
+	case lifecycle.Failed:
+		suffix = fmt.Sprintf("%s FAILED", seconds(end.Sub(n.start)))
+		if n.errText != "" {
+			suffix += ": " + n.errText
+		}
+	case lifecycle.Cancelled:
+		suffix = "CANCELLED"
+	case lifecycle.Done, lifecycle.Passed:
+		suffix = seconds(end.Sub(n.start))
+	default:
+		suffix = seconds(end.Sub(n.start))
+		if n.state != lifecycle.Running {
+			suffix += " " + string(n.state)
+		}
+	}
+	head := "[" + n.key + "] " + n.name
+	// Leave mpb room for the spaces around the mark and the mark.
+	room := width - runewidth.StringWidth(suffix) - 6
+	if room < 10 {
+		return runewidth.Truncate(head+"  "+suffix, max(width-1, 0), "…")
+	}
+	head = runewidth.Truncate(head, room, "…")
+	return head + strings.Repeat(" ", room-runewidth.StringWidth(head)+2) + suffix
+}
+
+// tailLines writes the last lines of a running node's output.
+func (n *ttyNode) tailLines(w io.Writer, width int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state.Final() || n.tail == 0 {
+		return nil
+	}
+	lines := n.lines
+	if p := clean(n.partial); strings.TrimSpace(p) != "" {
+		lines = append(lines[:len(lines):len(lines)], p)
+		if len(lines) > n.tail {
+			lines = lines[len(lines)-n.tail:]
+		}
+	}
+	for _, l := range lines {
+		l = runewidth.Truncate("    │ "+l, max(width-1, 8), "…")
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seconds formats d as "1.2s".
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}
+
+// Summary is what a build made, for the last lines of a view.
+type Summary struct {
+	Ran, Cached int
+	Duration    time.Duration
+	Digest      string // "" when the build failed
+	Err         error
+}
+
+// Close ends the live view: nodes still drawn as working are dropped,
+// the last frame is drawn, then the summary. The TTY must not be used
+// after.
+func (t *TTY) Close(s Summary) error {
+	t.mu.Lock()
+	var working []*mpb.Bar
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		if n.bar != nil && !n.state.Final() {
+			working = append(working, n.bar)
+		}
+		n.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, b := range working {
+		b.Abort(true)
+	}
+	t.mu.Lock()
+	started := t.p != nil
+	t.mu.Unlock()
+	if started {
+		t.p.Wait()
+	}
+	var line string
+	if s.Err == nil {
+		line = fmt.Sprintf("✔ built %s in %s: %d steps ran, %d cached\n", s.Digest, s.Duration.Round(time.Millisecond), s.Ran, s.Cached)
+	} else {
+		line = fmt.Sprintf("✗ build failed after %s: %d steps ran, %d cached\n", s.Duration.Round(time.Millisecond), s.Ran, s.Cached)
+	}
+	_, err := io.WriteString(t.out, line)
+	return err
+}

@@ -122,8 +122,10 @@ type run struct {
 	tests    []TestResult
 	done     map[*dag.Node]chan struct{}
 	failed   map[*dag.Node]bool
-	debug    *debugRun // with an Inspector; see debug.go
-	inputs   map[*dag.Node]*NodeInputs
+	// downloads are what copy steps' URLs fetched, until the step ends.
+	downloads map[*dag.Node]*downloaded
+	debug     *debugRun // with an Inspector; see debug.go
+	inputs    map[*dag.Node]*NodeInputs
 }
 
 // Build runs the nodes of g that the target needs, and assembles the
@@ -141,14 +143,15 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	}
 	r := &run{
 		opts: opts, b: b, g: g, obs: opts.Observer, epoch: opts.SourceDateEpoch,
-		sem:      make(chan struct{}, opts.Jobs),
-		ctrs:     make(chan struct{}, opts.Containers),
-		states:   map[*dag.Node]*fsState{},
-		machines: map[*dag.Node]*lifecycle.Machine{},
-		jobs:     map[*dag.Node]*job{},
-		done:     map[*dag.Node]chan struct{}{},
-		failed:   map[*dag.Node]bool{},
-		inputs:   map[*dag.Node]*NodeInputs{},
+		sem:       make(chan struct{}, opts.Jobs),
+		ctrs:      make(chan struct{}, opts.Containers),
+		states:    map[*dag.Node]*fsState{},
+		machines:  map[*dag.Node]*lifecycle.Machine{},
+		jobs:      map[*dag.Node]*job{},
+		done:      map[*dag.Node]chan struct{}{},
+		failed:    map[*dag.Node]bool{},
+		downloads: map[*dag.Node]*downloaded{},
+		inputs:    map[*dag.Node]*NodeInputs{},
 	}
 	if r.obs == nil {
 		r.obs = lifecycle.Observers(nil)
@@ -229,6 +232,7 @@ var errDependencyFailed = errors.New("a dependency failed")
 // runNode waits for n's dependencies, then runs it through its life.
 func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	m := r.machines[n]
+	defer r.dropDownloads(n)
 	for _, d := range n.Deps {
 		select {
 		case <-r.done[d]:

@@ -326,11 +326,23 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 			return v1.Hash{Algorithm: "sha256", Hex: src.key.String()}, args, nil
 		}
 		srcs := c.AllSources()
-		if len(srcs) == 1 {
+		if len(srcs) == 1 && len(c.URLs) == 0 {
 			d, err := r.sourceDigest(ctx, n, srcs[0])
 			return d, args, err
 		}
 		var all strings.Builder
+		if len(c.URLs) > 0 {
+			// What the URLs hold now, not what they held last time.
+			dl, err := r.download(ctx, n, c.URLs)
+			if err != nil {
+				return v1.Hash{}, nil, err
+			}
+			args = append(args, "\x00urls")
+			for i, u := range c.URLs {
+				args = append(args, u.URL, dl.names[i])
+				all.WriteString(dl.hashes[i] + "\n")
+			}
+		}
 		for _, src := range srcs {
 			d, err := r.sourceDigest(ctx, n, src)
 			if err != nil {
@@ -537,6 +549,17 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 		for _, f := range s.Copy.Inline {
 			if err := buildctx.CopyTree(ctx, inline, f.Name, roots[0], dst, opts); err != nil {
 				return err
+			}
+		}
+		if len(s.Copy.URLs) > 0 {
+			dl, err := r.download(ctx, n, s.Copy.URLs)
+			if err != nil {
+				return err
+			}
+			for _, name := range dl.names {
+				if err := buildctx.CopyTree(ctx, dl.dir, name, roots[0], dst, opts); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -641,21 +641,43 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 		if len(cmd.ExcludePatterns) > 0 {
 			return failf("the --exclude flag is not supported")
 		}
-		if cmd.Checksum != "" {
-			return failf("the --checksum flag is not supported (ADD of URLs is not supported yet)")
-		}
 		if cmd.KeepGitDir != nil {
 			return failf("the --keep-git-dir flag is not supported (ADD of git repositories is not supported yet)")
 		}
+		// URLs are downloaded at build time; the rest come from the context.
+		sd := cmd.SourcesAndDest
+		sd.SourcePaths = nil
+		var urls []URLSource
 		for _, src := range cmd.SourcePaths {
-			if isURL(src) {
-				return failf("%s: ADD of URLs is not supported yet (download it in a RUN, or COPY a local file)", src)
+			if !isURL(src) {
+				sd.SourcePaths = append(sd.SourcePaths, src)
+				continue
 			}
+			if strings.HasSuffix(strings.TrimSuffix(src, "/"), ".git") || strings.HasPrefix(src, "git@") {
+				return failf("%s: ADD of git repositories is not supported yet", src)
+			}
+			if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+				return failf("%s: only http and https URLs can be added", src)
+			}
+			urls = append(urls, URLSource{URL: src})
 		}
-		cp, err := c.copySpec(&cmd.SourcesAndDest, cmd.Chown, cmd.Chmod, failf)
+		if cmd.Checksum != "" {
+			if len(urls) != 1 || len(sd.SourcePaths) > 0 || len(sd.SourceContents) > 0 {
+				return failf("--checksum needs exactly one source, a URL")
+			}
+			if !strings.HasPrefix(cmd.Checksum, "sha256:") || len(cmd.Checksum) != len("sha256:")+64 {
+				return failf("--checksum=%s: want sha256: and 64 hex digits", cmd.Checksum)
+			}
+			urls[0].Checksum = cmd.Checksum
+		}
+		if n := len(sd.SourcePaths) + len(sd.SourceContents) + len(urls); n > 1 && !strings.HasSuffix(sd.DestPath, "/") {
+			return failf("with more than one source, the destination %q must be a directory and end with a /", sd.DestPath)
+		}
+		cp, err := c.copySpec(&sd, cmd.Chown, cmd.Chmod, failf)
 		if err != nil {
 			return err
 		}
+		cp.URLs = urls
 		cp.Extract = cmd.Unpack == nil || *cmd.Unpack
 		toContext(cp)
 		add(&Step{Kind: StepCopy, Copy: cp})

@@ -162,6 +162,16 @@ type Copy struct {
 	// Extract (a Dockerfile's ADD) unpacks a source that is a local tar
 	// archive (plain, gzip or bzip2) into Dst instead of copying it.
 	Extract bool `json:",omitempty"`
+	// URLs (a Dockerfile's ADD https://…) are downloaded at build time
+	// and copied after the other sources, as files of mode 0600.
+	URLs []URLSource `json:",omitempty"`
+}
+
+// URLSource is a file to download.
+type URLSource struct {
+	URL string
+	// Checksum, when set ("sha256:…"), is what the download must hash to.
+	Checksum string `json:",omitempty"`
 }
 
 // InlineFile is a file given in the build file itself.
@@ -175,7 +185,7 @@ func (c *Copy) AllSources() []string {
 	if len(c.Sources) > 0 {
 		return c.Sources
 	}
-	if c.Src == "" && len(c.Inline) > 0 {
+	if c.Src == "" && (len(c.Inline) > 0 || len(c.URLs) > 0) {
 		return nil
 	}
 	return []string{c.Src}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -362,25 +363,88 @@ func (e *stepError) Error() string {
 func (e *stepError) Unwrap() error { return e.err }
 
 // tail keeps the last lines written to it, and passes everything on to
-// an observer.
+// an observer. The values of the build's secrets are masked in both:
+// output is then passed on line by line (flush passes the rest), so that
+// a secret is never cut in two between writes.
 type tail struct {
-	node string
-	obs  lifecycle.Observer
-	mu   sync.Mutex
-	buf  []byte
+	node    string
+	obs     lifecycle.Observer
+	secrets [][]byte
+	mu      sync.Mutex
+	buf     []byte
+	pending []byte // with secrets: the line not yet ended
 }
 
 const tailBytes = 4096
 
+// newTail returns the output of node n's process.
+func (r *run) newTail(n *dag.Node) *tail {
+	return &tail{node: n.Key, obs: r.obs, secrets: r.secretLines()}
+}
+
+// secretLines returns what to mask: each line of each secret, of at least
+// 3 bytes (masking shorter strings would mangle every log).
+func (r *run) secretLines() [][]byte {
+	var out [][]byte
+	for _, v := range r.opts.Secrets {
+		for _, l := range bytes.Split(v, []byte("\n")) {
+			if l = bytes.TrimRight(l, "\r"); len(l) >= 3 {
+				out = append(out, l)
+			}
+		}
+	}
+	// Longest first, so a secret containing another is masked whole.
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+var masked = []byte("****")
+
+func (t *tail) mask(p []byte) []byte {
+	for _, s := range t.secrets {
+		p = bytes.ReplaceAll(p, s, masked)
+	}
+	return p
+}
+
 func (t *tail) Write(p []byte) (int, error) {
-	t.obs.Output(t.node, p)
+	n := len(p)
 	t.mu.Lock()
+	if len(t.secrets) > 0 {
+		t.pending = append(t.pending, p...)
+		cut := bytes.LastIndexByte(t.pending, '\n') + 1
+		if cut == 0 && len(t.pending) > 64<<10 {
+			cut = len(t.pending) // a very long line: pass it on masked anyway
+		}
+		p = t.mask(append([]byte(nil), t.pending[:cut]...))
+		t.pending = append([]byte(nil), t.pending[cut:]...)
+	}
+	t.keep(p)
+	t.mu.Unlock()
+	if len(p) > 0 {
+		t.obs.Output(t.node, p)
+	}
+	return n, nil
+}
+
+// flush passes on what is held back: call it when the process has ended.
+func (t *tail) flush() {
+	t.mu.Lock()
+	p := t.mask(t.pending)
+	t.pending = nil
+	t.keep(p)
+	t.mu.Unlock()
+	if len(p) > 0 {
+		t.obs.Output(t.node, p)
+	}
+}
+
+// keep appends p to the kept lines; the caller holds t.mu.
+func (t *tail) keep(p []byte) {
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*tailBytes {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-tailBytes:]...)
 	}
-	t.mu.Unlock()
-	return len(p), nil
 }
 
 // String returns the last 10 lines.

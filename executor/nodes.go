@@ -392,7 +392,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 	s := n.Step
 	switch s.Kind {
 	case manifest.StepRun:
-		out := &tail{node: n.Key, obs: r.obs}
+		out := r.newTail(n)
 		extra, env, cleanup, err := r.runMounts(ctx, s)
 		if err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
@@ -406,6 +406,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 			Args: s.Run.Args(), Env: runEnv(runEnv(st.config.Env, s.RunEnv), env), Cwd: st.config.WorkingDir, User: st.config.User,
 			Stdout: out, Stderr: out,
 		}, 0, m)
+		out.flush()
 		if err != nil {
 			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
 		}
@@ -667,11 +668,12 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
-	out := &tail{node: n.Key, obs: r.obs}
+	out := r.newTail(n)
 	status, err := r.runContainer(ctx, n, sk, mounts, engine.Process{
 		Args: t.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
 		Stdout: out, Stderr: out,
 	}, t.Timeout, m)
+	out.flush()
 	res.Duration, res.Output, res.Code = time.Since(start), out.String(), status.Code
 	if err == nil && status.Code != 0 {
 		err = fmt.Errorf("exit status %d", status.Code)

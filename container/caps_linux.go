@@ -63,7 +63,8 @@ func dropPrivileges(cred credential, dropMknod bool) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
 	}
-	return nil
+	// Last: the filter blocks calls made above (setns, unshare, …).
+	return loadSeccomp()
 }
 
 // setCredential switches the calling thread to cred with raw system

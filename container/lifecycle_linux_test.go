@@ -201,7 +201,9 @@ echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo ESCAPED proc-sys
 echo 1 > /proc/sysrq-trigger 2>/dev/null && echo ESCAPED sysrq
 cat /proc/kcore 2>/dev/null | head -c 1 | grep -q . && echo ESCAPED kcore
 touch /sys/kernel/x 2>/dev/null && echo ESCAPED sysfs
-grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status
+unshare -U true 2>/dev/null && echo ESCAPED unshare-user-namespace
+unshare -m true 2>/dev/null && echo ESCAPED unshare-mount-namespace
+grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
 `, target)
 	r := e.run(context.Background(), engine.Spec{Process: sh(script)})
 	if strings.Contains(r.stdout, "ESCAPED") || strings.Contains(r.stdout, "failed") {
@@ -211,7 +213,7 @@ grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status
 		t.Errorf("the container wrote %s on the host", target)
 	}
 	// Docker's default set: 0x00000000a80425fb.
-	for _, want := range []string{"CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1"} {
+	for _, want := range []string{"CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}

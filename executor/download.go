@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ func (r *run) download(ctx context.Context, n *dag.Node, urls []manifest.URLSour
 	if err := os.MkdirAll(r.opts.Tmp, 0o700); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(r.opts.Tmp, "add-")
+	dir, err := os.MkdirTemp(r.opts.Tmp, tmpPrefix("add"))
 	if err != nil {
 		return nil, err
 	}
@@ -114,4 +115,11 @@ func fetch(ctx context.Context, u manifest.URLSource, dir string) (name, sum str
 		_ = os.Chtimes(p, time.Unix(0, 0), time.Unix(0, 0))
 	}
 	return name, sum, nil
+}
+
+// tmpPrefix names a temp directory under the kiln root's tmp/ by this
+// process, "<pid>-what-", so that the store's sweep removes it after a
+// crash, as it removes its own temp files.
+func tmpPrefix(what string) string {
+	return strconv.Itoa(os.Getpid()) + "-" + what + "-"
 }

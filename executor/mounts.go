@@ -131,7 +131,7 @@ func (r *run) runMounts(ctx context.Context, s *manifest.Step) (_ []engine.Mount
 		if err := os.MkdirAll(r.opts.Tmp, 0o700); err != nil {
 			return "", err
 		}
-		d, err := os.MkdirTemp(r.opts.Tmp, what+"-")
+		d, err := os.MkdirTemp(r.opts.Tmp, tmpPrefix(what))
 		if err != nil {
 			return "", err
 		}
@@ -332,7 +332,7 @@ func (r *run) bindSource(ctx context.Context, m manifest.Mount, dir string) (str
 // makeWorkdir makes the config's working directory, with its missing
 // parents, owned by the config's user, as a Dockerfile's WORKDIR does.
 func (r *run) makeWorkdir(ctx context.Context, mounts []engine.Mount, st *fsState) error {
-	empty, err := os.MkdirTemp(r.opts.Tmp, "empty-")
+	empty, err := os.MkdirTemp(r.opts.Tmp, tmpPrefix("empty"))
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func writeInline(tmp string, files []manifest.InlineFile) (string, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", err
 	}
-	d, err := os.MkdirTemp(tmp, "inline-")
+	d, err := os.MkdirTemp(tmp, tmpPrefix("inline"))
 	if err != nil {
 		return "", err
 	}
@@ -564,7 +564,7 @@ func (r *run) extract(ctx context.Context, archive, root, dst string, opts build
 		return err
 	}
 	defer rd.Close()
-	d, err := os.MkdirTemp(r.opts.Tmp, "add-")
+	d, err := os.MkdirTemp(r.opts.Tmp, tmpPrefix("add"))
 	if err != nil {
 		return err
 	}

@@ -214,6 +214,52 @@ func TestExtractHostileMore(t *testing.T) {
 			},
 		},
 		{
+			name: "overlay attributes in the tar are ignored",
+			tar: func(t *testing.T, base string) []byte {
+				var buf bytes.Buffer
+				tw := tar.NewWriter(&buf)
+				for _, h := range []*tar.Header{
+					{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, PAXRecords: map[string]string{
+						"SCHILY.xattr.trusted.overlay.redirect": base,
+						"SCHILY.xattr.trusted.overlay.opaque":   "y",
+						"SCHILY.xattr.user.kept":                "1",
+					}},
+					{Name: "m", Typeflag: tar.TypeReg, Mode: 0o644, PAXRecords: map[string]string{
+						"SCHILY.xattr.trusted.overlay.metacopy": "",
+						"SCHILY.xattr.trusted.overlay.origin":   "x",
+					}},
+				} {
+					if err := tw.WriteHeader(h); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := tw.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return buf.Bytes()
+			},
+			check: func(t *testing.T, root string) {
+				got := map[string]map[string]string{}
+				for _, name := range []string{"d", "m"} {
+					got[name] = testXattrs(t, filepath.Join(root, name))
+				}
+				var x xattrReader
+				for _, name := range []string{"d", "m"} {
+					_, ovl, err := x.read(filepath.Join(root, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(ovl) != 0 {
+						t.Errorf("%s has overlay attributes %v, want none", name, ovl)
+					}
+				}
+				want := map[string]map[string]string{"d": {"user.kept": "1"}, "m": nil}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("attributes (-want +got):\n%s", d)
+				}
+			},
+		},
+		{
 			name:    "whiteout dot dot in a subdirectory",
 			tar:     func(t *testing.T, base string) []byte { return makeTar(t, []tarEntry{dir("a/"), file("a/.wh...", "")}) },
 			wantErr: "invalid whiteout",

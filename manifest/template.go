@@ -82,7 +82,7 @@ func (r *renderer) render(file string, lineOff int, src string, markers bool) (s
 	s := rewrite(&r.refs, file, lineOff, src, autoescapeOpen, markers)
 	s.out += autoescapeClose
 	r.sources[mainTemplate] = s
-	tpl, err := set.FromString(s.out)
+	tpl, err := noPanic(file, func() (*pongo2.Template, error) { return set.FromString(s.out) })
 	if err != nil {
 		if b := s.unclosed; b != nil && strings.Contains(err.Error(), "not found (or beginning tag not provided)") {
 			// the tag pongo2 misses is the one this package wrapped
@@ -91,7 +91,7 @@ func (r *renderer) render(file string, lineOff int, src string, markers bool) (s
 		}
 		return "", nil, r.error(err)
 	}
-	out, err := tpl.Execute(ctx)
+	out, err := noPanic(file, func() (string, error) { return tpl.Execute(ctx) })
 	if err != nil {
 		return "", nil, r.error(err)
 	}
@@ -100,6 +100,17 @@ func (r *renderer) render(file string, lineOff int, src string, markers bool) (s
 	}
 	out, lines := unmark(out, strings.Count(src, "\n")+1)
 	return out, lines, nil
+}
+
+// noPanic calls fn, turning a panic of pongo2 (some templates make it
+// panic: a modulo by zero in a for tag, say) into an *Error naming file.
+func noPanic[T any](file string, fn func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("template: the template engine failed on this template: %v", p)}
+		}
+	}()
+	return fn()
 }
 
 // unmark strips the line markers from out and returns, for each line of

@@ -189,7 +189,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	bctx, err := buildctx.Open(b.Context)
+	bctx, err := buildctx.Open(b.Context, buildctx.WithWarn(func(m string) { fmt.Fprintf(a.stderr, "kiln: warning: %s\n", m) }))
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,12 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// Network is the network of run steps and tests; the default is host.
 	Network engine.Network
+	// Limits and Timeout bound every run step's and test's container,
+	// unless the step sets its own (manifest.Step.Limits, Test.Timeout).
+	// The defaults are the runtime's: 2048 processes, no memory or time
+	// limit.
+	Limits  engine.Limits
+	Timeout time.Duration
 	// Secrets are the values of secret mounts, by ID. They reach only the
 	// steps that mount them: never a layer, the image, the history or a
 	// cache key.

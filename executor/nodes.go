@@ -411,10 +411,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
 		}
 		if status.Code != 0 {
-			err := fmt.Errorf("exit status %d", status.Code)
-			if e := status.Err(); e != nil {
-				err = e
-			}
+			err := r.exitError(n, status)
 			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
 		}
 	case manifest.StepCopy, manifest.StepTemplate:
@@ -468,11 +465,52 @@ func (r *run) runContainer(ctx context.Context, n *dag.Node, id string, mounts [
 
 // runContainerWith is runContainer with further mounts and a network.
 func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
+	lim, to := r.limitsFor(n)
+	if timeout > 0 {
+		to = timeout
+	}
 	err = r.whileContainer(ctx, r.jobs[n], func() error {
-		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Timeout: timeout}, m)
+		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}, m)
 		return err
 	})
 	return st, err
+}
+
+// limitsFor returns the limits of n's container: the build's, with the
+// step's own over them.
+func (r *run) limitsFor(n *dag.Node) (engine.Limits, time.Duration) {
+	l, t := r.opts.Limits, r.opts.Timeout
+	if n.Step != nil && n.Step.Limits != nil {
+		sl := n.Step.Limits
+		if sl.Memory > 0 {
+			l.Memory = sl.Memory
+		}
+		if sl.Pids > 0 {
+			l.Pids = sl.Pids
+		}
+		if sl.Timeout > 0 {
+			t = sl.Timeout
+		}
+	}
+	if n.Test != nil && n.Test.Timeout > 0 {
+		t = n.Test.Timeout
+	}
+	return l, t
+}
+
+// exitError says how a step's or test's process ended badly, naming the
+// limit it hit.
+func (r *run) exitError(n *dag.Node, st engine.Status) error {
+	lim, to := r.limitsFor(n)
+	switch {
+	case st.TimedOut:
+		return fmt.Errorf("killed: it ran past its timeout of %s (set timeout: on the step, or --timeout)", to)
+	case st.OOMKilled:
+		return fmt.Errorf("killed by the kernel: out of memory, over its limit of %d MiB (set memory: on the step, or --memory)", lim.Memory>>20)
+	case st.Signal != "":
+		return fmt.Errorf("killed by %s (exit status %d)", st.Signal, st.Code)
+	}
+	return fmt.Errorf("exit status %d", st.Code)
 }
 
 // startWait creates the container, waits for it and deletes it.
@@ -676,10 +714,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	out.flush()
 	res.Duration, res.Output, res.Code = time.Since(start), out.String(), status.Code
 	if err == nil && status.Code != 0 {
-		err = fmt.Errorf("exit status %d", status.Code)
-		if e := status.Err(); e != nil {
-			err = e
-		}
+		err = r.exitError(n, status)
 	}
 	if err != nil {
 		res.Err = &stepError{what: "test", name: t.Name, pos: t.Pos, err: err, output: res.Output}

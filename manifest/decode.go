@@ -466,6 +466,9 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 
 var stepKeys = []string{"run", "copy", "template", "env", "workdir", "user"}
 
+// limitKeys go beside run in a step.
+var limitKeys = []string{"timeout", "memory", "pids"}
+
 // step decodes one step: a string (a shell command) or a map with one key.
 func (d *decoder) step(n *yaml.Node) (*Step, error) {
 	pos := d.pos(n)
@@ -484,9 +487,17 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 			return nil, Errorf(d.pos(k), "use: modules are not supported yet")
 		}
 	}
-	ps, err := d.mapping(n, "step", stepKeys...)
+	all, err := d.mapping(n, "step", append(append([]string(nil), stepKeys...), limitKeys...)...)
 	if err != nil {
 		return nil, err
+	}
+	var ps, limits []pair
+	for _, p := range all {
+		if contains(limitKeys, p.key) {
+			limits = append(limits, p)
+		} else {
+			ps = append(ps, p)
+		}
 	}
 	switch len(ps) {
 	case 0:
@@ -497,6 +508,16 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 	}
 	p := ps[0]
 	st := &Step{Kind: StepKind(p.key), Pos: pos}
+	if len(limits) > 0 {
+		if st.Kind != StepRun {
+			return nil, Errorf(d.pos(limits[0].k), "%s applies to run steps only, not to %s", limits[0].key, st.Kind)
+		}
+		l, err := d.limits(limits)
+		if err != nil {
+			return nil, err
+		}
+		st.Limits = l
+	}
 	switch st.Kind {
 	case StepRun:
 		c, err := d.command(p.v, "run")
@@ -807,4 +828,61 @@ func stepName(kind, what string) string {
 		s = string([]rune(s)[:limit-1]) + "…"
 	}
 	return s
+}
+
+// limits reads a run step's timeout, memory and pids.
+func (d *decoder) limits(ps []pair) (*Limits, error) {
+	l := &Limits{}
+	for _, p := range ps {
+		pos := d.pos(p.v)
+		if p.v.Kind != yaml.ScalarNode {
+			return nil, Errorf(pos, "%s must be a value, not %s", p.key, kindName(p.v))
+		}
+		switch p.key {
+		case "timeout":
+			t, err := time.ParseDuration(p.v.Value)
+			if err != nil || t <= 0 {
+				return nil, Errorf(pos, "timeout %q: want a duration like 30s or 5m", p.v.Value)
+			}
+			l.Timeout = t
+		case "memory":
+			b, err := ParseBytes(p.v.Value)
+			if err != nil {
+				return nil, Errorf(pos, "%v", err)
+			}
+			l.Memory = b
+		case "pids":
+			n, err := strconv.ParseInt(p.v.Value, 10, 64)
+			if err != nil || n <= 0 {
+				return nil, Errorf(pos, "pids %q: want a whole number above 0", p.v.Value)
+			}
+			l.Pids = n
+		}
+	}
+	return l, nil
+}
+
+// ParseBytes reads a size: 512m, 2g, 100k or a number of bytes.
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	if s != "" {
+		switch strings.ToLower(s[len(s)-1:]) {
+		case "k":
+			mult = 1 << 10
+		case "m":
+			mult = 1 << 20
+		case "g":
+			mult = 1 << 30
+		}
+	}
+	num := s
+	if mult != 1 {
+		num = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a size like 512m or 2g", s)
+	}
+	return n * mult, nil
 }

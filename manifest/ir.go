@@ -82,6 +82,16 @@ type Step struct {
 	// "" is the build's.
 	Network string `json:",omitempty"`
 	Pos     Pos
+	// Limits, for a run step, bound its container; zero fields take the
+	// build's defaults.
+	Limits *Limits `json:",omitempty"`
+}
+
+// Limits bound a run step's container.
+type Limits struct {
+	Timeout time.Duration `json:",omitempty"` // killed after this long
+	Memory  int64         `json:",omitempty"` // bytes
+	Pids    int64         `json:",omitempty"` // processes at once
 }
 
 // MountType says what a run step's Mount is.

@@ -77,7 +77,12 @@ const schema = `{
     "step": {
       "oneOf": [
         {"type": "string", "minLength": 1, "description": "A shell command (the same as {run: COMMAND})."},
-        {"type": "object", "additionalProperties": false, "required": ["run"], "properties": {"run": {"$ref": "#/$defs/command"}}},
+        {"type": "object", "additionalProperties": false, "required": ["run"], "properties": {
+          "run": {"$ref": "#/$defs/command"},
+          "timeout": {"type": "string", "description": "kill the step after this long, e.g. 30s or 5m"},
+          "memory": {"type": ["string", "integer"], "description": "memory limit, e.g. 512m or 2g"},
+          "pids": {"type": "integer", "minimum": 1, "description": "most processes at once"}
+        }},
         {"type": "object", "additionalProperties": false, "required": ["copy"], "properties": {"copy": {
           "oneOf": [
             {"type": "string", "pattern": "^\\s*\\S+\\s+\\S+\\s*$", "description": "\"SRC DST\""},

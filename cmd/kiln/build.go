@@ -92,6 +92,9 @@ type buildFlags struct {
 	network       string
 	secrets       []string
 	push          bool
+	memory        string
+	pids          int64
+	timeout       time.Duration
 	debug         debugFlags
 	explain       bool
 	pull          bool
@@ -128,6 +131,9 @@ docker load archive.`,
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
 	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit of every run step and test, e.g. 512m (a step's memory: wins)")
+	fl.Int64Var(&f.pids, "pids-limit", 0, "most processes at once in every run step and test (default 2048; a step's pids: wins)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "kill a run step or test that runs this long, e.g. 10m (a step's timeout: wins)")
 	f.debug.add(c)
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
 	fl.BoolVar(&f.pull, "pull", false, "resolve bases that name a registry there again, instead of using the store's copy")
@@ -137,6 +143,14 @@ docker load archive.`,
 
 func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	start := time.Now()
+	var memory int64
+	if f.memory != "" {
+		m, err := manifest.ParseBytes(f.memory)
+		if err != nil {
+			return fmt.Errorf("--memory: %w", err)
+		}
+		memory = m
+	}
 	network, err := engine.ParseNetwork(f.network)
 	if err != nil {
 		return err
@@ -208,6 +222,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		Jobs:      f.jobs,
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
+		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if f.junit != "" && res != nil {

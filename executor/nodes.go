@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -436,6 +437,9 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
+		}
 		return nil, fmt.Errorf("committing %s: %w", s.Name, err)
 	}
 	// An overlay upperdir is the layer, unpacked: keep it rather than

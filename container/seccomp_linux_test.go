@@ -1,0 +1,60 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+
+	"github.com/kiln-build/kiln/engine"
+)
+
+// TestSeccompBlocksEachSyscall calls every system call of the deny list
+// from inside a container (a static probe program, bind-mounted in): each
+// fails with EPERM, and an allowed one (getpid) works.
+func TestSeccompBlocksEachSyscall(t *testing.T) {
+	e := newEnv(t)
+	probe := filepath.Join(t.TempDir(), "probe")
+	build := exec.Command("go", "build", "-o", probe, "./testdata/probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot build the probe: %v\n%s", err, out)
+	}
+	info, err := arch.GetInfo("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"/probe", fmt.Sprintf("%d:getpid", info.SyscallNames["getpid"])}
+	want := map[string]string{"getpid": "0"}
+	for _, name := range blockedSyscalls {
+		if n, ok := info.SyscallNames[name]; ok {
+			args = append(args, fmt.Sprintf("%d:%s", n, name))
+			want[name] = "1" // EPERM
+		}
+	}
+	r := e.run(context.Background(), engine.Spec{
+		Process: engine.Process{Args: args},
+		Mounts:  []engine.Mount{{Type: "bind", Source: probe, Target: "/probe", Options: []string{"ro"}}},
+	})
+	got := map[string]string{}
+	s := bufio.NewScanner(strings.NewReader(r.stdout))
+	for s.Scan() {
+		if name, errno, ok := strings.Cut(s.Text(), " "); ok {
+			got[name] = errno
+		}
+	}
+	if len(want) < 20 {
+		t.Fatalf("only %d syscalls to check: the deny list does not match this architecture", len(want))
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: errno %q, want %s (stderr %q)", name, got[name], w, r.stderr)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/sys/unix"
 )
 
 // blockedSyscalls fail with EPERM in build containers, after Docker's
@@ -42,12 +43,28 @@ func loadSeccomp() error {
 			names = append(names, n)
 		}
 	}
+	groups := []seccomp.SyscallGroup{{Action: seccomp.ActionErrno, Names: names}}
+	if _, ok := info.SyscallNames["clone"]; ok {
+		// clone of a new user namespace needs no capability: refuse it.
+		// (clone's flags are its first argument on the architectures
+		// kiln builds for.)
+		groups = append(groups, seccomp.SyscallGroup{
+			Action: seccomp.ActionErrno,
+			NamesWithCondtions: []seccomp.NameWithConditions{{
+				Name:       "clone",
+				Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_NEWUSER}},
+			}},
+		})
+	}
+	if _, ok := info.SyscallNames["clone3"]; ok {
+		// clone3's flags are behind a pointer, out of a filter's reach:
+		// answer ENOSYS, as Docker does, and C libraries fall back to
+		// clone, which is filtered above.
+		groups = append(groups, seccomp.SyscallGroup{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}})
+	}
 	f := seccomp.Filter{
 		NoNewPrivs: true,
-		Policy: seccomp.Policy{
-			DefaultAction: seccomp.ActionAllow,
-			Syscalls:      []seccomp.SyscallGroup{{Action: seccomp.ActionErrno, Names: names}},
-		},
+		Policy:     seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups},
 	}
 	if err := seccomp.LoadFilter(f); err != nil {
 		return fmt.Errorf("loading the seccomp filter: %w", err)

@@ -38,6 +38,13 @@ func TestSeccompBlocksEachSyscall(t *testing.T) {
 			want[name] = "1" // EPERM
 		}
 	}
+	// A clone of a new user namespace (CLONE_NEWUSER|SIGCHLD) and clone3.
+	args = append(args, fmt.Sprintf("%d:clone-newuser:%d", info.SyscallNames["clone"], 0x10000000|17))
+	want["clone-newuser"] = "1"
+	if n, ok := info.SyscallNames["clone3"]; ok {
+		args = append(args, fmt.Sprintf("%d:clone3", n))
+		want["clone3"] = "38" // ENOSYS: C libraries fall back to clone
+	}
 	r := e.run(context.Background(), engine.Spec{
 		Process: engine.Process{Args: args},
 		Mounts:  []engine.Mount{{Type: "bind", Source: probe, Target: "/probe", Options: []string{"ro"}}},

@@ -46,7 +46,7 @@ lint:
 	command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest
 	staticcheck ./...
 
-# Each fuzz target for FUZZTIME (CI: 10s). Run one long with, e.g.:
+# Each fuzz target for FUZZTIME (CI: 3000x, a count). Run one long with, e.g.:
 #   go test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 30m ./layer/
 # A failing input is saved under the package's testdata/fuzz/FuzzXxx/ and
 # is then a regression test of the plain `go test`.

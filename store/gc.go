@@ -119,3 +119,20 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 	}
 	return nil
 }
+
+// Collect removes, under the index lock, the blobs and unpacked layers
+// that no image and no reference keeps and that were last used more than
+// GCGrace ago: a blob a running build has just written or used is never
+// collected.
+func (s *Store) Collect(ctx context.Context) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	defer unlock()
+	im, err := s.readIndex()
+	if err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	return s.collect(ctx, im, time.Now().Add(-GCGrace))
+}

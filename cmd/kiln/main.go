@@ -98,6 +98,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.snapshotter, "snapshotter", "auto", "how containers get a writable root: auto, overlayfs or copy")
 	root.AddCommand(
 		newBuildCommand(a),
+		newCacheCommand(a),
 		newRenderCommand(a),
 		newGraphCommand(a),
 		newImportCommand(a),

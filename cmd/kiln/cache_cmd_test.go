@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/engine/enginetest"
+	"github.com/kiln-build/kiln/store"
+)
+
+func TestCacheCommands(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox", "--cmd", "/bin/sh")
+	dir := t.TempDir()
+	m := "from: busybox\nsteps:\n  - run: echo one > /one\n  - run: echo two > /two\n  - run: echo three > /three\n"
+	if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustKiln(t, root, "build", dir)
+
+	ls := mustKiln(t, root, "cache", "ls").stdout
+	for _, step := range []string{"run: echo one > /one", "run: echo two > /two", "run: echo three > /three"} {
+		if !strings.Contains(ls, step) {
+			t.Errorf("cache ls lacks %q:\n%s", step, ls)
+		}
+	}
+	if du := mustKiln(t, root, "cache", "du").stdout; !strings.HasPrefix(du, "3 records, ") {
+		t.Errorf("cache du: %q", du)
+	}
+	if v := mustKiln(t, root, "cache", "verify").stdout; !strings.Contains(v, "3 records checked, 0 bad") {
+		t.Errorf("cache verify: %q", v)
+	}
+
+	// Corrupt one cached layer: verify names it and fails; --repair drops
+	// the record, and the next build runs that step again.
+	s, err := store.Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := c.List(context.Background())
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("List: %d entries, %v", len(entries), err)
+	}
+	blob := filepath.Join(root, "oci", "blobs", "sha256", entries[0].Layer.Digest.Hex)
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(blob, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := kiln(t, root, nil, "cache", "verify")
+	if r.code == 0 || !strings.Contains(r.stdout, "1 bad") || !strings.Contains(r.stdout, entries[0].Key.String()[:12]) {
+		t.Errorf("verify of a corrupt layer: exit %d, %q", r.code, r.stdout)
+	}
+	if r := mustKiln(t, root, "cache", "verify", "--repair"); !strings.Contains(r.stdout, "deleted") {
+		t.Errorf("verify --repair: %q", r.stdout)
+	}
+	if r := mustKiln(t, root, "build", dir); !strings.Contains(r.stderr, "1 nodes ran") {
+		t.Errorf("after repair the build should run the repaired step again: %s", r.stderr)
+	}
+
+	// Prune everything: the next build runs every step.
+	if r := mustKiln(t, root, "cache", "prune"); !strings.HasPrefix(r.stdout, "removed 3 records") {
+		t.Errorf("cache prune: %q", r.stdout)
+	}
+	if r := mustKiln(t, root, "cache", "ls"); strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("cache ls after prune:\n%s", r.stdout)
+	}
+	if r := mustKiln(t, root, "build", dir); !strings.Contains(r.stderr, "3 nodes ran") {
+		t.Errorf("after prune the build should run every step: %s", r.stderr)
+	}
+	if r := kiln(t, root, nil, "cache", "prune", "--filter", "since=1h"); r.code == 0 {
+		t.Error("prune --filter since=1h was accepted")
+	}
+}
+
+// TestPruneDuringBuilds prunes the whole cache in a loop while four kiln
+// processes build: every build succeeds (a layer in use is never
+// collected).
+func TestPruneDuringBuilds(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox", "--cmd", "/bin/sh")
+	var dirs []string
+	for i := 0; i < 4; i++ {
+		dir := t.TempDir()
+		m := fmt.Sprintf("from: busybox\nsteps:\n  - run: echo shared > /shared\n  - run: echo %d > /own\n  - run: cat /shared /own > /both\ntests:\n  - name: both\n    run: test \"$(cat /both)\" = \"$(printf 'shared\\n%d')\"\n", i, i)
+		if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	stop := make(chan struct{})
+	var pruner sync.WaitGroup
+	pruner.Add(1)
+	prunes := 0
+	go func() {
+		defer pruner.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cmd := exec.Command(os.Args[0], "--root", root, "cache", "prune")
+			cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("cache prune during builds: %v\n%s", err, out)
+				return
+			}
+			prunes++
+		}
+	}()
+	var wg sync.WaitGroup
+	for round := 0; round < 2; round++ {
+		for _, dir := range dirs {
+			wg.Add(1)
+			go func(dir string) {
+				defer wg.Done()
+				cmd := exec.Command(os.Args[0], "--root", root, "build", "--progress", "plain", dir)
+				cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("build of %s during prunes: %v\n%s", dir, err, out)
+				}
+			}(dir)
+		}
+		wg.Wait()
+	}
+	close(stop)
+	pruner.Wait()
+	if prunes == 0 {
+		t.Error("no prune ran during the builds")
+	}
+	t.Logf("%d prunes ran during 8 builds", prunes)
+}

@@ -30,7 +30,7 @@ func applyConfig(c *v1.Config, d *manifest.ImageConfig) ([]string, error) {
 		c.Shell = append([]string{}, d.Shell...)
 	}
 	for _, kv := range d.Env {
-		c.Env = setEnv(c.Env, kv.Key+"="+kv.Value)
+		c.Env = manifest.SetEnv(c.Env, kv.Key+"="+kv.Value)
 	}
 	if d.Workdir != "" {
 		c.WorkingDir = d.Workdir

@@ -35,7 +35,7 @@ import (
 // runEnv returns env with kvs set over it.
 func runEnv(env []string, kvs []manifest.KV) []string {
 	for _, kv := range kvs {
-		env = setEnv(env, kv.Key+"="+kv.Value)
+		env = manifest.SetEnv(env, kv.Key+"="+kv.Value)
 	}
 	return env
 }

@@ -66,7 +66,7 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 
 func applyStage(c *v1.Config, s *manifest.Stage) {
 	for _, kv := range s.Env {
-		c.Env = setEnv(c.Env, kv.Key+"="+kv.Value)
+		c.Env = manifest.SetEnv(c.Env, kv.Key+"="+kv.Value)
 	}
 	if s.Workdir != "" {
 		c.WorkingDir = s.Workdir
@@ -74,19 +74,6 @@ func applyStage(c *v1.Config, s *manifest.Stage) {
 	if s.User != "" {
 		c.User = s.User
 	}
-}
-
-// setEnv sets KEY=VALUE in env, replacing an earlier KEY.
-func setEnv(env []string, kv string) []string {
-	k, _, _ := strings.Cut(kv, "=")
-	out := append([]string(nil), env...)
-	for i, e := range out {
-		if strings.HasPrefix(e, k+"=") {
-			out[i] = kv
-			return out
-		}
-	}
-	return append(out, kv)
 }
 
 // parentState is the state n builds on: its parent's, copied.
@@ -135,7 +122,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		switch s.Kind {
 		case manifest.StepEnv:
 			for _, kv := range s.Env {
-				st.config.Env = setEnv(st.config.Env, kv.Key+"="+kv.Value)
+				st.config.Env = manifest.SetEnv(st.config.Env, kv.Key+"="+kv.Value)
 				in.Args = append(in.Args, kv.Key+"="+kv.Value)
 			}
 		case manifest.StepWorkdir:
@@ -782,7 +769,7 @@ func (r *run) assemble(target *dag.Node) (v1.Image, error) {
 		}
 	}
 	for _, kv := range ic.Env {
-		cfg.Env = setEnv(cfg.Env, kv.Key+"="+kv.Value)
+		cfg.Env = manifest.SetEnv(cfg.Env, kv.Key+"="+kv.Value)
 	}
 	if ic.Workdir != "" {
 		cfg.WorkingDir = ic.Workdir

@@ -289,14 +289,14 @@ func (c *converter) metaArgs(cmds []dfCommand) error {
 		{"BUILDPLATFORM", platform}, {"BUILDOS", osName}, {"BUILDARCH", arch}, {"BUILDVARIANT", variant},
 		{"TARGETPLATFORM", platform}, {"TARGETOS", osName}, {"TARGETARCH", arch}, {"TARGETVARIANT", variant},
 	} {
-		c.global = setEnv(c.global, kv[0]+"="+kv[1])
+		c.global = SetEnv(c.global, kv[0]+"="+kv[1])
 	}
 	for _, m := range cmds {
 		a := m.cmd.(*instructions.ArgCommand)
 		for _, kv := range a.Args {
 			c.usedArgs[kv.Key] = true
 			if v, ok := c.buildArgs[kv.Key]; ok {
-				c.global = setEnv(c.global, kv.Key+"="+v)
+				c.global = SetEnv(c.global, kv.Key+"="+v)
 				continue
 			}
 			if kv.Value == nil {
@@ -306,7 +306,7 @@ func (c *converter) metaArgs(cmds []dfCommand) error {
 			if err != nil {
 				return dfError(c.file, m.node, "ARG", err)
 			}
-			c.global = setEnv(c.global, kv.Key+"="+v)
+			c.global = SetEnv(c.global, kv.Key+"="+v)
 		}
 	}
 	return nil
@@ -472,7 +472,7 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed 
 		}
 		if cfg != nil {
 			for _, kv := range cfg.Env {
-				st.env = setEnv(st.env, kv.Key+"="+kv.Value)
+				st.env = SetEnv(st.env, kv.Key+"="+kv.Value)
 			}
 			if len(cfg.Shell) > 0 {
 				st.shell = cfg.Shell
@@ -483,7 +483,7 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed 
 	if _, ok := envValue(st.env, "PATH"); !ok && s.isImg && (s.base == "scratch" || needed && c.opts.ResolveBase != nil) {
 		// As BuildKit does, every stage has a PATH: a base without one
 		// gets the default.
-		st.env = setEnv(st.env, "PATH="+defaultPath)
+		st.env = SetEnv(st.env, "PATH="+defaultPath)
 		out.Steps = append(out.Steps, &Step{Kind: StepEnv, Name: "ENV PATH=" + defaultPath + " (the default: the base has no PATH)",
 			Env: []KV{{"PATH", defaultPath}}, Pos: out.Pos})
 	}
@@ -581,8 +581,8 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 		var kvs []KV
 		for _, kv := range cmd.Env {
 			kvs = append(kvs, KV{kv.Key, kv.Value})
-			st.env = setEnv(st.env, kv.Key+"="+kv.Value)
-			st.vars = setEnv(st.vars, kv.Key+"="+kv.Value)
+			st.env = SetEnv(st.env, kv.Key+"="+kv.Value)
+			st.vars = SetEnv(st.vars, kv.Key+"="+kv.Value)
 			st.args = slices.DeleteFunc(st.args, func(a KV) bool { return a.Key == kv.Key })
 		}
 		add(&Step{Kind: StepEnv, Env: kvs})
@@ -607,7 +607,7 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 			if _, ok := envValue(st.env, kv.Key); ok {
 				continue // an ENV of the same name wins over the ARG, in expansion and in runs
 			}
-			st.vars = setEnv(st.vars, kv.Key+"="+*val)
+			st.vars = SetEnv(st.vars, kv.Key+"="+*val)
 			st.args = slices.DeleteFunc(st.args, func(a KV) bool { return a.Key == kv.Key })
 			st.args = append(st.args, KV{kv.Key, *val})
 		}

@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// setEnv sets KEY=VALUE in env, replacing an earlier KEY.
-func setEnv(env []string, kv string) []string {
+// SetEnv returns env with KEY=VALUE set: an earlier KEY is replaced in
+// place (as BuildKit does), else it is added. env itself is not changed.
+func SetEnv(env []string, kv string) []string {
 	k, _, _ := strings.Cut(kv, "=")
 	out := append([]string(nil), env...)
 	for i, e := range out {

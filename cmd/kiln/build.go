@@ -143,13 +143,9 @@ docker load archive.`,
 
 func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	start := time.Now()
-	var memory int64
-	if f.memory != "" {
-		m, err := manifest.ParseBytes(f.memory)
-		if err != nil {
-			return fmt.Errorf("--memory: %w", err)
-		}
-		memory = m
+	memory, err := memoryFlag(f.memory)
+	if err != nil {
+		return err
 	}
 	network, err := engine.ParseNetwork(f.network)
 	if err != nil {
@@ -314,22 +310,7 @@ func (a *app) resolveBase(ctx context.Context, s *store.Store, ref string) (v1.I
 		// reaching out to Docker Hub.
 		return nil, fmt.Errorf("not in the local store (kiln images lists it; import or pull it first): %w", err)
 	}
-	rc, err := a.registry()
-	if err != nil {
-		return nil, err
-	}
-	r, err := rc.Reference(ref)
-	if err != nil {
-		return nil, err
-	}
-	remoteImg, err := rc.Image(ctx, r)
-	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
-	}
-	if _, err := s.Tag(ctx, remoteImg, ref); err != nil {
-		return nil, fmt.Errorf("storing %s: %w", ref, err)
-	}
-	return s.Image(ctx, ref)
+	return a.pullInto(ctx, s, ref)
 }
 
 // baseConfig is what a Dockerfile needs of a base image's config: its

@@ -22,16 +22,19 @@ func newCacheCommand(a *app) *cobra.Command {
 		}
 		return cache.Open(cmd.Context(), s)
 	}
+	list := func(cmd *cobra.Command) ([]cache.Entry, error) {
+		cc, err := open(cmd)
+		if err != nil {
+			return nil, err
+		}
+		return cc.List(cmd.Context())
+	}
 	c.AddCommand(&cobra.Command{
 		Use:   "ls",
 		Short: "List the cache records, most recently used first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cc, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			entries, err := cc.List(cmd.Context())
+			entries, err := list(cmd)
 			if err != nil {
 				return err
 			}
@@ -48,11 +51,7 @@ func newCacheCommand(a *app) *cobra.Command {
 		Short: "Print how much the cache's layers hold",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cc, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			entries, err := cc.List(cmd.Context())
+			entries, err := list(cmd)
 			if err != nil {
 				return err
 			}

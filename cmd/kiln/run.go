@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 type runFlags struct {
@@ -77,7 +77,7 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 	if err != nil {
 		return err
 	}
-	mem, err := parseBytes(f.memory)
+	mem, err := memoryFlag(f.memory)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func processFor(cfg v1.Config, f runFlags, command []string) (engine.Process, er
 			}
 			e += "=" + v
 		}
-		env = setEnv(env, e)
+		env = manifest.SetEnv(env, e)
 	}
 	p := engine.Process{Args: args, Env: env, Cwd: cfg.WorkingDir, User: cfg.User}
 	if f.workdir != "" {
@@ -232,41 +232,17 @@ func processFor(cfg v1.Config, f runFlags, command []string) (engine.Process, er
 	return p, nil
 }
 
-// setEnv sets KEY=VALUE in env, replacing an earlier KEY.
-func setEnv(env []string, kv string) []string {
-	k, _, _ := strings.Cut(kv, "=")
-	for i, e := range env {
-		if strings.HasPrefix(e, k+"=") {
-			env[i] = kv
-			return env
-		}
-	}
-	return append(env, kv)
-}
-
-// parseBytes reads 512m, 2g, 100k or a plain number of bytes.
-func parseBytes(s string) (int64, error) {
+// memoryFlag reads a --memory value ("" for no limit) with the
+// manifest's size rules (512m, 2g, 100k or bytes).
+func memoryFlag(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	mult := int64(1)
-	switch strings.ToLower(s[len(s)-1:]) {
-	case "k":
-		mult = 1 << 10
-	case "m":
-		mult = 1 << 20
-	case "g":
-		mult = 1 << 30
+	n, err := manifest.ParseBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("--memory: %w", err)
 	}
-	num := s
-	if mult != 1 {
-		num = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("memory %q: want a size like 512m or 2g", s)
-	}
-	return n * mult, nil
+	return n, nil
 }
 
 func randomID() string {

@@ -313,8 +313,10 @@ func TestBuildParallelStages(t *testing.T) {
 	if took < 2*time.Second {
 		t.Errorf("the build took %v: the sleeps did not run", took)
 	}
-	if took >= 4*time.Second {
-		t.Errorf("the build took %v, want < 4 s: the three stages did not run at once", took)
+	// One after another they take at least 6 s; at once, 2 s and kiln's
+	// overhead, which a loaded 2-core machine can stretch by seconds.
+	if took >= 5500*time.Millisecond {
+		t.Errorf("the build took %v, want < 5.5 s (three 2 s stages one after another take 6 s): the stages did not run at once", took)
 	}
 }
 

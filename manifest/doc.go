@@ -44,7 +44,7 @@
 // registry module, inside that module), or oci://REGISTRY/REPO:TAG or
 // oci://REGISTRY/REPO@sha256:DIGEST, which Options.Modules fetches. The
 // module's steps replace the use: step, named "MODULE: STEP"; its tests
-// join the stage's, named "MODULE/TEST" (a repeat gets #2, #3, …); its
+// join the stage's, named "MODULE/TEST" (a repeat gets -2, -3, …); its
 // toolbox joins the stage's. Its copy and template sources are in its own
 // directory: a path module's become paths of the build context, a
 // registry module's keep that directory in Copy.Dir and Template.Dir;

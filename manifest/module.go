@@ -345,13 +345,13 @@ func (d *decoder) expandModules(ctx context.Context, b *Build, opts Options) (st
 }
 
 // uniqueTests numbers the repeats of a test name (a module used twice):
-// "user/check", "user/check#2".
+// "user/check", "user/check-2".
 func uniqueTests(ts []*Test) []*Test {
 	seen := map[string]int{}
 	for _, t := range ts {
 		seen[t.Name]++
 		if n := seen[t.Name]; n > 1 {
-			t.Name = fmt.Sprintf("%s#%d", t.Name, n)
+			t.Name = fmt.Sprintf("%s-%d", t.Name, n)
 		}
 	}
 	return ts

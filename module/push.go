@@ -98,7 +98,7 @@ type artifact struct {
 
 var _ partial.CompressedImageCore = (*artifact)(nil)
 
-func (a *artifact) RawConfigFile() ([]byte, error)       { return a.config, nil }
+func (a *artifact) RawConfigFile() ([]byte, error)      { return a.config, nil }
 func (a *artifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 func (a *artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
 

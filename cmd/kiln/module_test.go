@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // greetModule is a module with a required and a defaulted parameter:
@@ -213,5 +214,38 @@ tests:
 	r = kiln(t, newRoot(t), nil, "build", "--locked", "-f", app, ca)
 	if want := "use oci://" + tag + ": the lock pins " + reg.host + "/mods/motd@" + bogus; r.code == 0 || !strings.Contains(r.stderr, want) {
 		t.Errorf("--locked with a digest the registry lacks: exit %d, stderr %q, want %q", r.code, r.stderr, want)
+	}
+}
+
+// TestExamplesModules builds the two example images of the module
+// library in examples/modules, offline, on the busybox base: every test
+// branch, their own and their modules', passes.
+func TestExamplesModules(t *testing.T) {
+	root := buildRoot(t)
+	for _, tc := range []struct {
+		file  string
+		tests []string
+	}{
+		{"web.yml", []string{"main/test/index", "main/test/add-user/www-exists"}},
+		{"tools.yml", []string{"main/test/add-user/ops-exists", "main/test/add-user/audit-exists", "main/test/check/whoami-all"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b := parseJSONBuild(t, mustKiln(t, root, "build", "--progress", "json", "-f", filepath.Join("../../examples/modules", tc.file)).stdout)
+			var passed []string
+			for node, st := range b.final {
+				if strings.Contains(node, "/test/") {
+					if st != "passed" {
+						t.Errorf("%s ended %s", node, st)
+					}
+					passed = append(passed, node)
+				}
+			}
+			if diff := cmp.Diff(tc.tests, passed, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("tests mismatch (-want +got):\n%s", diff)
+			}
+			if b.digest == "" {
+				t.Error("no image was built")
+			}
+		})
 	}
 }

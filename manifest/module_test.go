@@ -227,3 +227,45 @@ func TestModuleSchema(t *testing.T) {
 	}
 	t.Error("the schema has no step requiring use")
 }
+
+// TestModuleParamTypes passes a value of each type, and a value of
+// another type to each, through with:.
+func TestModuleParamTypes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yml", `---
+params:
+  s: {type: string, default: x}
+  i: {type: int, default: 1}
+  b: {type: bool, default: false}
+  l: {type: list, default: []}
+  m: {type: map, default: {}}
+---
+steps:
+  - run: echo {{ s }} {{ i }} {{ b }} {{ l|join(",") }} {{ m.k }}
+`)
+	for _, tc := range []struct {
+		name, with, want string
+	}{
+		{"all", "{s: 3.12, i: 7, b: true, l: [a, b], m: {k: v}}", "m: run: echo 3.12 7 True a,b v"},
+		{"int as string", "{i: seven, m: {k: v}}", `app.yml:4:15: module DIR/m.yml: parameter "i" must be an integer, not a string`},
+		{"bool as int", "{b: 1, m: {k: v}}", `app.yml:4:15: module DIR/m.yml: parameter "b" must be true or false, not a number`},
+		{"list as map", "{l: {a: 1}, m: {k: v}}", `app.yml:4:15: module DIR/m.yml: parameter "l" must be a list, not a map`},
+		{"map as list", "{m: [k]}", `app.yml:4:15: module DIR/m.yml: parameter "m" must be a map, not a list`},
+		{"string as map", "{s: {a: 1}, m: {k: v}}", `app.yml:4:15: module DIR/m.yml: parameter "s" must be a string, not a map`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, dir, "app.yml", "from: scratch\nsteps:\n  - use: ./m.yml\n    with: "+tc.with+"\n")
+			b, err := Load(context.Background(), filepath.Join(dir, "app.yml"), Options{})
+			got := ""
+			if err != nil {
+				got = strings.ReplaceAll(err.Error(), dir, "DIR")
+				got = strings.TrimPrefix(got, "DIR/")
+			} else {
+				got = b.Stages[0].Steps[0].Name
+			}
+			if got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

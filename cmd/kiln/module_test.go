@@ -249,3 +249,28 @@ func TestExamplesModules(t *testing.T) {
 		})
 	}
 }
+
+// TestModuleDoc prints the parameters of a module of the examples, and
+// fails on a directory without one.
+func TestModuleDoc(t *testing.T) {
+	root := newRoot(t)
+	got := mustKiln(t, root, "module", "doc", "../../examples/modules/lib/add-user").stdout
+	want := `module add-user: Adds a user and its group, with a home directory it owns.
+
+PARAMETER  TYPE    DEFAULT     DESCRIPTION
+name       string  (required)  the user's name
+uid        int     1000        the user's and its group's id
+shell      string  "/bin/sh"   the login shell (one of /bin/sh, /bin/ash, /bin/false)
+
+use:
+  - use: ../../examples/modules/lib/add-user
+    with: {name: …}
+`
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("kiln module doc mismatch (-want +got):\n%s", diff)
+	}
+	r := kiln(t, root, nil, "module", "doc", t.TempDir())
+	if r.code == 0 || !strings.Contains(r.stderr, "module.yml: no such file or directory") {
+		t.Errorf("kiln module doc of an empty directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -449,8 +449,15 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 	if err != nil {
 		return nil, "", err
 	}
-	if rel, err := filepath.Rel(absRoot, absP); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, "", Errorf(u.pos, "use %s: the module %s is outside the build context: move it under the context directory, or publish it (kiln module push) and use oci://REGISTRY/REPO:TAG", u.source, p)
+	outside := Errorf(u.pos, "use %s: the module %s is outside the build context: move it under the context directory, or publish it (kiln module push) and use oci://REGISTRY/REPO:TAG", u.source, p)
+	if !within(absRoot, absP) {
+		return nil, "", outside
+	}
+	// nor through a symbolic link
+	if realRoot, err := filepath.EvalSymlinks(absRoot); err == nil {
+		if realP, err := filepath.EvalSymlinks(absP); err == nil && !within(realRoot, realP) {
+			return nil, "", outside
+		}
 	}
 	fi, err := os.Stat(absP)
 	if errors.Is(err, os.ErrNotExist) {
@@ -466,6 +473,12 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 	m := &module{file: p, dir: filepath.Dir(p), root: root, remote: root != in.b.Context}
 	in.b.Modules = append(in.b.Modules, UsedModule{Source: u.source, File: p, Pos: u.pos})
 	return m, absP, nil
+}
+
+// within reports whether the absolute path p is dir or below it.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // calledFrom puts the use: step at pos as the caller of an *Error of a

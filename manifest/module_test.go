@@ -269,3 +269,19 @@ steps:
 		})
 	}
 }
+
+// TestModuleSymlinkOutside refuses a module reached through a symbolic
+// link that leaves the build context.
+func TestModuleSymlinkOutside(t *testing.T) {
+	outside := t.TempDir()
+	writeFile(t, outside, "m.yml", "steps:\n  - run: echo outside\n")
+	dir := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "app.yml", "from: scratch\nsteps:\n  - use: ./lib/m.yml\n")
+	_, err := Load(context.Background(), filepath.Join(dir, "app.yml"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "app.yml:3:5: use ./lib/m.yml: the module "+dir+"/lib/m.yml is outside the build context") {
+		t.Errorf("error = %v, want outside the build context", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/manifest"
 )
 
 // NodeInputs is what a node's cache key was computed from: what a build
@@ -74,7 +75,11 @@ func (r *run) noteBase(n *dag.Node, st *fsState) error {
 // sourceDigest is the digest of a copy source of n from the build
 // context, recording its files.
 func (r *run) sourceDigest(ctx context.Context, n *dag.Node, src string) (v1.Hash, error) {
-	d, files, err := r.opts.Context.DigestFiles(ctx, src)
+	c, err := r.contextOf(n.Step)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, files, err := c.DigestFiles(ctx, src)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -120,4 +125,14 @@ func (r *run) dryRunTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	ni.Looked, ni.Hit = true, hit
 	r.mu.Unlock()
 	return m.To(ctx, lifecycle.Cached, nil)
+}
+
+// contextOf returns where a copy step's sources are: the build context,
+// or the directory of the registry module that wrote the step
+// (Copy.Dir). Either way the key holds their content, not their place.
+func (r *run) contextOf(s *manifest.Step) (*buildctx.Context, error) {
+	if s.Copy == nil || s.Copy.Dir == "" {
+		return r.opts.Context, nil
+	}
+	return buildctx.Open(s.Copy.Dir)
 }

@@ -341,7 +341,7 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 		d, _, err := v1.SHA256(strings.NewReader(all.String()))
 		return d, args, err
 	case manifest.StepTemplate:
-		out, err := manifest.RenderFile(r.b, s.Template.Src)
+		out, err := manifest.RenderTemplate(r.b, s.Template)
 		if err != nil {
 			return v1.Hash{}, nil, err
 		}
@@ -535,7 +535,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	var data []byte
 	if s.Kind == manifest.StepTemplate {
 		var err error
-		if data, err = manifest.RenderFile(r.b, s.Template.Src); err != nil {
+		if data, err = manifest.RenderTemplate(r.b, s.Template); err != nil {
 			return err
 		}
 	}
@@ -570,7 +570,10 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 			case s.Copy.Extract:
 				err = r.addFromContext(ctx, src, roots[0], dst, opts, s.Copy.Own != "")
 			default:
-				err = r.opts.Context.Copy(ctx, src, roots[0], dst, opts)
+				var c *buildctx.Context
+				if c, err = r.contextOf(s); err == nil {
+					err = c.Copy(ctx, src, roots[0], dst, opts)
+				}
 			}
 			if err != nil {
 				return err

@@ -27,6 +27,11 @@ type decoder struct {
 	// dockerfiles are the stages built from a Dockerfile, for
 	// expandDockerfiles.
 	dockerfiles []dockerfileRef
+	// via, in a module, is the position of the use: step that inlined
+	// it: the Caller of every position.
+	via *Pos
+	// uses are the use: steps decoded, for expandModules.
+	uses map[*Step]*useStep
 }
 
 // pos returns the manifest position of a node of the rendered text.
@@ -37,13 +42,13 @@ func (d *decoder) pos(n *yaml.Node) Pos {
 // at maps a 1-based line and column of the rendered text to the manifest.
 func (d *decoder) at(line, col int) Pos {
 	if d.lineMap == nil || line < 1 || line > len(d.lineMap) {
-		return Pos{File: d.file, Line: d.offset + line, Col: col}
+		return Pos{File: d.file, Line: d.offset + line, Col: col, Caller: d.via}
 	}
 	t := d.lineMap[line-1]
 	if t >= 1 && t <= len(d.template) && line <= len(d.rendered) {
 		col = mapCol(d.rendered[line-1], d.template[t-1], col)
 	}
-	return Pos{File: d.file, Line: d.offset + t, Col: col}
+	return Pos{File: d.file, Line: d.offset + t, Col: col, Caller: d.via}
 }
 
 // mapCol maps a column of a rendered line to its template line: a column
@@ -483,8 +488,8 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 		return nil, Errorf(pos, "a step must be a command or a map with one of %s, not %s", strings.Join(stepKeys, ", "), kindName(n))
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; k.Value == "use" {
-			return nil, Errorf(d.pos(k), "use: modules are not supported yet")
+		if k := n.Content[i]; k.Value == "use" || k.Value == "with" {
+			return d.use(n, pos)
 		}
 	}
 	all, err := d.mapping(n, "step", append(append([]string(nil), stepKeys...), limitKeys...)...)

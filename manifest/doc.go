@@ -28,7 +28,32 @@
 // command) or a map with one key: {run: "sh" | [exec, form]}, {copy: {src,
 // dst, from, mode, owner}} or {copy: "SRC DST"}, {template: {src, dst}} or
 // {template: "SRC DST"}, {env: {K: V}}, {workdir: DIR}, {user: USER}.
-// Modules (use:) are not supported yet. Maps loop in key order.
+// {use: SOURCE, with: {PARAM: VALUE}} inlines a module (see Modules).
+// Maps loop in key order.
+//
+// # Modules
+//
+// A module is a manifest fragment: a YAML file, or a directory holding
+// module.yml (ModuleFile). Its optional first document declares {name,
+// description, params: {NAME: {default, required, description, type:
+// string|int|bool|list|map, enum}}} (the name defaults to the file's or
+// the directory's); its second, a template rendered with its parameters
+// (defaults < with:) and host only, holds steps and optionally tests, env
+// (set for its run steps only) and toolbox. A use: source is a path
+// relative to the file that uses it, inside the build context (inside a
+// registry module, inside that module), or oci://REGISTRY/REPO:TAG or
+// oci://REGISTRY/REPO@sha256:DIGEST, which Options.Modules fetches. The
+// module's steps replace the use: step, named "MODULE: STEP"; its tests
+// join the stage's, named "MODULE/TEST" (a repeat gets -2, -3, …); its
+// toolbox joins the stage's. Its copy and template sources are in its own
+// directory: a path module's become paths of the build context, a
+// registry module's keep that directory in Copy.Dir and Template.Dir;
+// templates render with the module's values (Template.Values). Every
+// position in a module has the use: step's position as its Caller, so
+// errors read "app.yml:12:5 → modules/user.yml:7:5: …". A missing
+// required parameter, an unknown one, a value of the wrong type or not in
+// the enum, a module using itself (directly or not) and a path leaving
+// the context are errors at the caller's line naming the module.
 //
 // # Templates
 //

@@ -46,3 +46,22 @@ func ExampleLoad_undefined() {
 	// Output:
 	// testdata/travis/app.yml:7:15: undefined variable "project": define it under vars: in the first document, in a --values file, or with --set project=VALUE
 }
+
+// A module used twice: its steps are inlined, named after it, and their
+// positions lead from the use: step to the module's line.
+func ExampleLoad_module() {
+	b, err := manifest.Load(context.Background(), "testdata/modules/app.yml", manifest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, st := range b.Stages[0].Steps[:3] {
+		fmt.Printf("%s\n  %s\n", st.Name, st.Pos)
+	}
+	// Output:
+	// run: echo start
+	//   testdata/modules/app.yml:7:5
+	// add-user: run: adduser -D -u 1001 -s /bin/sh alice
+	//   testdata/modules/app.yml:8:5 → testdata/modules/modules/user/module.yml:13:5
+	// add-user: copy: files/profile -> /home/alice/.profile
+	//   testdata/modules/app.yml:8:5 → testdata/modules/modules/user/module.yml:14:5
+}

@@ -19,6 +19,9 @@ type Build struct {
 	// acted on (a Dockerfile's # syntax= directive); the CLI prints them
 	// on stderr.
 	Warnings []string `json:",omitempty"`
+	// Modules are the modules the build's use: steps inlined, in the
+	// order met (a module used by a module after its user).
+	Modules []UsedModule `json:",omitempty"`
 }
 
 // Stage is a base and the steps on top of it.
@@ -165,7 +168,11 @@ type Copy struct {
 	// sources named Name, after Sources.
 	Inline []InlineFile `json:",omitempty"`
 	Dst    string       // absolute, or relative to the workdir
-	Mode   string       // optional octal mode, "0644"
+	// Dir, when set, is the absolute directory Src and Sources are
+	// relative to in place of the build context: a registry module's
+	// files (see UsedModule).
+	Dir  string `json:",omitempty"`
+	Mode string // optional octal mode, "0644"
 	// Own is an optional owner, "uid:gid", or a user and group name
 	// looked up in the destination's /etc/passwd and /etc/group.
 	Own string
@@ -205,6 +212,12 @@ func (c *Copy) AllSources() []string {
 type Template struct {
 	Src string // relative to the context
 	Dst string
+	// Dir, when set, is the absolute directory Src is relative to in
+	// place of the build context (a registry module's).
+	Dir string `json:",omitempty"`
+	// Values, when not nil, are what the file is rendered with in place
+	// of the build's: a module's parameters.
+	Values map[string]any `json:",omitempty"`
 }
 
 // Test is a check run on a snapshot of its stage's last step: it gates
@@ -256,9 +269,23 @@ type Pos struct {
 	File string
 	Line int
 	Col  int
+	// Caller, for what a module wrote, is the position of the use: step
+	// that inlined it (itself with a Caller when that module was used by
+	// another module).
+	Caller *Pos `json:",omitempty"`
 }
 
+// String returns "file:line:col"; for a position in a module, the
+// callers' positions come first: "app.yml:12:5 → modules/user.yml:7:5".
 func (p Pos) String() string {
+	own := p.own()
+	if p.Caller == nil {
+		return own
+	}
+	return p.Caller.String() + " → " + own
+}
+
+func (p Pos) own() string {
 	switch {
 	case p.File == "":
 		return ""

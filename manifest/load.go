@@ -51,6 +51,9 @@ type Options struct {
 	// BuildArgs are a Dockerfile's --build-arg KEY=VALUE values (a KEY
 	// alone takes its value from Getenv, as docker build does).
 	BuildArgs []string
+	// Modules fetches the modules use: steps name by a registry source
+	// (oci://…). The default refuses them; paths need no resolver.
+	Modules ModuleResolver
 	// ResolveBase returns the config of a Dockerfile's base image: its
 	// Env is what variables expand with, and its OnBuild triggers run at
 	// the start of the stage. The default takes every base to have no env
@@ -172,10 +175,14 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := d.expandDockerfiles(ctx, b, dir, opts); err != nil {
 		return nil, "", err
 	}
+	mods, err := d.expandModules(ctx, b, opts)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}
-	return b, out, nil
+	return b, out + mods, nil
 }
 
 // documents is a manifest split into its two YAML documents.
@@ -232,20 +239,29 @@ type first struct {
 	envVars []string
 }
 
-func readFirst(file, doc string) (first, error) {
-	var f first
+// firstNode parses a first document; it returns nil for an empty one.
+func firstNode(file, doc string) (*yaml.Node, error) {
 	if strings.TrimSpace(doc) == "" {
-		return f, nil
+		return nil, nil
 	}
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
-		return f, yamlError(err, file, nil, 0)
+		return nil, yamlError(err, file, nil, 0)
 	}
 	if len(n.Content) == 0 {
-		return f, nil
+		return nil, nil
+	}
+	return n.Content[0], nil
+}
+
+func readFirst(file, doc string) (first, error) {
+	var f first
+	n, err := firstNode(file, doc)
+	if n == nil || err != nil {
+		return f, err
 	}
 	d := &decoder{file: file}
-	pairs, err := d.mapping(n.Content[0], "the first document", "vars", "env_vars")
+	pairs, err := d.mapping(n, "the first document", "vars", "env_vars")
 	if err != nil {
 		return f, err
 	}

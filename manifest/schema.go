@@ -115,7 +115,11 @@ const schema = `{
         }}},
         {"type": "object", "additionalProperties": false, "required": ["env"], "properties": {"env": {"$ref": "#/$defs/env", "minProperties": 1}}},
         {"type": "object", "additionalProperties": false, "required": ["workdir"], "properties": {"workdir": {"type": "string", "minLength": 1}}},
-        {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1}}}
+        {"type": "object", "additionalProperties": false, "required": ["user"], "properties": {"user": {"type": "string", "minLength": 1}}},
+        {"type": "object", "additionalProperties": false, "required": ["use"], "properties": {
+          "use": {"type": "string", "minLength": 1, "description": "A module: a path relative to the manifest (a YAML file, or a directory holding module.yml), inside the build context, or oci://REGISTRY/REPO:TAG or oci://REGISTRY/REPO@sha256:DIGEST. Its steps are inlined, named after it."},
+          "with": {"type": ["object", "null"], "description": "The module's parameters (kiln module doc SOURCE lists them)."}
+        }}
       ]
     },
     "tests": {

@@ -38,6 +38,7 @@ type renderer struct {
 	sources   map[string]*source // by pongo2 template name
 	undefined error              // the first undefined variable met
 	loadErr   error              // the last template that could not be loaded
+	module    bool               // a module's: it sees its parameters only
 }
 
 func newRenderer(fsys fs.FS, dir string, values map[string]any) *renderer {
@@ -245,6 +246,8 @@ func (r *renderer) lookup(ctx *pongo2.ExecutionContext, n int) (*pongo2.Value, e
 	switch {
 	case rf.path[0] == "env" && len(rf.path) > 1 && bad == 1:
 		err = Errorf(rf.pos, "undefined variable %q: allow the environment variable with --env-var %s or list it under env_vars: in the first document", name, rf.path[1])
+	case bad == 0 && r.module:
+		err = Errorf(rf.pos, "undefined variable %q: a module sees only its parameters and host: declare it under params: in the module's first document and pass it with with:", name)
 	case bad == 0:
 		err = Errorf(rf.pos, "undefined variable %q: define it under vars: in the first document, in a --values file, or with --set %s=VALUE", name, name)
 	default:
@@ -416,10 +419,30 @@ func (l loader) Get(name string) (io.Reader, error) {
 // to b.Context) with b.Values, as strictly and in the same sandbox as the
 // manifest: it may include files under b.Context only.
 func RenderFile(b *Build, src string) ([]byte, error) {
+	return renderIn(b.Context, b.Values, src)
+}
+
+// RenderTemplate renders the file of a template step: RenderFile, but
+// from t.Dir (a registry module's directory) when set, and with t.Values
+// (a module's parameters) when not nil.
+func RenderTemplate(b *Build, t *Template) ([]byte, error) {
+	dir, values := b.Context, b.Values
+	if t.Dir != "" {
+		dir = t.Dir
+	}
+	if t.Values != nil {
+		values = t.Values
+	}
+	return renderIn(dir, values, t.Src)
+}
+
+// renderIn renders src, relative to dir, with values; includes stay in
+// dir.
+func renderIn(dir string, values map[string]any, src string) ([]byte, error) {
 	if err := inContext(src); err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", src, err)
 	}
-	root, err := os.OpenRoot(b.Context)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", src, err)
 	}
@@ -433,8 +456,8 @@ func RenderFile(b *Build, src string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("rendering %s: %w", src, err)
 	}
-	r := newRenderer(root.FS(), b.Context, b.Values)
-	out, _, err := r.render(filepath.Join(b.Context, name), 0, string(data), false)
+	r := newRenderer(root.FS(), dir, values)
+	out, _, err := r.render(filepath.Join(dir, name), 0, string(data), false)
 	if err != nil {
 		return nil, err
 	}

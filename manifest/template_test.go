@@ -192,13 +192,7 @@ func TestRenderFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, data string) {
 		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, dir, name, data)
 	}
 	write("conf/app.conf.j2", "name={{ name }}\n{% include \"conf/part.j2\" %}\n")
 	write("conf/part.j2", "pkgs={{ pkgs|join(\",\") }}")

@@ -36,6 +36,7 @@ type manifestFlags struct {
 	target    string
 	buildArgs []string
 	frontend  string
+	modules   *appModules // resolves oci:// module sources
 }
 
 func (f *manifestFlags) add(c *cobra.Command) {
@@ -61,6 +62,9 @@ func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Buil
 func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
 	opts := manifest.Options{Values: f.values, Set: f.set, EnvVars: f.envVars, Getenv: os.Getenv, Target: f.target,
 		BuildArgs: f.buildArgs, Frontend: f.frontend}
+	if f.modules != nil {
+		opts.Modules = f.modules
+	}
 	path := f.file
 	if len(args) > 0 {
 		opts.Context = args[0]
@@ -98,6 +102,7 @@ type buildFlags struct {
 	debug         debugFlags
 	explain       bool
 	pull          bool
+	locked        bool
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -120,6 +125,7 @@ docker load archive.`,
 		},
 	}
 	f.add(c)
+	f.modules = &appModules{a: a}
 	fl := c.Flags()
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "tag the image NAME[:TAG] in the local store (repeatable)")
 	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
@@ -136,6 +142,7 @@ docker load archive.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "kill a run step or test that runs this long, e.g. 10m (a step's timeout: wins)")
 	f.debug.add(c)
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
+	fl.BoolVar(&f.locked, "locked", false, "use exactly the digests of kiln.lock beside the manifest for base images and registry modules (kiln lock writes it)")
 	fl.BoolVar(&f.pull, "pull", false, "resolve bases that name a registry there again, instead of using the store's copy")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	return c
@@ -187,9 +194,18 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return a.baseConfig(ctx, s, ref) }
+	lk, err := a.lockFor(&f, path)
+	if err != nil {
+		return err
+	}
+	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
+		return a.baseConfig(ctx, s, pinned(lk, ref))
+	}
 	b, err := manifest.Load(ctx, path, opts)
 	if err != nil {
+		return err
+	}
+	if err := a.checkLock(ctx, b, path, lk); err != nil {
 		return err
 	}
 	for _, w := range b.Warnings {

@@ -44,6 +44,7 @@ build instead, against the closest build before it.`,
 		},
 	}
 	f.add(c)
+	f.modules = &appModules{a: a}
 	c.Flags().BoolVar(&f.last, "last", false, "explain the last recorded build of the manifest")
 	c.Flags().StringVar(&f.network, "network", "host", "the network the build would use: host or none (it is part of the keys)")
 	c.Flags().StringVar(&f.format, "format", "text", "text or json")

@@ -47,6 +47,7 @@ func newGraphCommand(a *app) *cobra.Command {
 		},
 	}
 	f.add(c)
+	f.modules = &appModules{a: a}
 	c.Flags().StringVar(&format, "format", "dot", "dot, svg (through Graphviz's dot), mermaid or json")
 	c.Flags().BoolVar(&afterBuild, "after-build", false, "colour the nodes by how the last build of the manifest went (cached, ran, failed, not run), with durations")
 	return c

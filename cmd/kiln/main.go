@@ -110,6 +110,8 @@ func newRootCommand(a *app) *cobra.Command {
 		newHistoryCommand(a),
 		newExplainCommand(a),
 		newOutdatedCommand(a),
+		newModuleCommand(a),
+		newLockCommand(a),
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)

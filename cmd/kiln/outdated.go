@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/lock"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
@@ -60,7 +64,13 @@ func (a *app) pullInto(ctx context.Context, s *store.Store, ref string) (v1.Imag
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	if _, err := s.Tag(ctx, img, ref); err != nil {
+	tag := ref
+	if repo, d, ok := strings.Cut(ref, "@"); ok {
+		// a pinned base (kiln build --locked): the store names images
+		// by tag, so name it after its digest
+		tag = repo + ":" + strings.ReplaceAll(d, ":", "-")
+	}
+	if _, err := s.Tag(ctx, img, tag); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", ref, err)
 	}
 	return s.Image(ctx, ref)
@@ -74,17 +84,25 @@ func newOutdatedCommand(a *app) *cobra.Command {
 		Long: `Outdated asks the registry of each base image reference of the manifest that
 names one (HOST/REPO:TAG) for its current digest, and lists those that differ
 from the digest the last build of the manifest used. It prints nothing when
-all are current; kiln build --pull rebuilds with the newer ones.`,
+all are current; kiln build --pull rebuilds with the newer ones.
+
+When the manifest has a kiln.lock, outdated compares the lock instead: every
+locked base image and registry module whose reference names another digest
+now, and any the lock lacks; kiln lock updates it.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.outdated(cmd.Context(), f, args)
 		},
 	}
 	f.add(c)
+	f.modules = &appModules{a: a}
 	return c
 }
 
 func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) error {
+	if done, err := a.outdatedLock(ctx, f, args); done || err != nil {
+		return err
+	}
 	path, recs, err := a.recordsOf(ctx, f, args)
 	if err != nil {
 		return err
@@ -93,18 +111,7 @@ func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) erro
 	if err != nil {
 		return err
 	}
-	stages := map[string]bool{}
-	for _, s := range b.Stages {
-		stages[s.Name] = true
-	}
-	var refs []string
-	seen := map[string]bool{}
-	for _, s := range b.Stages {
-		if !stages[s.From] && !seen[s.From] && registry.HasHost(s.From) && !strings.Contains(s.From, "@") {
-			seen[s.From] = true
-			refs = append(refs, s.From)
-		}
-	}
+	refs := registryBases(b)
 	if len(refs) == 0 {
 		return nil
 	}
@@ -189,4 +196,37 @@ func (a *app) recordsOf(ctx context.Context, f manifestFlags, args []string) (st
 	}
 	recs, err := hs.Of(ctx, abs)
 	return abs, recs, err
+}
+
+// outdatedLock lists what differs between the manifest's kiln.lock and
+// what its references resolve to now; it reports false when there is no
+// lock.
+func (a *app) outdatedLock(ctx context.Context, f manifestFlags, args []string) (bool, error) {
+	path, opts, err := f.options(args)
+	if err != nil {
+		return false, err
+	}
+	old, err := lock.Read(lock.PathFor(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	b, err := manifest.Load(ctx, path, opts)
+	if err != nil {
+		return true, err
+	}
+	now, err := a.resolveNow(ctx, b)
+	if err != nil {
+		return true, err
+	}
+	for _, d := range old.Compare(now) {
+		locked := d.Locked
+		if locked == "" {
+			locked = "(not locked)"
+		}
+		fmt.Fprintf(a.stdout, "%s\tlocked %s\tnow %s\n", d.Ref, locked, d.Now)
+	}
+	return true, nil
 }

@@ -31,6 +31,7 @@ func newRenderCommand(a *app) *cobra.Command {
 		},
 	}
 	f.add(c)
+	f.modules = &appModules{a: a}
 	c.Flags().BoolVar(&schema, "schema", false, "print the JSON Schema of the manifest format")
 	return c
 }

@@ -1,0 +1,118 @@
+package remotecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/store"
+)
+
+// ExportOptions say what Export writes besides the records.
+type ExportOptions struct {
+	// Mounts, when true, exports the content of the root's cache mounts
+	// (RUN --mount=type=cache) too. The default is not to.
+	Mounts bool
+	// Warn is given the records that are skipped (a corrupt local record),
+	// one line each. The default drops them.
+	Warn func(string)
+}
+
+// ExportStats says what an Export wrote.
+type ExportStats struct {
+	// Records and Mounts are how many this export wrote; Total is how
+	// many records the main tag holds after the merge.
+	Records, Mounts, Total int
+	// Fragment is the tag of this export's own artifact.
+	Fragment string
+}
+
+// Export writes the records of keys (those the local cache c has; others
+// are skipped) with their layers to t: first as a fragment of its own,
+// then merged into t's main tag. Blobs that t has are not written again.
+// See the package documentation for why both.
+func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys []cache.Key, o ExportOptions) (ExportStats, error) {
+	warn := o.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	local := map[v1.Hash]func() (io.ReadCloser, error){}
+	var mine Config
+	seen := map[cache.Key]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		r, l, err := c.Get(ctx, k)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue
+		}
+		if errors.Is(err, cache.ErrCorrupt) {
+			warn(fmt.Sprintf("not exporting cache key %s: %v", k, err))
+			continue
+		}
+		if err != nil {
+			return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+		}
+		mine.Records = append(mine.Records, r)
+		local[r.Layer.Digest] = l.Compressed
+	}
+	if o.Mounts {
+		ms, err := mountLayers(ctx, s)
+		if err != nil {
+			return ExportStats{}, fmt.Errorf("exporting the cache mounts to %s: %w", t, err)
+		}
+		for _, m := range ms {
+			mine.Mounts = append(mine.Mounts, m.Mount)
+			local[m.Layer.Digest] = m.layer.Compressed
+		}
+	}
+	open := func(d v1.Hash) func() (io.ReadCloser, error) {
+		if f, ok := local[d]; ok {
+			return f
+		}
+		return func() (io.ReadCloser, error) { return t.blob(ctx, d) }
+	}
+
+	frag, err := newArtifact(mine, open)
+	if err != nil {
+		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+	}
+	fragTag := fragmentPrefix(t.tag()) + frag.configDigest().Hex[:12]
+	if err := writeArtifact(ctx, t, fragTag, frag); err != nil {
+		return ExportStats{}, err
+	}
+
+	// The main tag: what it and the fragments hold, with this export's
+	// records winning (their blobs are the ones just written).
+	there, err := load(ctx, t, []string{fragTag}, warn)
+	if err != nil {
+		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+	}
+	merged := merge(mine, there)
+	merged.Merged = append(merged.Merged, fragTag)
+	main, err := newArtifact(merged, open)
+	if err != nil {
+		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+	}
+	if err := writeArtifact(ctx, t, t.tag(), main); err != nil {
+		return ExportStats{}, err
+	}
+	return ExportStats{Records: len(mine.Records), Mounts: len(mine.Mounts), Total: len(merged.Records), Fragment: fragTag}, nil
+}
+
+func writeArtifact(ctx context.Context, t Target, tag string, a *artifact) error {
+	img, err := a.image()
+	if err == nil {
+		err = t.write(ctx, tag, img)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the cache artifact %s of %s: %w", tag, t, err)
+	}
+	return nil
+}

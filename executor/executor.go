@@ -65,6 +65,9 @@ type Options struct {
 	// steps that mount them: never a layer, the image, the history or a
 	// cache key.
 	Secrets map[string][]byte
+	// Remote, when set, is asked for a step's key when Cache lacks it;
+	// see Remote.
+	Remote Remote
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may

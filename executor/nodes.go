@@ -200,7 +200,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	}
 	defer unlock()
 	if !r.noCache(n) {
-		if l, ok, err := r.cached(ctx, key); err != nil {
+		if l, ok, err := r.cachedOrRemote(ctx, key); err != nil {
 			return nil, err
 		} else if ok {
 			if err := r.addLayer(ctx, st, l, s.Name); err != nil {

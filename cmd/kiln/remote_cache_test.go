@@ -1,0 +1,222 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/engine/enginetest"
+)
+
+// remoteCacheSetup is a docker-registry with auth, logged in to, holding
+// busybox as a base.
+type remoteCacheSetup struct {
+	reg  *dockerRegistry
+	ca   string // the --ca-file flag
+	base string // the base image's reference in the registry
+}
+
+func newRemoteCacheSetup(t *testing.T) *remoteCacheSetup {
+	t.Helper()
+	enginetest.RequireRoot(t)
+	reg := startDockerRegistry(t)
+	isolateDockerConfig(t)
+	s := &remoteCacheSetup{reg: reg, ca: "--ca-file=" + reg.caFile, base: reg.host + "/base/busybox:1"}
+	root := newRoot(t)
+	importBusybox(t, root)
+	if r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", s.ca); r.code != 0 {
+		t.Fatalf("login: exit %d, stderr %q", r.code, r.stderr)
+	}
+	mustKiln(t, root, "push", "busybox", s.base, s.ca)
+	return s
+}
+
+// appDir writes a build context: a manifest from the registry's busybox
+// whose copy step reads app.txt, holding content.
+func (s *remoteCacheSetup) appDir(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	m := "from: " + s.base + `
+steps:
+  - run: echo one > /one
+  - copy: {src: ./app.txt, dst: /app.txt}
+  - run: cat /one /app.txt > /both
+tests:
+  - name: both
+    run: grep one /both
+`
+	writeFiles(t, dir, map[string]string{"kiln.yml": m, "app.txt": content})
+	return dir
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var nodesRan = regexp.MustCompile(`(\d+) nodes ran`)
+
+// ran returns how many nodes a build's summary says ran.
+func ran(t *testing.T, r result) string {
+	t.Helper()
+	m := nodesRan.FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("no summary in the build's stderr:\n%s", r.stderr)
+	}
+	return m[1]
+}
+
+// layerBlobs returns the digests of the image's layers, and of the layer
+// blobs in root's store (blobs that are not JSON).
+func layerBlobs(t *testing.T, root, image string) (want, got []string) {
+	t.Helper()
+	for _, l := range inspectJSON(t, root, image).Layers {
+		want = append(want, l.Digest)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "oci", "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(root, "oci", "blobs", "sha256", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 && b[0] != '{' {
+			got = append(got, "sha256:"+e.Name())
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	return want, got
+}
+
+// TestRemoteCacheRegistry: root A builds and writes its cache to a
+// registry with auth; root B, empty, builds the same manifest from that
+// cache without running a step (only the test runs), gets the same image, and downloads only
+// the layers that image has; a changed file makes B run only the steps
+// it affects.
+func TestRemoteCacheRegistry(t *testing.T) {
+	s := newRemoteCacheSetup(t)
+	cacheRef := "registry://" + s.reg.host + "/cache/app:main"
+	a, b := newRoot(t), newRoot(t)
+	v1, v2 := s.appDir(t, "v1\n"), s.appDir(t, "v2\n")
+
+	built := mustKiln(t, a, "build", v1, "-t", "app", "--cache-to", cacheRef+",mode=max", s.ca)
+	if !strings.Contains(built.stderr, "exported 3 cache records") {
+		t.Errorf("the build did not say that it exported its 3 layer records:\n%s", built.stderr)
+	}
+	// A second build of other content adds records (and layers) that B
+	// must not fetch.
+	mustKiln(t, a, "build", v2, "--cache-to", cacheRef+",mode=max", s.ca)
+
+	r := mustKiln(t, b, "build", v1, "-t", "app", "--cache-from", cacheRef, s.ca)
+	// Only the test runs: a test's pass is not a layer, and a new runner
+	// runs the tests again.
+	if n := ran(t, r); n != "1" || strings.Contains(r.stderr, "] done: ") {
+		t.Errorf("the build on an empty root ran %s nodes, want only the test (every step from the remote cache):\n%s", n, r.stderr)
+	}
+	if r.stdout != built.stdout {
+		t.Errorf("the build from the remote cache made %q, want %q", r.stdout, built.stdout)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("warnings:\n%s", r.stderr)
+	}
+	want, got := layerBlobs(t, b, "app")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("layer blobs in B's store against the image's layers (-image +store):\n%s", diff)
+	}
+	if r := mustKiln(t, b, "run", "app", "--", "cat", "/both"); r.stdout != "one\nv1\n" {
+		t.Errorf("/both of the image from the remote cache: %q", r.stdout)
+	}
+
+	// A changed file: the copy and the step after it run, the first
+	// step comes from the cache (and the test, on a new filesystem, runs).
+	writeFiles(t, v1, map[string]string{"app.txt": "v3\n"})
+	r = mustKiln(t, b, "build", v1, "-t", "app", "--cache-from", cacheRef, s.ca)
+	if n := ran(t, r); n != "3" {
+		t.Errorf("after changing app.txt the build ran %s nodes, want 3 (copy, run, test):\n%s", n, r.stderr)
+	}
+	if r := mustKiln(t, b, "run", "app", "--", "cat", "/both"); r.stdout != "one\nv3\n" {
+		t.Errorf("/both after the change: %q", r.stdout)
+	}
+}
+
+// TestRemoteCacheConcurrentWriters: four builds of different manifests,
+// on four roots, write to one cache ref at once; afterwards the ref holds
+// every record of all four.
+func TestRemoteCacheConcurrentWriters(t *testing.T) {
+	s := newRemoteCacheSetup(t)
+	cacheRef := "registry://" + s.reg.host + "/cache/shared:ci"
+	var wg sync.WaitGroup
+	var steps []string
+	for i := 0; i < 4; i++ {
+		dir := t.TempDir()
+		m := "from: " + s.base + "\nsteps:\n"
+		for j := 0; j < 3; j++ {
+			step := "run: echo " + strings.Repeat("x", i+1) + " " + string(rune('a'+j)) + " > /f" + string(rune('a'+j))
+			m += "  - " + step + "\n"
+			steps = append(steps, step)
+		}
+		writeFiles(t, dir, map[string]string{"kiln.yml": m})
+		root := newRoot(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "--root", root, "build", "--progress", "plain", dir, "--cache-to", cacheRef, s.ca)
+			cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("build %d: %v\n%s", i, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	fresh := newRoot(t)
+	if r := mustKiln(t, fresh, "cache", "import", cacheRef, s.ca); r.stdout != "imported 12 records and 0 cache mounts from "+cacheRef+"\n" {
+		t.Errorf("cache import: %q", r.stdout)
+	}
+	ls := mustKiln(t, fresh, "cache", "ls").stdout
+	var missing []string
+	for _, st := range steps {
+		if !strings.Contains(ls, st) {
+			missing = append(missing, st)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("records missing after 4 concurrent writers: %q\ncache ls:\n%s", missing, ls)
+	}
+}
+
+// TestRemoteCacheFlags: malformed --cache-to and --cache-from values are
+// refused before anything runs, saying what is expected.
+func TestRemoteCacheFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cache-to", "127.0.0.1:5000/c:t"}, `--cache-to "127.0.0.1:5000/c:t": want registry://REGISTRY/REPO[:TAG][,mode=min|max][,mounts=true]`},
+		{[]string{"--cache-to", "registry://127.0.0.1:5000/c:t,mode=all"}, `option "mode=all"`},
+		{[]string{"--cache-to", "registry://127.0.0.1:5000/c:t,mounts=yes"}, `option "mounts=yes"`},
+		{[]string{"--cache-from", "registry://127.0.0.1:5000/c:t,mode=max"}, "--cache-from takes no options"},
+		{[]string{"--cache-from", "registry://"}, "want registry://"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := kiln(t, t.TempDir(), nil, append([]string{"build", t.TempDir()}, tc.args...)...)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -434,5 +435,53 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("parseConfig: %d records, bad %q; want %d records, %d bad", len(cfg.Records), bad, tc.records, tc.bad)
 			}
 		})
+	}
+}
+
+// TestMountsRoundTrip exports a cache mount with the records; a Source
+// restores it on its first lookup, keeping a mount the root already has.
+func TestMountsRoundTrip(t *testing.T) {
+	tg := newRegistry(t, "mounts")
+	a := newRoot(t)
+	rec := a.record(t, "one")
+	for id, content := range map[string]string{"go build": "compiled", "kept": "remote"} {
+		d := filepath.Join(mountsDir(a.s), url.PathEscape(id))
+		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "sub", "f"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := Export(t.Context(), tg, a.s, a.c, []cache.Key{rec.Key}, ExportOptions{Mounts: true})
+	if err != nil || st.Mounts != 2 {
+		t.Fatalf("Export: %+v, %v; want 2 mounts", st, err)
+	}
+
+	b := newRoot(t)
+	kept := filepath.Join(mountsDir(b.s), "kept")
+	if err := os.MkdirAll(kept, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var w warnings
+	if ok, err := NewSource(b.s, b.c, w.warn, tg).Fetch(t.Context(), rec.Key); !ok || err != nil {
+		t.Fatalf("Fetch = %v, %v", ok, err)
+	}
+	d := filepath.Join(mountsDir(b.s), url.PathEscape("go build"))
+	got, err := os.ReadFile(filepath.Join(d, "sub", "f"))
+	if err != nil || string(got) != "compiled" {
+		t.Errorf("restored mount holds %q, %v; want %q", got, err, "compiled")
+	}
+	if fi, err := os.Stat(d); err != nil || fi.Mode()&(os.ModePerm|os.ModeSticky) != 0o777|os.ModeSticky {
+		t.Errorf("restored mount directory: %v, %v; want mode 1777", fi.Mode(), err)
+	}
+	if _, err := os.Stat(filepath.Join(kept, "sub")); err == nil {
+		t.Error("a mount the root had was overwritten")
+	}
+	if w.all() != "" {
+		t.Errorf("warnings: %s", w.all())
 	}
 }

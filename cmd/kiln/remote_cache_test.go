@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +12,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
+	"github.com/kiln-build/kiln/remotecache"
 )
 
 // remoteCacheSetup is a docker-registry with auth, logged in to, holding
@@ -218,5 +225,184 @@ func TestRemoteCacheFlags(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestRemoteCacheBadData spoils what the registry holds for one step in
+// three ways: each time the build from the remote cache warns, runs that
+// step instead, and makes the right image.
+func TestRemoteCacheBadData(t *testing.T) {
+	s := newRemoteCacheSetup(t)
+	// The step that runs again makes the same layer, dated by the epoch:
+	// the image is the same as the one the cache was written with.
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	blobFile := func(digest string) string {
+		hex := strings.TrimPrefix(digest, "sha256:")
+		return filepath.Join(filepath.Dir(s.reg.log), "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
+	}
+	tests := []struct {
+		name  string
+		spoil func(t *testing.T, repo, layer string)
+		warn  string
+	}{
+		{"corrupt layer", func(t *testing.T, repo, layer string) {
+			b, err := os.ReadFile(blobFile(layer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0xff
+			if err := os.WriteFile(blobFile(layer), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "verifying sha256 checksum"},
+		{"missing blob", func(t *testing.T, repo, layer string) {
+			if err := os.RemoveAll(filepath.Dir(blobFile(layer))); err != nil {
+				t.Fatal(err)
+			}
+		}, "fetching the layer of cache key"},
+		{"unparsable record", func(t *testing.T, repo, layer string) {
+			s.editRecords(t, repo, func(r map[string]any) {
+				if r["layer"].(map[string]any)["digest"] == layer {
+					r["layer"] = "garbage"
+				}
+			})
+		}, "does not parse"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := "cache/" + strings.ReplaceAll(tc.name, " ", "-")
+			cacheRef := "registry://" + s.reg.host + "/" + repo + ":main"
+			dir := s.appDir(t, tc.name+"\n")
+			a, b := newRoot(t), newRoot(t)
+			built := mustKiln(t, a, "build", dir, "-t", "app", "--cache-to", cacheRef, s.ca)
+			copyLayer := inspectJSON(t, a, "app").Layers[2].Digest // base, run, copy, run
+			tc.spoil(t, repo, copyLayer)
+
+			r := mustKiln(t, b, "build", dir, "-t", "app", "--cache-from", cacheRef, s.ca)
+			if !strings.Contains(r.stderr, "kiln: warning: ") || !strings.Contains(r.stderr, tc.warn) {
+				t.Errorf("no warning mentioning %q:\n%s", tc.warn, r.stderr)
+			}
+			// The copy runs, and the test; the last step's key does not
+			// depend on the copy's layer, so it still hits.
+			if n := ran(t, r); n != "2" || !strings.Contains(r.stderr, "done: copy:") {
+				t.Errorf("ran %s nodes, want 2 (the copy again, the test):\n%s", n, r.stderr)
+			}
+			if r.stdout != built.stdout {
+				t.Errorf("the build made %q, want %q", r.stdout, built.stdout)
+			}
+			if r := mustKiln(t, b, "run", "app", "--", "cat", "/both"); r.stdout != "one\n"+tc.name+"\n" {
+				t.Errorf("/both: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// editRecords rewrites every cache artifact of repo (the main tag and the
+// fragments), passing each record to edit, as a broken or hostile writer
+// could.
+func (s *remoteCacheSetup) editRecords(t *testing.T, repo string, edit func(map[string]any)) {
+	t.Helper()
+	opts := []remote.Option{
+		remote.WithAuth(&authn.Basic{Username: s.reg.user, Password: s.reg.password}),
+		remote.WithTransport(s.reg.client.Transport),
+	}
+	r, err := name.NewRepository(s.reg.host + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := remote.List(r, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		img, err := remote.Image(r.Tag(tag), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		var m map[string]any
+		for _, x := range []struct {
+			get func() ([]byte, error)
+			v   *map[string]any
+		}{{img.RawConfigFile, &cfg}, {img.RawManifest, &m}} {
+			b, err := x.get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, x.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, rec := range cfg["records"].([]any) {
+			edit(rec.(map[string]any))
+		}
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := static.NewLayer(raw, remotecache.ConfigMediaType)
+		if err := remote.WriteLayer(r, l, opts...); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.Digest()
+		m["config"].(map[string]any)["digest"] = d.String()
+		m["config"].(map[string]any)["size"] = len(raw)
+		rawManifest, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Put(r.Tag(tag), rawBytes(rawManifest), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rawBytes is a manifest to put as it is.
+type rawBytes []byte
+
+func (b rawBytes) RawManifest() ([]byte, error)        { return b, nil }
+func (b rawBytes) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// TestCacheExportImportDir: kiln cache export DIR --mounts writes the
+// records and a cache mount's content to an OCI layout; kiln cache import
+// DIR on an empty root brings both back: the build then runs nothing,
+// and a step that reads the cache mount sees what the first root left.
+func TestCacheExportImportDir(t *testing.T) {
+	enginetest.RequireRoot(t)
+	a, b := newRoot(t), newRoot(t)
+	if da, db := importBusybox(t, a), importBusybox(t, b); da != db {
+		t.Fatalf("busybox imported as %s and %s", da, db)
+	}
+	df := `FROM busybox
+RUN --mount=type=cache,target=/cache,id=downloads sh -c 'test -f /cache/dl || head -c 16 /dev/urandom | od -An -tx1 > /cache/dl; cp /cache/dl /state'
+RUN echo two > /two
+`
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": df})
+	built := mustKiln(t, a, "build", "-f", filepath.Join(dir, "Dockerfile"), dir, "-t", "app")
+	state := mustKiln(t, a, "run", "app", "--", "cat", "/state").stdout
+	if len(state) < 16 {
+		t.Fatalf("/state: %q", state)
+	}
+	layout := filepath.Join(t.TempDir(), "exported")
+	if r := mustKiln(t, a, "cache", "export", layout, "--mounts"); r.stdout != "exported 2 records and 1 cache mounts to oci-layout:"+layout+":cache (2 records there)\n" {
+		t.Errorf("cache export: %q", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(layout, "oci-layout")); err != nil {
+		t.Errorf("the export is not an OCI layout: %v", err)
+	}
+	if r := mustKiln(t, b, "cache", "import", layout); r.stdout != "imported 2 records and 1 cache mounts from oci-layout:"+layout+":cache\n" {
+		t.Errorf("cache import: %q", r.stdout)
+	}
+	r := mustKiln(t, b, "build", "-f", filepath.Join(dir, "Dockerfile"), dir, "-t", "app")
+	if n := ran(t, r); n != "0" || r.stdout != built.stdout {
+		t.Errorf("after import the build ran %s nodes and made %q; want 0 and %q", n, r.stdout, built.stdout)
+	}
+	// A new step reading the cache mount sees the first root's content.
+	df2 := df + "RUN --mount=type=cache,target=/cache,id=downloads cp /cache/dl /seen\n"
+	writeFiles(t, dir, map[string]string{"Dockerfile": df2})
+	mustKiln(t, b, "build", "-f", filepath.Join(dir, "Dockerfile"), dir, "-t", "app2")
+	if seen := mustKiln(t, b, "run", "app2", "--", "cat", "/seen").stdout; seen != state {
+		t.Errorf("the imported cache mount holds %q, want %q", seen, state)
 	}
 }

@@ -42,15 +42,7 @@ func TestCacheCommands(t *testing.T) {
 
 	// Corrupt one cached layer: verify names it and fails; --repair drops
 	// the record, and the next build runs that step again.
-	s, err := store.Open(context.Background(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := c.List(context.Background())
+	entries, err := openCache(t, root).List(context.Background())
 	if err != nil || len(entries) != 3 {
 		t.Fatalf("List: %d entries, %v", len(entries), err)
 	}
@@ -87,6 +79,20 @@ func TestCacheCommands(t *testing.T) {
 	if r := kiln(t, root, nil, "cache", "prune", "--filter", "since=1h"); r.code == 0 {
 		t.Error("prune --filter since=1h was accepted")
 	}
+}
+
+// openCache opens the cache of root, as kiln does.
+func openCache(t *testing.T, root string) *cache.Cache {
+	t.Helper()
+	s, err := store.Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestPruneDuringBuilds prunes the whole cache in a loop while four kiln
@@ -189,15 +195,7 @@ func TestPruneKeepStorage(t *testing.T) {
 	const keep = 450_000
 	mustKiln(t, root, "cache", "prune", "--keep-storage", "450k")
 
-	s, err := store.Open(context.Background(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := c.List(context.Background())
+	entries, err := openCache(t, root).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,6 +136,9 @@ type run struct {
 	downloads map[*dag.Node]*downloaded
 	debug     *debugRun // with an Inspector; see debug.go
 	inputs    map[*dag.Node]*NodeInputs
+	// unpacks are the layers found in the cache whose directories are
+	// not unpacked yet, by directory; see layerDir.
+	unpacks sync.Map
 }
 
 // Build runs the nodes of g that the target needs, and assembles the

@@ -213,6 +213,9 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
 		return nil, err
 	}
+	if err := r.unpackFor(ctx, n, st); err != nil {
+		return nil, err
+	}
 	l, err := r.makeLayer(ctx, n, m, st)
 	if err != nil {
 		return nil, err
@@ -262,7 +265,7 @@ type cachedLayer struct {
 // addLayer puts a step's layer on top of st. Layers are dated when their
 // step first ran, so a build from the cache gives the same image.
 func (r *run) addLayer(ctx context.Context, st *fsState, l cachedLayer, createdBy string) error {
-	dir, err := r.opts.Store.LayerDir(ctx, l.layer)
+	dir, err := r.layerDir(ctx, l.layer)
 	if err != nil {
 		return err
 	}
@@ -689,6 +692,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return m.To(ctx, lifecycle.Cached, nil)
 	}
 	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+		return err
+	}
+	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
 	}
 	sk := snapshotKey(n)

@@ -254,7 +254,7 @@ func TestRemoteCacheBadData(t *testing.T) {
 			if err := os.WriteFile(blobFile(layer), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "verifying sha256 checksum"},
+		}, "fetching the layer of cache key"},
 		{"missing blob", func(t *testing.T, repo, layer string) {
 			if err := os.RemoveAll(filepath.Dir(blobFile(layer))); err != nil {
 				t.Fatal(err)

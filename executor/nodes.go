@@ -49,7 +49,7 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			if err != nil {
 				return nil, fmt.Errorf("reading config of %s: %w", n.Stage.From, err)
 			}
-			dirs, err := r.opts.Store.LayerDirs(ctx, img)
+			dirs, err := r.baseDirs(ctx, img)
 			if err != nil {
 				return nil, err
 			}

@@ -88,3 +88,22 @@ func (r *run) unpackFor(ctx context.Context, n *dag.Node, st *fsState) error {
 	}
 	return nil
 }
+
+// baseDirs returns the directories of a base image's layers, unpacked as
+// layerDir unpacks a cached layer's: when a node that runs needs them.
+func (r *run) baseDirs(ctx context.Context, img v1.Image) ([]string, error) {
+	if r.debug != nil {
+		return r.opts.Store.LayerDirs(ctx, img)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(layers))
+	for i, l := range layers {
+		if dirs[i], err = r.layerDir(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	return dirs, nil
+}

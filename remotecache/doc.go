@@ -56,8 +56,11 @@
 // A [Source] serves a build: on the first key that the local cache lacks,
 // it reads the artifacts of its targets once; then, for each key found
 // there, it downloads the layer's blob into the local store (verified by
-// digest), unpacks it (verified by diffID), and puts the record in the
-// local cache, where the build finds it as a local hit. Blobs are fetched
+// digest) and puts the record in the local cache, where the build finds
+// it as a local hit. The layer is unpacked only when a step or test has
+// to run on top of it, and unpacking checks the record's diffID (as for
+// a pulled image, whose config gives the diffIDs, nothing checks them
+// sooner). Blobs are fetched
 // only for keys that a build looks up and only then, so several steps hit
 // in parallel as the build reaches them. Bad remote data (an artifact or a
 // record that does not parse, a missing or corrupt blob) is a warning and

@@ -1,21 +1,13 @@
 package remotecache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
 	"sync"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/store"
@@ -203,122 +195,17 @@ func (src *Source) Fetch(ctx context.Context, k cache.Key) (bool, error) {
 	return true, nil
 }
 
-// fetch brings h's blob and record into s and c. A blob it downloads has
-// its digest checked by the store and its diffID here, as it streams
-// past; one that the store had already is unpacked, which checks it.
-// Either way the record's diffID, which goes into the image's config, is
-// the layer's.
+// fetch brings h's blob and record into s and c. The store checks the
+// blob's digest as it downloads it; the record's diffID is checked when a
+// step first unpacks the layer, as for a pulled image's config.
 func fetch(ctx context.Context, s *store.Store, c *cache.Cache, h hit) error {
 	r := h.rec
-	downloaded := false
-	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) {
-		rc, err := h.target.blob(ctx, r.Layer.Digest)
-		if err != nil {
-			return nil, err
-		}
-		downloaded = true
-		return newDiffIDReader(rc, r.DiffID), nil
-	})
+	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return h.target.blob(ctx, r.Layer.Digest) })
 	if err != nil {
 		return fmt.Errorf("fetching the layer of cache key %s (%s): %w", r.Key, r.Step, err)
 	}
 	if err := c.Put(ctx, r); err != nil {
 		return fmt.Errorf("fetching cache key %s (%s): %w", r.Key, r.Step, err)
-	}
-	if downloaded {
-		return nil
-	}
-	_, l, err := c.Get(ctx, r.Key)
-	if err == nil {
-		_, err = s.LayerDir(ctx, l)
-	}
-	if err != nil {
-		derr := c.Delete(context.WithoutCancel(ctx), r.Key)
-		return errors.Join(fmt.Errorf("fetching cache key %s (%s): %w", r.Key, r.Step, err), derr)
-	}
-	return nil
-}
-
-// diffIDReader passes a compressed layer through, decompressing it on
-// the side (gzip, with pgzip; zstd) and failing at its end when the
-// content's sha256 is not diffID.
-type diffIDReader struct {
-	rc     io.ReadCloser
-	pw     *io.PipeWriter
-	done   chan error // the decompressing goroutine's verdict
-	diffID v1.Hash
-	err    error
-}
-
-func newDiffIDReader(rc io.ReadCloser, diffID v1.Hash) *diffIDReader {
-	pr, pw := io.Pipe()
-	d := &diffIDReader{rc: rc, pw: pw, done: make(chan error, 1), diffID: diffID}
-	go func() {
-		err := hashUncompressed(pr, diffID)
-		pr.CloseWithError(err) // unblocks the writer if the hash ended early
-		d.done <- err
-	}()
-	return d
-}
-
-func (d *diffIDReader) Read(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
-	}
-	n, err := d.rc.Read(p)
-	if n > 0 {
-		if _, werr := d.pw.Write(p[:n]); werr != nil {
-			d.err = werr
-			return 0, werr
-		}
-	}
-	if err == io.EOF {
-		d.pw.Close()
-		if verr := <-d.done; verr != nil {
-			d.err = verr
-			return 0, verr
-		}
-		d.err = io.EOF
-	}
-	return n, err
-}
-
-func (d *diffIDReader) Close() error {
-	d.pw.CloseWithError(errors.New("closed early"))
-	return d.rc.Close()
-}
-
-// hashUncompressed reads a compressed layer from r and checks that its
-// uncompressed content has the sha256 want.
-func hashUncompressed(r io.Reader, want v1.Hash) error {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, _ := br.Peek(4)
-	var zr io.Reader
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := pgzip.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer gz.Close()
-		zr = gz
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zd, err := zstd.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zd.Close()
-		zr = zd
-	default:
-		zr = br
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, zr); err != nil {
-		return fmt.Errorf("decompressing the layer: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, br) // what follows the stream reaches EOF too
-	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != want {
-		return fmt.Errorf("the layer's content has diffID %s, want %s", got, want)
 	}
 	return nil
 }

@@ -9,7 +9,8 @@
 #   kiln pull IMAGE                         into an empty root
 #   kiln build --cache-from registry://REF  on an empty root: every step a
 #                                           remote hit (checked), base pulled
-#   buildah build --layers --cache-to REF   a warm rebuild that exports
+#   buildah build --layers --cache-to REF   a cold build that exports (and
+#                                           the same without, for the cost)
 #   buildah build --layers --cache-from REF on empty storage
 #
 #   bench/remote-cache.sh                     # 3 runs each, both cases
@@ -78,12 +79,9 @@ for c in $CASES; do
 	"$KILN" --root "$W" import "$WORK/busybox-rootfs" -t busybox:latest --cmd /bin/sh >/dev/null
 	push_base "$W"
 	"$KILN" --root "$W" build --progress plain --set base="$BASE" -t "$HOST/kiln/$c:1" "$ctx" >/dev/null 2>&1
-	# Buildah, warm.
-	bh_reset
-	bb --quiet --build-arg BASE="$BASE" -t "bench/$c" -f "$ctx/Dockerfile" "$ctx" >/dev/null
 
-	declare -a push export pull remote bexport bremote
-	push=() export=() pull=() remote=() bexport=() bremote=()
+	declare -a push export pull remote bexport bcold bremote
+	push=() export=() pull=() remote=() bexport=() bcold=() bremote=()
 	for run in $(seq "$RUNS"); do
 		fresh_registry
 		push_base "$W"
@@ -95,19 +93,26 @@ for c in $CASES; do
 		remote+=("$(seconds "$KILN" --root "$E" build --progress plain --set base="$BASE" --cache-from "registry://$HOST/cache/$c:main" "$ctx")")
 		grep -q ' 0 nodes ran' "$WORK/last.err" || { echo "the remote-cached build of $c ran steps:" >&2; cat "$WORK/last.err" >&2; exit 1; }
 		rm -rf "$E"
-		# Buildah: a warm rebuild that exports its cache, then a build
-		# on empty storage from that cache.
+		# Buildah exports its cache while it builds (--cache-to pushes the
+		# layers of the steps it runs, not of those it finds in its local
+		# cache): a cold build with --cache-to, the same without, then a
+		# build on empty storage from that cache.
+		bh_reset
 		bexport+=("$(seconds bb --build-arg BASE="$BASE" -t "bench/$c" --cache-to "$HOST/bcache/$c" -f "$ctx/Dockerfile" "$ctx")")
 		bh_reset
-		bremote+=("$(seconds bb --build-arg BASE="$BASE" -t "bench/$c" --cache-from "$HOST/bcache/$c" --cache-to "$HOST/bcache/$c" -f "$ctx/Dockerfile" "$ctx")")
+		bcold+=("$(seconds bb --build-arg BASE="$BASE" -t "bench/$c" -f "$ctx/Dockerfile" "$ctx")")
+		bh_reset
+		bremote+=("$(seconds bb --build-arg BASE="$BASE" -t "bench/$c" --cache-from "$HOST/bcache/$c" -f "$ctx/Dockerfile" "$ctx")")
 		grep -q 'Using cache' "$WORK/last.err" && bhit=yes || bhit=no
+		bh_reset
 	done
 	{
 		printf '%-8s kiln push IMAGE (warm root):                 %6.2fs  (%s)\n' "$c" "$(median "${push[@]}")" "${push[*]}"
 		printf '%-8s kiln cache export registry:// (warm root):   %6.2fs  (%s)  ratio to push %.2f\n' "$c" "$(median "${export[@]}")" "${export[*]}" "$(echo "$(median "${export[@]}") / $(median "${push[@]}")" | bc -l)"
 		printf '%-8s kiln pull IMAGE (empty root):                %6.2fs  (%s)\n' "$c" "$(median "${pull[@]}")" "${pull[*]}"
 		printf '%-8s kiln build --cache-from (empty root, hits):  %6.2fs  (%s)  ratio to pull %.2f\n' "$c" "$(median "${remote[@]}")" "${remote[*]}" "$(echo "$(median "${remote[@]}") / $(median "${pull[@]}")" | bc -l)"
-		printf '%-8s buildah build --cache-to (warm storage):     %6.2fs  (%s)\n' "$c" "$(median "${bexport[@]}")" "${bexport[*]}"
+		printf '%-8s buildah build --cache-to (cold):             %6.2fs  (%s)\n' "$c" "$(median "${bexport[@]}")" "${bexport[*]}"
+		printf '%-8s buildah build (cold, no --cache-to):         %6.2fs  (%s)  export overhead %.2fs\n' "$c" "$(median "${bcold[@]}")" "${bcold[*]}" "$(echo "$(median "${bexport[@]}") - $(median "${bcold[@]}")" | bc -l)"
 		printf '%-8s buildah build --cache-from (empty storage):  %6.2fs  (%s)  last run used the cache: %s\n' "$c" "$(median "${bremote[@]}")" "${bremote[*]}" "$bhit"
 	} | tee -a "$result"
 done

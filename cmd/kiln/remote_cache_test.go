@@ -363,6 +363,16 @@ type rawBytes []byte
 func (b rawBytes) RawManifest() ([]byte, error)        { return b, nil }
 func (b rawBytes) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
+// readDir lists dir, which may not exist.
+func readDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return ents
+}
+
 // TestCacheExportImportDir: kiln cache export DIR --mounts writes the
 // records and a cache mount's content to an OCI layout; kiln cache import
 // DIR on an empty root brings both back: the build then runs nothing,
@@ -394,9 +404,14 @@ RUN echo two > /two
 	if r := mustKiln(t, b, "cache", "import", layout); r.stdout != "imported 2 records and 1 cache mounts from oci-layout:"+layout+":cache\n" {
 		t.Errorf("cache import: %q", r.stdout)
 	}
+	before := len(readDir(t, filepath.Join(b, "layers")))
 	r := mustKiln(t, b, "build", "-f", filepath.Join(dir, "Dockerfile"), dir, "-t", "app")
 	if n := ran(t, r); n != "0" || r.stdout != built.stdout {
 		t.Errorf("after import the build ran %s nodes and made %q; want 0 and %q", n, r.stdout, built.stdout)
+	}
+	// Nothing ran, so no layer had to be unpacked.
+	if after := len(readDir(t, filepath.Join(b, "layers"))); after != before {
+		t.Errorf("a build that ran nothing unpacked %d layers", after-before)
 	}
 	// A new step reading the cache mount sees the first root's content.
 	df2 := df + "RUN --mount=type=cache,target=/cache,id=downloads cp /cache/dl /seen\n"

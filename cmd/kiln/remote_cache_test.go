@@ -421,3 +421,32 @@ RUN echo two > /two
 		t.Errorf("the imported cache mount holds %q, want %q", seen, state)
 	}
 }
+
+// TestRemoteCacheModes: mode=min writes the records of the image's steps
+// only; mode=max also those of a stage the image copies from.
+func TestRemoteCacheModes(t *testing.T) {
+	s := newRemoteCacheSetup(t)
+	dir := t.TempDir()
+	m := "stages:\n  builder:\n    from: " + s.base + "\n    steps:\n      - run: echo built > /b\n" +
+		"  final:\n    from: " + s.base + "\n    steps:\n      - copy: {from: builder, src: /b, dst: /b}\n      - run: cat /b > /c\n"
+	writeFiles(t, dir, map[string]string{"kiln.yml": m})
+	root := newRoot(t)
+	for _, tc := range []struct {
+		mode string
+		want string
+	}{
+		{"min", "2"},
+		{"max", "3"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ref := "registry://" + s.reg.host + "/cache/modes:" + tc.mode
+			r := mustKiln(t, root, "build", dir, "--cache-to", ref+",mode="+tc.mode, s.ca)
+			if !strings.Contains(r.stderr, "exported "+tc.want+" cache records") {
+				t.Errorf("mode=%s: want %s records exported:\n%s", tc.mode, tc.want, r.stderr)
+			}
+			if r := mustKiln(t, newRoot(t), "cache", "import", ref, s.ca); !strings.HasPrefix(r.stdout, "imported "+tc.want+" records") {
+				t.Errorf("mode=%s: import: %q", tc.mode, r.stdout)
+			}
+		})
+	}
+}

@@ -506,3 +506,29 @@ func TestMountsRoundTrip(t *testing.T) {
 		t.Errorf("warnings: %s", w.all())
 	}
 }
+
+// TestUnreachable: a target that cannot be read is a warning, and every
+// key a miss; the next target still serves.
+func TestUnreachable(t *testing.T) {
+	good := newRegistry(t, "main")
+	a := newRoot(t)
+	rec := a.record(t, "one")
+	if _, err := Export(t.Context(), good, a.s, a.c, []cache.Key{rec.Key}, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ggcrregistry.New())
+	srv.Close() // nothing listens there any more
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/gone/cache:main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRoot(t)
+	var w warnings
+	src := NewSource(b.s, b.c, w.warn, Registry(ref), good)
+	if ok, err := src.Fetch(t.Context(), rec.Key); !ok || err != nil {
+		t.Errorf("Fetch = %v, %v; want a hit from the second target", ok, err)
+	}
+	if !strings.Contains(w.all(), "registry://"+ref.String()) || !strings.Contains(w.all(), "building without it") {
+		t.Errorf("warnings %q do not name the unreachable target", w.all())
+	}
+}

@@ -532,3 +532,34 @@ func TestUnreachable(t *testing.T) {
 		t.Errorf("warnings %q do not name the unreachable target", w.all())
 	}
 }
+
+// TestExportOverMissingBlob: an export to a target holding a record whose
+// blob is gone drops that record, with a warning, and writes the rest.
+func TestExportOverMissingBlob(t *testing.T) {
+	dir, tg, good, bad := exportGoodBad(t)
+	if err := os.Remove(blobPath(dir, bad.Layer.Digest)); err != nil {
+		t.Fatal(err)
+	}
+	c := newRoot(t)
+	rec := c.record(t, "third")
+	var w warnings
+	st, err := Export(t.Context(), tg, c.s, c.c, []cache.Key{rec.Key}, ExportOptions{Warn: w.warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != 2 || !strings.Contains(w.all(), "dropping cache key "+bad.Key.String()) {
+		t.Errorf("export over a missing blob: %d records, warnings %q; want 2 and the bad key dropped", st.Total, w.all())
+	}
+	cfg, err := load(t.Context(), tg, nil, w.warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cfg.Records {
+		got = append(got, r.Step)
+	}
+	sort.Strings(got)
+	if diff := cmp.Diff([]string{good.Step, rec.Step}, got); diff != "" {
+		t.Errorf("records after the export (-want +got):\n%s", diff)
+	}
+}

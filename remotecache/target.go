@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -37,6 +39,8 @@ type Target interface {
 	config(ctx context.Context, tag string) ([]byte, error)
 	// blob opens the blob d.
 	blob(ctx context.Context, d v1.Hash) (io.ReadCloser, error)
+	// exists reports whether the target has the blob d.
+	exists(ctx context.Context, d v1.Hash) (bool, error)
 	// write writes the artifact under tag, with the blobs it lacks.
 	write(ctx context.Context, tag string, img v1.Image) error
 }
@@ -84,6 +88,14 @@ func (t *registryTarget) blob(ctx context.Context, d v1.Hash) (io.ReadCloser, er
 		return nil, err
 	}
 	return l.Compressed()
+}
+
+func (t *registryTarget) exists(ctx context.Context, d v1.Hash) (bool, error) {
+	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.with(ctx)...)
+	if err != nil {
+		return false, err
+	}
+	return partial.Exists(l)
 }
 
 func (t *registryTarget) write(ctx context.Context, tag string, img v1.Image) error {
@@ -188,6 +200,14 @@ func (t *layoutTarget) config(ctx context.Context, tag string) ([]byte, error) {
 
 func (t *layoutTarget) blob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 	return layout.Path(t.dir).Blob(d)
+}
+
+func (t *layoutTarget) exists(ctx context.Context, d v1.Hash) (bool, error) {
+	_, err := os.Stat(filepath.Join(t.dir, "blobs", d.Algorithm, d.Hex))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (t *layoutTarget) write(ctx context.Context, tag string, img v1.Image) error {

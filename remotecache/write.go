@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -94,6 +95,7 @@ func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys 
 	if err != nil {
 		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
 	}
+	there = present(ctx, t, there, local, warn)
 	merged := merge(mine, there)
 	merged.Merged = append(merged.Merged, fragTag)
 	main, err := newArtifact(merged, open)
@@ -115,4 +117,75 @@ func writeArtifact(ctx context.Context, t Target, tag string, a *artifact) error
 		return fmt.Errorf("writing the cache artifact %s of %s: %w", tag, t, err)
 	}
 	return nil
+}
+
+// existsJobs is how many blobs present checks at once.
+const existsJobs = 8
+
+// present returns cfg without the records and mounts whose blob t lacks
+// (and this export does not write), each a warning: the main tag names
+// its blobs, and a registry refuses a manifest that names a missing one.
+// Blobs whose presence cannot be told are kept.
+func present(ctx context.Context, t Target, cfg Config, local map[v1.Hash]func() (io.ReadCloser, error), warn func(string)) Config {
+	var check []v1.Hash
+	seen := map[v1.Hash]bool{}
+	for _, d := range append(recordBlobs(cfg.Records), mountBlobs(cfg.Mounts)...) {
+		if _, ok := local[d]; !ok && !seen[d] {
+			seen[d] = true
+			check = append(check, d)
+		}
+	}
+	missing := map[v1.Hash]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, existsJobs)
+	for _, d := range check {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ok, err := t.exists(ctx, d); err == nil && !ok {
+				mu.Lock()
+				missing[d] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(missing) == 0 {
+		return cfg
+	}
+	out := Config{Version: cfg.Version, Merged: cfg.Merged}
+	for _, r := range cfg.Records {
+		if missing[r.Layer.Digest] {
+			warn(fmt.Sprintf("%s: dropping cache key %s (%s): its layer %s is missing", t, r.Key, r.Step, r.Layer.Digest))
+			continue
+		}
+		out.Records = append(out.Records, r)
+	}
+	for _, m := range cfg.Mounts {
+		if missing[m.Layer.Digest] {
+			warn(fmt.Sprintf("%s: dropping cache mount %s: its layer %s is missing", t, m.ID, m.Layer.Digest))
+			continue
+		}
+		out.Mounts = append(out.Mounts, m)
+	}
+	return out
+}
+
+func recordBlobs(rs []cache.Record) []v1.Hash {
+	out := make([]v1.Hash, len(rs))
+	for i, r := range rs {
+		out[i] = r.Layer.Digest
+	}
+	return out
+}
+
+func mountBlobs(ms []Mount) []v1.Hash {
+	out := make([]v1.Hash, len(ms))
+	for i, m := range ms {
+		out[i] = m.Layer.Digest
+	}
+	return out
 }

@@ -293,6 +293,14 @@ func TestRemoteCacheBadData(t *testing.T) {
 			if r := mustKiln(t, b, "run", "app", "--", "cat", "/both"); r.stdout != "one\n"+tc.name+"\n" {
 				t.Errorf("/both: %q", r.stdout)
 			}
+			// Writing to the spoilt ref works and, but for a blob corrupt in
+			// the registry's storage (which has the digest, so it is not
+			// uploaded again), mends it: a third root then runs only the test.
+			mustKiln(t, b, "build", dir, "--cache-to", cacheRef, s.ca)
+			r = mustKiln(t, newRoot(t), "build", dir, "--cache-from", cacheRef, s.ca)
+			if n := ran(t, r); n != "1" && tc.name != "corrupt layer" {
+				t.Errorf("from the mended cache, ran %s nodes, want 1 (the test):\n%s", n, r.stderr)
+			}
 		})
 	}
 }

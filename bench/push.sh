@@ -34,47 +34,9 @@ rm "$WORK/chunk"
 "$KILN" --root "$ROOT" import "$WORK/ctx" -t big >/dev/null
 "$KILN" --root "$ROOT" push big "oci-layout:$WORK/layout:big"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-REG_PID=
-start_registry() {
-	rm -rf "$WORK/registry" && mkdir -p "$WORK/registry"
-	cat >"$WORK/registry/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/registry/data
-http:
-  addr: $HOST
-YAML
-	docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
-	REG_PID=$!
-	for _ in $(seq 100); do
-		curl -fs "http://$HOST/v2/" >/dev/null && return
-		sleep 0.05
-	done
-	echo "bench/push.sh: docker-registry did not start:" >&2
-	cat "$WORK/registry/log" >&2
-	exit 1
-}
-stop_registry() {
-	if [ -n "$REG_PID" ]; then kill "$REG_PID" && wait "$REG_PID" 2>/dev/null || true; fi
-	REG_PID=
-}
+# shellcheck source=bench/registry.sh
+. "$HERE/registry.sh"
 trap stop_registry EXIT
-
-# seconds CMD...: run CMD quietly, print its wall time in seconds.
-seconds() {
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; exit 1; }
-	t1=$(date +%s.%N)
-	printf '%.3f\n' "$(echo "$t1 - $t0" | bc)"
-}
 
 declare -a kiln_gzip kiln_zstd skopeo
 for run in $(seq "$RUNS"); do
@@ -89,7 +51,6 @@ for run in $(seq "$RUNS"); do
 	stop_registry
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 size=$(du -b "$WORK/layout/blobs/sha256" | awk '{print $1}')
 {
 	echo "kiln $(cd "$REPO" && git rev-parse --short HEAD) on $(nproc) cores, $(date -u +%FT%TZ): push of a 200 MiB layer (gzip blobs in layout: $((size / 1000000)) MB) to docker-registry $(docker-registry --version | awk '{print $3}') on $HOST"

@@ -65,6 +65,9 @@ type Options struct {
 	// steps that mount them: never a layer, the image, the history or a
 	// cache key.
 	Secrets map[string][]byte
+	// Remote, when set, is asked for a step's key when Cache lacks it;
+	// see Remote.
+	Remote Remote
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
@@ -133,6 +136,9 @@ type run struct {
 	downloads map[*dag.Node]*downloaded
 	debug     *debugRun // with an Inspector; see debug.go
 	inputs    map[*dag.Node]*NodeInputs
+	// unpacks are the layers found in the cache whose directories are
+	// not unpacked yet, by directory; see layerDir.
+	unpacks sync.Map
 }
 
 // Build runs the nodes of g that the target needs, and assembles the

@@ -49,7 +49,7 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			if err != nil {
 				return nil, fmt.Errorf("reading config of %s: %w", n.Stage.From, err)
 			}
-			dirs, err := r.opts.Store.LayerDirs(ctx, img)
+			dirs, err := r.baseDirs(ctx, img)
 			if err != nil {
 				return nil, err
 			}
@@ -200,7 +200,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	}
 	defer unlock()
 	if !r.noCache(n) {
-		if l, ok, err := r.cached(ctx, key); err != nil {
+		if l, ok, err := r.cachedOrRemote(ctx, key); err != nil {
 			return nil, err
 		} else if ok {
 			if err := r.addLayer(ctx, st, l, s.Name); err != nil {
@@ -211,6 +211,9 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		}
 	}
 	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+		return nil, err
+	}
+	if err := r.unpackFor(ctx, n, st); err != nil {
 		return nil, err
 	}
 	l, err := r.makeLayer(ctx, n, m, st)
@@ -262,7 +265,7 @@ type cachedLayer struct {
 // addLayer puts a step's layer on top of st. Layers are dated when their
 // step first ran, so a build from the cache gives the same image.
 func (r *run) addLayer(ctx context.Context, st *fsState, l cachedLayer, createdBy string) error {
-	dir, err := r.opts.Store.LayerDir(ctx, l.layer)
+	dir, err := r.layerDir(ctx, l.layer)
 	if err != nil {
 		return err
 	}
@@ -692,6 +695,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return m.To(ctx, lifecycle.Cached, nil)
 	}
 	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+		return err
+	}
+	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
 	}
 	sk := snapshotKey(n)

@@ -231,6 +231,11 @@ func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, 
 	return d, nil
 }
 
+// RemoteOptions returns the go-containerregistry remote options of c
+// (transport, credentials, jobs, retries) bound to ctx, for the packages
+// that talk to a registry through package remote themselves.
+func (c *Client) RemoteOptions(ctx context.Context) []remote.Option { return c.with(ctx) }
+
 func (c *Client) with(ctx context.Context) []remote.Option {
 	return append(slices.Clip(c.opts), remote.WithContext(ctx))
 }

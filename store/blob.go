@@ -134,6 +134,21 @@ func (s *Store) putBlob(ctx context.Context, want v1.Hash, open func() (io.ReadC
 	return got, s.commitTemp(f, got)
 }
 
+// PutBlob stores the blob of digest d that open reads, unless the store
+// has it already (PutBlob then only refreshes its modification time). It
+// fails, keeping nothing, when the bytes read do not hash to d. The blob
+// stays unreferenced, and so collectable after GCGrace, until an image is
+// tagged or a reference (Ref) names it.
+func (s *Store) PutBlob(ctx context.Context, d v1.Hash, open func() (io.ReadCloser, error)) error {
+	if d == (v1.Hash{}) {
+		return errors.New("put blob: no digest given")
+	}
+	if _, err := s.putBlob(ctx, d, open); err != nil {
+		return fmt.Errorf("put blob %s: %w", d, err)
+	}
+	return nil
+}
+
 func (s *Store) blobPath(h v1.Hash) string {
 	return filepath.Join(s.ociDir(), "blobs", h.Algorithm, h.Hex)
 }

@@ -41,7 +41,7 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(s.layersDir(), diffID.Hex)
+	dir := s.LayerPath(diffID)
 	if err := markUsed(dir); err == nil {
 		return dir, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -119,6 +119,10 @@ func markUsed(dir string) error {
 	}
 	return nil
 }
+
+// LayerPath returns where LayerDir unpacks the layer of diffID, without
+// unpacking it: the directory may not exist yet.
+func (s *Store) LayerPath(diffID v1.Hash) string { return filepath.Join(s.layersDir(), diffID.Hex) }
 
 // LayerDir returns the directory of one layer, unpacked on first use, as
 // LayerDirs does for all of an image's layers.

@@ -103,6 +103,8 @@ type buildFlags struct {
 	explain       bool
 	pull          bool
 	locked        bool
+	cacheTo       []string
+	cacheFrom     []string
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -144,6 +146,8 @@ docker load archive.`,
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
 	fl.BoolVar(&f.locked, "locked", false, "use exactly the digests of kiln.lock beside the manifest for base images and registry modules (kiln lock writes it)")
 	fl.BoolVar(&f.pull, "pull", false, "resolve bases that name a registry there again, instead of using the store's copy")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "after the build, write its cache records and layers to registry://REGISTRY/REPO:TAG[,mode=min|max][,mounts=true] (repeatable)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "look steps the local cache lacks up in registry://REGISTRY/REPO:TAG (repeatable, first wins)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	return c
 }
@@ -159,6 +163,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		return err
 	}
 	outputs, err := parseOutputs(f.outputs)
+	if err != nil {
+		return err
+	}
+	cacheTo, cacheFrom, err := f.cacheSpecs()
 	if err != nil {
 		return err
 	}
@@ -227,6 +235,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	remote, err := a.cacheSource(ctx, s, c, cacheFrom)
+	if err != nil {
+		return err
+	}
 	tmp := filepath.Join(a.root, "tmp")
 	res, err := executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
@@ -235,6 +247,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
+		Remote: remote,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if f.junit != "" && res != nil {
@@ -267,6 +280,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		if err := a.pushTags(ctx, res.Image, f.tags); err != nil {
 			return err
 		}
+	}
+	if err := a.exportCache(ctx, s, c, g, res, cacheTo); err != nil {
+		return err
 	}
 	ran, cached := 0, 0
 	for _, st := range res.States {

@@ -151,5 +151,6 @@ func newCacheCommand(a *app) *cobra.Command {
 	}
 	verify.Flags().BoolVar(&repair, "repair", false, "delete the records whose layers do not verify")
 	c.AddCommand(verify)
+	c.AddCommand(newCacheExportCommand(a), newCacheImportCommand(a))
 	return c
 }

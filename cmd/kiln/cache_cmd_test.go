@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/engine/enginetest"
@@ -41,15 +42,7 @@ func TestCacheCommands(t *testing.T) {
 
 	// Corrupt one cached layer: verify names it and fails; --repair drops
 	// the record, and the next build runs that step again.
-	s, err := store.Open(context.Background(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.Open(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := c.List(context.Background())
+	entries, err := openCache(t, root).List(context.Background())
 	if err != nil || len(entries) != 3 {
 		t.Fatalf("List: %d entries, %v", len(entries), err)
 	}
@@ -86,6 +79,20 @@ func TestCacheCommands(t *testing.T) {
 	if r := kiln(t, root, nil, "cache", "prune", "--filter", "since=1h"); r.code == 0 {
 		t.Error("prune --filter since=1h was accepted")
 	}
+}
+
+// openCache opens the cache of root, as kiln does.
+func openCache(t *testing.T, root string) *cache.Cache {
+	t.Helper()
+	s, err := store.Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestPruneDuringBuilds prunes the whole cache in a loop while four kiln
@@ -146,4 +153,87 @@ func TestPruneDuringBuilds(t *testing.T) {
 		t.Error("no prune ran during the builds")
 	}
 	t.Logf("%d prunes ran during 8 builds", prunes)
+}
+
+// TestPruneKeepStorage: prune --keep-storage keeps the cache's layers,
+// and the store's blobs that no image needs, under the size; every blob
+// of a tagged image stays, whatever records go.
+func TestPruneKeepStorage(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox", "--cmd", "/bin/sh")
+	for i, tag := range []string{"kept", ""} {
+		dir := t.TempDir()
+		m := "from: busybox\nsteps:\n"
+		for j := 0; j < 3; j++ {
+			m += fmt.Sprintf("  - run: head -c 200000 /dev/urandom > /f%d-%d\n", i, j)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"build", dir}
+		if tag != "" {
+			args = append(args, "-t", tag)
+		}
+		mustKiln(t, root, args...)
+	}
+	if du := mustKiln(t, root, "cache", "du").stdout; !strings.HasPrefix(du, "6 records, ") {
+		t.Fatalf("cache du: %q", du)
+	}
+	// Make every blob older than the collection's grace period.
+	blobs := filepath.Join(root, "oci", "blobs", "sha256")
+	ents, err := os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-10 * time.Minute)
+	for _, e := range ents {
+		if err := os.Chtimes(filepath.Join(blobs, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const keep = 450_000
+	mustKiln(t, root, "cache", "prune", "--keep-storage", "450k")
+
+	entries, err := openCache(t, root).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached int64
+	for _, e := range entries {
+		cached += e.Layer.Size
+	}
+	if cached > keep || len(entries) == 0 || len(entries) == 6 {
+		t.Errorf("after prune --keep-storage 450k: %d records, %d bytes of layers; want some, at most %d bytes", len(entries), cached, keep)
+	}
+	needed := map[string]bool{}
+	for _, img := range []string{"kept", "busybox"} {
+		for _, l := range inspectJSON(t, root, img).Layers {
+			needed[strings.TrimPrefix(l.Digest, "sha256:")] = true
+		}
+	}
+	var other int64
+	ents, err = os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !needed[e.Name()] && fi.Size() > 10_000 { // leave out manifests and configs
+			other += fi.Size()
+		}
+		delete(needed, e.Name())
+	}
+	if len(needed) > 0 {
+		t.Errorf("prune removed blobs that the images kept and busybox need: %v", needed)
+	}
+	if other > keep {
+		t.Errorf("the store keeps %d bytes of layers that no image needs, over the %d asked for", other, keep)
+	}
+	if r := mustKiln(t, root, "run", "kept", "--", "sh", "-c", "cat /f0-0 /f0-1 /f0-2 | wc -c"); strings.TrimSpace(r.stdout) != "600000" {
+		t.Errorf("the kept image after prune: %q", r.stdout)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -49,6 +50,13 @@ const (
 	// Edit replaces a run step's command with Action.Command, for this
 	// build only, and runs it.
 	Edit
+	// Commit makes the changes of the view's last Run the step's layer,
+	// for this build only: the layer is not put in the cache under the
+	// step's key, and the steps after it get keys derived from the
+	// step's key and that layer's digest (see commitShell), which no
+	// build that runs the step computes. A later build so runs the step
+	// again instead of reusing a hand-made layer.
+	Commit
 )
 
 // Action is an Inspector's answer.
@@ -83,6 +91,8 @@ type NodeView struct {
 	// Changes is the label of the changes Diff lists: the step's own in
 	// After, its parent's (when the parent made a layer) in Before.
 	Changes string
+	// Graph is the build's graph; Node is one of its keys.
+	Graph *dag.Graph
 
 	// After only.
 	Cached   bool
@@ -95,6 +105,9 @@ type NodeView struct {
 	changes    v1.Layer // a layer to diff, or nil
 	d          *debugRun
 	released   bool
+	shell      string         // the snapshot the last Run wrote to, kept for Commit
+	shellOwned bool           // shell is a snapshot of Run's own, not Snapshot
+	mounts     []engine.Mount // the toolbox, for Run
 }
 
 // Diff writes, as an uncompressed OCI layer tar, the changes the view
@@ -133,26 +146,26 @@ func (v *NodeView) Lower() []string {
 // unmounts it. No container runs. fn runs on a thread of its own mount
 // namespace: it must not start goroutines that touch the root.
 func (v *NodeView) Mounted(ctx context.Context, before bool, fn func(root string) error) error {
-	mounts, release, err := v.rootfs(ctx, before, false)
+	mounts, _, err := v.rootfs(ctx, before, false)
 	if err != nil {
 		return err
 	}
-	defer release()
 	return container.Mounted(v.d.tmp, [][]engine.Mount{mounts}, func(roots []string) error { return fn(roots[0]) })
 }
 
 // Run runs p in a throwaway container on the view's filesystem (or,
 // with before, on the step's parent's) and waits for it. What p writes
-// is thrown away (on a failed step's snapshot: with the snapshot, at
-// Release).
+// is thrown away at the next Run or at Release (on a failed step's
+// snapshot: with the snapshot), unless the Inspector answers Commit.
 func (v *NodeView) Run(ctx context.Context, p engine.Process, before bool) (engine.Status, error) {
-	mounts, release, err := v.rootfs(ctx, before, true)
+	mounts, snap, err := v.rootfs(ctx, before, true)
 	if err != nil {
 		return engine.Status{}, err
 	}
-	defer release()
+	v.dropShell(ctx)
+	v.shell, v.shellOwned = snap, snap != v.Snapshot
 	id := "dbg-" + randomSuffix()
-	c, err := v.d.rt.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Process: p, Network: v.d.network})
+	c, err := v.d.rt.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: v.mounts, Process: p, Network: v.d.network})
 	if err != nil {
 		return engine.Status{}, err
 	}
@@ -164,9 +177,10 @@ func (v *NodeView) Run(ctx context.Context, p engine.Process, before bool) (engi
 	return st, c.Delete(context.WithoutCancel(ctx))
 }
 
-// Release removes a failed step's snapshot. The executor releases it
-// after After returns, unless the Inspector calls Keep.
+// Release removes a failed step's snapshot and the last Run's. The
+// executor releases the view after Before or After returns.
 func (v *NodeView) Release(ctx context.Context) error {
+	v.dropShell(ctx)
 	if v.Snapshot == "" || v.released {
 		return nil
 	}
@@ -174,25 +188,35 @@ func (v *NodeView) Release(ctx context.Context) error {
 	return v.d.sn.Remove(context.WithoutCancel(ctx), v.Snapshot)
 }
 
-func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.Mount, func(), error) {
-	nop := func() {}
+// dropShell removes the snapshot of the last Run, unless it is the
+// failed step's.
+func (v *NodeView) dropShell(ctx context.Context) {
+	if v.shellOwned {
+		_ = v.d.sn.Remove(context.WithoutCancel(ctx), v.shell)
+	}
+	v.shell, v.shellOwned = "", false
+}
+
+// rootfs returns the mounts of the view's filesystem: read-only, or a
+// writable snapshot, whose key it returns.
+func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.Mount, string, error) {
 	if !before && v.Snapshot != "" && !v.released {
 		m, err := v.d.sn.Mounts(ctx, v.Snapshot)
-		return m, nop, err
+		return m, v.Snapshot, err
 	}
 	dirs := v.Dirs
 	if before && v.Snapshot == "" && len(v.parentDirs) > 0 || before && v.Snapshot != "" {
 		dirs = v.parentDirs
 	}
 	if !writable {
-		return readOnly(uniqueDirs(dirs)), nop, nil
+		return readOnly(uniqueDirs(dirs)), "", nil
 	}
 	key := "dbg-" + randomSuffix()
 	m, err := v.d.sn.Prepare(ctx, key, uniqueDirs(dirs))
 	if err != nil {
-		return nil, nop, err
+		return nil, "", err
 	}
-	return m, func() { _ = v.d.sn.Remove(context.WithoutCancel(ctx), key) }, nil
+	return m, key, nil
 }
 
 // debugRun is the executor's side of an Inspector: it keeps the
@@ -358,7 +382,7 @@ func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
 	v := &NodeView{
 		Node: n.Key, Name: s.Name, Stage: n.Stage.Name, Index: n.Index, Pos: s.Pos, Kind: s.Kind,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
-		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1,
+		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g,
 	}
 	if s.Run != nil {
 		v.Command = s.Run.Args()
@@ -382,8 +406,16 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	if quiet {
 		return nil, false, nil
 	}
-	act := r.debug.in.Before(ctx, r.view(n, st, key.String()))
+	v := r.view(n, st, key.String())
+	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
+	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
+	if err != nil {
+		return nil, true, err
+	}
 	switch act.Kind {
+	case Commit:
+		st, err := r.commitShell(ctx, n, m, st, v, key)
+		return st, true, err
 	case Skip:
 		return st, true, m.To(ctx, lifecycle.Cached, nil)
 	case Abort:
@@ -398,6 +430,51 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 		return r.runStepAgain(ctx, n, m)
 	}
 	return nil, false, nil
+}
+
+// inspect calls the Inspector without holding n's job: a stopped step
+// (or one held while another is) must not keep the others from running.
+func (r *run) inspect(ctx context.Context, n *dag.Node, call func() Action) (Action, error) {
+	j := r.jobs[n]
+	j.release()
+	act := call()
+	return act, j.acquire(ctx)
+}
+
+// commitShell makes the changes of v's last Run the layer of step n,
+// whose key is key, on top of st. The layer is not put in the cache
+// under key: the state's key becomes a digest of key and the layer's
+// DiffID, so the steps after it are cached under keys no normal build
+// computes, and a later build runs n again.
+func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, v *NodeView, key cache.Key) (*fsState, error) {
+	if v.shell == "" {
+		return nil, fmt.Errorf("committing %s: no shell ran", n.Name)
+	}
+	for _, to := range []lifecycle.State{lifecycle.Creating, lifecycle.Running, lifecycle.Committing} {
+		if err := m.To(ctx, to, nil); err != nil {
+			return nil, err
+		}
+	}
+	l, err := r.opts.Store.WriteLayer(ctx, func(w io.Writer) error {
+		return r.debug.sn.Diff(ctx, v.shell, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("committing the debugger's shell as %s: %w", n.Name, err)
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	st = st.clone()
+	if err := r.addLayer(ctx, st, cachedLayer{l, time.Now()}, n.Step.Name+" (committed from a debugger shell)"); err != nil {
+		return nil, err
+	}
+	st.key = cache.ComputeKey(cache.KeyInput{Parent: key, Kind: "debugger-commit", Inputs: []v1.Hash{diffID}})
+	m.SetCacheKey(st.key.String())
+	r.debug.mu.Lock()
+	r.debug.layers[n] = l
+	r.debug.mu.Unlock()
+	return st, m.To(ctx, lifecycle.Done, nil)
 }
 
 // runStepAgain runs n again from the start, from checking-cache.
@@ -452,7 +529,7 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		if parent != nil {
 			v = r.view(n, parent, "")
 		} else {
-			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1}
+			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1, Graph: r.g}
 		}
 		d.mu.Lock()
 		v.CacheKey = d.keys[n.Key]
@@ -483,8 +560,28 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 				d.mu.Unlock()
 			}
 		}
-		act := d.in.After(ctx, v)
+		act, jerr := r.inspect(ctx, n, func() Action { return d.in.After(ctx, v) })
+		if act.Kind == Commit && err != nil && jerr == nil {
+			if !m.State().Final() {
+				_ = m.To(ctx, lifecycle.Failed, err)
+			}
+			if terr := m.To(ctx, lifecycle.CheckingCache, nil); terr != nil {
+				_ = v.Release(ctx)
+				return nil, errors.Join(err, terr)
+			}
+			key, kerr := cache.ParseKey(v.CacheKey)
+			if kerr != nil {
+				_ = v.Release(ctx)
+				return nil, errors.Join(err, kerr)
+			}
+			st, err := r.commitShell(ctx, n, m, parent, v, key)
+			_ = v.Release(ctx)
+			return st, err
+		}
 		_ = v.Release(ctx)
+		if jerr != nil {
+			return nil, errors.Join(err, jerr)
+		}
 		if err == nil {
 			return st, nil
 		}

@@ -172,78 +172,102 @@ steps:
 	}
 }
 
+// ptyKiln is kiln running in this process on a pseudo-terminal, for a
+// test to type into as a user would.
+type ptyKiln struct {
+	t         *testing.T
+	ptmx, tty *os.File
+	mu        sync.Mutex
+	out       bytes.Buffer
+	done      chan int
+	cancel    context.CancelFunc
+}
+
+// startPTY runs kiln --root root args on a new pseudo-terminal.
+func startPTY(t *testing.T, root string, args ...string) *ptyKiln {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ptyKiln{t: t, ptmx: ptmx, tty: tty, done: make(chan int, 1)}
+	t.Cleanup(func() { ptmx.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			p.mu.Lock()
+			p.out.Write(buf[:n])
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 4*commandTimeout)
+	p.cancel = cancel
+	t.Cleanup(cancel)
+	go func() {
+		p.done <- run(ctx, append([]string{"--root", root}, args...), tty, tty, tty)
+	}()
+	return p
+}
+
+// screen returns what the terminal showed so far, without carriage
+// returns.
+func (p *ptyKiln) screen() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.ReplaceAll(p.out.String(), "\r", "")
+}
+
+// expect waits for the n-th appearance of s, then types line.
+func (p *ptyKiln) expect(s string, n int, line string) {
+	p.t.Helper()
+	deadline := time.Now().Add(commandTimeout)
+	for strings.Count(p.screen(), s) < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waited for %q (#%d) in:\n%s", s, n, p.screen())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := p.ptmx.Write([]byte(line + "\n")); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// wait waits for kiln to end and returns its exit status and what the
+// terminal showed.
+func (p *ptyKiln) wait() (int, string) {
+	p.t.Helper()
+	var code int
+	select {
+	case code = <-p.done:
+	case <-time.After(2 * commandTimeout):
+		p.cancel()
+		p.t.Fatalf("kiln did not end:\n%s", p.screen())
+	}
+	p.tty.Close()
+	_, _ = p.ptmx.Write([]byte("\n")) // ends the read kiln's input still has pending
+	got := p.screen()
+	p.t.Logf("terminal:\n%s", got)
+	return code, got
+}
+
 // TestBuildDebugShellTTY opens the debugger's shell on a real terminal:
 // what the shell sees is the step's filesystem, and what it writes is
 // thrown away.
 func TestBuildDebugShellTTY(t *testing.T) {
 	root := buildRoot(t)
 	dir := writeContext(t, map[string]string{"app.yml": debugManifest})
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var mu sync.Mutex
-	var out bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptmx.Read(buf)
-			mu.Lock()
-			out.Write(buf[:n])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	// expect waits for the n-th appearance of s, then types line.
-	expect := func(s string, n int, line string) {
-		t.Helper()
-		deadline := time.Now().Add(commandTimeout)
-		for {
-			mu.Lock()
-			got := strings.Count(strings.ReplaceAll(out.String(), "\r", ""), s)
-			mu.Unlock()
-			if got >= n {
-				break
-			}
-			if time.Now().After(deadline) {
-				mu.Lock()
-				t.Fatalf("waited for %q (#%d) in:\n%s", s, n, out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if _, err := ptmx.Write([]byte(line + "\n")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*commandTimeout)
-	defer cancel()
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"--root", root, "build", "--debug", "-f", filepath.Join(dir, "app.yml"), dir}, tty, tty, tty)
-	}()
-	expect("(kiln) ", 1, "n")
-	expect("(kiln) ", 2, "shell")
-	expect("# ", 1, "ls /; touch /from-shell")
-	expect("# ", 2, "exit")
-	expect("(kiln) ", 3, "ls /")
-	expect("(kiln) ", 4, "q")
-	var code int
-	select {
-	case code = <-done:
-	case <-time.After(commandTimeout):
-		t.Fatal("kiln did not end after q")
-	}
-	tty.Close()
-	_, _ = ptmx.Write([]byte("\n")) // ends the read kiln's input still has pending
-	mu.Lock()
-	got := strings.ReplaceAll(out.String(), "\r", "")
-	mu.Unlock()
-	t.Logf("terminal:\n%s", got)
+	p := startPTY(t, root, "build", "--debug", "-f", filepath.Join(dir, "app.yml"), dir)
+	p.expect("(kiln) ", 1, "n")
+	p.expect("(kiln) ", 2, "shell")
+	p.expect("# ", 1, "ls /; touch /from-shell")
+	p.expect("# ", 2, "exit")
+	p.expect("(kiln) ", 3, "ls /")
+	p.expect("(kiln) ", 4, "q")
+	code, got := p.wait()
 	if code == 0 {
 		t.Error("quit: exit 0")
 	}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// branchesManifest has two stages that build in parallel: a stops at
+// line 6 while b's first step (line 10) still runs; b's second step
+// (line 11) has a breakpoint too.
+const branchesManifest = `stages:
+  a:
+    from: busybox
+    steps:
+      - run: echo a1 > /a1
+      - run: sleep 1 && echo a2 > /a2
+  b:
+    from: busybox
+    steps:
+      - run: sleep 0.5 && echo b1 > /b1
+      - run: echo b2 > /b2
+  final:
+    from: busybox
+    steps:
+      - copy: {from: a, src: /a2, dst: /a2}
+      - copy: {from: b, src: /b2, dst: /b2}
+target: final
+`
+
+// TestBuildDebugParallelBranches stops one branch while another runs: the
+// prompt names the running node, graph shows where the step sits; then
+// continue lets the stopped branch end before the other one goes on,
+// and continue --all lets both run at once.
+func TestBuildDebugParallelBranches(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": branchesManifest})
+	for _, tc := range []struct {
+		name, cont string
+		// waits: b's stop comes after a's last step is done, and the
+		// prompt at b does not list a's step as running.
+		waits bool
+	}{
+		{"continue holds the other branch", "continue", true},
+		{"continue --all lets it run", "continue --all", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPTY(t, root, "build", "--no-cache", "--progress", "plain", "--break", "6", "--break", "11",
+				"-f", filepath.Join(dir, "app.yml"), dir)
+			p.expect("(kiln) ", 1, "graph")
+			p.expect("in parallel:", 1, "help")
+			p.expect("[b/0] done", 1, tc.cont) // b/0 ended its step, then waited
+			p.expect("app.yml:11 (at breakpoint 11)", 1, "c")
+			code, got := p.wait()
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			first, rest, _ := strings.Cut(got, "app.yml:11 (at breakpoint 11)")
+			for _, want := range []string{
+				"app.yml:6 (at breakpoint 6)",
+				"running in parallel: [b/0] run: sleep 0.5 && echo b1 > /b1 (ends its step, then waits)",
+				"  parents:\n    [a/0] run: echo a1 > /a1 (done)\n",
+				"  children:\n    [final/0] copy: --from=a /a2 -> /a2 (pending)\n",
+				"    [b/0] run: sleep 0.5 && echo b1 > /b1 (",
+				"    [b/1] run: echo b2 > /b2 (pending)\n",
+				"continue --all lets every branch run",
+			} {
+				if !strings.Contains(first, want) {
+					t.Errorf("at the first stop, kiln did not print %q", want)
+				}
+			}
+			aDone := strings.Contains(first, "[a/1] done")
+			listed := strings.Contains(rest[:strings.Index(rest, "(kiln) ")], "running in parallel: [a/1]")
+			if aDone != tc.waits || listed == tc.waits {
+				t.Errorf("b stopped with a's step done = %v, and listed as running = %v; want done = %v", aDone, listed, tc.waits)
+			}
+		})
+	}
+}
+
+// TestBuildDebugCommit: on a failed step, a shell makes what the step
+// should have made, commit keeps it, and the build completes on it; the
+// hand-made layer is not cached, so the next build runs the step again
+// (and fails again).
+func TestBuildDebugCommit(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": failingManifest})
+	file := filepath.Join(dir, "app.yml")
+	script := strings.Join([]string{
+		"commit", // no shell yet
+		"shell echo fixed > /fixed",
+		"commit",
+	}, "\n") + "\n"
+	r := kiln(t, root, strings.NewReader(script), "build", "--debug-on-fail", "--break", "99", "--progress", "plain", "-t", "committed", "-f", file, dir)
+	t.Logf("stderr:\n%s", r.stderr)
+	if r.code != 0 {
+		t.Fatalf("exit %d after commit, want 0", r.code)
+	}
+	for _, want := range []string{"commit: no shell ran at this stop", `committing the last shell's changes as "run: echo partial`, "[main/2] done"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("kiln did not print %q", want)
+		}
+	}
+	h := mustKiln(t, root, "inspect", "committed")
+	if !strings.Contains(h.stdout, "committed from a debugger shell") {
+		t.Errorf("the image's history does not mark the hand-made layer:\n%s", h.stdout)
+	}
+	again := kiln(t, root, nil, "build", "--progress", "plain", "-f", file, dir)
+	if again.code == 0 || !strings.Contains(again.stderr, "[main/1] running") {
+		t.Errorf("the build after a commit reused the hand-made layer (exit %d):\n%s", again.code, again.stderr)
+	}
+}

@@ -31,9 +31,10 @@ type Options struct {
 	NoEntry bool
 	// Breaks are breakpoints, as the break command takes them.
 	Breaks []string
-	// KeepDir, when set, is where a failed step's changes are kept as
-	// NAME.tar when there is no prompt.
-	KeepDir string
+	// Keep, when set, keeps a failed step's filesystem when there is no
+	// prompt (NodeView.Image, tagged somewhere) and returns the name it
+	// is kept under, which the report prints.
+	Keep func(ctx context.Context, v *executor.NodeView) (string, error)
 }
 
 // Debugger is an executor.Inspector with a prompt.

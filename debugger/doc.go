@@ -15,5 +15,5 @@
 //
 // Without a prompt (Options.Prompt false, as `kiln build --debug-on-fail`
 // with no terminal), a failing step's output and changes are printed,
-// and its changes are kept as a layer tar in Options.KeepDir.
+// and its filesystem is kept through Options.Keep.
 package debugger

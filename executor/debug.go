@@ -15,8 +15,10 @@ import (
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/image"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // Inspector is an Observer that can also stop a build's steps: when
@@ -108,7 +110,50 @@ type NodeView struct {
 	shell      string         // the snapshot the last Run wrote to, kept for Commit
 	shellOwned bool           // shell is a snapshot of Run's own, not Snapshot
 	mounts     []engine.Mount // the toolbox, for Run
+	parent     *fsState       // the state the step builds on
 }
+
+// Image returns the view's filesystem as an image: its parent's layers
+// and, for a failed step, the changes in its snapshot as one more layer;
+// with the step's env, workdir and user, /bin/sh as its command, and
+// labels naming the step. Tag it in the store to keep the failed step's
+// state beyond Release (kiln debug attach opens a shell on it).
+func (v *NodeView) Image(ctx context.Context) (v1.Image, error) {
+	if v.parent == nil {
+		return nil, fmt.Errorf("%s has no filesystem to keep", v.Node)
+	}
+	layers := append([]image.Layer(nil), v.parent.layers...)
+	now := time.Now().UTC().Truncate(time.Second)
+	if v.Snapshot != "" && !v.released {
+		l, err := v.d.store.WriteLayer(ctx, func(w io.Writer) error { return v.Diff(ctx, w) })
+		if err != nil {
+			return nil, fmt.Errorf("keeping the changes of %s: %w", v.Name, err)
+		}
+		layers = append(layers, image.Layer{Layer: l, CreatedBy: v.Name + " (failed; kept by the debugger)", Created: now})
+	}
+	cfg := *v.parent.config.DeepCopy()
+	cfg.Env, cfg.WorkingDir, cfg.User = v.Env, v.Workdir, v.User
+	cfg.Entrypoint, cfg.Cmd = nil, []string{"/bin/sh"}
+	cfg.Labels = map[string]string{}
+	for k, val := range v.parent.config.Labels {
+		cfg.Labels[k] = val
+	}
+	cfg.Labels[LabelDebugNode] = v.Node
+	cfg.Labels[LabelDebugStep] = v.Name
+	cfg.Labels[LabelDebugPos] = v.Pos.String()
+	if v.Err != nil {
+		cfg.Labels[LabelDebugError] = v.Err.Error()
+	}
+	return image.Assemble(v.parent.base, layers, cfg, now)
+}
+
+// The labels of an image a NodeView made.
+const (
+	LabelDebugNode  = "dev.kiln.debug.node"
+	LabelDebugStep  = "dev.kiln.debug.step"
+	LabelDebugPos   = "dev.kiln.debug.pos"
+	LabelDebugError = "dev.kiln.debug.error"
+)
 
 // Diff writes, as an uncompressed OCI layer tar, the changes the view
 // shows: a failed step's snapshot, else the layer named by Changes. It
@@ -223,6 +268,7 @@ func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.
 // snapshots of failed steps and the exit codes of their containers.
 type debugRun struct {
 	in      Inspector
+	store   *store.Store
 	sn      engine.Snapshotter // the build's own, unwrapped
 	rt      engine.Runtime
 	tmp     string
@@ -246,7 +292,7 @@ func newDebug(r *run) *debugRun {
 		return nil
 	}
 	d := &debugRun{
-		in: in, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
+		in: in, store: r.opts.Store, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
 		holding: map[string]bool{}, held: map[string]string{}, status: map[string]engine.Status{},
 		layers: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
 		keys: map[string]string{},
@@ -382,12 +428,15 @@ func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
 	v := &NodeView{
 		Node: n.Key, Name: s.Name, Stage: n.Stage.Name, Index: n.Index, Pos: s.Pos, Kind: s.Kind,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
-		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g,
+		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g, parent: st,
 	}
 	if s.Run != nil {
 		v.Command = s.Run.Args()
 		v.Env = runEnv(st.config.Env, s.RunEnv)
 	}
+	// The shell gets the toolbox and the values; without them (a bad
+	// entry) it still runs.
+	v.mounts, _ = r.toolboxMounts(context.Background(), n.Stage, []string{"kiln"})
 	r.debug.mu.Lock()
 	if l := r.debug.layers[n.Parent]; l != nil {
 		v.changes, v.Changes = l, n.Parent.Step.Name

@@ -98,6 +98,7 @@ type buildFlags struct {
 	debug         debugFlags
 	explain       bool
 	pull          bool
+	kilnBinary    string
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -138,6 +139,8 @@ docker load archive.`,
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
 	fl.BoolVar(&f.pull, "pull", false, "resolve bases that name a registry there again, instead of using the store's copy")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringVar(&f.kilnBinary, "kiln-binary", "", "the static kiln mounted at /.kiln/bin/kiln in build containers (default: this one)")
+	_ = fl.MarkHidden("kiln-binary")
 	return c
 }
 
@@ -212,6 +215,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		return err
 	}
 	tmp := filepath.Join(a.root, "tmp")
+	kiln, err := kilnBinary(f.kilnBinary)
+	if err != nil {
+		return err
+	}
 	res, err := executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
@@ -219,6 +226,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
+		KilnBinary: kiln,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if f.junit != "" && res != nil {

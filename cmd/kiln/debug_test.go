@@ -115,17 +115,29 @@ func TestBuildDebugFailure(t *testing.T) {
 	}
 }
 
+// attachManifest fails at line 6, after writing a file, with an env and
+// a workdir of its own.
+const attachManifest = `from: busybox
+env: {MODE: ci}
+workdir: /app
+steps:
+  - run: echo base > /base
+  - run: echo partial > partial && rm /base && echo oops && exit 3
+`
+
 // TestBuildDebugOnFailNoTTY: without a terminal, --debug-on-fail prints
-// the failed step's output and changes, and keeps the changes.
+// the failed step's output and changes, and keeps its filesystem under a
+// name that kiln debug attach opens, with the step's env and workdir,
+// after kiln cache prune and the sweep of a new kiln process.
 func TestBuildDebugOnFailNoTTY(t *testing.T) {
 	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"app.yml": failingManifest})
+	dir := writeContext(t, map[string]string{"app.yml": attachManifest})
 	r := kiln(t, root, nil, "build", "--debug-on-fail", "-f", filepath.Join(dir, "app.yml"), dir)
 	t.Logf("stderr:\n%s", r.stderr)
 	if r.code == 0 {
 		t.Fatal("a failing build exited 0")
 	}
-	for _, want := range []string{"exit code 3", "    oops\n", "A /partial (8 B)", "kept the failed step's changes as "} {
+	for _, want := range []string{"exit code 3", "    oops\n", "A /app/partial (8 B)", "D /base", "kept the failed step's filesystem as "} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("kiln did not print %q", want)
 		}
@@ -133,16 +145,31 @@ func TestBuildDebugOnFailNoTTY(t *testing.T) {
 	if strings.Contains(r.stderr, "(kiln) ") {
 		t.Error("a prompt was shown without a terminal")
 	}
-	kept, err := filepath.Glob(filepath.Join(root, "debug", "*.tar"))
-	if err != nil || len(kept) != 1 {
-		t.Fatalf("kept %v (%v), want one tar", kept, err)
+	_, rest, _ := strings.Cut(r.stderr, "kept the failed step's filesystem as ")
+	name, _, _ := strings.Cut(rest, ":")
+	if !strings.HasPrefix(name, "main-1-") {
+		t.Fatalf("kept as %q, want main-1-…", name)
 	}
-	b, err := os.ReadFile(kept[0])
-	if err != nil {
-		t.Fatal(err)
+
+	ls := mustKiln(t, root, "debug", "ls").stdout
+	if !strings.Contains(ls, name+"  ") || !strings.Contains(ls, "run: echo partial") || !strings.Contains(ls, "app.yml:6") {
+		t.Errorf("kiln debug ls does not list %s with its step and line:\n%s", name, ls)
 	}
-	if !strings.Contains(string(b), "partial\n") || !strings.Contains(r.stderr, kept[0]) {
-		t.Errorf("the kept tar %s does not hold /partial, or was not named", kept[0])
+	mustKiln(t, root, "cache", "prune", "--keep-storage", "0")
+	got := mustKiln(t, root, "debug", "attach", name, "--", "sh", "-c", "echo $MODE; pwd; cat partial; test -e /base || echo no base").stdout
+	if want := "ci\n/app\npartial\nno base\n"; got != want {
+		t.Errorf("attach printed %q, want %q", got, want)
+	}
+	// A shell reads its commands from stdin without a terminal.
+	if r := kiln(t, root, strings.NewReader("cat /app/partial\n"), "debug", "attach", name); r.code != 0 || r.stdout != "partial\n" {
+		t.Errorf("attach with a script: exit %d, stdout %q", r.code, r.stdout)
+	}
+	mustKiln(t, root, "debug", "rm", name)
+	if ls := mustKiln(t, root, "debug", "ls").stdout; strings.Contains(ls, name) {
+		t.Errorf("kiln debug rm left %s:\n%s", name, ls)
+	}
+	if r := kiln(t, root, nil, "debug", "attach", name); r.code == 0 {
+		t.Error("attach to a removed step succeeded")
 	}
 }
 
@@ -252,32 +279,6 @@ func (p *ptyKiln) wait() (int, string) {
 	got := p.screen()
 	p.t.Logf("terminal:\n%s", got)
 	return code, got
-}
-
-// TestBuildDebugShellTTY opens the debugger's shell on a real terminal:
-// what the shell sees is the step's filesystem, and what it writes is
-// thrown away.
-func TestBuildDebugShellTTY(t *testing.T) {
-	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"app.yml": debugManifest})
-	p := startPTY(t, root, "build", "--debug", "-f", filepath.Join(dir, "app.yml"), dir)
-	p.expect("(kiln) ", 1, "n")
-	p.expect("(kiln) ", 2, "shell")
-	p.expect("# ", 1, "ls /; touch /from-shell")
-	p.expect("# ", 2, "exit")
-	p.expect("(kiln) ", 3, "ls /")
-	p.expect("(kiln) ", 4, "q")
-	code, got := p.wait()
-	if code == 0 {
-		t.Error("quit: exit 0")
-	}
-	shell, after, _ := strings.Cut(got, "touch /from-shell")
-	if !strings.Contains(shell, "greeting") {
-		t.Error("the shell did not see the step's /greeting")
-	}
-	if !strings.Contains(after, "greeting") || strings.Contains(after, "from-shell") {
-		t.Error("after the shell, ls / does not show /greeting, or shows what the shell wrote")
-	}
 }
 
 // TestBuildDebugCachedBreak: a breakpoint stops a step the cache holds,

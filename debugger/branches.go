@@ -31,6 +31,7 @@ type gate struct {
 	names   map[string]string
 	waiting map[string]bool // nodes held at the gate
 	graph   *dag.Graph
+	needed  map[*dag.Node]bool // the nodes the build runs
 }
 
 func newGate() *gate {
@@ -63,7 +64,7 @@ func (g *gate) next(node string, st lifecycle.State) string {
 	n := g.graph.Node(node)
 	var cont *dag.Node
 	for _, c := range g.graph.Dependents(n) {
-		if c.Parent != n || c.Kind != dag.KindStep {
+		if c.Parent != n || c.Kind != dag.KindStep || !g.needed[c] {
 			continue
 		}
 		if cont != nil {
@@ -87,8 +88,11 @@ func (g *gate) next(node string, st lifecycle.State) string {
 func (g *gate) wait(ctx context.Context, v *executor.NodeView) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.graph == nil {
-		g.graph = v.Graph
+	if g.graph == nil && v.Graph != nil {
+		g.graph, g.needed = v.Graph, map[*dag.Node]bool{}
+		for _, n := range v.Graph.Needed() {
+			g.needed[n] = true
+		}
 	}
 	stop := context.AfterFunc(ctx, func() {
 		g.mu.Lock()

@@ -157,9 +157,11 @@ func TestBuildToolbox(t *testing.T) {
 	}
 }
 
-// TestBuildWaitForTimeout: kiln wait-for fails a step when nothing
-// listens.
-func TestBuildWaitForTimeout(t *testing.T) {
+// TestBuildHelperFailures: kiln wait-for fails a step when nothing
+// listens, and kiln render fails, saying why, in a step whose command
+// does not name kiln (it does not get the values, which are not in its
+// key).
+func TestBuildHelperFailures(t *testing.T) {
 	root := buildRoot(t)
 	bin := staticKiln(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -168,17 +170,29 @@ func TestBuildWaitForTimeout(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	dir := writeContext(t, map[string]string{"app.yml": "from: busybox\nsteps:\n  - run: /.kiln/bin/kiln wait-for " + addr + " --timeout 300ms\n"})
-	start := time.Now()
-	r := kiln(t, root, nil, "build", "--progress", "plain", "--kiln-binary", bin, "-f", filepath.Join(dir, "app.yml"), dir)
-	if r.code == 0 {
-		t.Fatal("wait-for on a closed port passed")
-	}
-	if !strings.Contains(r.stderr, "wait-for "+addr+": no connection within 300ms") {
-		t.Errorf("kiln did not say why:\n%s", r.stderr)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the build took %s", d)
+	for _, tc := range []struct {
+		name, step, want string
+	}{
+		{"wait-for times out", "/.kiln/bin/kiln wait-for " + addr + " --timeout 300ms", "wait-for " + addr + ": no connection within 300ms"},
+		{"render from a script", "sh /render.sh", "the values are only given to the steps whose command mentions kiln"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeContext(t, map[string]string{
+				"app.yml":   "from: busybox\nsteps:\n  - copy: {src: render.sh, dst: /render.sh}\n  - run: " + tc.step + "\n",
+				"render.sh": "echo '{{ x }}' > /t.j2 && /.kiln/bin/kiln render /t.j2 /out\n",
+			})
+			start := time.Now()
+			r := kiln(t, root, nil, "build", "--progress", "plain", "--kiln-binary", bin, "-f", filepath.Join(dir, "app.yml"), dir)
+			if r.code == 0 {
+				t.Fatal("the step passed")
+			}
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("kiln did not say %q:\n%s", tc.want, r.stderr)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the build took %s", d)
+			}
+		})
 	}
 }
 

@@ -10,18 +10,18 @@ import (
 
 // branchesManifest has two stages that build in parallel: a's first step
 // waits until b's first step (line 10) runs, so that when a stops at
-// line 6, b's step is in its container for a second more. b's second
+// line 6, b's step is in its container for two seconds more. b's second
 // step (line 11) has a breakpoint too.
 const branchesManifest = `stages:
   a:
     from: busybox
     steps:
       - run: until nc 127.0.0.1 {{ port }}; do sleep 0.1; done
-      - run: sleep 1 && echo a2 > /a2
+      - run: sleep 2 && echo a2 > /a2
   b:
     from: busybox
     steps:
-      - run: nc -l -p {{ port }} -e true && sleep 1 && echo b1 > /b1
+      - run: nc -l -p {{ port }} -e true && sleep 2 && echo b1 > /b1
       - run: echo b2 > /b2
   final:
     from: busybox
@@ -67,10 +67,10 @@ func TestBuildDebugParallelBranches(t *testing.T) {
 			first, rest, _ := strings.Cut(got, "app.yml:11 (at breakpoint 11)")
 			for _, want := range []string{
 				"app.yml:6 (at breakpoint 6)",
-				"running in parallel: [b/0] run: nc -l -p " + port + " -e true && sleep 1 && echo b1 > /b1 (ends its step, then waits)",
+				"running in parallel: [b/0] run: nc -l -p " + port + " -e true && sleep 2 && echo b1 > /b1 (ends its step, then waits)",
 				"  parents:\n    [a/0] run: until nc 127.0.0.1 " + port + "; do sleep 0.1; done (done)\n",
 				"  children:\n    [final/0] copy: --from=a /a2 -> /a2 (pending)\n",
-				"    [b/0] run: nc -l -p " + port + " -e true && sleep 1 && echo b1 > /b1 (",
+				"    [b/0] run: nc -l -p " + port + " -e true && sleep 2 && echo b1 > /b1 (",
 				"    [b/1] run: echo b2 > /b2 (pending)\n",
 				"continue --all lets every branch run",
 			} {

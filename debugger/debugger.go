@@ -80,10 +80,12 @@ func New(opts Options) (*Debugger, error) {
 	return d, nil
 }
 
-// Event notes e, to tell what runs at a stop, and passes it on.
+// Event passes e on, then notes it, to tell what runs at a stop and to
+// move the focus on: in this order, the progress output says a node
+// ended before a node the end lets go says anything.
 func (d *Debugger) Event(e lifecycle.Event) {
-	d.gate.note(e)
 	d.opts.Observer.Event(e)
+	d.gate.note(e)
 }
 
 // Output passes a node's output on.
@@ -276,11 +278,11 @@ func lookup(name string) (command, bool) {
 }
 
 // branchHelp says what the other branches do at a stop.
-const branchHelp = `Parallel branches: while a step is stopped, no other step starts; a step
-whose container already runs ends its step, then waits. After continue,
-next, skip, retry, edit or commit, this branch goes on alone: the others
-wait until it stops again or ends. continue --all lets every branch run
-on, each stopping at its own breakpoints.
+const branchHelp = `Parallel branches: while a step is stopped, no other step or test starts;
+one whose container already runs ends, then waits. After continue, next,
+skip, retry, edit or commit, this branch goes on alone: the others wait
+until it stops again or ends. continue --all lets every branch run on,
+each stopping at its own breakpoints. Tests stop at breakpoints too.
 `
 
 func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {

@@ -37,7 +37,18 @@ func cont(_ context.Context, d *Debugger, s *stop, args []string, _ string) erro
 	return nil
 }
 
+// notTest refuses what only a step can do.
+func notTest(v *executor.NodeView, what string) error {
+	if v.Test {
+		return fmt.Errorf("%q is a test: it cannot be %s (continue or quit)", v.Name, what)
+	}
+	return nil
+}
+
 func skip(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	if err := notTest(s.v, "skipped"); err != nil {
+		return err
+	}
 	fmt.Fprintf(d.out, "skipping %q: its layer is absent from the image; the steps after it build without it\n", s.v.Name)
 	s.action = &executor.Action{Kind: executor.Skip}
 	return nil
@@ -53,6 +64,9 @@ func retry(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error 
 }
 
 func edit(_ context.Context, d *Debugger, s *stop, _ []string, rest string) error {
+	if err := notTest(s.v, "edited"); err != nil {
+		return err
+	}
 	if len(s.v.Command) == 0 {
 		return fmt.Errorf("%q is not a run step: only a command can be edited", s.v.Name)
 	}

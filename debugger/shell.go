@@ -55,6 +55,9 @@ func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string
 }
 
 func commit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	if err := notTest(s.v, "committed"); err != nil {
+		return err
+	}
 	if !s.shelled {
 		return errors.New("no shell ran at this stop: run shell, change what the step should have, exit, then commit")
 	}

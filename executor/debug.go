@@ -23,9 +23,9 @@ import (
 
 // Inspector is an Observer that can also stop a build's steps: when
 // Options.Observer implements it (as io.WriterTo upgrades an io.Reader),
-// the executor calls Before once a step's cache key is known and before
-// the cache is looked up, and After once the step has ended, well or
-// not. Both are called from the step's own goroutine: the step waits
+// the executor calls Before once a step's (or test's) cache key is known
+// and before the cache is looked up, and After once a step has ended,
+// well or not. Both are called from the step's own goroutine: the step waits
 // for them, the rest of the graph goes on. Steps that only change the
 // config (env, user, a workdir that makes no directory) are not stopped.
 type Inspector interface {
@@ -81,7 +81,8 @@ type NodeView struct {
 	Index   int          // the step's index in its stage
 	Pos     manifest.Pos // where the user wrote it
 	Kind    manifest.StepKind
-	Command []string // a run step's argv
+	Test    bool     // a test: it can only go on or be aborted
+	Command []string // a run step's or test's argv
 	// Env, Workdir and User are the step's process's.
 	Env      []string
 	Workdir  string
@@ -424,15 +425,20 @@ func (d *debugRun) output(node string) string {
 
 // view describes step n, about to run on st.
 func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
-	s := n.Step
 	v := &NodeView{
-		Node: n.Key, Name: s.Name, Stage: n.Stage.Name, Index: n.Index, Pos: s.Pos, Kind: s.Kind,
+		Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Index: n.Index,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
 		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g, parent: st,
 	}
-	if s.Run != nil {
-		v.Command = s.Run.Args()
-		v.Env = runEnv(st.config.Env, s.RunEnv)
+	switch s := n.Step; {
+	case s != nil:
+		v.Name, v.Pos, v.Kind = s.Name, s.Pos, s.Kind
+		if s.Run != nil {
+			v.Command = s.Run.Args()
+			v.Env = runEnv(st.config.Env, s.RunEnv)
+		}
+	case n.Test != nil:
+		v.Pos, v.Command, v.Test = n.Test.Pos, n.Test.Run.Args(), true
 	}
 	// The shell gets the toolbox and the values; without them (a bad
 	// entry) it still runs.
@@ -524,6 +530,21 @@ func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine
 	r.debug.layers[n] = l
 	r.debug.mu.Unlock()
 	return st, m.To(ctx, lifecycle.Done, nil)
+}
+
+// beforeTest lets the Inspector hold test n, or stop before it, once its
+// key is known: a test can only go on or be aborted.
+func (r *run) beforeTest(ctx context.Context, n *dag.Node, st *fsState, key cache.Key) error {
+	v := r.view(n, st, key.String())
+	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
+	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
+	if err != nil {
+		return err
+	}
+	if act.Kind == Abort {
+		return ErrAborted
+	}
+	return nil
 }
 
 // runStepAgain runs n again from the start, from checking-cache.

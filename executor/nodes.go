@@ -687,6 +687,11 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	if r.opts.DryRun {
 		return r.dryRunTest(ctx, n, m, key)
 	}
+	if r.debug != nil {
+		if err := r.beforeTest(ctx, n, st, key); err != nil {
+			return err
+		}
+	}
 	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key}
 	start := time.Now()
 	if !r.noCache(n) && r.testPassed(key) {

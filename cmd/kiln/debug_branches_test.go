@@ -174,3 +174,31 @@ func TestBuildDebugAcceptancePTY(t *testing.T) {
 		t.Errorf("after quit the cache holds %d records, want 3 (not the fourth step):\n%s", n, ls)
 	}
 }
+
+// TestBuildDebugTestBreak: a breakpoint stops before a test too, which
+// can go on but not be skipped.
+func TestBuildDebugTestBreak(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": `from: busybox
+steps:
+  - run: echo a > /a
+tests:
+  - name: unit
+    run: test -f /a
+`})
+	r := kiln(t, root, strings.NewReader("skip\nenv\nc\n"), "build", "--progress", "plain", "--break", "test: unit", "-f", filepath.Join(dir, "app.yml"), dir)
+	t.Logf("stderr:\n%s", r.stderr)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, want := range []string{
+		`(at breakpoint test: unit), before "test: unit" [main/test/unit]`,
+		`skip: "test: unit" is a test: it cannot be skipped (continue or quit)`,
+		"command: test -f /a",
+		"[main/test/unit] passed",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("kiln did not print %q", want)
+		}
+	}
+}

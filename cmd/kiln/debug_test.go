@@ -207,6 +207,7 @@ type ptyKiln struct {
 	mu        sync.Mutex
 	out       bytes.Buffer
 	done      chan int
+	drained   chan struct{} // the terminal's output has all been read
 	cancel    context.CancelFunc
 }
 
@@ -217,9 +218,10 @@ func startPTY(t *testing.T, root string, args ...string) *ptyKiln {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ptyKiln{t: t, ptmx: ptmx, tty: tty, done: make(chan int, 1)}
+	p := &ptyKiln{t: t, ptmx: ptmx, tty: tty, done: make(chan int, 1), drained: make(chan struct{})}
 	t.Cleanup(func() { ptmx.Close() })
 	go func() {
+		defer close(p.drained)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
@@ -274,8 +276,14 @@ func (p *ptyKiln) wait() (int, string) {
 		p.cancel()
 		p.t.Fatalf("kiln did not end:\n%s", p.screen())
 	}
-	p.tty.Close()
 	_, _ = p.ptmx.Write([]byte("\n")) // ends the read kiln's input still has pending
+	p.tty.Close()
+	// Read what kiln wrote last: the master reads EIO once it is all read
+	// and the terminal is closed.
+	select {
+	case <-p.drained:
+	case <-time.After(2 * time.Second):
+	}
 	got := p.screen()
 	p.t.Logf("terminal:\n%s", got)
 	return code, got

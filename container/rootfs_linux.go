@@ -357,14 +357,16 @@ func (r *rootfs) setup(cfg initConfig) error {
 // bind mounts the host path m.Source on the container path m.Target.
 func (r *rootfs) bind(m engine.Mount) error {
 	if m.Type != "bind" && m.Type != "rbind" && m.Type != "" {
-		if m.Type == "tmpfs" {
+		// tmpfs, or a read-only overlay of layer directories (a toolbox
+		// image).
+		if m.Type == "tmpfs" || m.Type == "overlay" {
 			host, err := r.mountpoint(m.Target, false)
 			if err != nil {
 				return err
 			}
 			return mountOne(m, host)
 		}
-		return fmt.Errorf("mount on %s: unsupported type %q (use bind or tmpfs)", m.Target, m.Type)
+		return fmt.Errorf("mount on %s: unsupported type %q (use bind, tmpfs or overlay)", m.Target, m.Type)
 	}
 	fi, err := os.Stat(m.Source)
 	if err != nil {

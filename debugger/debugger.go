@@ -31,9 +31,10 @@ type Options struct {
 	NoEntry bool
 	// Breaks are breakpoints, as the break command takes them.
 	Breaks []string
-	// KeepDir, when set, is where a failed step's changes are kept as
-	// NAME.tar when there is no prompt.
-	KeepDir string
+	// Keep, when set, keeps a failed step's filesystem when there is no
+	// prompt (NodeView.Image, tagged somewhere) and returns the name it
+	// is kept under, which the report prints.
+	Keep func(ctx context.Context, v *executor.NodeView) (string, error)
 }
 
 // Debugger is an executor.Inspector with a prompt.
@@ -52,6 +53,8 @@ type Debugger struct {
 
 	outMu   sync.Mutex // Output comes while a prompt is open
 	outputs map[string]*strings.Builder
+
+	gate *gate // holds the other branches at a stop
 }
 
 var _ executor.Inspector = (*Debugger)(nil)
@@ -68,7 +71,7 @@ func New(opts Options) (*Debugger, error) {
 		opts.Observer = lifecycle.Observers(nil)
 	}
 	d := &Debugger{opts: opts, in: newInput(opts.In), out: opts.Out, onFail: true,
-		files: map[string][]string{}, outputs: map[string]*strings.Builder{}}
+		files: map[string][]string{}, outputs: map[string]*strings.Builder{}, gate: newGate()}
 	for _, b := range opts.Breaks {
 		if err := d.addBreak(b); err != nil {
 			return nil, err
@@ -77,8 +80,13 @@ func New(opts Options) (*Debugger, error) {
 	return d, nil
 }
 
-// Event passes e on.
-func (d *Debugger) Event(e lifecycle.Event) { d.opts.Observer.Event(e) }
+// Event passes e on, then notes it, to tell what runs at a stop and to
+// move the focus on: in this order, the progress output says a node
+// ended before a node the end lets go says anything.
+func (d *Debugger) Event(e lifecycle.Event) {
+	d.opts.Observer.Event(e)
+	d.gate.note(e)
+}
 
 // Output passes a node's output on.
 func (d *Debugger) Output(node string, p []byte) {
@@ -123,59 +131,92 @@ type stop struct {
 	v      *executor.NodeView
 	after  bool // after the step ran (it failed)
 	action *executor.Action
+	all    bool // the other branches run on (continue --all, quit)
+	// shelled: a shell ran at this stop, whose changes commit keeps.
+	shelled bool
 }
 
 // Before stops before a step on entry, after next, and at breakpoints.
+// While another step is stopped, or another branch has the focus, it
+// waits first (see gate).
 func (d *Debugger) Before(ctx context.Context, v *executor.NodeView) executor.Action {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.quit {
-		return executor.Action{Kind: executor.Abort}
-	}
-	why := ""
-	switch {
-	case !d.entered && !d.opts.NoEntry:
-		why = "on entry"
-	case d.stepping:
-		why = "after next"
-	default:
-		if b := d.matching(v); b != nil {
-			why = "at breakpoint " + b.spec
+	for {
+		d.gate.wait(ctx, v)
+		d.mu.Lock()
+		if d.quit {
+			d.mu.Unlock()
+			return executor.Action{Kind: executor.Abort}
 		}
+		why := ""
+		switch {
+		case !d.entered && !d.opts.NoEntry:
+			why = "on entry"
+		case d.stepping:
+			why = "after next"
+		default:
+			if b := d.matching(v); b != nil {
+				why = "at breakpoint " + b.spec
+			}
+		}
+		if why == "" || !d.opts.Prompt {
+			d.entered = true
+			d.mu.Unlock()
+			return executor.Action{Kind: executor.Continue}
+		}
+		if !d.gate.stop(v.Node) {
+			d.mu.Unlock()
+			continue // another branch stopped first
+		}
+		d.entered = true
+		fmt.Fprintf(d.out, "stopped at %s (%s), before %q [%s]\n", where(v), why, v.Name, v.Node)
+		if v.Cached || v.CacheKey != "" {
+			fmt.Fprintf(d.out, "  cache key %s\n", short(v.CacheKey))
+		}
+		return d.prompt(ctx, &stop{v: v})
 	}
-	d.entered = true
-	if why == "" || !d.opts.Prompt {
-		return executor.Action{Kind: executor.Continue}
-	}
-	fmt.Fprintf(d.out, "stopped at %s (%s), before %q [%s]\n", where(v), why, v.Name, v.Node)
-	if v.Cached || v.CacheKey != "" {
-		fmt.Fprintf(d.out, "  cache key %s\n", short(v.CacheKey))
-	}
-	return d.repl(ctx, &stop{v: v})
 }
 
 // After stops when a step failed.
 func (d *Debugger) After(ctx context.Context, v *executor.NodeView) executor.Action {
-	d.mu.Lock()
+	for {
+		if v.Err == nil || errors.Is(v.Err, context.Canceled) || ctx.Err() != nil {
+			return executor.Action{Kind: executor.Continue}
+		}
+		d.gate.wait(ctx, v)
+		d.mu.Lock()
+		if d.quit || !d.onFail {
+			d.mu.Unlock()
+			return executor.Action{Kind: executor.Continue}
+		}
+		if !d.gate.stop(v.Node) {
+			d.mu.Unlock()
+			continue
+		}
+		fmt.Fprintf(d.out, "step failed at %s: %q [%s]\n", where(v), v.Name, v.Node)
+		if v.ExitCode >= 0 {
+			fmt.Fprintf(d.out, "  exit code %d\n", v.ExitCode)
+		}
+		if v.Output != "" {
+			fmt.Fprintf(d.out, "  last output:\n    %s\n", strings.ReplaceAll(v.Output, "\n", "\n    "))
+		}
+		if !d.opts.Prompt {
+			d.report(ctx, v)
+			d.gate.resume(v.Node, true)
+			d.mu.Unlock()
+			return executor.Action{Kind: executor.Continue}
+		}
+		return d.prompt(ctx, &stop{v: v, after: true})
+	}
+}
+
+// prompt runs the prompt of stop s, whose gate is open and d.mu held,
+// then lets the build go on as the user chose.
+func (d *Debugger) prompt(ctx context.Context, s *stop) executor.Action {
 	defer d.mu.Unlock()
-	if v.Err == nil || d.quit || !d.onFail {
-		return executor.Action{Kind: executor.Continue}
-	}
-	if errors.Is(v.Err, context.Canceled) || ctx.Err() != nil {
-		return executor.Action{Kind: executor.Continue}
-	}
-	fmt.Fprintf(d.out, "step failed at %s: %q [%s]\n", where(v), v.Name, v.Node)
-	if v.ExitCode >= 0 {
-		fmt.Fprintf(d.out, "  exit code %d\n", v.ExitCode)
-	}
-	if v.Output != "" {
-		fmt.Fprintf(d.out, "  last output:\n    %s\n", strings.ReplaceAll(v.Output, "\n", "\n    "))
-	}
-	if !d.opts.Prompt {
-		d.report(ctx, v)
-		return executor.Action{Kind: executor.Continue}
-	}
-	return d.repl(ctx, &stop{v: v, after: true})
+	d.gate.printOthers(d.out, s.v.Node)
+	act := d.repl(ctx, s)
+	d.gate.resume(s.v.Node, s.all || act.Kind == executor.Abort)
+	return act
 }
 
 // repl reads commands until one lets the build go on.
@@ -186,7 +227,7 @@ func (d *Debugger) repl(ctx context.Context, s *stop) executor.Action {
 		if err != nil {
 			// The input ended: as if quit was typed.
 			fmt.Fprintln(d.out, "\nend of input: quitting")
-			d.quit = true
+			d.quit, s.all = true, true
 			return executor.Action{Kind: executor.Abort}
 		}
 		fields := strings.Fields(line)
@@ -222,6 +263,7 @@ func commands() []command {
 	cs = append(cs, breakCommands()...)
 	cs = append(cs, inspectCommands()...)
 	cs = append(cs, shellCommands()...)
+	cs = append(cs, command{name: "graph", alias: "g", usage: "where the step sits in the graph: its parents, children, and the nodes that run in parallel", run: graphCmd})
 	cs = append(cs, command{name: "help", alias: "h", usage: "help: this list", run: help})
 	return cs
 }
@@ -235,6 +277,14 @@ func lookup(name string) (command, bool) {
 	return command{}, false
 }
 
+// branchHelp says what the other branches do at a stop.
+const branchHelp = `Parallel branches: while a step is stopped, no other step or test starts;
+one whose container already runs ends, then waits. After continue, next,
+skip, retry, edit or commit, this branch goes on alone: the others wait
+until it stops again or ends. continue --all lets every branch run on,
+each stopping at its own breakpoints. Tests stop at breakpoints too.
+`
+
 func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {
 	for _, c := range commands() {
 		alias := ""
@@ -243,6 +293,7 @@ func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {
 		}
 		fmt.Fprintf(d.out, "  %-10s%s %s\n", c.name, alias, c.usage)
 	}
+	fmt.Fprint(d.out, branchHelp)
 	return nil
 }
 

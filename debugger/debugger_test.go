@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -117,5 +119,68 @@ func TestInputBorrow(t *testing.T) {
 	}
 	if _, err := in.line(); err != io.EOF {
 		t.Fatalf("line() at the end: %v, want EOF", err)
+	}
+}
+
+// TestGateFocus: the focus follows a branch's steps, and is dropped
+// where the branch forks, ends, fails, or goes on to a step that waits
+// for another branch or that the build does not run.
+func TestGateFocus(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.yml")
+	src := `stages:
+  a:
+    from: scratch
+    steps: [a0, a1]
+  unused:
+    from: a
+    steps: [u0]
+  c:
+    from: scratch
+    steps: [c0]
+  t:
+    from: scratch
+    steps:
+      - copy: {from: a, src: /x, dst: /x}
+      - copy: {from: c, src: /x, dst: /y}
+target: t
+`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifest.Load(context.Background(), file, manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := dag.Compile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, focus string
+		ended       lifecycle.State
+		done        []string // other nodes that have ended
+		want        string
+	}{
+		{"the next step", "a/0", lifecycle.Done, nil, "a/1"},
+		{"a cached step", "a/0", lifecycle.Cached, nil, "a/1"},
+		{"a failure", "a/0", lifecycle.Failed, nil, ""},
+		{"the next step is not built", "a/1", lifecycle.Done, nil, ""},
+		{"the next step waits for another branch", "t/0", lifecycle.Done, nil, ""},
+		{"the other branch has ended", "t/0", lifecycle.Done, []string{"c/0"}, "t/1"},
+		{"the end", "t/1", lifecycle.Done, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gt := newGate()
+			gt.wait(context.Background(), &executor.NodeView{Node: tc.focus, Graph: g})
+			for _, d := range tc.done {
+				gt.note(lifecycle.Event{Node: d, State: lifecycle.Done})
+			}
+			gt.resume(tc.focus, false)
+			gt.note(lifecycle.Event{Node: tc.focus, State: tc.ended})
+			if gt.focus != tc.want {
+				t.Errorf("focus after %s %s = %q, want %q", tc.focus, tc.ended, gt.focus, tc.want)
+			}
+		})
 	}
 }

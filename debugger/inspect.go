@@ -254,33 +254,19 @@ func cacheCmd(_ context.Context, d *Debugger, s *stop, _ []string, _ string) err
 	return nil
 }
 
-// report prints what a failed step changed, and keeps the changes, when
-// there is no prompt.
+// report prints what a failed step changed, and keeps its filesystem,
+// when there is no prompt.
 func (d *Debugger) report(ctx context.Context, v *executor.NodeView) {
 	if err := d.printDiff(ctx, v); err != nil {
 		fmt.Fprintf(d.out, "  reading its changes: %v\n", err)
 	}
-	if d.opts.KeepDir == "" || v.Snapshot == "" {
+	if d.opts.Keep == nil || v.Snapshot == "" {
 		return
 	}
-	if err := os.MkdirAll(d.opts.KeepDir, 0o755); err != nil {
-		fmt.Fprintf(d.out, "  keeping its changes: %v\n", err)
-		return
-	}
-	p := filepath.Join(d.opts.KeepDir, v.Snapshot+".tar")
-	f, err := os.Create(p)
+	name, err := d.opts.Keep(ctx, v)
 	if err != nil {
-		fmt.Fprintf(d.out, "  keeping its changes: %v\n", err)
+		fmt.Fprintf(d.out, "  keeping its filesystem: %v\n", err)
 		return
 	}
-	err = v.Diff(ctx, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(p)
-		fmt.Fprintf(d.out, "  keeping its changes: %v\n", err)
-		return
-	}
-	fmt.Fprintf(d.out, "kept the failed step's changes as %s (snapshot %s)\n", p, v.Snapshot)
+	fmt.Fprintf(d.out, "kept the failed step's filesystem as %s: kiln debug attach %s opens a shell in it\n", name, name)
 }

@@ -13,11 +13,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/executor"
 )
 
 func shellCommands() []command {
 	return []command{
-		{name: "shell", alias: "sh", usage: "shell [--before] [CMD]: a shell (or CMD) in a throwaway container on the step's filesystem", run: shell},
+		{name: "shell", alias: "sh", usage: "shell [--before] [CMD]: a shell (or CMD) in a throwaway container on the step's filesystem, the toolbox at /.kiln", run: shell},
+		{name: "commit", usage: "keep what the last shell changed as this step's result, for this build only: it is not cached, and later builds run the step again", run: commit},
 	}
 }
 
@@ -45,9 +47,22 @@ func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string
 	if err != nil {
 		return err
 	}
+	s.shelled = true
 	if st.Code != 0 {
 		fmt.Fprintf(d.out, "shell: exit status %d\n", st.Code)
 	}
+	return nil
+}
+
+func commit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
+	if err := notTest(s.v, "committed"); err != nil {
+		return err
+	}
+	if !s.shelled {
+		return errors.New("no shell ran at this stop: run shell, change what the step should have, exit, then commit")
+	}
+	fmt.Fprintf(d.out, "committing the last shell's changes as %q, for this build only\n", s.v.Name)
+	s.action = &executor.Action{Kind: executor.Commit}
 	return nil
 }
 

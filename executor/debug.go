@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -14,15 +15,17 @@ import (
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/image"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // Inspector is an Observer that can also stop a build's steps: when
 // Options.Observer implements it (as io.WriterTo upgrades an io.Reader),
-// the executor calls Before once a step's cache key is known and before
-// the cache is looked up, and After once the step has ended, well or
-// not. Both are called from the step's own goroutine: the step waits
+// the executor calls Before once a step's (or test's) cache key is known
+// and before the cache is looked up, and After once a step has ended,
+// well or not. Both are called from the step's own goroutine: the step waits
 // for them, the rest of the graph goes on. Steps that only change the
 // config (env, user, a workdir that makes no directory) are not stopped.
 type Inspector interface {
@@ -49,6 +52,13 @@ const (
 	// Edit replaces a run step's command with Action.Command, for this
 	// build only, and runs it.
 	Edit
+	// Commit makes the changes of the view's last Run the step's layer,
+	// for this build only: the layer is not put in the cache under the
+	// step's key, and the steps after it get keys derived from the
+	// step's key and that layer's digest (see commitShell), which no
+	// build that runs the step computes. A later build so runs the step
+	// again instead of reusing a hand-made layer.
+	Commit
 )
 
 // Action is an Inspector's answer.
@@ -71,7 +81,8 @@ type NodeView struct {
 	Index   int          // the step's index in its stage
 	Pos     manifest.Pos // where the user wrote it
 	Kind    manifest.StepKind
-	Command []string // a run step's argv
+	Test    bool     // a test: it can only go on or be aborted
+	Command []string // a run step's or test's argv
 	// Env, Workdir and User are the step's process's.
 	Env      []string
 	Workdir  string
@@ -83,6 +94,8 @@ type NodeView struct {
 	// Changes is the label of the changes Diff lists: the step's own in
 	// After, its parent's (when the parent made a layer) in Before.
 	Changes string
+	// Graph is the build's graph; Node is one of its keys.
+	Graph *dag.Graph
 
 	// After only.
 	Cached   bool
@@ -95,7 +108,53 @@ type NodeView struct {
 	changes    v1.Layer // a layer to diff, or nil
 	d          *debugRun
 	released   bool
+	shell      string         // the snapshot the last Run wrote to, kept for Commit
+	shellOwned bool           // shell is a snapshot of Run's own, not Snapshot
+	mounts     []engine.Mount // the toolbox, for Run
+	parent     *fsState       // the state the step builds on
 }
+
+// Image returns the view's filesystem as an image: its parent's layers
+// and, for a failed step, the changes in its snapshot as one more layer;
+// with the step's env, workdir and user, /bin/sh as its command, and
+// labels naming the step. Tag it in the store to keep the failed step's
+// state beyond Release (kiln debug attach opens a shell on it).
+func (v *NodeView) Image(ctx context.Context) (v1.Image, error) {
+	if v.parent == nil {
+		return nil, fmt.Errorf("%s has no filesystem to keep", v.Node)
+	}
+	layers := append([]image.Layer(nil), v.parent.layers...)
+	now := time.Now().UTC().Truncate(time.Second)
+	if v.Snapshot != "" && !v.released {
+		l, err := v.d.store.WriteLayer(ctx, func(w io.Writer) error { return v.Diff(ctx, w) })
+		if err != nil {
+			return nil, fmt.Errorf("keeping the changes of %s: %w", v.Name, err)
+		}
+		layers = append(layers, image.Layer{Layer: l, CreatedBy: v.Name + " (failed; kept by the debugger)", Created: now})
+	}
+	cfg := *v.parent.config.DeepCopy()
+	cfg.Env, cfg.WorkingDir, cfg.User = v.Env, v.Workdir, v.User
+	cfg.Entrypoint, cfg.Cmd = nil, []string{"/bin/sh"}
+	cfg.Labels = map[string]string{}
+	for k, val := range v.parent.config.Labels {
+		cfg.Labels[k] = val
+	}
+	cfg.Labels[LabelDebugNode] = v.Node
+	cfg.Labels[LabelDebugStep] = v.Name
+	cfg.Labels[LabelDebugPos] = v.Pos.String()
+	if v.Err != nil {
+		cfg.Labels[LabelDebugError] = v.Err.Error()
+	}
+	return image.Assemble(v.parent.base, layers, cfg, now)
+}
+
+// The labels of an image a NodeView made.
+const (
+	LabelDebugNode  = "dev.kiln.debug.node"
+	LabelDebugStep  = "dev.kiln.debug.step"
+	LabelDebugPos   = "dev.kiln.debug.pos"
+	LabelDebugError = "dev.kiln.debug.error"
+)
 
 // Diff writes, as an uncompressed OCI layer tar, the changes the view
 // shows: a failed step's snapshot, else the layer named by Changes. It
@@ -133,26 +192,26 @@ func (v *NodeView) Lower() []string {
 // unmounts it. No container runs. fn runs on a thread of its own mount
 // namespace: it must not start goroutines that touch the root.
 func (v *NodeView) Mounted(ctx context.Context, before bool, fn func(root string) error) error {
-	mounts, release, err := v.rootfs(ctx, before, false)
+	mounts, _, err := v.rootfs(ctx, before, false)
 	if err != nil {
 		return err
 	}
-	defer release()
 	return container.Mounted(v.d.tmp, [][]engine.Mount{mounts}, func(roots []string) error { return fn(roots[0]) })
 }
 
 // Run runs p in a throwaway container on the view's filesystem (or,
 // with before, on the step's parent's) and waits for it. What p writes
-// is thrown away (on a failed step's snapshot: with the snapshot, at
-// Release).
+// is thrown away at the next Run or at Release (on a failed step's
+// snapshot: with the snapshot), unless the Inspector answers Commit.
 func (v *NodeView) Run(ctx context.Context, p engine.Process, before bool) (engine.Status, error) {
-	mounts, release, err := v.rootfs(ctx, before, true)
+	mounts, snap, err := v.rootfs(ctx, before, true)
 	if err != nil {
 		return engine.Status{}, err
 	}
-	defer release()
+	v.dropShell(ctx)
+	v.shell, v.shellOwned = snap, snap != v.Snapshot
 	id := "dbg-" + randomSuffix()
-	c, err := v.d.rt.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Process: p, Network: v.d.network})
+	c, err := v.d.rt.Create(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: v.mounts, Process: p, Network: v.d.network})
 	if err != nil {
 		return engine.Status{}, err
 	}
@@ -164,9 +223,10 @@ func (v *NodeView) Run(ctx context.Context, p engine.Process, before bool) (engi
 	return st, c.Delete(context.WithoutCancel(ctx))
 }
 
-// Release removes a failed step's snapshot. The executor releases it
-// after After returns, unless the Inspector calls Keep.
+// Release removes a failed step's snapshot and the last Run's. The
+// executor releases the view after Before or After returns.
 func (v *NodeView) Release(ctx context.Context) error {
+	v.dropShell(ctx)
 	if v.Snapshot == "" || v.released {
 		return nil
 	}
@@ -174,31 +234,42 @@ func (v *NodeView) Release(ctx context.Context) error {
 	return v.d.sn.Remove(context.WithoutCancel(ctx), v.Snapshot)
 }
 
-func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.Mount, func(), error) {
-	nop := func() {}
+// dropShell removes the snapshot of the last Run, unless it is the
+// failed step's.
+func (v *NodeView) dropShell(ctx context.Context) {
+	if v.shellOwned {
+		_ = v.d.sn.Remove(context.WithoutCancel(ctx), v.shell)
+	}
+	v.shell, v.shellOwned = "", false
+}
+
+// rootfs returns the mounts of the view's filesystem: read-only, or a
+// writable snapshot, whose key it returns.
+func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.Mount, string, error) {
 	if !before && v.Snapshot != "" && !v.released {
 		m, err := v.d.sn.Mounts(ctx, v.Snapshot)
-		return m, nop, err
+		return m, v.Snapshot, err
 	}
 	dirs := v.Dirs
 	if before && v.Snapshot == "" && len(v.parentDirs) > 0 || before && v.Snapshot != "" {
 		dirs = v.parentDirs
 	}
 	if !writable {
-		return readOnly(uniqueDirs(dirs)), nop, nil
+		return readOnly(uniqueDirs(dirs)), "", nil
 	}
 	key := "dbg-" + randomSuffix()
 	m, err := v.d.sn.Prepare(ctx, key, uniqueDirs(dirs))
 	if err != nil {
-		return nil, nop, err
+		return nil, "", err
 	}
-	return m, func() { _ = v.d.sn.Remove(context.WithoutCancel(ctx), key) }, nil
+	return m, key, nil
 }
 
 // debugRun is the executor's side of an Inspector: it keeps the
 // snapshots of failed steps and the exit codes of their containers.
 type debugRun struct {
 	in      Inspector
+	store   *store.Store
 	sn      engine.Snapshotter // the build's own, unwrapped
 	rt      engine.Runtime
 	tmp     string
@@ -222,7 +293,7 @@ func newDebug(r *run) *debugRun {
 		return nil
 	}
 	d := &debugRun{
-		in: in, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
+		in: in, store: r.opts.Store, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
 		holding: map[string]bool{}, held: map[string]string{}, status: map[string]engine.Status{},
 		layers: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
 		keys: map[string]string{},
@@ -354,16 +425,24 @@ func (d *debugRun) output(node string) string {
 
 // view describes step n, about to run on st.
 func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
-	s := n.Step
 	v := &NodeView{
-		Node: n.Key, Name: s.Name, Stage: n.Stage.Name, Index: n.Index, Pos: s.Pos, Kind: s.Kind,
+		Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Index: n.Index,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
-		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1,
+		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g, parent: st,
 	}
-	if s.Run != nil {
-		v.Command = s.Run.Args()
-		v.Env = runEnv(st.config.Env, s.RunEnv)
+	switch s := n.Step; {
+	case s != nil:
+		v.Name, v.Pos, v.Kind = s.Name, s.Pos, s.Kind
+		if s.Run != nil {
+			v.Command = s.Run.Args()
+			v.Env = runEnv(st.config.Env, s.RunEnv)
+		}
+	case n.Test != nil:
+		v.Pos, v.Command, v.Test = n.Test.Pos, n.Test.Run.Args(), true
 	}
+	// The shell gets the toolbox and the values; without them (a bad
+	// entry) it still runs.
+	v.mounts, _ = r.toolboxMounts(context.Background(), n.Stage, []string{"kiln"})
 	r.debug.mu.Lock()
 	if l := r.debug.layers[n.Parent]; l != nil {
 		v.changes, v.Changes = l, n.Parent.Step.Name
@@ -382,8 +461,16 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	if quiet {
 		return nil, false, nil
 	}
-	act := r.debug.in.Before(ctx, r.view(n, st, key.String()))
+	v := r.view(n, st, key.String())
+	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
+	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
+	if err != nil {
+		return nil, true, err
+	}
 	switch act.Kind {
+	case Commit:
+		st, err := r.commitShell(ctx, n, m, st, v, key)
+		return st, true, err
 	case Skip:
 		return st, true, m.To(ctx, lifecycle.Cached, nil)
 	case Abort:
@@ -398,6 +485,66 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 		return r.runStepAgain(ctx, n, m)
 	}
 	return nil, false, nil
+}
+
+// inspect calls the Inspector without holding n's job: a stopped step
+// (or one held while another is) must not keep the others from running.
+func (r *run) inspect(ctx context.Context, n *dag.Node, call func() Action) (Action, error) {
+	j := r.jobs[n]
+	j.release()
+	act := call()
+	return act, j.acquire(ctx)
+}
+
+// commitShell makes the changes of v's last Run the layer of step n,
+// whose key is key, on top of st. The layer is not put in the cache
+// under key: the state's key becomes a digest of key and the layer's
+// DiffID, so the steps after it are cached under keys no normal build
+// computes, and a later build runs n again.
+func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, v *NodeView, key cache.Key) (*fsState, error) {
+	if v.shell == "" {
+		return nil, fmt.Errorf("committing %s: no shell ran", n.Name)
+	}
+	for _, to := range []lifecycle.State{lifecycle.Creating, lifecycle.Running, lifecycle.Committing} {
+		if err := m.To(ctx, to, nil); err != nil {
+			return nil, err
+		}
+	}
+	l, err := r.opts.Store.WriteLayer(ctx, func(w io.Writer) error {
+		return r.debug.sn.Diff(ctx, v.shell, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("committing the debugger's shell as %s: %w", n.Name, err)
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	st = st.clone()
+	if err := r.addLayer(ctx, st, cachedLayer{l, time.Now()}, n.Step.Name+" (committed from a debugger shell)"); err != nil {
+		return nil, err
+	}
+	st.key = cache.ComputeKey(cache.KeyInput{Parent: key, Kind: "debugger-commit", Inputs: []v1.Hash{diffID}})
+	m.SetCacheKey(st.key.String())
+	r.debug.mu.Lock()
+	r.debug.layers[n] = l
+	r.debug.mu.Unlock()
+	return st, m.To(ctx, lifecycle.Done, nil)
+}
+
+// beforeTest lets the Inspector hold test n, or stop before it, once its
+// key is known: a test can only go on or be aborted.
+func (r *run) beforeTest(ctx context.Context, n *dag.Node, st *fsState, key cache.Key) error {
+	v := r.view(n, st, key.String())
+	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
+	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
+	if err != nil {
+		return err
+	}
+	if act.Kind == Abort {
+		return ErrAborted
+	}
+	return nil
 }
 
 // runStepAgain runs n again from the start, from checking-cache.
@@ -452,7 +599,7 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		if parent != nil {
 			v = r.view(n, parent, "")
 		} else {
-			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1}
+			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1, Graph: r.g}
 		}
 		d.mu.Lock()
 		v.CacheKey = d.keys[n.Key]
@@ -483,8 +630,28 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 				d.mu.Unlock()
 			}
 		}
-		act := d.in.After(ctx, v)
+		act, jerr := r.inspect(ctx, n, func() Action { return d.in.After(ctx, v) })
+		if act.Kind == Commit && err != nil && jerr == nil {
+			if !m.State().Final() {
+				_ = m.To(ctx, lifecycle.Failed, err)
+			}
+			if terr := m.To(ctx, lifecycle.CheckingCache, nil); terr != nil {
+				_ = v.Release(ctx)
+				return nil, errors.Join(err, terr)
+			}
+			key, kerr := cache.ParseKey(v.CacheKey)
+			if kerr != nil {
+				_ = v.Release(ctx)
+				return nil, errors.Join(err, kerr)
+			}
+			st, err := r.commitShell(ctx, n, m, parent, v, key)
+			_ = v.Release(ctx)
+			return st, err
+		}
 		_ = v.Release(ctx)
+		if jerr != nil {
+			return nil, errors.Join(err, jerr)
+		}
 		if err == nil {
 			return st, nil
 		}

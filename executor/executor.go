@@ -68,6 +68,12 @@ type Options struct {
 	// Remote, when set, is asked for a step's key when Cache lacks it;
 	// see Remote.
 	Remote Remote
+	// KilnBinary is kiln's static binary, mounted at /.kiln/bin/kiln in
+	// every run step's and test's container with the template values
+	// and the stages' toolbox: entries (see package toolbox and
+	// toolbox.go). The default, "", mounts /.kiln only for stages with a
+	// toolbox.
+	KilnBinary string
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
@@ -135,6 +141,7 @@ type run struct {
 	// downloads are what copy steps' URLs fetched, until the step ends.
 	downloads map[*dag.Node]*downloaded
 	debug     *debugRun // with an Inspector; see debug.go
+	tb        toolboxState
 	inputs    map[*dag.Node]*NodeInputs
 	// unpacks are the layers found in the cache whose directories are
 	// not unpacked yet, by directory; see layerDir.
@@ -170,6 +177,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		r.obs = lifecycle.Observers(nil)
 	}
 	r.debug = newDebug(r)
+	defer r.dropToolbox()
 	nodes := g.Needed()
 	for _, n := range nodes {
 		kind := lifecycle.Step

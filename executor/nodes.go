@@ -154,6 +154,9 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 		in.Network = string(nw)
+		if in.Inputs, err = r.valuesInput(in.Args); err != nil {
+			return nil, err
+		}
 		if len(s.Mounts) > 0 {
 			mk, err := r.mountsKey(ctx, s)
 			if err != nil {
@@ -389,6 +392,11 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 		defer cleanup()
+		tb, err := r.toolboxMounts(ctx, n.Stage, s.Run.Args())
+		if err != nil {
+			return nil, err
+		}
+		extra = append(tb, extra...)
 		nw, err := r.stepNetwork(s)
 		if err != nil {
 			return nil, err
@@ -450,14 +458,9 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 	return l, nil
 }
 
-// runContainer runs p in a container on mounts and waits for it.
-// It holds one of the build's container slots instead of n's job while
-// the container exists.
-func (r *run) runContainer(ctx context.Context, n *dag.Node, id string, mounts []engine.Mount, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
-	return r.runContainerWith(ctx, n, id, mounts, nil, r.opts.Network, p, timeout, m)
-}
-
-// runContainerWith is runContainer with further mounts and a network.
+// runContainerWith runs p in a container on mounts, with further mounts
+// and a network, and waits for it. It holds one of the build's container
+// slots instead of n's job while the container exists.
 func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
 	lim, to := r.limitsFor(n)
 	if timeout > 0 {
@@ -681,11 +684,19 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		Workdir: st.config.WorkingDir, User: st.config.User, Network: string(r.opts.Network),
 		Shell: []string{t.Timeout.String()},
 	}
+	if kin.Inputs, err = r.valuesInput(kin.Args); err != nil {
+		return err
+	}
 	key := cache.ComputeKey(kin)
 	m.SetCacheKey(key.String())
 	r.noteKey(n, key, kin)
 	if r.opts.DryRun {
 		return r.dryRunTest(ctx, n, m, key)
+	}
+	if r.debug != nil {
+		if err := r.beforeTest(ctx, n, st, key); err != nil {
+			return err
+		}
 	}
 	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key}
 	start := time.Now()
@@ -706,8 +717,12 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
+	tb, err := r.toolboxMounts(ctx, n.Stage, t.Run.Args())
+	if err != nil {
+		return err
+	}
 	out := r.newTail(n)
-	status, err := r.runContainer(ctx, n, sk, mounts, engine.Process{
+	status, err := r.runContainerWith(ctx, n, sk, mounts, tb, r.opts.Network, engine.Process{
 		Args: t.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
 		Stdout: out, Stderr: out,
 	}, t.Timeout, m)

@@ -295,6 +295,10 @@ func inputChanges(n, p *Inputs) []Reason {
 		return []Reason{{Input: "template", Path: at(n.Args, 0), Old: old, New: new}}
 	case n.Kind == "copy" && at(n.Args, 0) != "":
 		return []Reason{{Input: "stage", Path: at(n.Args, 0), Old: old, New: new}}
+	case n.Kind == "run" || n.Kind == "test":
+		// Its only input digest is the template values /.kiln/values.json
+		// holds (executor/toolbox.go).
+		return []Reason{{Input: "values", Old: old, New: new}}
 	}
 	return []Reason{{Input: "sources", Old: old, New: new}}
 }
@@ -413,6 +417,8 @@ func (r Reason) String() string {
 		return "the template " + r.Path + " renders differently (its file or the values it uses changed)"
 	case "stage":
 		return "what it copies from stage " + r.Path + " changed"
+	case "values":
+		return "the template values changed (it runs kiln, which reads them)"
 	case "sources":
 		return "its sources changed: " + r.Old + " → " + r.New
 	case "kind":

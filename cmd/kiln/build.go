@@ -105,6 +105,7 @@ type buildFlags struct {
 	locked        bool
 	cacheTo       []string
 	cacheFrom     []string
+	kilnBinary    string
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -149,6 +150,8 @@ docker load archive.`,
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "after the build, write its cache records and layers to registry://REGISTRY/REPO:TAG[,mode=min|max][,mounts=true] (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "look steps the local cache lacks up in registry://REGISTRY/REPO:TAG (repeatable, first wins)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringVar(&f.kilnBinary, "kiln-binary", "", "the static kiln mounted at /.kiln/bin/kiln in build containers (default: this one)")
+	_ = fl.MarkHidden("kiln-binary")
 	return c
 }
 
@@ -240,6 +243,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		return err
 	}
 	tmp := filepath.Join(a.root, "tmp")
+	kiln, err := kilnBinary(f.kilnBinary)
+	if err != nil {
+		return err
+	}
 	res, err := executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
@@ -247,7 +254,8 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
-		Remote: remote,
+		Remote:     remote,
+		KilnBinary: kiln,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if f.junit != "" && res != nil {

@@ -1,11 +1,15 @@
 package main
 
 import (
-	"path/filepath"
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/debugger"
+	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/lifecycle"
 )
 
@@ -18,7 +22,7 @@ type debugFlags struct {
 func (f *debugFlags) add(c *cobra.Command) {
 	fl := c.Flags()
 	fl.BoolVar(&f.debug, "debug", false, "step through the build: a prompt before the first step, at breakpoints and on failures (type help)")
-	fl.BoolVar(&f.onFail, "debug-on-fail", false, "no prompt until a step fails; without a terminal, print the failed step's changes and keep them under the root's debug/")
+	fl.BoolVar(&f.onFail, "debug-on-fail", false, "no prompt until a step fails; without a terminal, print the failed step's changes and keep its filesystem for kiln debug attach")
 	fl.StringArrayVar(&f.breaks, "break", nil, "stop before the step at LINE, FILE:LINE, or STEP (a node key or part of its name) (repeatable)")
 }
 
@@ -32,6 +36,126 @@ func (f *debugFlags) observer(a *app, obs lifecycle.Observer) (lifecycle.Observe
 		Prompt:  f.debug || len(f.breaks) > 0 || debugger.IsTerminal(a.stdin),
 		NoEntry: !f.debug,
 		Breaks:  f.breaks,
-		KeepDir: filepath.Join(a.root, "debug"),
+		Keep:    a.keepFailed,
 	})
+}
+
+// keptRepo is where kept failed steps are tagged in the local store: as
+// images, their layers are safe from the sweep of leftover snapshots and
+// from kiln cache prune, until kiln debug rm.
+const keptRepo = "kiln-debug/"
+
+// keepFailed tags a failed step's filesystem in the store, under a name
+// made of its node key and a random suffix.
+func (a *app) keepFailed(ctx context.Context, v *executor.NodeView) (string, error) {
+	img, err := v.Image(ctx)
+	if err != nil {
+		return "", err
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return "", err
+	}
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case 'a' <= r && r <= 'z', '0' <= r && r <= '9', r == '-', r == '.', r == '_':
+			return r
+		case 'A' <= r && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, v.Node) + "-" + strings.TrimPrefix(randomID(), "run-")[:6]
+	if _, err := s.Tag(ctx, img, keptRepo+name); err != nil {
+		return "", fmt.Errorf("keeping the failed step as %s: %w", name, err)
+	}
+	return name, nil
+}
+
+func newDebugCommand(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "debug",
+		Short: "Open, list and remove the failed steps kiln build --debug-on-fail kept",
+		Long: `Without a terminal, kiln build --debug-on-fail prints a failed step's changes
+and keeps its filesystem (its parent's layers and what it wrote before it
+failed) under a name it prints. kiln debug attach NAME opens a shell there,
+with the step's environment, working directory and user.`,
+	}
+	c.AddCommand(&cobra.Command{
+		Use:   "ls",
+		Short: "List the kept failed steps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.debugList(cmd.Context())
+		},
+	}, &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove kept failed steps",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.store(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, n := range args {
+				if err := s.Remove(cmd.Context(), keptRepo+n); err != nil {
+					return fmt.Errorf("removing kept step %s: %w (kiln debug ls lists them)", n, err)
+				}
+			}
+			return nil
+		},
+	})
+	var attach runFlags
+	ac := &cobra.Command{
+		Use:   "attach NAME [-- COMMAND [ARG...]]",
+		Short: "Open a shell (or run COMMAND) on a kept failed step's filesystem",
+		Long: `Attach runs /bin/sh (or COMMAND) in a new container on the kept step's
+filesystem, with the step's environment, working directory and user; on a
+terminal, interactively. What it writes is thrown away.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			command := args[1:]
+			if len(command) > 0 && command[0] == "--" {
+				command = command[1:]
+			}
+			attach.interactive = true
+			attach.tty = debugger.IsTerminal(a.stdin)
+			return a.runContainer(cmd.Context(), attach, keptRepo+args[0], command)
+		},
+	}
+	ac.Flags().SetInterspersed(false)
+	ac.Flags().StringVar(&attach.network, "network", "host", "network: host or none")
+	c.AddCommand(ac)
+	return c
+}
+
+// debugList prints the kept failed steps: name, step, where, when.
+func (a *app) debugList(ctx context.Context) error {
+	s, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSTEP\tAT\tKEPT")
+	for _, im := range list {
+		name, ok := strings.CutPrefix(im.Name, keptRepo)
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(name, ":latest")
+		img, err := s.Image(ctx, im.Name)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		l := cf.Config.Labels
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, l[executor.LabelDebugStep], l[executor.LabelDebugPos], im.Created.Format("2006-01-02 15:04:05"))
+	}
+	return w.Flush()
 }

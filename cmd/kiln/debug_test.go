@@ -115,17 +115,29 @@ func TestBuildDebugFailure(t *testing.T) {
 	}
 }
 
+// attachManifest fails at line 6, after writing a file, with an env and
+// a workdir of its own.
+const attachManifest = `from: busybox
+env: {MODE: ci}
+workdir: /app
+steps:
+  - run: echo base > /base
+  - run: echo partial > partial && rm /base && echo oops && exit 3
+`
+
 // TestBuildDebugOnFailNoTTY: without a terminal, --debug-on-fail prints
-// the failed step's output and changes, and keeps the changes.
+// the failed step's output and changes, and keeps its filesystem under a
+// name that kiln debug attach opens, with the step's env and workdir,
+// after kiln cache prune and the sweep of a new kiln process.
 func TestBuildDebugOnFailNoTTY(t *testing.T) {
 	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"app.yml": failingManifest})
+	dir := writeContext(t, map[string]string{"app.yml": attachManifest})
 	r := kiln(t, root, nil, "build", "--debug-on-fail", "-f", filepath.Join(dir, "app.yml"), dir)
 	t.Logf("stderr:\n%s", r.stderr)
 	if r.code == 0 {
 		t.Fatal("a failing build exited 0")
 	}
-	for _, want := range []string{"exit code 3", "    oops\n", "A /partial (8 B)", "kept the failed step's changes as "} {
+	for _, want := range []string{"exit code 3", "    oops\n", "A /app/partial (8 B)", "D /base", "kept the failed step's filesystem as "} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("kiln did not print %q", want)
 		}
@@ -133,16 +145,31 @@ func TestBuildDebugOnFailNoTTY(t *testing.T) {
 	if strings.Contains(r.stderr, "(kiln) ") {
 		t.Error("a prompt was shown without a terminal")
 	}
-	kept, err := filepath.Glob(filepath.Join(root, "debug", "*.tar"))
-	if err != nil || len(kept) != 1 {
-		t.Fatalf("kept %v (%v), want one tar", kept, err)
+	_, rest, _ := strings.Cut(r.stderr, "kept the failed step's filesystem as ")
+	name, _, _ := strings.Cut(rest, ":")
+	if !strings.HasPrefix(name, "main-1-") {
+		t.Fatalf("kept as %q, want main-1-…", name)
 	}
-	b, err := os.ReadFile(kept[0])
-	if err != nil {
-		t.Fatal(err)
+
+	ls := mustKiln(t, root, "debug", "ls").stdout
+	if !strings.Contains(ls, name+"  ") || !strings.Contains(ls, "run: echo partial") || !strings.Contains(ls, "app.yml:6") {
+		t.Errorf("kiln debug ls does not list %s with its step and line:\n%s", name, ls)
 	}
-	if !strings.Contains(string(b), "partial\n") || !strings.Contains(r.stderr, kept[0]) {
-		t.Errorf("the kept tar %s does not hold /partial, or was not named", kept[0])
+	mustKiln(t, root, "cache", "prune", "--keep-storage", "0")
+	got := mustKiln(t, root, "debug", "attach", name, "--", "sh", "-c", "echo $MODE; pwd; cat partial; test -e /base || echo no base").stdout
+	if want := "ci\n/app\npartial\nno base\n"; got != want {
+		t.Errorf("attach printed %q, want %q", got, want)
+	}
+	// A shell reads its commands from stdin without a terminal.
+	if r := kiln(t, root, strings.NewReader("cat /app/partial\n"), "debug", "attach", name); r.code != 0 || r.stdout != "partial\n" {
+		t.Errorf("attach with a script: exit %d, stdout %q", r.code, r.stdout)
+	}
+	mustKiln(t, root, "debug", "rm", name)
+	if ls := mustKiln(t, root, "debug", "ls").stdout; strings.Contains(ls, name) {
+		t.Errorf("kiln debug rm left %s:\n%s", name, ls)
+	}
+	if r := kiln(t, root, nil, "debug", "attach", name); r.code == 0 {
+		t.Error("attach to a removed step succeeded")
 	}
 }
 
@@ -172,88 +199,94 @@ steps:
 	}
 }
 
-// TestBuildDebugShellTTY opens the debugger's shell on a real terminal:
-// what the shell sees is the step's filesystem, and what it writes is
-// thrown away.
-func TestBuildDebugShellTTY(t *testing.T) {
-	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"app.yml": debugManifest})
+// ptyKiln is kiln running in this process on a pseudo-terminal, for a
+// test to type into as a user would.
+type ptyKiln struct {
+	t         *testing.T
+	ptmx, tty *os.File
+	mu        sync.Mutex
+	out       bytes.Buffer
+	done      chan int
+	drained   chan struct{} // the terminal's output has all been read
+	cancel    context.CancelFunc
+}
+
+// startPTY runs kiln --root root args on a new pseudo-terminal.
+func startPTY(t *testing.T, root string, args ...string) *ptyKiln {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ptmx.Close()
-	var mu sync.Mutex
-	var out bytes.Buffer
-	copied := make(chan struct{})
+	p := &ptyKiln{t: t, ptmx: ptmx, tty: tty, done: make(chan int, 1), drained: make(chan struct{})}
+	t.Cleanup(func() { ptmx.Close() })
 	go func() {
-		defer close(copied)
+		defer close(p.drained)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
-			mu.Lock()
-			out.Write(buf[:n])
-			mu.Unlock()
+			p.mu.Lock()
+			p.out.Write(buf[:n])
+			p.mu.Unlock()
 			if err != nil {
 				return
 			}
 		}
 	}()
-	// expect waits for the n-th appearance of s, then types line.
-	expect := func(s string, n int, line string) {
-		t.Helper()
-		deadline := time.Now().Add(commandTimeout)
-		for {
-			mu.Lock()
-			got := strings.Count(strings.ReplaceAll(out.String(), "\r", ""), s)
-			mu.Unlock()
-			if got >= n {
-				break
-			}
-			if time.Now().After(deadline) {
-				mu.Lock()
-				t.Fatalf("waited for %q (#%d) in:\n%s", s, n, out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if _, err := ptmx.Write([]byte(line + "\n")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*commandTimeout)
-	defer cancel()
-	done := make(chan int)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*commandTimeout)
+	p.cancel = cancel
+	t.Cleanup(cancel)
 	go func() {
-		done <- run(ctx, []string{"--root", root, "build", "--debug", "-f", filepath.Join(dir, "app.yml"), dir}, tty, tty, tty)
+		p.done <- run(ctx, append([]string{"--root", root}, args...), tty, tty, tty)
 	}()
-	expect("(kiln) ", 1, "n")
-	expect("(kiln) ", 2, "shell")
-	expect("# ", 1, "ls /; touch /from-shell")
-	expect("# ", 2, "exit")
-	expect("(kiln) ", 3, "ls /")
-	expect("(kiln) ", 4, "q")
+	return p
+}
+
+// screen returns what the terminal showed so far, without carriage
+// returns.
+func (p *ptyKiln) screen() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.ReplaceAll(p.out.String(), "\r", "")
+}
+
+// expect waits for the n-th appearance of s, then types line.
+func (p *ptyKiln) expect(s string, n int, line string) {
+	p.t.Helper()
+	deadline := time.Now().Add(commandTimeout)
+	for strings.Count(p.screen(), s) < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waited for %q (#%d) in:\n%s", s, n, p.screen())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := p.ptmx.Write([]byte(line + "\n")); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// wait waits for kiln to end and returns its exit status and what the
+// terminal showed.
+func (p *ptyKiln) wait() (int, string) {
+	p.t.Helper()
 	var code int
 	select {
-	case code = <-done:
-	case <-time.After(commandTimeout):
-		t.Fatal("kiln did not end after q")
+	case code = <-p.done:
+	case <-time.After(2 * commandTimeout):
+		p.cancel()
+		p.t.Fatalf("kiln did not end:\n%s", p.screen())
 	}
-	tty.Close()
-	_, _ = ptmx.Write([]byte("\n")) // ends the read kiln's input still has pending
-	mu.Lock()
-	got := strings.ReplaceAll(out.String(), "\r", "")
-	mu.Unlock()
-	t.Logf("terminal:\n%s", got)
-	if code == 0 {
-		t.Error("quit: exit 0")
+	_, _ = p.ptmx.Write([]byte("\n")) // ends the read kiln's input still has pending
+	p.tty.Close()
+	// Read what kiln wrote last: the master reads EIO once it is all read
+	// and the terminal is closed.
+	select {
+	case <-p.drained:
+	case <-time.After(2 * time.Second):
 	}
-	shell, after, _ := strings.Cut(got, "touch /from-shell")
-	if !strings.Contains(shell, "greeting") {
-		t.Error("the shell did not see the step's /greeting")
-	}
-	if !strings.Contains(after, "greeting") || strings.Contains(after, "from-shell") {
-		t.Error("after the shell, ls / does not show /greeting, or shows what the shell wrote")
-	}
+	got := p.screen()
+	p.t.Logf("terminal:\n%s", got)
+	return code, got
 }
 
 // TestBuildDebugCachedBreak: a breakpoint stops a step the cache holds,

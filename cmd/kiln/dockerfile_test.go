@@ -203,6 +203,20 @@ func TestBuildDockerfile(t *testing.T) {
 // mount target.
 func checkLayer(t *testing.T, i int, rc io.ReadCloser) {
 	t.Helper()
+	tarEntries(t, rc, func(name string, data []byte) {
+		if strings.HasPrefix(name, "run/secrets") || strings.HasPrefix(name, "cache") || name == "run" || name == "run/" {
+			t.Errorf("layer %d holds the mount stub %s", i, name)
+		}
+		if bytes.Contains(data, []byte(secretValue)) {
+			t.Errorf("layer %d: %s holds the secret", i, name)
+		}
+	})
+}
+
+// tarEntries calls fn with the name (without "./") and the content of
+// each entry of the tar rc, then closes rc.
+func tarEntries(t *testing.T, rc io.ReadCloser, fn func(name string, data []byte)) {
+	t.Helper()
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for {
@@ -211,19 +225,13 @@ func checkLayer(t *testing.T, i int, rc io.ReadCloser) {
 			return
 		}
 		if err != nil {
-			t.Fatalf("layer %d: %v", i, err)
-		}
-		name := strings.TrimPrefix(h.Name, "./")
-		if strings.HasPrefix(name, "run/secrets") || strings.HasPrefix(name, "cache") || name == "run" || name == "run/" {
-			t.Errorf("layer %d holds the mount stub %s", i, h.Name)
+			t.Fatalf("reading a layer: %v", err)
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(data, []byte(secretValue)) {
-			t.Errorf("layer %d: %s holds the secret", i, h.Name)
-		}
+		fn(strings.TrimPrefix(h.Name, "./"), data)
 	}
 }
 

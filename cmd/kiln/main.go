@@ -22,12 +22,17 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/snapshot"
 	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/toolbox"
 )
 
 func main() {
 	// A container's init and exec helper are this binary, re-executed.
 	if container.Main() {
 		return
+	}
+	// Run as /.kiln/bin/kiln in a build container: the helpers.
+	if toolbox.InContainer() {
+		os.Exit(runHelper(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -112,6 +117,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newOutdatedCommand(a),
 		newModuleCommand(a),
 		newLockCommand(a),
+		newDebugCommand(a),
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)

@@ -1,0 +1,96 @@
+package toolbox
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/engine"
+)
+
+func TestParseEntry(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Entry
+		err  bool
+	}{
+		{in: "./tools", want: Entry{Name: "tools", Dir: "./tools"}},
+		{in: "ci/bin/", want: Entry{Name: "bin", Dir: "ci/bin/"}},
+		{in: "helpers=./tools", want: Entry{Name: "helpers", Dir: "./tools"}},
+		{in: "image:127.0.0.1:5000/tools/jq:1.7", want: Entry{Name: "jq", Image: "127.0.0.1:5000/tools/jq:1.7"}},
+		{in: "image:busybox", want: Entry{Name: "busybox", Image: "busybox"}},
+		{in: "image:r.io/yq@sha256:abc", want: Entry{Name: "yq", Image: "r.io/yq@sha256:abc"}},
+		{in: "q=image:r.io/yq:4", want: Entry{Name: "q", Image: "r.io/yq:4"}},
+		{in: "image:", err: true},
+		{in: ".", err: true},
+		{in: "x=", err: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseEntry(tc.in)
+			if (err != nil) != tc.err {
+				t.Fatalf("ParseEntry(%q) error %v, want error %v", tc.in, err, tc.err)
+			}
+			if tc.err {
+				return
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMounts(t *testing.T) {
+	got := Mounts("/usr/bin/kiln", "/tmp/v.json", []Tool{
+		{Name: "dir", Dirs: []string{"/ctx/tools"}},
+		{Name: "img", Dirs: []string{"/l/base", "/l/top"}},
+	})
+	ro := []string{"ro", "nosuid", "nodev"}
+	want := []engine.Mount{
+		{Type: "tmpfs", Source: "tmpfs", Target: "/.kiln", Options: []string{"mode=755", "size=1m", "nosuid", "nodev"}},
+		{Type: "bind", Source: "/usr/bin/kiln", Target: "/.kiln/bin/kiln", Options: ro},
+		{Type: "bind", Source: "/tmp/v.json", Target: "/.kiln/values.json", Options: []string{"ro", "nosuid", "nodev", "noexec"}},
+		{Type: "bind", Source: "/ctx/tools", Target: "/.kiln/toolbox/dir", Options: ro},
+		{Type: "overlay", Source: "overlay", Target: "/.kiln/toolbox/img", Options: []string{"ro", "nosuid", "nodev", "lowerdir=/l/top:/l/base"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestValues(t *testing.T) {
+	in := map[string]any{"n": 3, "f": 1.5, "s": "x", "l": []any{1, "y"}, "m": map[string]any{"k": 2}}
+	p, err := WriteValues(t.TempDir(), "v-*.json", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadValues(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"n": int64(3), "f": 1.5, "s": "x", "l": []any{int64(1), "y"}, "m": map[string]any{"k": int64(2)}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestStatic(t *testing.T) {
+	// /proc/self/exe is this test binary, built with cgo or not; a
+	// shell script is no ELF at all.
+	script := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Static(script); err == nil {
+		t.Error("a shell script was read as an ELF binary")
+	}
+	dyn := "/bin/sh" // dash: dynamically linked on Debian
+	if ok, err := Static(dyn); err != nil || ok {
+		t.Errorf("Static(%s) = %v, %v; want false", dyn, ok, err)
+	}
+	if ok, err := Static("/bin/busybox"); err == nil && !ok {
+		t.Error("busybox-static read as dynamic")
+	}
+}

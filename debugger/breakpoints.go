@@ -68,10 +68,24 @@ func (b breakpoint) matches(v *executor.NodeView) bool {
 	if b.step != "" {
 		return b.step == v.Node || strings.Contains(v.Name, b.step)
 	}
-	if b.line != v.Pos.Line {
-		return false
+	// A module's step is at its line of the module and, through
+	// Pos.Caller, at each use: line that inlined it. A bare LINE is a
+	// line of the manifest itself: the outermost position.
+	for p := &v.Pos; p != nil; p = p.Caller {
+		if p.Line != b.line {
+			continue
+		}
+		if b.file == "" {
+			if p.Caller == nil {
+				return true
+			}
+			continue
+		}
+		if b.file == p.File || b.file == filepath.Base(p.File) {
+			return true
+		}
 	}
-	return b.file == "" || b.file == v.Pos.File || b.file == filepath.Base(v.Pos.File)
+	return false
 }
 
 // matching returns the first breakpoint at v, or nil.

@@ -42,6 +42,32 @@ func TestBreakpoints(t *testing.T) {
 			}
 		})
 	}
+	// A module's step: written at line 3 of lib/user.yml, used at line 7
+	// of app.yml.
+	m := &executor.NodeView{Node: "main/1", Name: "user: run: adduser", Pos: manifest.Pos{File: "/src/lib/user.yml", Line: 3, Col: 5,
+		Caller: &manifest.Pos{File: "/src/app.yml", Line: 7, Col: 5}}}
+	for _, tc := range []struct {
+		spec string
+		want bool
+	}{
+		{"7", true},  // the use: line of the manifest
+		{"3", false}, // a bare line is the manifest's, not the module's
+		{"app.yml:7", true},
+		{"user.yml:3", true},
+		{"/src/lib/user.yml:3", true},
+		{"user.yml:7", false},
+		{"app.yml:3", false},
+	} {
+		t.Run("module/"+tc.spec, func(t *testing.T) {
+			b, err := parseBreak(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.matches(m); got != tc.want {
+				t.Errorf("break %s matches = %v, want %v", tc.spec, got, tc.want)
+			}
+		})
+	}
 	if _, err := parseBreak("0"); err == nil {
 		t.Error("break 0 was accepted")
 	}

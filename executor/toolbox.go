@@ -167,19 +167,31 @@ func (r *run) resolveTool(ctx context.Context, e toolbox.Entry) (toolbox.Tool, e
 		t.Dirs = uniqueDirs(dirs)
 		return t, nil
 	}
-	root, err := os.OpenRoot(r.b.Context)
+	// A directory of the build context, or (an absolute path, which
+	// only the inlining of a registry module writes) of a module
+	// unpacked under the root's modules/.
+	base, dir, where := r.b.Context, filepath.Clean(e.Dir), "the build context"
+	if filepath.IsAbs(dir) {
+		base, where = filepath.Join(r.opts.Store.Root(), "modules"), "kiln's module cache"
+		rel, err := filepath.Rel(base, dir)
+		if err != nil || !filepath.IsLocal(rel) {
+			return t, fmt.Errorf("%s is not in %s", e.Dir, where)
+		}
+		dir = rel
+	}
+	root, err := os.OpenRoot(base)
 	if err != nil {
 		return t, err
 	}
 	defer root.Close()
-	fi, err := root.Stat(filepath.Clean(e.Dir))
+	fi, err := root.Stat(dir)
 	if err != nil {
-		return t, fmt.Errorf("not in the build context: %w", err)
+		return t, fmt.Errorf("not in %s: %w", where, err)
 	}
 	if !fi.IsDir() {
 		return t, fmt.Errorf("%s is not a directory", e.Dir)
 	}
-	t.Dirs = []string{filepath.Join(r.b.Context, filepath.Clean(e.Dir))}
+	t.Dirs = []string{filepath.Join(base, dir)}
 	return t, nil
 }
 

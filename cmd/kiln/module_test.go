@@ -99,13 +99,7 @@ func mustRead(t *testing.T, path string) string {
 // does not change while a plain build warns that the lock is stale.
 func TestModuleRegistryLock(t *testing.T) {
 	root := buildRoot(t)
-	reg := startDockerRegistry(t)
-	isolateDockerConfig(t)
-	ca := "--ca-file=" + reg.caFile
-	r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", ca)
-	if r.code != 0 {
-		t.Fatalf("kiln login: exit %d: %s", r.code, r.stderr)
-	}
+	reg, ca := loggedInRegistry(t, root)
 	base := reg.host + "/base/busybox:1"
 	mustKiln(t, root, "push", "busybox", base, ca)
 
@@ -211,7 +205,7 @@ tests:
 	if err := os.WriteFile(filepath.Join(project, "kiln.lock"), []byte(strings.ReplaceAll(lockText, "oci://"+tag+": "+d1, "oci://"+tag+": "+bogus)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = kiln(t, newRoot(t), nil, "build", "--locked", "-f", app, ca)
+	r := kiln(t, newRoot(t), nil, "build", "--locked", "-f", app, ca)
 	if want := "use oci://" + tag + ": the lock pins " + reg.host + "/mods/motd@" + bogus; r.code == 0 || !strings.Contains(r.stderr, want) {
 		t.Errorf("--locked with a digest the registry lacks: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
@@ -272,5 +266,40 @@ use:
 	r := kiln(t, root, nil, "module", "doc", t.TempDir())
 	if r.code == 0 || !strings.Contains(r.stderr, "module.yml: no such file or directory") {
 		t.Errorf("kiln module doc of an empty directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestModuleRegistryToolbox builds with a registry module whose toolbox:
+// is a directory of the module: its steps find it at
+// /.kiln/toolbox/NAME, though it lives in kiln's module cache, not in the
+// build context.
+func TestModuleRegistryToolbox(t *testing.T) {
+	root := buildRoot(t)
+	reg, ca := loggedInRegistry(t, root)
+	module := writeContext(t, map[string]string{
+		"module.yml": `---
+name: stamp
+params:
+  to: {required: true}
+---
+toolbox: [tools]
+steps:
+  - run: sh /.kiln/toolbox/tools/stamp.sh > {{ to }}
+`,
+		"tools/stamp.sh": "echo stamped by the module tool\n",
+	})
+	tag := reg.host + "/mods/stamp:1"
+	mustKiln(t, root, "module", "push", module, tag, ca)
+	project := writeContext(t, map[string]string{"app.yml": `from: busybox
+steps:
+  - use: oci://` + tag + `
+    with: {to: /stamp}
+tests:
+  - name: stamped
+    run: grep -qx "stamped by the module tool" /stamp
+`})
+	b := parseJSONBuild(t, mustKiln(t, root, "build", "--progress", "json", "-f", filepath.Join(project, "app.yml"), ca).stdout)
+	if b.final["main/test/stamped"] != "passed" {
+		t.Errorf("the test of the module tool's output: %v", b.final)
 	}
 }

@@ -269,3 +269,17 @@ func TestPushCompressionZstd(t *testing.T) {
 		t.Errorf("push --compression lz4: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// loggedInRegistry starts a docker-registry with auth, gives the test a
+// docker config of its own, and logs root in. It returns the registry
+// and the --ca-file flag for kiln's commands.
+func loggedInRegistry(t *testing.T, root string) (*dockerRegistry, string) {
+	t.Helper()
+	reg := startDockerRegistry(t)
+	isolateDockerConfig(t)
+	ca := "--ca-file=" + reg.caFile
+	if r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", ca); r.code != 0 {
+		t.Fatalf("kiln login: exit %d: %s", r.code, r.stderr)
+	}
+	return reg, ca
+}

@@ -33,14 +33,10 @@ type remoteCacheSetup struct {
 func newRemoteCacheSetup(t *testing.T) *remoteCacheSetup {
 	t.Helper()
 	enginetest.RequireRoot(t)
-	reg := startDockerRegistry(t)
-	isolateDockerConfig(t)
-	s := &remoteCacheSetup{reg: reg, ca: "--ca-file=" + reg.caFile, base: reg.host + "/base/busybox:1"}
 	root := newRoot(t)
 	importBusybox(t, root)
-	if r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", s.ca); r.code != 0 {
-		t.Fatalf("login: exit %d, stderr %q", r.code, r.stderr)
-	}
+	reg, ca := loggedInRegistry(t, root)
+	s := &remoteCacheSetup{reg: reg, ca: ca, base: reg.host + "/base/busybox:1"}
 	mustKiln(t, root, "push", "busybox", s.base, s.ca)
 	return s
 }

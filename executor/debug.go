@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/toolbox"
 )
 
 // Inspector is an Observer that can also stop a build's steps: when
@@ -108,10 +109,11 @@ type NodeView struct {
 	changes    v1.Layer // a layer to diff, or nil
 	d          *debugRun
 	released   bool
-	shell      string         // the snapshot the last Run wrote to, kept for Commit
-	shellOwned bool           // shell is a snapshot of Run's own, not Snapshot
-	mounts     []engine.Mount // the toolbox, for Run
-	parent     *fsState       // the state the step builds on
+	shell      string          // the snapshot the last Run wrote to, kept for Commit
+	shellOwned bool            // shell is a snapshot of Run's own, not Snapshot
+	mounts     []engine.Mount  // the toolbox, for Run
+	toolbox    *toolbox.Record // what mounts is made of, for Image
+	parent     *fsState        // the state the step builds on
 }
 
 // Image returns the view's filesystem as an image: its parent's layers
@@ -145,6 +147,13 @@ func (v *NodeView) Image(ctx context.Context) (v1.Image, error) {
 	if v.Err != nil {
 		cfg.Labels[LabelDebugError] = v.Err.Error()
 	}
+	if v.toolbox != nil {
+		rec, err := v.toolbox.Encode()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Labels[LabelDebugToolbox] = rec
+	}
 	return image.Assemble(v.parent.base, layers, cfg, now)
 }
 
@@ -154,6 +163,9 @@ const (
 	LabelDebugStep  = "dev.kiln.debug.step"
 	LabelDebugPos   = "dev.kiln.debug.pos"
 	LabelDebugError = "dev.kiln.debug.error"
+	// LabelDebugToolbox holds the /.kiln of the step's debugger shell, a
+	// toolbox.Record, for kiln debug attach to mount it again.
+	LabelDebugToolbox = "dev.kiln.debug.toolbox"
 )
 
 // Diff writes, as an uncompressed OCI layer tar, the changes the view
@@ -443,6 +455,7 @@ func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
 	// The shell gets the toolbox and the values; without them (a bad
 	// entry) it still runs.
 	v.mounts, _ = r.toolboxMounts(context.Background(), n.Stage, []string{"kiln"})
+	v.toolbox, _ = r.toolboxRecord(context.Background(), n.Stage)
 	r.debug.mu.Lock()
 	if l := r.debug.layers[n.Parent]; l != nil {
 		v.changes, v.Changes = l, n.Parent.Step.Name

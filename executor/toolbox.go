@@ -117,6 +117,20 @@ func (r *run) toolboxMounts(ctx context.Context, stage *manifest.Stage, args []s
 	return toolbox.Mounts(r.opts.KilnBinary, values, tools), nil
 }
 
+// toolboxRecord returns what the /.kiln of a debugger's shell in stage
+// is made of (toolboxMounts with the values), or nil when the build's
+// containers get none.
+func (r *run) toolboxRecord(ctx context.Context, stage *manifest.Stage) (*toolbox.Record, error) {
+	if err := r.toolboxInit(); err != nil || !r.toolboxActive() {
+		return nil, err
+	}
+	tools, err := r.stageTools(ctx, stage)
+	if err != nil {
+		return nil, err
+	}
+	return toolbox.NewRecord(r.opts.KilnBinary, r.b.Values, tools), nil
+}
+
 // stageTools resolves the toolbox: entries of stage, once.
 func (r *run) stageTools(ctx context.Context, stage *manifest.Stage) ([]toolbox.Tool, error) {
 	r.tb.mu.Lock()
@@ -139,6 +153,7 @@ func (r *run) stageTools(ctx context.Context, stage *manifest.Stage) ([]toolbox.
 		if err != nil {
 			return nil, manifest.Errorf(stage.Pos, "toolbox %q: %v", spec, err)
 		}
+		t.Entry = spec
 		tools = append(tools, t)
 	}
 	if r.tb.stages == nil {
@@ -151,7 +166,7 @@ func (r *run) stageTools(ctx context.Context, stage *manifest.Stage) ([]toolbox.
 // resolveTool finds the host directories of a toolbox entry: a
 // directory of the build context, or an image's unpacked layers.
 func (r *run) resolveTool(ctx context.Context, e toolbox.Entry) (toolbox.Tool, error) {
-	t := toolbox.Tool{Name: e.Name}
+	t := toolbox.Tool{Name: e.Name, Image: e.Image}
 	if e.Image != "" {
 		img, err := r.opts.Base(ctx, e.Image)
 		if err != nil {
@@ -160,6 +175,11 @@ func (r *run) resolveTool(ctx context.Context, e toolbox.Entry) (toolbox.Tool, e
 		if img == nil {
 			return t, nil // scratch: an empty directory
 		}
+		d, err := img.Digest()
+		if err != nil {
+			return t, err
+		}
+		t.Digest = d.String()
 		dirs, err := r.opts.Store.LayerDirs(ctx, img)
 		if err != nil {
 			return t, err

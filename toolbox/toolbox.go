@@ -78,6 +78,12 @@ func ParseEntry(s string) (Entry, error) {
 type Tool struct {
 	Name string
 	Dirs []string
+	// Entry is the entry as written; Image and Digest, for an image
+	// entry, its reference and the digest it resolved to ("" for
+	// scratch). A Record keeps them.
+	Entry  string
+	Image  string
+	Digest string
 }
 
 // Mounts returns a container's /.kiln: a tmpfs, then kiln's binary,

@@ -1,6 +1,9 @@
 package toolbox
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,5 +95,63 @@ func TestStatic(t *testing.T) {
 	}
 	if ok, err := Static("/bin/busybox"); err == nil && !ok {
 		t.Error("busybox-static read as dynamic")
+	}
+}
+
+// TestRecord: a record survives its encoding, values' numbers included,
+// and resolves to the tools that are still there, with a warning for
+// each of the others.
+func TestRecord(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	gone := filepath.Join(t.TempDir(), "gone")
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRecord("/usr/bin/kiln", map[string]any{"n": 9007199254740993, "s": "x"}, []Tool{
+		{Name: "here", Dirs: []string{dir}, Entry: "./here"},
+		{Name: "gone", Dirs: []string{gone}, Entry: "gone=./g"},
+		{Name: "file", Dirs: []string{file}, Entry: "file=./f"},
+		{Name: "img", Dirs: []string{"/l/a", "/l/b"}, Entry: "image:img", Image: "img", Digest: "sha256:aa"},
+		{Name: "pruned", Dirs: []string{"/l/c"}, Entry: "image:pruned", Image: "pruned", Digest: "sha256:bb"},
+		{Name: "scratch", Entry: "image:scratch", Image: "scratch"},
+	})
+	s, err := rec.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseRecord(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fmt.Sprint(got.Values["n"]); n != "9007199254740993" {
+		t.Errorf("value n read back as %s", n)
+	}
+	images := func(_ context.Context, ref, digest string) ([]string, error) {
+		if ref == "img" && digest == "sha256:aa" {
+			return []string{"/l/a", "/l/b"}, nil
+		}
+		return nil, errors.New("not in the store")
+	}
+	tools, warnings := got.Resolve(ctx, images)
+	wantTools := []Tool{
+		{Name: "here", Dirs: []string{dir}, Entry: "./here"},
+		{Name: "img", Dirs: []string{"/l/a", "/l/b"}, Entry: "image:img", Image: "img", Digest: "sha256:aa"},
+		{Name: "scratch", Entry: "image:scratch", Image: "scratch"},
+	}
+	if diff := cmp.Diff(wantTools, tools); diff != "" {
+		t.Errorf("tools (-want +got):\n%s", diff)
+	}
+	wantWarnings := []string{
+		`toolbox "gone=./g": stat ` + gone + `: no such file or directory: /.kiln/toolbox/gone is not mounted`,
+		`toolbox "file=./f": ` + file + ` is no longer a directory: /.kiln/toolbox/file is not mounted`,
+		`toolbox "image:pruned": not in the store: /.kiln/toolbox/pruned is not mounted`,
+	}
+	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if _, err := ParseRecord("{"); err == nil {
+		t.Error("a broken record was read")
 	}
 }

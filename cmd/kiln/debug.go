@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/debugger"
+	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/toolbox"
 )
 
 // debugFlags are kiln build's debugger flags.
@@ -109,8 +114,12 @@ with the step's environment, working directory and user.`,
 		Use:   "attach NAME [-- COMMAND [ARG...]]",
 		Short: "Open a shell (or run COMMAND) on a kept failed step's filesystem",
 		Long: `Attach runs /bin/sh (or COMMAND) in a new container on the kept step's
-filesystem, with the step's environment, working directory and user; on a
-terminal, interactively. What it writes is thrown away.`,
+filesystem, with the step's environment, working directory and user, and the
+toolbox the build's containers had at /.kiln: kiln's binary, the
+template values, and each toolbox: entry that is still there (a
+directory of the build context that is gone since, or an image no
+longer in the local store, is left out, with a warning). On a terminal,
+interactively. What it writes is thrown away.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			command := args[1:]
@@ -119,6 +128,12 @@ terminal, interactively. What it writes is thrown away.`,
 			}
 			attach.interactive = true
 			attach.tty = debugger.IsTerminal(a.stdin)
+			mounts, drop, err := a.attachToolbox(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer drop()
+			attach.mounts = mounts
 			return a.runContainer(cmd.Context(), attach, keptRepo+args[0], command)
 		},
 	}
@@ -158,4 +173,68 @@ func (a *app) debugList(ctx context.Context) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, l[executor.LabelDebugStep], l[executor.LabelDebugPos], im.Created.Format("2006-01-02 15:04:05"))
 	}
 	return w.Flush()
+}
+
+// attachToolbox makes the /.kiln of kept step name again, from the
+// toolbox.Record its build left in its labels: kiln's binary, the
+// template values, and the toolbox entries that are still there. It
+// warns about the others, and about a binary that is gone (this kiln
+// stands in for it). drop removes the values file.
+func (a *app) attachToolbox(ctx context.Context, name string) (mounts []engine.Mount, drop func(), err error) {
+	drop = func() {}
+	s, err := a.store(ctx)
+	if err != nil {
+		return nil, drop, err
+	}
+	img, err := s.Image(ctx, keptRepo+name)
+	if err != nil {
+		return nil, drop, fmt.Errorf("opening kept step %s: %w (kiln debug ls lists them)", name, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, drop, fmt.Errorf("reading the config of kept step %s: %w", name, err)
+	}
+	label, ok := cf.Config.Labels[executor.LabelDebugToolbox]
+	if !ok {
+		return nil, drop, nil // the build's containers had no /.kiln
+	}
+	rec, err := toolbox.ParseRecord(label)
+	if err != nil {
+		return nil, drop, fmt.Errorf("kept step %s: %w", name, err)
+	}
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, "kiln: warning: "+format+"\n", args...)
+	}
+	binary := rec.Binary
+	if _, serr := os.Stat(binary); binary != "" && serr != nil {
+		if binary, err = kilnBinary(""); err != nil {
+			return nil, drop, err
+		}
+		warn("the build's kiln binary is gone (%v): %s is this kiln, %s", serr, toolbox.Binary, binary)
+	}
+	tools, warnings := rec.Resolve(ctx, func(ctx context.Context, ref, digest string) ([]string, error) {
+		img, err := s.Image(ctx, digest)
+		if err != nil {
+			// Not named in the store (oci-layout:, docker-archive:):
+			// its reference, if it still gives that image.
+			img, err = s.Resolve(ctx, ref)
+			if err == nil {
+				if d, derr := img.Digest(); derr != nil || d.String() != digest {
+					err = fmt.Errorf("%s is another image now", ref)
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("image %s is no longer in the local store (%w): pull or import %s again", digest, err, ref)
+			}
+		}
+		return s.LayerDirs(ctx, img)
+	})
+	for _, w := range warnings {
+		warn("%s", w)
+	}
+	values, err := toolbox.WriteValues(filepath.Join(a.root, "tmp"), strconv.Itoa(os.Getpid())+"-values-*.json", rec.Values)
+	if err != nil {
+		return nil, drop, err
+	}
+	return toolbox.Mounts(binary, values, tools), func() { os.Remove(values) }, nil
 }

@@ -31,6 +31,7 @@ type runFlags struct {
 	pids                 int64
 	cpus                 float64
 	timeout              time.Duration
+	mounts               []engine.Mount // further mounts (kiln debug attach's /.kiln)
 }
 
 func newRunCommand(a *app) *cobra.Command {
@@ -116,7 +117,7 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 	defer sn.Remove(context.WithoutCancel(ctx), id) //nolint:errcheck // best effort; swept later otherwise
 
 	spec := engine.Spec{
-		ID: id, Rootfs: mounts, Process: p, Hostname: f.hostname, Network: network,
+		ID: id, Rootfs: mounts, Mounts: f.mounts, Process: p, Hostname: f.hostname, Network: network,
 		Limits:  engine.Limits{Pids: f.pids, Memory: mem, CPUs: f.cpus},
 		Timeout: f.timeout,
 	}

@@ -68,6 +68,13 @@ func TestDebugAttachToolboxAndUser(t *testing.T) {
 	if got.stderr != "" {
 		t.Errorf("attach warned: %s", got.stderr)
 	}
+	// On a terminal, the shell is interactive, with the same /.kiln.
+	p := startPTY(t, root, "debug", "attach", name)
+	p.expect("$ ", 1, "echo in-$((6*7)) as $(id -u); cat /.kiln/toolbox/tools/hello.txt; exit 5")
+	code, screen := p.wait()
+	if code != 5 || !strings.Contains(screen, "in-42 as 1000\nhello from the toolbox\n") {
+		t.Errorf("attach on a terminal: exit %d, want 5 and the shell's output", code)
+	}
 	// The debugger's shell, at the same failure, sees the same.
 	r = build("c\nshell "+toolboxProbe+"\nq\n", "--debug")
 	if !strings.Contains(r.stderr, "(kiln) "+want) {

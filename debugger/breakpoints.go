@@ -72,20 +72,23 @@ func (b breakpoint) matches(v *executor.NodeView) bool {
 	// Pos.Caller, at each use: line that inlined it. A bare LINE is a
 	// line of the manifest itself: the outermost position.
 	for p := &v.Pos; p != nil; p = p.Caller {
-		if p.Line != b.line {
-			continue
-		}
-		if b.file == "" {
-			if p.Caller == nil {
-				return true
-			}
-			continue
-		}
-		if b.file == p.File || b.file == filepath.Base(p.File) {
+		if b.atLine(p.File, p.Line, p.Caller == nil) {
 			return true
 		}
 	}
 	return false
+}
+
+// atLine reports whether a line breakpoint names line of file, which is
+// the manifest's own file when outer (a bare LINE names only those).
+func (b breakpoint) atLine(file string, line int, outer bool) bool {
+	switch {
+	case b.step != "" || b.line != line:
+		return false
+	case b.file == "":
+		return outer
+	}
+	return b.file == file || b.file == filepath.Base(file)
 }
 
 // matching returns the first breakpoint at v, or nil.
@@ -163,7 +166,8 @@ func list(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
 		}
 		bp := " "
 		for _, b := range d.breaks {
-			if b.line == n && (b.file == "" || b.file == v.Pos.File || b.file == filepath.Base(v.Pos.File)) {
+			// A bare LINE is the manifest's, not a module's.
+			if b.atLine(v.Pos.File, n, v.Pos.Caller == nil) {
 				bp = "*"
 			}
 		}

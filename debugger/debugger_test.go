@@ -117,6 +117,54 @@ func TestPrompt(t *testing.T) {
 	}
 }
 
+// TestListMarks: list marks a line where a breakpoint stops a step
+// written there; in a module's file, a bare LINE (the manifest's) marks
+// nothing.
+func TestListMarks(t *testing.T) {
+	dir := t.TempDir()
+	app, mod := filepath.Join(dir, "app.yml"), filepath.Join(dir, "mod.yml")
+	for _, f := range []string{app, mod} {
+		if err := os.WriteFile(f, []byte("a\nb\nc\nd\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inApp := &executor.NodeView{Node: "main/0", Name: "run: a", Pos: manifest.Pos{File: app, Line: 2}}
+	inMod := &executor.NodeView{Node: "main/1", Name: "run: b", Pos: manifest.Pos{File: mod, Line: 2, Caller: &manifest.Pos{File: app, Line: 4}}}
+	for _, tc := range []struct {
+		name string
+		v    *executor.NodeView
+		spec string
+		want string // the marked lines
+	}{
+		{"bare line in the manifest", inApp, "3", "3"},
+		{"file:line in the manifest", inApp, "app.yml:1", "1"},
+		{"other file", inApp, "mod.yml:1", ""},
+		{"bare line in a module", inMod, "3", ""},
+		{"file:line in a module", inMod, "mod.yml:3", "3"},
+		{"step name", inMod, "run: b", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			d, err := New(Options{Out: &out, Breaks: []string{tc.spec}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := list(context.Background(), d, &stop{v: tc.v}, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range strings.Split(out.String(), "\n") {
+				if len(l) > 2 && l[2] == '*' {
+					got = append(got, strings.Fields(l[3:])[0])
+				}
+			}
+			if diff := cmp.Diff(tc.want, strings.Join(got, ",")); diff != "" {
+				t.Errorf("marked lines (-want +got):\n%s\n%s", diff, out.String())
+			}
+		})
+	}
+}
+
 // TestInputBorrow: a borrowed reader ends when told, and leaves what it
 // has not read to the prompt.
 func TestInputBorrow(t *testing.T) {

@@ -147,6 +147,7 @@ func (v *NodeView) Image(ctx context.Context) (v1.Image, error) {
 	if v.Err != nil {
 		cfg.Labels[LabelDebugError] = v.Err.Error()
 	}
+	delete(cfg.Labels, LabelDebugToolbox) // a kept base's
 	if v.toolbox != nil {
 		rec, err := v.toolbox.Encode()
 		if err != nil {
@@ -436,7 +437,7 @@ func (d *debugRun) output(node string) string {
 }
 
 // view describes step n, about to run on st.
-func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
+func (r *run) view(ctx context.Context, n *dag.Node, st *fsState, key string) *NodeView {
 	v := &NodeView{
 		Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Index: n.Index,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
@@ -454,8 +455,8 @@ func (r *run) view(n *dag.Node, st *fsState, key string) *NodeView {
 	}
 	// The shell gets the toolbox and the values; without them (a bad
 	// entry) it still runs.
-	v.mounts, _ = r.toolboxMounts(context.Background(), n.Stage, []string{"kiln"})
-	v.toolbox, _ = r.toolboxRecord(context.Background(), n.Stage)
+	v.mounts, _ = r.toolboxMounts(ctx, n.Stage, []string{"kiln"})
+	v.toolbox, _ = r.toolboxRecord(ctx, n.Stage)
 	r.debug.mu.Lock()
 	if l := r.debug.layers[n.Parent]; l != nil {
 		v.changes, v.Changes = l, n.Parent.Step.Name
@@ -474,7 +475,7 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	if quiet {
 		return nil, false, nil
 	}
-	v := r.view(n, st, key.String())
+	v := r.view(ctx, n, st, key.String())
 	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
 	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
 	if err != nil {
@@ -548,7 +549,7 @@ func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine
 // beforeTest lets the Inspector hold test n, or stop before it, once its
 // key is known: a test can only go on or be aborted.
 func (r *run) beforeTest(ctx context.Context, n *dag.Node, st *fsState, key cache.Key) error {
-	v := r.view(n, st, key.String())
+	v := r.view(ctx, n, st, key.String())
 	defer v.Release(ctx) //nolint:errcheck // swept later otherwise
 	act, err := r.inspect(ctx, n, func() Action { return r.debug.in.Before(ctx, v) })
 	if err != nil {
@@ -610,7 +611,7 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		}
 		var v *NodeView
 		if parent != nil {
-			v = r.view(n, parent, "")
+			v = r.view(ctx, n, parent, "")
 		} else {
 			v = &NodeView{Node: n.Key, Name: n.Step.Name, Pos: n.Step.Pos, d: d, ExitCode: -1, Graph: r.g}
 		}

@@ -118,8 +118,9 @@ filesystem, with the step's environment, working directory and user, and the
 toolbox the build's containers had at /.kiln: kiln's binary, the
 template values, and each toolbox: entry that is still there (a
 directory of the build context that is gone since, or an image no
-longer in the local store, is left out, with a warning). On a terminal,
-interactively. What it writes is thrown away.`,
+longer in the local store, is left out, with a warning; a directory is
+mounted as it is now). On a terminal, interactively. What it writes is
+thrown away.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			command := args[1:]

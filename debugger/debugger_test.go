@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/executor"
@@ -254,6 +255,54 @@ target: t
 			gt.note(lifecycle.Event{Node: tc.focus, State: tc.ended})
 			if gt.focus != tc.want {
 				t.Errorf("focus after %s %s = %q, want %q", tc.focus, tc.ended, gt.focus, tc.want)
+			}
+		})
+	}
+}
+
+// TestExisted: a file is found in any layer, the top-most first; a
+// layer's symlink out of it (here, absolute) is never followed on the
+// host.
+func TestExisted(t *testing.T) {
+	host := t.TempDir()
+	base, top := t.TempDir(), t.TempDir()
+	for _, f := range []string{filepath.Join(host, "secret"), filepath.Join(base, "etc", "passwd")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(host, filepath.Join(top, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("etc", filepath.Join(base, "conf")); err != nil {
+		t.Fatal(err)
+	}
+	type existCase struct {
+		path string
+		want bool
+	}
+	cases := []existCase{
+		{"/etc/passwd", true},
+		{"/etc/group", false},
+		{"/conf/passwd", true}, // a symlink in its layer
+		{"/out", true},         // the symlink itself
+		{"/out/secret", false}, // on the host, not in a layer
+		{"/", true},
+	}
+	// A whiteout (a 0/0 character device, which only root can make)
+	// of /etc in the top layer hides the base's /etc/passwd.
+	if err := unix.Mknod(filepath.Join(top, "etc"), unix.S_IFCHR, 0); err == nil {
+		cases = append(cases[1:], existCase{"/etc/passwd", false}, existCase{"/etc", false})
+	}
+	roots := openRoots([]string{base, top})
+	defer closeRoots(roots)
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			if got := existed(roots, tc.path); got != tc.want {
+				t.Errorf("existed(%s) = %v, want %v", tc.path, got, tc.want)
 			}
 		})
 	}

@@ -10,10 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 
 	"github.com/kiln-build/kiln/executor"
 )
@@ -52,7 +50,8 @@ func changes(ctx context.Context, v *executor.NodeView) ([]change, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(v.Diff(ctx, pw)) }()
 	defer pr.Close()
-	lower := v.Lower()
+	lower := openRoots(v.Lower())
+	defer closeRoots(lower)
 	var out []change
 	tr := tar.NewReader(pr)
 	for {
@@ -86,15 +85,45 @@ func changes(ctx context.Context, v *executor.NodeView) ([]change, error) {
 	}
 }
 
-// existed reports whether p is in the layers dirs (base first).
-func existed(dirs []string, p string) bool {
-	for i := len(dirs) - 1; i >= 0; i-- {
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(dirs[i], p), &st); err != nil {
+// openRoots opens the layer directories dirs (base first), leaving out
+// those it cannot open.
+func openRoots(dirs []string) []*os.Root {
+	var roots []*os.Root
+	for _, d := range dirs {
+		if r, err := os.OpenRoot(d); err == nil {
+			roots = append(roots, r)
+		}
+	}
+	return roots
+}
+
+func closeRoots(roots []*os.Root) {
+	for _, r := range roots {
+		r.Close()
+	}
+}
+
+// existed reports whether p is in the layers (base first). A layer's
+// symlinks are followed in that layer only: an absolute one, or one out
+// of it, is never read on the host. As in overlayfs, a layer where a
+// parent of p is not a directory (a file, a whiteout, such a symlink)
+// hides the layers below it.
+func existed(layers []*os.Root, p string) bool {
+	name := strings.TrimPrefix(p, "/")
+	if name == "" {
+		name = "."
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		fi, err := layers[i].Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if err != nil {
+			return false
+		}
 		// A 0/0 character device is a deletion.
-		return !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0)
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return !(ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0)
 	}
 	return false
 }

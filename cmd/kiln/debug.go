@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/debugger"
@@ -73,7 +76,52 @@ func (a *app) keepFailed(ctx context.Context, v *executor.NodeView) (string, err
 	if _, err := s.Tag(ctx, img, keptRepo+name); err != nil {
 		return "", fmt.Errorf("keeping the failed step as %s: %w", name, err)
 	}
+	if err := a.trustKept(img, name); err != nil {
+		return "", fmt.Errorf("keeping the failed step as %s: %w", name, err)
+	}
 	return name, nil
+}
+
+// keptTrustDir holds, per kept step this root's kiln made, the digest of
+// its image. kiln debug attach mounts the host paths that a kept image's
+// toolbox label names only when the image has that digest: an image
+// tagged kiln-debug/NAME by other means (a pull, an import) carries a
+// label anybody could have written, naming any host directory.
+func (a *app) keptTrustDir() string { return filepath.Join(a.root, "debug", "kept") }
+
+func (a *app) trustKept(img v1.Image, name string) error {
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	dir := a.keptTrustDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(d.String() + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, name))
+}
+
+// trustedKept reports whether img is the image this root's kiln kept as
+// name.
+func (a *app) trustedKept(img v1.Image, name string) bool {
+	b, err := os.ReadFile(filepath.Join(a.keptTrustDir(), filepath.Base(name)))
+	if err != nil {
+		return false
+	}
+	d, err := img.Digest()
+	return err == nil && strings.TrimSpace(string(b)) == d.String()
 }
 
 func newDebugCommand(a *app) *cobra.Command {
@@ -104,6 +152,9 @@ with the step's environment, working directory and user.`,
 			for _, n := range args {
 				if err := s.Remove(cmd.Context(), keptRepo+n); err != nil {
 					return fmt.Errorf("removing kept step %s: %w (kiln debug ls lists them)", n, err)
+				}
+				if err := os.Remove(filepath.Join(a.keptTrustDir(), filepath.Base(n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("removing kept step %s: %w", n, err)
 				}
 			}
 			return nil
@@ -198,6 +249,10 @@ func (a *app) attachToolbox(ctx context.Context, name string) (mounts []engine.M
 	label, ok := cf.Config.Labels[executor.LabelDebugToolbox]
 	if !ok {
 		return nil, drop, nil // the build's containers had no /.kiln
+	}
+	if !a.trustedKept(img, name) {
+		fmt.Fprintf(a.stderr, "kiln: warning: kept step %s was not kept by a build on this root (it was pulled, imported or tagged by hand): its /.kiln, which names host paths, is not mounted\n", name)
+		return nil, drop, nil
 	}
 	rec, err := toolbox.ParseRecord(label)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/store"
 )
 
 // attachToolboxManifest fails at line 10, as uid 1000, in a stage with
@@ -68,6 +70,16 @@ func TestDebugAttachToolboxAndUser(t *testing.T) {
 	if got.stderr != "" {
 		t.Errorf("attach warned: %s", got.stderr)
 	}
+	// The same image tagged kiln-debug/ by other means (as a pulled or
+	// imported one would be) names host paths nobody here vouched for:
+	// attach mounts no /.kiln for it.
+	forge(t, root, name, "forged")
+	forged := mustKiln(t, root, "debug", "attach", "forged", "--", "sh", "-c", "ls -A /.kiln 2>&1; id -u")
+	if forged.stdout != "ls: /.kiln: No such file or directory\n1000\n" || !strings.Contains(forged.stderr, "was not kept by a build on this root") {
+		t.Errorf("attach of a kept step tagged by hand: stdout %q, stderr %q; want no /.kiln and a warning", forged.stdout, forged.stderr)
+	}
+	mustKiln(t, root, "debug", "rm", "forged")
+
 	// On a terminal, the shell is interactive, with the same /.kiln.
 	p := startPTY(t, root, "debug", "attach", name)
 	p.expect("$ ", 1, "echo in-$((6*7)) as $(id -u); cat /.kiln/toolbox/tools/hello.txt; exit 5")
@@ -103,5 +115,22 @@ func TestDebugAttachToolboxAndUser(t *testing.T) {
 		if !strings.Contains(got.stderr, w) {
 			t.Errorf("attach did not warn %q:\n%s", w, got.stderr)
 		}
+	}
+}
+
+// forge tags kept step name's image as kiln-debug/as through the store,
+// as a pull or an import of such an image would.
+func forge(t *testing.T, root, name, as string) {
+	t.Helper()
+	s, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Image(t.Context(), keptRepo+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Tag(t.Context(), img, keptRepo+as); err != nil {
+		t.Fatal(err)
 	}
 }

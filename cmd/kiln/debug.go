@@ -150,6 +150,7 @@ with the step's environment, working directory and user.`,
 				return err
 			}
 			for _, n := range args {
+				n = strings.TrimPrefix(n, keptRepo) // as kiln images shows it
 				if err := s.Remove(cmd.Context(), keptRepo+n); err != nil {
 					return fmt.Errorf("removing kept step %s: %w (kiln debug ls lists them)", n, err)
 				}
@@ -178,15 +179,16 @@ thrown away.`,
 			if len(command) > 0 && command[0] == "--" {
 				command = command[1:]
 			}
+			name := strings.TrimPrefix(args[0], keptRepo) // as kiln images shows it
 			attach.interactive = true
 			attach.tty = debugger.IsTerminal(a.stdin)
-			mounts, drop, err := a.attachToolbox(cmd.Context(), args[0])
+			mounts, drop, err := a.attachToolbox(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			defer drop()
 			attach.mounts = mounts
-			return a.runContainer(cmd.Context(), attach, keptRepo+args[0], command)
+			return a.runContainer(cmd.Context(), attach, keptRepo+name, command)
 		},
 	}
 	ac.Flags().SetInterspersed(false)

@@ -78,7 +78,7 @@ func TestDebugAttachToolboxAndUser(t *testing.T) {
 	if forged.stdout != "ls: /.kiln: No such file or directory\n1000\n" || !strings.Contains(forged.stderr, "was not kept by a build on this root") {
 		t.Errorf("attach of a kept step tagged by hand: stdout %q, stderr %q; want no /.kiln and a warning", forged.stdout, forged.stderr)
 	}
-	mustKiln(t, root, "debug", "rm", "forged")
+	mustKiln(t, root, "debug", "rm", "kiln-debug/forged") // the name kiln images shows
 
 	// On a terminal, the shell is interactive, with the same /.kiln.
 	p := startPTY(t, root, "debug", "attach", name)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -338,5 +339,96 @@ func TestDAPFailureDisconnect(t *testing.T) {
 	ls := mustKiln(t, root, "cache", "ls").stdout
 	if n := strings.Count(ls, "\n") - 1; n != 1 || !strings.Contains(ls, "echo base") {
 		t.Errorf("the cache holds %d records, want 1 (the first step):\n%s", n, ls)
+	}
+}
+
+// TestDAPStops runs builds to their end, continuing at each stop, and
+// checks where each stop was: its reason and its frames, innermost
+// first, as base name:line.
+func TestDAPStops(t *testing.T) {
+	root := buildRoot(t)
+	type stop struct {
+		Reason string
+		Frames []string
+	}
+	for _, tc := range []struct {
+		name     string
+		files    map[string]string
+		manifest string
+		breaks   map[string][]int // file → lines
+		entry    bool
+		want     []stop
+	}{{
+		name: "module steps",
+		files: map[string]string{"modules/greet/module.yml": greetModule, "app.yml": `from: busybox
+steps:
+  - use: ./modules/greet
+    with: {who: alice}
+  - use: ./modules/greet
+    with: {who: bob}
+`},
+		manifest: "app.yml",
+		// Line 9 of the module: its second step, in both uses; line 5
+		// of app.yml: each step of the second use.
+		breaks: map[string][]int{"modules/greet/module.yml": {9}, "app.yml": {5}},
+		want: []stop{
+			{"breakpoint", []string{"module.yml:9", "app.yml:3"}},
+			{"breakpoint", []string{"module.yml:8", "app.yml:5"}},
+			{"breakpoint", []string{"module.yml:9", "app.yml:5"}},
+		},
+	}, {
+		name:     "dockerfile on entry",
+		files:    map[string]string{"Dockerfile": "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n"},
+		manifest: "Dockerfile",
+		breaks:   map[string][]int{"Dockerfile": {3}},
+		entry:    true,
+		want: []stop{
+			{"entry", []string{"Dockerfile:2"}},
+			{"breakpoint", []string{"Dockerfile:3"}},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeContext(t, tc.files)
+			c := startDAP(t, root)
+			c.launch(map[string]any{"manifest": filepath.Join(dir, tc.manifest), "stopOnEntry": tc.entry}, false)
+			for file, lines := range tc.breaks {
+				args := godap.SetBreakpointsArguments{Source: godap.Source{Path: filepath.Join(dir, file)}}
+				for _, l := range lines {
+					args.Breakpoints = append(args.Breakpoints, godap.SourceBreakpoint{Line: l})
+				}
+				c.send("setBreakpoints", &godap.SetBreakpointsRequest{Arguments: args})
+				for _, b := range next[*godap.SetBreakpointsResponse](c, nil).Body.Breakpoints {
+					if !b.Verified {
+						t.Errorf("breakpoint %s:%d not verified: %s", file, b.Line, b.Message)
+					}
+				}
+			}
+			c.send("configurationDone", &godap.ConfigurationDoneRequest{})
+			var got []stop
+			for {
+				m := next[godap.EventMessage](c, func(e godap.EventMessage) bool {
+					ev := e.GetEvent().Event
+					return ev == "stopped" || ev == "exited"
+				})
+				if ex, ok := m.(*godap.ExitedEvent); ok {
+					if ex.Body.ExitCode != 0 {
+						t.Errorf("exit code %d\noutput: %s", ex.Body.ExitCode, c.output())
+					}
+					break
+				}
+				ev := m.(*godap.StoppedEvent)
+				c.send("stackTrace", &godap.StackTraceRequest{Arguments: godap.StackTraceArguments{ThreadId: ev.Body.ThreadId}})
+				s := stop{Reason: ev.Body.Reason}
+				for _, f := range next[*godap.StackTraceResponse](c, nil).Body.StackFrames {
+					s.Frames = append(s.Frames, fmt.Sprintf("%s:%d", f.Source.Name, f.Line))
+				}
+				got = append(got, s)
+				c.send("continue", &godap.ContinueRequest{Arguments: godap.ContinueArguments{ThreadId: ev.Body.ThreadId}})
+				next[*godap.ContinueResponse](c, nil)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("stops (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

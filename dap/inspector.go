@@ -135,6 +135,8 @@ func (s *session) pause(ctx context.Context, v *executor.NodeView, after bool) e
 // caller holds s.mu.
 func (s *session) why(v *executor.NodeView, after bool) (reason string, hit int) {
 	switch {
+	case after && s.noFail:
+		return "", 0
 	case after:
 		return "exception", 0
 	case !s.entered && s.args.StopOnEntry:
@@ -148,14 +150,18 @@ func (s *session) why(v *executor.NodeView, after bool) (reason string, hit int)
 	return "", 0
 }
 
-// resume lets the stopped step go on; with next, the build stops again
-// before a step that builds on it.
-func (s *session) resume(next bool) error {
+// resume lets the stopped step go on, or with Retry (restartFrame) runs
+// a failed step again; with next, the build stops again before a step
+// that builds on it.
+func (s *session) resume(kind executor.ActionKind, next bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stopped
 	if st == nil {
 		return errors.New("the build is not stopped")
+	}
+	if kind == executor.Retry && st.reason != "exception" {
+		return fmt.Errorf("%s has not failed: only a failed step can be run again", st.v.Name)
 	}
 	if next {
 		s.stepping = map[string]bool{}
@@ -170,7 +176,7 @@ func (s *session) resume(next bool) error {
 		}
 	}
 	s.stopped = nil
-	st.resume <- executor.Action{Kind: executor.Continue}
+	st.resume <- executor.Action{Kind: kind}
 	s.cond.Broadcast()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	godap "github.com/google/go-dap"
@@ -94,6 +95,7 @@ type session struct {
 	stopped  *stop
 	stepping map[string]bool // next: stop before these nodes
 	entered  bool
+	noFail   bool // the client turned the "failed" exception filter off
 	quit     bool
 	terminal bool     // the client runs runInTerminal
 	kept     []string // what Terminal kept
@@ -168,6 +170,7 @@ func (s *session) handle(ctx context.Context, msg godap.Message) bool {
 			SupportsEvaluateForHovers:        false,
 			SupportsExceptionInfoRequest:     true,
 			SupportsTerminateRequest:         true,
+			SupportsRestartFrame:             true,
 			ExceptionBreakpointFilters: []godap.ExceptionBreakpointsFilter{
 				{Filter: "failed", Label: "Failed steps", Default: true},
 			},
@@ -182,6 +185,9 @@ func (s *session) handle(ctx context.Context, msg godap.Message) bool {
 	case *godap.SetBreakpointsRequest:
 		s.send(&godap.SetBreakpointsResponse{Response: response(m), Body: godap.SetBreakpointsResponseBody{Breakpoints: s.setBreakpoints(m.Arguments)}})
 	case *godap.SetExceptionBreakpointsRequest:
+		s.mu.Lock()
+		s.noFail = !slices.Contains(m.Arguments.Filters, "failed")
+		s.mu.Unlock()
 		s.send(&godap.SetExceptionBreakpointsResponse{Response: response(m)})
 	case *godap.ConfigurationDoneRequest:
 		s.send(&godap.ConfigurationDoneResponse{Response: response(m)})
@@ -196,17 +202,23 @@ func (s *session) handle(ctx context.Context, msg godap.Message) bool {
 	case *godap.VariablesRequest:
 		s.send(&godap.VariablesResponse{Response: response(m), Body: godap.VariablesResponseBody{Variables: s.variables(m.Arguments.VariablesReference)}})
 	case *godap.ContinueRequest:
-		if err := s.resume(false); err != nil {
+		if err := s.resume(executor.Continue, false); err != nil {
 			s.fail(m, err)
 			return false
 		}
 		s.send(&godap.ContinueResponse{Response: response(m), Body: godap.ContinueResponseBody{AllThreadsContinued: true}})
 	case *godap.NextRequest:
-		if err := s.resume(true); err != nil {
+		if err := s.resume(executor.Continue, true); err != nil {
 			s.fail(m, err)
 			return false
 		}
 		s.send(&godap.NextResponse{Response: response(m)})
+	case *godap.RestartFrameRequest:
+		if err := s.resume(executor.Retry, false); err != nil {
+			s.fail(m, err)
+			return false
+		}
+		s.send(&godap.RestartFrameResponse{Response: response(m)})
 	case *godap.EvaluateRequest:
 		res, err := s.evaluate(ctx, m.Arguments.Expression)
 		if err != nil {

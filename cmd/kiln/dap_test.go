@@ -324,6 +324,16 @@ func TestDAPFailureDisconnect(t *testing.T) {
 		t.Errorf("the terminal's filesystem has %q, want the failed step's partial and base", got)
 	}
 
+	// Restart Frame runs the failed step again: it fails again.
+	c.send("restartFrame", &godap.RestartFrameRequest{Arguments: godap.RestartFrameArguments{FrameId: top.Id}})
+	next[*godap.RestartFrameResponse](c, nil)
+	if ev, top = c.stopped(); ev.Body.Reason != "exception" || top.Line != 4 {
+		t.Fatalf("after restartFrame: stopped (%s) at line %d, want the exception at line 4 again", ev.Body.Reason, top.Line)
+	}
+	if n := strings.Count(c.output("stdout"), "oops"); n != 2 {
+		t.Errorf("the failed step printed oops %d times, want 2 (the run and the retry)", n)
+	}
+
 	c.send("disconnect", &godap.DisconnectRequest{})
 	next[*godap.DisconnectResponse](c, nil)
 	if code := <-c.done; code != 0 {
@@ -357,7 +367,10 @@ func TestDAPStops(t *testing.T) {
 		manifest string
 		breaks   map[string][]int // file → lines
 		entry    bool
+		filters  []string // the exception filters set, if not nil
 		want     []stop
+		exit     int
+		stdout   string // what the steps' output has
 	}{{
 		name: "module steps",
 		files: map[string]string{"modules/greet/module.yml": greetModule, "app.yml": `from: busybox
@@ -386,6 +399,13 @@ steps:
 			{"entry", []string{"Dockerfile:2"}},
 			{"breakpoint", []string{"Dockerfile:3"}},
 		},
+	}, {
+		name:     "failed steps not caught",
+		files:    map[string]string{"app.yml": dapFailing},
+		manifest: "app.yml",
+		filters:  []string{},
+		exit:     1,
+		stdout:   "oops",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeContext(t, tc.files)
@@ -403,6 +423,10 @@ steps:
 					}
 				}
 			}
+			if tc.filters != nil {
+				c.send("setExceptionBreakpoints", &godap.SetExceptionBreakpointsRequest{Arguments: godap.SetExceptionBreakpointsArguments{Filters: tc.filters}})
+				next[*godap.SetExceptionBreakpointsResponse](c, nil)
+			}
 			c.send("configurationDone", &godap.ConfigurationDoneRequest{})
 			var got []stop
 			for {
@@ -411,8 +435,8 @@ steps:
 					return ev == "stopped" || ev == "exited"
 				})
 				if ex, ok := m.(*godap.ExitedEvent); ok {
-					if ex.Body.ExitCode != 0 {
-						t.Errorf("exit code %d\noutput: %s", ex.Body.ExitCode, c.output())
+					if ex.Body.ExitCode != tc.exit {
+						t.Errorf("exit code %d, want %d\noutput: %s", ex.Body.ExitCode, tc.exit, c.output())
 					}
 					break
 				}
@@ -428,6 +452,9 @@ steps:
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("stops (-want +got):\n%s", diff)
+			}
+			if out := c.output("stdout"); !strings.Contains(out, tc.stdout) {
+				t.Errorf("the steps' output %q lacks %q", out, tc.stdout)
 			}
 		})
 	}

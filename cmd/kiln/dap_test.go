@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -457,5 +459,77 @@ steps:
 				t.Errorf("the steps' output %q lacks %q", out, tc.stdout)
 			}
 		})
+	}
+}
+
+// dapBranches has two stages that build in parallel: a's first step
+// waits until b's first step (line 10) runs, so that when a stops at
+// line 6, b's step is in its container for two seconds more.
+const dapBranches = `stages:
+  a:
+    from: busybox
+    steps:
+      - run: until nc 127.0.0.1 {{ port }}; do sleep 0.1; done
+      - run: echo a1 > /a1
+  b:
+    from: busybox
+    steps:
+      - run: nc -l -p {{ port }} -e true && sleep 2 && echo b0 > /b0
+      - run: echo b1 ran
+  final:
+    from: busybox
+    steps:
+      - copy: {from: a, src: /a1, dst: /a1}
+      - copy: {from: b, src: /b0, dst: /b0}
+target: final
+`
+
+// TestDAPBranches: while one branch is stopped, the other's running
+// step is a thread of its own; it ends its step, then waits until the
+// client continues.
+func TestDAPBranches(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": dapBranches})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close() // for b's nc to listen on
+	manifest := filepath.Join(dir, "app.yml")
+	c := startDAP(t, root)
+	c.launch(map[string]any{"manifest": manifest, "set": []string{"port=" + port}, "noCache": true}, false)
+	c.send("setBreakpoints", &godap.SetBreakpointsRequest{Arguments: godap.SetBreakpointsArguments{
+		Source: godap.Source{Path: manifest}, Breakpoints: []godap.SourceBreakpoint{{Line: 6}}}})
+	next[*godap.SetBreakpointsResponse](c, nil)
+	c.send("configurationDone", &godap.ConfigurationDoneRequest{})
+	ev, top := c.stopped()
+	if top.Line != 6 {
+		t.Fatalf("stopped at line %d, want 6", top.Line)
+	}
+	c.send("threads", &godap.ThreadsRequest{})
+	threads := map[string]int{}
+	for _, th := range next[*godap.ThreadsResponse](c, nil).Body.Threads {
+		key, _, _ := strings.Cut(strings.TrimPrefix(th.Name, "["), "]")
+		threads[key] = th.Id
+	}
+	if threads["a/1"] != ev.Body.ThreadId || threads["b/0"] == 0 {
+		t.Fatalf("threads %v: want a/1 (stopped, thread %d) and b/0 (running)", threads, ev.Body.ThreadId)
+	}
+	next[*godap.ThreadEvent](c, func(e *godap.ThreadEvent) bool {
+		return e.Body.ThreadId == threads["b/0"] && e.Body.Reason == "exited"
+	})
+	time.Sleep(500 * time.Millisecond) // b/1 would have run by now
+	c.send("threads", &godap.ThreadsRequest{})
+	next[*godap.ThreadsResponse](c, nil) // the output before it has been read
+	if strings.Contains(c.output("stdout"), "b1 ran") {
+		t.Error("b's next step ran while a was stopped")
+	}
+	c.send("continue", &godap.ContinueRequest{Arguments: godap.ContinueArguments{ThreadId: ev.Body.ThreadId}})
+	if exited := next[*godap.ExitedEvent](c, nil); exited.Body.ExitCode != 0 {
+		t.Errorf("exit code %d\noutput: %s", exited.Body.ExitCode, c.output())
+	}
+	if !strings.Contains(c.output("stdout"), "b1 ran") {
+		t.Errorf("b's next step did not run after continue:\n%s", c.output())
 	}
 }

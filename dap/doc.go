@@ -14,8 +14,10 @@
 //
 // # Requests
 //
-// initialize, launch, setBreakpoints, configurationDone, threads,
-// stackTrace, scopes, variables, continue, next, evaluate (a shell
+// initialize, launch, setBreakpoints, setExceptionBreakpoints (the
+// "failed" filter), configurationDone, threads, stackTrace, scopes,
+// variables, continue, next, pause (stop before the next step that
+// starts), restartFrame (run a failed step again), evaluate (a shell
 // command run on the stopped step's filesystem, or "terminal" to open a
 // shell there through the client's runInTerminal), exceptionInfo,
 // disconnect and terminate. A failed step stops with reason "exception".

@@ -143,6 +143,9 @@ func (s *session) why(v *executor.NodeView, after bool) (reason string, hit int)
 		return "entry", 0
 	case s.stepping[v.Node]:
 		return "step", 0
+	case s.pausing:
+		s.pausing = false
+		return "pause", 0
 	}
 	if id := s.hit(v.Pos); id != 0 {
 		return "breakpoint", id

@@ -96,6 +96,7 @@ type session struct {
 	stepping map[string]bool // next: stop before these nodes
 	entered  bool
 	noFail   bool // the client turned the "failed" exception filter off
+	pausing  bool // pause: stop before the next step that starts
 	quit     bool
 	terminal bool     // the client runs runInTerminal
 	kept     []string // what Terminal kept
@@ -213,6 +214,11 @@ func (s *session) handle(ctx context.Context, msg godap.Message) bool {
 			return false
 		}
 		s.send(&godap.NextResponse{Response: response(m)})
+	case *godap.PauseRequest:
+		s.mu.Lock()
+		s.pausing = true
+		s.mu.Unlock()
+		s.send(&godap.PauseResponse{Response: response(m)})
 	case *godap.RestartFrameRequest:
 		if err := s.resume(executor.Retry, false); err != nil {
 			s.fail(m, err)

@@ -369,6 +369,7 @@ func TestDAPStops(t *testing.T) {
 		manifest string
 		breaks   map[string][]int // file → lines
 		entry    bool
+		pause    bool // sent before configurationDone
 		filters  []string // the exception filters set, if not nil
 		want     []stop
 		exit     int
@@ -402,6 +403,12 @@ steps:
 			{"breakpoint", []string{"Dockerfile:3"}},
 		},
 	}, {
+		name:     "pause",
+		files:    map[string]string{"Dockerfile": "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n"},
+		manifest: "Dockerfile",
+		pause:    true,
+		want:     []stop{{"pause", []string{"Dockerfile:2"}}},
+	}, {
 		name:     "failed steps not caught",
 		files:    map[string]string{"app.yml": dapFailing},
 		manifest: "app.yml",
@@ -428,6 +435,10 @@ steps:
 			if tc.filters != nil {
 				c.send("setExceptionBreakpoints", &godap.SetExceptionBreakpointsRequest{Arguments: godap.SetExceptionBreakpointsArguments{Filters: tc.filters}})
 				next[*godap.SetExceptionBreakpointsResponse](c, nil)
+			}
+			if tc.pause {
+				c.send("pause", &godap.PauseRequest{})
+				next[*godap.PauseResponse](c, nil)
 			}
 			c.send("configurationDone", &godap.ConfigurationDoneRequest{})
 			var got []stop

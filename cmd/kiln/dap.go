@@ -93,5 +93,10 @@ func (a *app) dapTerminal(ctx context.Context, v *executor.NodeView) (string, []
 	if err != nil {
 		return "", nil, fmt.Errorf("finding kiln's own binary: %w", err)
 	}
-	return name, []string{exe, "--root", a.root, "debug", "attach", name}, nil
+	argv := []string{exe, "--root", a.root, "debug", "attach", name}
+	if os.Getenv("SUDO_USER") != "" {
+		// kiln dap runs under sudo; the editor's terminal runs as its user.
+		argv = append([]string{"sudo"}, argv...)
+	}
+	return name, argv, nil
 }

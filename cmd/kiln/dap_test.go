@@ -544,3 +544,39 @@ func TestDAPBranches(t *testing.T) {
 		t.Errorf("b's next step did not run after continue:\n%s", c.output())
 	}
 }
+
+// TestDAPTerminate: terminate at the entry stop aborts the build: it
+// exits non-zero, no step runs, and nothing is cached or left behind.
+func TestDAPTerminate(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": dapManifest})
+	c := startDAP(t, root)
+	c.launch(map[string]any{"manifest": filepath.Join(dir, "app.yml"), "stopOnEntry": true}, false)
+	c.send("configurationDone", &godap.ConfigurationDoneRequest{})
+	if ev, top := c.stopped(); ev.Body.Reason != "entry" || top.Line != 4 {
+		t.Fatalf("stopped (%s) at line %d, want on entry at line 4", ev.Body.Reason, top.Line)
+	}
+	c.send("terminate", &godap.TerminateRequest{})
+	next[*godap.TerminateResponse](c, nil)
+	var exits []int
+	terminated := false
+	for _, m := range c.seen {
+		switch m := m.(type) {
+		case *godap.ExitedEvent:
+			exits = append(exits, m.Body.ExitCode)
+		case *godap.TerminatedEvent:
+			terminated = true
+		}
+	}
+	if diff := cmp.Diff([]int{1}, exits); diff != "" || !terminated {
+		t.Errorf("before the answer to terminate: exit codes (-want +got):\n%s\nterminated: %v", diff, terminated)
+	}
+	c.send("disconnect", &godap.DisconnectRequest{})
+	next[*godap.DisconnectResponse](c, nil)
+	if out := c.output("stdout"); out != "" {
+		t.Errorf("steps ran: %q", out)
+	}
+	if ls := mustKiln(t, root, "cache", "ls").stdout; strings.Count(ls, "\n") != 1 {
+		t.Errorf("the cache holds records of an aborted build:\n%s", ls)
+	}
+}

@@ -369,7 +369,7 @@ func TestDAPStops(t *testing.T) {
 		manifest string
 		breaks   map[string][]int // file → lines
 		entry    bool
-		pause    bool // sent before configurationDone
+		pause    bool     // sent before configurationDone
 		filters  []string // the exception filters set, if not nil
 		want     []stop
 		exit     int

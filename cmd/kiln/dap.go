@@ -75,10 +75,12 @@ func (a *app) dapLoad(ctx context.Context, l dap.LaunchArgs) (*dag.Graph, error)
 
 // dapBuild builds as kiln build does, printing to console.
 func (a *app) dapBuild(ctx context.Context, l dap.LaunchArgs, wrap func(lifecycle.Observer) lifecycle.Observer, console io.Writer) error {
-	f, args := a.dapFlags(l)
-	f.observe = wrap
+	// An app of its own: the build's goroutine must not share the one
+	// whose root the requests resolve.
 	b := *a
 	b.stdin, b.stdout, b.stderr = strings.NewReader(""), console, console
+	f, args := b.dapFlags(l)
+	f.observe = wrap
 	return b.build(ctx, f, args)
 }
 

@@ -106,6 +106,7 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	kilnBinary    string
+	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -188,6 +189,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	}
 	if obs, err = f.debug.observer(a, obs); err != nil {
 		return err
+	}
+	if f.observe != nil {
+		obs = f.observe(obs)
 	}
 	epoch, err := optionalEpoch()
 	if err != nil {

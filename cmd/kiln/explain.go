@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/history"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
 )
 
 type explainFlags struct {
@@ -101,6 +102,38 @@ func (a *app) explain(ctx context.Context, f explainFlags, args []string) error 
 	return explainAgainst(ctx, a.stdout, hs, cur, missed)
 }
 
+// compiled is a loaded manifest, its graph, and the store its bases
+// resolve in.
+type compiled struct {
+	path  string
+	store *store.Store
+	build *manifest.Build
+	graph *dag.Graph
+}
+
+// compile loads the manifest the flags name, resolving its bases in the
+// store, and compiles its graph.
+func (a *app) compile(ctx context.Context, f manifestFlags, args []string) (compiled, error) {
+	path, opts, err := f.options(args)
+	if err != nil {
+		return compiled{}, err
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return compiled{}, err
+	}
+	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return a.baseConfig(ctx, s, ref) }
+	b, err := manifest.Load(ctx, path, opts)
+	if err != nil {
+		return compiled{}, err
+	}
+	g, err := dag.Compile(b)
+	if err != nil {
+		return compiled{}, err
+	}
+	return compiled{path, s, b, g}, nil
+}
+
 // dryRun computes the keys of the build the flags describe, and looks
 // them up, without running anything.
 func (a *app) dryRun(ctx context.Context, f explainFlags, args []string) (*history.Record, error) {
@@ -112,23 +145,11 @@ func (a *app) dryRun(ctx context.Context, f explainFlags, args []string) (*histo
 	if err != nil {
 		return nil, err
 	}
-	path, opts, err := f.options(args)
+	cm, err := a.compile(ctx, f.manifestFlags, args)
 	if err != nil {
 		return nil, err
 	}
-	s, err := a.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) { return a.baseConfig(ctx, s, ref) }
-	b, err := manifest.Load(ctx, path, opts)
-	if err != nil {
-		return nil, err
-	}
-	g, err := dag.Compile(b)
-	if err != nil {
-		return nil, err
-	}
+	path, s, b, g := cm.path, cm.store, cm.build, cm.graph
 	bctx, err := buildctx.Open(b.Context)
 	if err != nil {
 		return nil, err

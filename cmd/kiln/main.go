@@ -118,6 +118,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newModuleCommand(a),
 		newLockCommand(a),
 		newDebugCommand(a),
+		newDAPCommand(a),
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)

@@ -1,0 +1,24 @@
+// Package dap provides a Debug Adapter Protocol server for kiln builds,
+// so that an editor (VS Code, Neovim's nvim-dap) can set breakpoints on
+// the steps of an app.yml or a Dockerfile, see where a build stopped and
+// with what environment, step through it, and open a terminal in a
+// step's container.
+//
+// The server is an executor.Inspector, like package debugger's prompt,
+// driven by DAP requests instead of typed commands. Each node of the
+// graph that is under way is a thread. One stop at a time: while a step
+// is stopped, every other node waits before its next step (a container
+// that already runs ends its step first); continue and next let every
+// branch run on, and next stops again before a step that builds on the
+// stopped one.
+//
+// # Requests
+//
+// initialize, launch, setBreakpoints, setExceptionBreakpoints (the
+// "failed" filter), configurationDone, threads, stackTrace, scopes,
+// variables, continue, next, pause (stop before the next step that
+// starts), restartFrame (run a failed step again), evaluate (a shell
+// command run on the stopped step's filesystem, or "terminal" to open a
+// shell there through the client's runInTerminal), exceptionInfo,
+// disconnect and terminate. A failed step stops with reason "exception".
+package dap

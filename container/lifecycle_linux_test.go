@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,5 +282,57 @@ func TestMemoryHogIsKilled(t *testing.T) {
 	}
 	if err := r.status.Err(); err == nil || !strings.Contains(err.Error(), "out of memory") {
 		t.Errorf("message %v does not say out of memory", err)
+	}
+}
+
+// TestThreadExitsDoNotKillContainers runs containers while other
+// goroutines lock OS threads and end locked, which makes the Go runtime
+// end those threads, as Mounted and the snapshotter's private mount
+// namespaces do. The init's parent-death signal fires when the thread
+// that forked it ends (golang/go#27505), so a container forked from a
+// thread that later ends would die with SIGKILL: none may.
+func TestThreadExitsDoNotKillContainers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				done := make(chan struct{})
+				go func() {
+					runtime.LockOSThread() // never unlocked: the thread ends
+					close(done)
+				}()
+				<-done
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	type outcome struct {
+		r   result
+		err error
+	}
+	results := make(chan outcome, 6)
+	for range cap(results) {
+		go func() {
+			r, err := e.tryRun(ctx, engine.Spec{Process: sh("sleep 0.5")})
+			results <- outcome{r, err}
+		}()
+	}
+	for range cap(results) {
+		o := <-results
+		if o.err != nil {
+			t.Error(o.err)
+		} else if o.r.status.Code != 0 {
+			t.Errorf("a container ended with %+v while threads ended: want exit 0", o.r.status)
+		}
 	}
 }

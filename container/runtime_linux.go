@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"runtime"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -401,7 +402,7 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	if err := c.startOnHeldThread(cmd); err != nil {
 		return fmt.Errorf("starting container init: %w", err)
 	}
 	c.cmd = cmd
@@ -539,6 +540,27 @@ func statusOf(ws syscall.WaitStatus) engine.Status {
 		return engine.Status{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
 	}
 	return engine.Status{Code: ws.ExitStatus()}
+}
+
+// startOnHeldThread starts cmd from an OS thread that no other goroutine
+// runs on until PID 1 has been reaped. The init's parent-death signal
+// (SIGKILL) fires when the thread that forked it ends, not the process
+// (golang/go#27505), and the Go runtime ends a thread whenever a
+// goroutine that locked it returns, as Mounted and the snapshotter's
+// private mount namespaces do: forked from any thread, a container could
+// be killed by an unrelated goroutine's exit.
+func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread() // the thread is as it was: it may serve others again
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-c.done
+		}
+	}()
+	return <-started
 }
 
 // Kill kills PID 1; the kernel then kills every other process of the

@@ -41,11 +41,14 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 	if err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	// Files are hashed by a few goroutines while the walk goes on.
-	jobs := make(chan hashJob, 1024)
+	// Files are hashed by a few goroutines while the walk goes on, given
+	// to them in batches: one channel send (and goroutine wake-up) per
+	// file cost as much as a small file's hashing.
+	jobs := make(chan []hashJob, 64)
 	hashed := make(chan error, 1)
 	go func() { hashed <- hashFiles(ctx, jobs) }()
 	walks := make([][]entry, len(ms))
+	var batch []hashJob
 	for i, m := range ms {
 		if walks[i], err = c.src.walk(ctx, m, func(d *dirRef, name string, e *entry, lazy bool) {
 			j := hashJob{dir: d, name: name, sum: e.sum}
@@ -57,10 +60,16 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 			if d != nil {
 				d.hold()
 			}
-			jobs <- j
+			if batch = append(batch, j); len(batch) == hashBatch {
+				jobs <- batch
+				batch = nil
+			}
 		}); err != nil {
 			break
 		}
+	}
+	if len(batch) > 0 {
+		jobs <- batch
 	}
 	close(jobs)
 	if herr := <-hashed; err == nil {
@@ -119,10 +128,13 @@ func (j *hashJob) path() string {
 	return filepath.Join(j.dir.path, j.name)
 }
 
+// hashBatch is how many files a hashing goroutine is given at once.
+const hashBatch = 32
+
 // hashFiles hashes the files that jobs sends, on a few goroutines, until
 // it is closed, and releases their directories. After a failure it
 // drains jobs without hashing them.
-func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
+func hashFiles(ctx context.Context, jobs <-chan []hashJob) error {
 	workers := runtime.GOMAXPROCS(0) + 1
 	var failed atomic.Bool
 	var wg sync.WaitGroup
@@ -131,23 +143,25 @@ func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
 		wg.Go(func() {
 			h := sha256.New()
 			buf := make([]byte, 256<<10)
-			for j := range jobs {
-				err := ctx.Err()
-				if err == nil && !failed.Load() {
-					err = hashFile(h, buf, &j)
+			for batch := range jobs {
+				for _, j := range batch {
+					err := ctx.Err()
+					if err == nil && !failed.Load() {
+						err = hashFile(h, buf, &j)
+					}
+					if j.dir != nil {
+						j.dir.release()
+					}
+					if failed.Load() {
+						continue
+					}
+					if err != nil {
+						errs[w] = err
+						failed.Store(true)
+						continue
+					}
+					h.Sum(j.sum[:0])
 				}
-				if j.dir != nil {
-					j.dir.release()
-				}
-				if failed.Load() {
-					continue
-				}
-				if err != nil {
-					errs[w] = err
-					failed.Store(true)
-					continue
-				}
-				h.Sum(j.sum[:0])
 			}
 		})
 	}

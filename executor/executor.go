@@ -194,6 +194,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	defer cancel(nil)
 	earlyCtx, stopEarly := context.WithCancel(ctx)
 	r.startEarlyDigests(earlyCtx, nodes)
+	r.startPreload(earlyCtx, nodes)
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error

@@ -23,9 +23,16 @@ func dryRun(t *testing.T, dir string, s *store.Store) *Result {
 	return dryRunWith(t, dir, s, Options{})
 }
 
-// dryRunWith is dryRun with opts, whose Store, Cache, Tmp and DryRun it
-// sets, and Context too unless given.
+// dryRunWith is dryRun with opts.
 func dryRunWith(t *testing.T, dir string, s *store.Store, opts Options) *Result {
+	t.Helper()
+	opts.DryRun = true
+	return buildWith(t, dir, s, opts)
+}
+
+// buildWith builds the manifest in dir with opts, whose Store, Cache and
+// Tmp it sets, and Context too unless given.
+func buildWith(t *testing.T, dir string, s *store.Store, opts Options) *Result {
 	t.Helper()
 	ctx := context.Background()
 	b, err := manifest.Load(ctx, filepath.Join(dir, "kiln.yml"), manifest.Options{Context: dir})
@@ -44,7 +51,7 @@ func dryRunWith(t *testing.T, dir string, s *store.Store, opts Options) *Result 
 	if opts.Cache, err = cache.Open(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	opts.Store, opts.Tmp, opts.DryRun = s, t.TempDir(), true
+	opts.Store, opts.Tmp = s, t.TempDir()
 	res, err := Build(ctx, b, g, opts)
 	if err != nil {
 		t.Fatal(err)

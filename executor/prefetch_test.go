@@ -11,9 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/buildctx"
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -105,6 +108,101 @@ func TestEarlyDigest(t *testing.T) {
 			}
 			if in.Sources[0].Digest != want || in.Input.Inputs[0] != want {
 				t.Errorf("copy %s: source digest %s, key input %v, want %s", tc.copy, in.Sources[0].Digest, in.Input.Inputs, want)
+			}
+		})
+	}
+}
+
+// preloadRemote is a Remote that has every key: its Fetch puts a record
+// of one layer into the cache, after waiting (up to wait) for Preload.
+type preloadRemote struct {
+	s     *store.Store
+	c     *cache.Cache
+	layer v1.Layer
+	wait  time.Duration
+
+	preloaded chan struct{}
+	mu        sync.Mutex
+	events    []string
+}
+
+func (p *preloadRemote) note(e string) {
+	p.mu.Lock()
+	p.events = append(p.events, e)
+	p.mu.Unlock()
+}
+
+func (p *preloadRemote) Preload(ctx context.Context) {
+	p.note("preload")
+	close(p.preloaded)
+}
+
+func (p *preloadRemote) Fetch(ctx context.Context, k cache.Key) (bool, error) {
+	select {
+	case <-p.preloaded:
+	case <-time.After(p.wait):
+	}
+	p.note("fetch")
+	d, err := p.layer.Digest()
+	if err != nil {
+		return false, err
+	}
+	diffID, err := p.layer.DiffID()
+	if err != nil {
+		return false, err
+	}
+	size, err := p.layer.Size()
+	if err != nil {
+		return false, err
+	}
+	if err := p.s.PutBlob(ctx, d, p.layer.Compressed); err != nil {
+		return false, err
+	}
+	return true, p.c.Put(ctx, cache.Record{Key: k, Layer: v1.Descriptor{Digest: d, Size: size, MediaType: types.OCILayer}, DiffID: diffID})
+}
+
+// TestPreload checks that a build has its Remote read what it holds
+// before the first Fetch (while the first keys are computed), and that a
+// dry run, which fetches nothing, does not.
+func TestPreload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		dryRun bool
+		wait   time.Duration
+		want   []string
+	}{
+		{"build", false, 20 * time.Second, []string{"preload", "fetch"}},
+		{"dry run", true, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range map[string]string{"kiln.yml": "from: scratch\nsteps:\n  - copy: {src: a, dst: /a}\n", "a": "a\n"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			s, err := store.Open(ctx, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := cache.Open(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := random.Layer(512, types.OCILayer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rm := &preloadRemote{s: s, c: c, layer: l, wait: tc.wait, preloaded: make(chan struct{})}
+			res := buildWith(t, dir, s, Options{Remote: rm, DryRun: tc.dryRun})
+			if (res.Image != nil) == tc.dryRun {
+				t.Errorf("dry run %v, image %v", tc.dryRun, res.Image)
+			}
+			rm.mu.Lock()
+			defer rm.mu.Unlock()
+			if diff := cmp.Diff(tc.want, rm.events); diff != "" {
+				t.Errorf("calls to the Remote (-want +got):\n%s", diff)
 			}
 		})
 	}

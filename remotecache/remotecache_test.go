@@ -127,48 +127,53 @@ func TestExportFetch(t *testing.T) {
 				t.Errorf("Export wrote %d records, main holds %d; want 3 and 3", st.Records, st.Total)
 			}
 
-			b := newRoot(t)
-			var w warnings
-			src := NewSource(b.s, b.c, w.warn, tg)
-			for _, tc := range []struct {
-				key  cache.Key
-				want bool
-			}{
-				{recs[0].Key, true},
-				{recs[2].Key, true},
-				{cache.ComputeKey(cache.KeyInput{Kind: "absent"}), false},
-			} {
-				got, err := src.Fetch(t.Context(), tc.key)
-				if err != nil || got != tc.want {
-					t.Errorf("Fetch(%s) = %v, %v; want %v, nil", tc.key, got, err, tc.want)
+			for _, preload := range []bool{false, true} {
+				b := newRoot(t)
+				var w warnings
+				src := NewSource(b.s, b.c, w.warn, tg)
+				if preload {
+					src.Preload(t.Context()) // the Fetches use what it read
 				}
-			}
-			for _, r := range recs[:1] {
-				got, _, err := b.c.Get(t.Context(), r.Key)
-				if err != nil {
-					t.Fatal(err)
+				for _, tc := range []struct {
+					key  cache.Key
+					want bool
+				}{
+					{recs[0].Key, true},
+					{recs[2].Key, true},
+					{cache.ComputeKey(cache.KeyInput{Kind: "absent"}), false},
+				} {
+					got, err := src.Fetch(t.Context(), tc.key)
+					if err != nil || got != tc.want {
+						t.Errorf("Fetch(%s) = %v, %v; want %v, nil", tc.key, got, err, tc.want)
+					}
 				}
-				if diff := cmp.Diff(r, got); diff != "" {
-					t.Errorf("fetched record (-want +got):\n%s", diff)
+				for _, r := range recs[:1] {
+					got, _, err := b.c.Get(t.Context(), r.Key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(r, got); diff != "" {
+						t.Errorf("fetched record (-want +got):\n%s", diff)
+					}
+					if err := b.c.Verify(t.Context(), r.Key); err != nil {
+						t.Errorf("fetched layer does not verify: %v", err)
+					}
 				}
-				if err := b.c.Verify(t.Context(), r.Key); err != nil {
-					t.Errorf("fetched layer does not verify: %v", err)
+				if _, _, err := b.c.Get(t.Context(), recs[1].Key); err == nil {
+					t.Errorf("key %s was never looked up, yet it is in the cache", recs[1].Key)
 				}
-			}
-			if _, _, err := b.c.Get(t.Context(), recs[1].Key); err == nil {
-				t.Errorf("key %s was never looked up, yet it is in the cache", recs[1].Key)
-			}
-			blobs := blobsOf(t, b.s)
-			for _, r := range []cache.Record{recs[0], recs[2]} {
-				if !blobs[r.Layer.Digest.Hex] {
-					t.Errorf("blob %s of a hit is not in the store", r.Layer.Digest)
+				blobs := blobsOf(t, b.s)
+				for _, r := range []cache.Record{recs[0], recs[2]} {
+					if !blobs[r.Layer.Digest.Hex] {
+						t.Errorf("blob %s of a hit is not in the store", r.Layer.Digest)
+					}
 				}
-			}
-			if blobs[recs[1].Layer.Digest.Hex] {
-				t.Errorf("blob %s of a key never looked up was fetched", recs[1].Layer.Digest)
-			}
-			if w.all() != "" {
-				t.Errorf("warnings: %s", w.all())
+				if blobs[recs[1].Layer.Digest.Hex] {
+					t.Errorf("blob %s of a key never looked up was fetched", recs[1].Layer.Digest)
+				}
+				if w.all() != "" {
+					t.Errorf("warnings: %s", w.all())
+				}
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -566,5 +567,49 @@ func TestExportOverMissingBlob(t *testing.T) {
 	sort.Strings(got)
 	if diff := cmp.Diff([]string{good.Step, rec.Step}, got); diff != "" {
 		t.Errorf("records after the export (-want +got):\n%s", diff)
+	}
+}
+
+// TestReadsShareSetup fetches from a registry: the reads (tag list,
+// artifact, blobs) set up their connection (GET /v2/, the ping) once,
+// not once each.
+func TestReadsShareSetup(t *testing.T) {
+	var mu sync.Mutex
+	pings := 0
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			mu.Lock()
+			pings++
+			mu.Unlock()
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/team/cache:main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newRoot(t)
+	recs := []cache.Record{a.record(t, "one"), a.record(t, "two")}
+	if _, err := Export(t.Context(), Registry(ref), a.s, a.c, []cache.Key{recs[0].Key, recs[1].Key}, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	pings = 0
+	mu.Unlock()
+
+	b := newRoot(t)
+	var w warnings
+	src := NewSource(b.s, b.c, w.warn, Registry(ref))
+	for _, r := range recs {
+		if ok, err := src.Fetch(t.Context(), r.Key); !ok || err != nil {
+			t.Fatalf("Fetch(%s) = %v, %v; want a hit (warnings: %s)", r.Key, ok, err, w.all())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if pings != 1 {
+		t.Errorf("the reads pinged the registry %d times, want 1", pings)
 	}
 }

@@ -2,6 +2,8 @@ package buildctx
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -253,5 +255,49 @@ func unreadableChild(t *testing.T, dir string) {
 	}
 	if err := c.Copy(ctx, "ok.txt", t.TempDir(), "/x/", CopyOptions{UID: os.Getuid(), GID: os.Getgid()}); err != nil {
 		t.Errorf("Copy(ok.txt): %v", err)
+	}
+}
+
+// TestHashFileChanged hashes files that are not what the walk saw (as if
+// swapped between the walk and the hashing): a FIFO fails at once instead
+// of blocking, a link is not followed, and a file of another size fails.
+func TestHashFileChanged(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir, node{Name: "file", Data: "12345"}, node{Name: "link", Link: "file"})
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDirRef(fd, dir)
+	defer d.release()
+	for _, tc := range []struct {
+		name string
+		lazy bool
+		size int64
+		want string
+	}{
+		{"fifo", true, 0, "no longer a regular file"},
+		{"link", true, 0, "too many levels of symbolic links"},
+		{"file", false, 4, "4 bytes, then 5"},
+		{"file", true, 0, ""},
+	} {
+		t.Run(fmt.Sprintf("%s lazy=%v", tc.name, tc.lazy), func(t *testing.T) {
+			j := hashJob{dir: d, name: tc.name, size: tc.size}
+			if tc.lazy {
+				j.fill = &statInfo{name: tc.name}
+			}
+			err := hashFile(sha256.New(), make([]byte, 4096), &j)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("hashFile: %v", err)
+			case tc.want == "" && j.fill.Size() != 5:
+				t.Errorf("hashFile filled in size %d, want 5", j.fill.Size())
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Join(dir, tc.name))):
+				t.Errorf("hashFile: %v, want an error naming %s and saying %q", err, tc.name, tc.want)
+			}
+		})
 	}
 }

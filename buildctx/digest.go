@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io/fs"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -40,17 +41,35 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 	if err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	// Files are hashed by a few goroutines while the walk goes on.
-	jobs := make(chan hashJob, 1024)
+	// Files are hashed by a few goroutines while the walk goes on, given
+	// to them in batches: one channel send (and goroutine wake-up) per
+	// file cost as much as a small file's hashing.
+	jobs := make(chan []hashJob, 64)
 	hashed := make(chan error, 1)
 	go func() { hashed <- hashFiles(ctx, jobs) }()
 	walks := make([][]entry, len(ms))
+	var batch []hashJob
 	for i, m := range ms {
-		if walks[i], err = c.src.walk(ctx, m, func(abs string, e *entry) {
-			jobs <- hashJob{path: abs, size: e.fi.Size(), sum: e.sum}
+		if walks[i], err = c.src.walk(ctx, m, func(d *dirRef, name string, e *entry, lazy bool) {
+			j := hashJob{dir: d, name: name, sum: e.sum}
+			if lazy {
+				j.fill = e.fi.(*statInfo)
+			} else {
+				j.size = e.fi.Size()
+			}
+			if d != nil {
+				d.hold()
+			}
+			if batch = append(batch, j); len(batch) == hashBatch {
+				jobs <- batch
+				batch = nil
+			}
 		}); err != nil {
 			break
 		}
+	}
+	if len(batch) > 0 {
+		jobs <- batch
 	}
 	close(jobs)
 	if herr := <-hashed; err == nil {
@@ -90,16 +109,32 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(e.h.Sum(nil))}, ms, walks, nil
 }
 
-// hashJob is a regular file to hash into sum.
+// hashJob is a regular file to hash into sum: the entry name of the
+// directory dir, or with no dir the absolute path name. Its size is size,
+// or if fill is set, what stat'ing the open file (into fill) says.
 type hashJob struct {
-	path string
+	dir  *dirRef
+	name string
 	size int64
+	fill *statInfo
 	sum  *[sha256.Size]byte
 }
 
+// path returns j's file's absolute path, for messages.
+func (j *hashJob) path() string {
+	if j.dir == nil {
+		return j.name
+	}
+	return filepath.Join(j.dir.path, j.name)
+}
+
+// hashBatch is how many files a hashing goroutine is given at once.
+const hashBatch = 32
+
 // hashFiles hashes the files that jobs sends, on a few goroutines, until
-// it is closed. After a failure it drains jobs without hashing them.
-func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
+// it is closed, and releases their directories. After a failure it
+// drains jobs without hashing them.
+func hashFiles(ctx context.Context, jobs <-chan []hashJob) error {
 	workers := runtime.GOMAXPROCS(0) + 1
 	var failed atomic.Bool
 	var wg sync.WaitGroup
@@ -108,20 +143,25 @@ func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
 		wg.Go(func() {
 			h := sha256.New()
 			buf := make([]byte, 256<<10)
-			for j := range jobs {
-				if failed.Load() {
-					continue
+			for batch := range jobs {
+				for _, j := range batch {
+					err := ctx.Err()
+					if err == nil && !failed.Load() {
+						err = hashFile(h, buf, &j)
+					}
+					if j.dir != nil {
+						j.dir.release()
+					}
+					if failed.Load() {
+						continue
+					}
+					if err != nil {
+						errs[w] = err
+						failed.Store(true)
+						continue
+					}
+					h.Sum(j.sum[:0])
 				}
-				err := ctx.Err()
-				if err == nil {
-					err = hashFile(h, buf, j.path, j.size)
-				}
-				if err != nil {
-					errs[w] = err
-					failed.Store(true)
-					continue
-				}
-				h.Sum(j.sum[:0])
 			}
 		})
 	}
@@ -129,17 +169,33 @@ func hashFiles(ctx context.Context, jobs <-chan hashJob) error {
 	return errors.Join(errs...)
 }
 
-// hashFile resets h and writes the file p to it, failing if it does not
-// have the size the walk saw (it changed meanwhile). It uses raw system
-// calls: an os.File costs a poller registration and a finalizer, which on
-// thousands of small files is most of the time.
-func hashFile(h hash.Hash, buf []byte, p string, size int64) error {
+// hashFile resets h and writes j's file to it, failing if it is not a
+// regular file of the size the walk saw (it changed meanwhile). It uses
+// raw system calls relative to the walk's open directory: an os.File
+// costs a poller registration and a finalizer, and a path a lookup of
+// each of its components, which on thousands of small files is most of
+// the time. O_NONBLOCK keeps a file swapped for a FIFO from blocking.
+func hashFile(h hash.Hash, buf []byte, j *hashJob) error {
 	h.Reset()
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dirfd := unix.AT_FDCWD
+	if j.dir != nil {
+		dirfd = j.dir.fd
+	}
+	fd, err := unix.Openat(dirfd, j.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: p, Err: err}
+		return &fs.PathError{Op: "open", Path: j.path(), Err: err}
 	}
 	defer unix.Close(fd)
+	size := j.size
+	if j.fill != nil {
+		if err := unix.Fstat(fd, &j.fill.st); err != nil {
+			return &fs.PathError{Op: "stat", Path: j.path(), Err: err}
+		}
+		if !j.fill.Mode().IsRegular() {
+			return fmt.Errorf("read %s: it changed while being read (no longer a regular file)", j.path())
+		}
+		size = j.fill.st.Size
+	}
 	var n int64
 	for {
 		m, err := unix.Read(fd, buf)
@@ -147,16 +203,21 @@ func hashFile(h hash.Hash, buf []byte, p string, size int64) error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: p, Err: err}
+			return &fs.PathError{Op: "read", Path: j.path(), Err: err}
 		}
 		if m == 0 {
 			break
 		}
 		h.Write(buf[:m])
 		n += int64(m)
+		if n == size && m < len(buf) {
+			// A short read of a regular file ends at its end: the read
+			// that would return 0 is not needed.
+			break
+		}
 	}
 	if n != size {
-		return fmt.Errorf("read %s: it changed while being read (%d bytes, then %d)", p, size, n)
+		return fmt.Errorf("read %s: it changed while being read (%d bytes, then %d)", j.path(), size, n)
 	}
 	return nil
 }

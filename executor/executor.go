@@ -146,6 +146,7 @@ type run struct {
 	// unpacks are the layers found in the cache whose directories are
 	// not unpacked yet, by directory; see layerDir.
 	unpacks sync.Map
+	early   earlyDigests // see prefetch.go
 }
 
 // Build runs the nodes of g that the target needs, and assembles the
@@ -191,6 +192,9 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	earlyCtx, stopEarly := context.WithCancel(ctx)
+	r.startEarlyDigests(earlyCtx, nodes)
+	r.startPreload(earlyCtx, nodes)
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
@@ -220,6 +224,8 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		}(n)
 	}
 	wg.Wait()
+	stopEarly()
+	r.early.wg.Wait()
 
 	res := &Result{Tests: r.tests, States: map[string]lifecycle.State{}}
 	for n, m := range r.machines {

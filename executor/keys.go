@@ -75,11 +75,13 @@ func (r *run) noteBase(n *dag.Node, st *fsState) error {
 // sourceDigest is the digest of a copy source of n from the build
 // context, recording its files.
 func (r *run) sourceDigest(ctx context.Context, n *dag.Node, src string) (v1.Hash, error) {
-	c, err := r.contextOf(n.Step)
-	if err != nil {
-		return v1.Hash{}, err
+	d, files, ok, err := r.takeEarlyDigest(ctx, n, src)
+	if !ok {
+		var c *buildctx.Context
+		if c, err = r.contextOf(n.Step); err == nil {
+			d, files, err = c.DigestFiles(ctx, src)
+		}
 	}
-	d, files, err := c.DigestFiles(ctx, src)
 	if err != nil {
 		return v1.Hash{}, err
 	}

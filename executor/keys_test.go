@@ -20,6 +20,20 @@ import (
 // or a runtime.
 func dryRun(t *testing.T, dir string, s *store.Store) *Result {
 	t.Helper()
+	return dryRunWith(t, dir, s, Options{})
+}
+
+// dryRunWith is dryRun with opts.
+func dryRunWith(t *testing.T, dir string, s *store.Store, opts Options) *Result {
+	t.Helper()
+	opts.DryRun = true
+	return buildWith(t, dir, s, opts)
+}
+
+// buildWith builds the manifest in dir with opts, whose Store, Cache and
+// Tmp it sets, and Context too unless given.
+func buildWith(t *testing.T, dir string, s *store.Store, opts Options) *Result {
+	t.Helper()
 	ctx := context.Background()
 	b, err := manifest.Load(ctx, filepath.Join(dir, "kiln.yml"), manifest.Options{Context: dir})
 	if err != nil {
@@ -29,15 +43,16 @@ func dryRun(t *testing.T, dir string, s *store.Store) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bctx, err := buildctx.Open(dir)
-	if err != nil {
+	if opts.Context == nil {
+		if opts.Context, err = buildctx.Open(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opts.Cache, err = cache.Open(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Build(ctx, b, g, Options{Store: s, Cache: c, Context: bctx, Tmp: t.TempDir(), DryRun: true})
+	opts.Store, opts.Tmp = s, t.TempDir()
+	res, err := Build(ctx, b, g, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,29 @@ type Remote interface {
 	Fetch(ctx context.Context, k cache.Key) (bool, error)
 }
 
+// preloader is a Remote that can read what it holds ahead of the first
+// Fetch (remotecache.Source can).
+type preloader interface {
+	Preload(ctx context.Context)
+}
+
+// startPreload has Options.Remote read what it holds while the first keys
+// are computed (the digest of a copy's sources, a base's resolution),
+// when it can and a step of nodes may ask it; Build waits for it with the
+// early digests.
+func (r *run) startPreload(ctx context.Context, nodes []*dag.Node) {
+	p, ok := r.opts.Remote.(preloader)
+	if !ok || r.opts.DryRun {
+		return
+	}
+	for _, n := range nodes {
+		if n.Kind == dag.KindStep && !configOnly(n.Step) {
+			r.early.wg.Go(func() { p.Preload(ctx) })
+			return
+		}
+	}
+}
+
 // cachedOrRemote looks key up in the local cache and, when it misses
 // there, in Options.Remote, which copies a hit into the local cache.
 func (r *run) cachedOrRemote(ctx context.Context, key cache.Key) (cachedLayer, bool, error) {

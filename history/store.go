@@ -82,7 +82,7 @@ func (s *Store) Write(ctx context.Context, r *Record) error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("writing build record: %w", err)
 	}
-	b, err := json.MarshalIndent(r, "", " ")
+	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("writing build record %s: %w", r.ID, err)
 	}

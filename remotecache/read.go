@@ -170,6 +170,13 @@ func (src *Source) load(ctx context.Context) {
 	})
 }
 
+// Preload reads what the targets hold, as the first Fetch would: a build
+// calls it as it starts, so that reading the remote cache overlaps with
+// computing the first keys. A Fetch waits for a Preload under way. Call
+// it with a context that lives as long as the Fetch calls that follow:
+// what a cancelled Preload missed is not read again.
+func (src *Source) Preload(ctx context.Context) { src.load(ctx) }
+
 // Fetch looks k up. When a target has it, Fetch downloads the layer's
 // blob into the store (unless the store has it), unpacks it, and puts the
 // record in the local cache, where the caller then finds it; it returns

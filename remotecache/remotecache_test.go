@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -127,48 +128,53 @@ func TestExportFetch(t *testing.T) {
 				t.Errorf("Export wrote %d records, main holds %d; want 3 and 3", st.Records, st.Total)
 			}
 
-			b := newRoot(t)
-			var w warnings
-			src := NewSource(b.s, b.c, w.warn, tg)
-			for _, tc := range []struct {
-				key  cache.Key
-				want bool
-			}{
-				{recs[0].Key, true},
-				{recs[2].Key, true},
-				{cache.ComputeKey(cache.KeyInput{Kind: "absent"}), false},
-			} {
-				got, err := src.Fetch(t.Context(), tc.key)
-				if err != nil || got != tc.want {
-					t.Errorf("Fetch(%s) = %v, %v; want %v, nil", tc.key, got, err, tc.want)
+			for _, preload := range []bool{false, true} {
+				b := newRoot(t)
+				var w warnings
+				src := NewSource(b.s, b.c, w.warn, tg)
+				if preload {
+					src.Preload(t.Context()) // the Fetches use what it read
 				}
-			}
-			for _, r := range recs[:1] {
-				got, _, err := b.c.Get(t.Context(), r.Key)
-				if err != nil {
-					t.Fatal(err)
+				for _, tc := range []struct {
+					key  cache.Key
+					want bool
+				}{
+					{recs[0].Key, true},
+					{recs[2].Key, true},
+					{cache.ComputeKey(cache.KeyInput{Kind: "absent"}), false},
+				} {
+					got, err := src.Fetch(t.Context(), tc.key)
+					if err != nil || got != tc.want {
+						t.Errorf("Fetch(%s) = %v, %v; want %v, nil", tc.key, got, err, tc.want)
+					}
 				}
-				if diff := cmp.Diff(r, got); diff != "" {
-					t.Errorf("fetched record (-want +got):\n%s", diff)
+				for _, r := range recs[:1] {
+					got, _, err := b.c.Get(t.Context(), r.Key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(r, got); diff != "" {
+						t.Errorf("fetched record (-want +got):\n%s", diff)
+					}
+					if err := b.c.Verify(t.Context(), r.Key); err != nil {
+						t.Errorf("fetched layer does not verify: %v", err)
+					}
 				}
-				if err := b.c.Verify(t.Context(), r.Key); err != nil {
-					t.Errorf("fetched layer does not verify: %v", err)
+				if _, _, err := b.c.Get(t.Context(), recs[1].Key); err == nil {
+					t.Errorf("key %s was never looked up, yet it is in the cache", recs[1].Key)
 				}
-			}
-			if _, _, err := b.c.Get(t.Context(), recs[1].Key); err == nil {
-				t.Errorf("key %s was never looked up, yet it is in the cache", recs[1].Key)
-			}
-			blobs := blobsOf(t, b.s)
-			for _, r := range []cache.Record{recs[0], recs[2]} {
-				if !blobs[r.Layer.Digest.Hex] {
-					t.Errorf("blob %s of a hit is not in the store", r.Layer.Digest)
+				blobs := blobsOf(t, b.s)
+				for _, r := range []cache.Record{recs[0], recs[2]} {
+					if !blobs[r.Layer.Digest.Hex] {
+						t.Errorf("blob %s of a hit is not in the store", r.Layer.Digest)
+					}
 				}
-			}
-			if blobs[recs[1].Layer.Digest.Hex] {
-				t.Errorf("blob %s of a key never looked up was fetched", recs[1].Layer.Digest)
-			}
-			if w.all() != "" {
-				t.Errorf("warnings: %s", w.all())
+				if blobs[recs[1].Layer.Digest.Hex] {
+					t.Errorf("blob %s of a key never looked up was fetched", recs[1].Layer.Digest)
+				}
+				if w.all() != "" {
+					t.Errorf("warnings: %s", w.all())
+				}
 			}
 		})
 	}
@@ -561,5 +567,49 @@ func TestExportOverMissingBlob(t *testing.T) {
 	sort.Strings(got)
 	if diff := cmp.Diff([]string{good.Step, rec.Step}, got); diff != "" {
 		t.Errorf("records after the export (-want +got):\n%s", diff)
+	}
+}
+
+// TestReadsShareSetup fetches from a registry: the reads (tag list,
+// artifact, blobs) set up their connection (GET /v2/, the ping) once,
+// not once each.
+func TestReadsShareSetup(t *testing.T) {
+	var mu sync.Mutex
+	pings := 0
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			mu.Lock()
+			pings++
+			mu.Unlock()
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/team/cache:main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newRoot(t)
+	recs := []cache.Record{a.record(t, "one"), a.record(t, "two")}
+	if _, err := Export(t.Context(), Registry(ref), a.s, a.c, []cache.Key{recs[0].Key, recs[1].Key}, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	pings = 0
+	mu.Unlock()
+
+	b := newRoot(t)
+	var w warnings
+	src := NewSource(b.s, b.c, w.warn, Registry(ref))
+	for _, r := range recs {
+		if ok, err := src.Fetch(t.Context(), r.Key); !ok || err != nil {
+			t.Fatalf("Fetch(%s) = %v, %v; want a hit (warnings: %s)", r.Key, ok, err, w.all())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if pings != 1 {
+		t.Errorf("the reads pinged the registry %d times, want 1", pings)
 	}
 }

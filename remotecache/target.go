@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -54,6 +55,13 @@ func Registry(ref name.Tag, opts ...remote.Option) Target {
 type registryTarget struct {
 	ref  name.Tag
 	opts []remote.Option
+
+	// puller makes the reads share one connection setup (ping, token):
+	// a build reads the tag list, the main artifact, then each hit's
+	// blob, and each read set up its own, a round trip to the registry
+	// on the way to the blob.
+	pullerOnce sync.Once
+	puller     *remote.Puller
 }
 
 func (t *registryTarget) String() string { return "registry://" + t.ref.String() }
@@ -63,8 +71,19 @@ func (t *registryTarget) with(ctx context.Context) []remote.Option {
 	return append(append([]remote.Option(nil), t.opts...), remote.WithContext(ctx))
 }
 
+// read returns the options of a read: with's, and the target's Puller
+// when one can be made (otherwise each read sets itself up).
+func (t *registryTarget) read(ctx context.Context) []remote.Option {
+	t.pullerOnce.Do(func() { t.puller, _ = remote.NewPuller(t.opts...) })
+	opts := t.with(ctx)
+	if t.puller != nil {
+		opts = append(opts, remote.Reuse(t.puller))
+	}
+	return opts
+}
+
 func (t *registryTarget) tags(ctx context.Context) ([]string, error) {
-	tags, err := remote.List(t.ref.Context(), t.with(ctx)...)
+	tags, err := remote.List(t.ref.Context(), t.read(ctx)...)
 	if isNotFound(err) {
 		return nil, nil // a repository that does not exist yet
 	}
@@ -72,7 +91,7 @@ func (t *registryTarget) tags(ctx context.Context) ([]string, error) {
 }
 
 func (t *registryTarget) config(ctx context.Context, tag string) ([]byte, error) {
-	img, err := remote.Image(t.ref.Context().Tag(tag), t.with(ctx)...)
+	img, err := remote.Image(t.ref.Context().Tag(tag), t.read(ctx)...)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("%s: %w", tag, errNoArtifact)
 	}
@@ -83,7 +102,7 @@ func (t *registryTarget) config(ctx context.Context, tag string) ([]byte, error)
 }
 
 func (t *registryTarget) blob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
-	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.with(ctx)...)
+	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.read(ctx)...)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +110,7 @@ func (t *registryTarget) blob(ctx context.Context, d v1.Hash) (io.ReadCloser, er
 }
 
 func (t *registryTarget) exists(ctx context.Context, d v1.Hash) (bool, error) {
-	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.with(ctx)...)
+	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.read(ctx)...)
 	if err != nil {
 		return false, err
 	}

@@ -35,6 +35,10 @@ type Options struct {
 	// prompt (NodeView.Image, tagged somewhere) and returns the name it
 	// is kept under, which the report prints.
 	Keep func(ctx context.Context, v *executor.NodeView) (string, error)
+	// AttachCommand is the command line that opens a shell on the step
+	// kept as name, for the report. The default is
+	// "kiln debug attach NAME".
+	AttachCommand func(name string) string
 }
 
 // Debugger is an executor.Inspector with a prompt.

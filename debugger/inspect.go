@@ -297,5 +297,9 @@ func (d *Debugger) report(ctx context.Context, v *executor.NodeView) {
 		fmt.Fprintf(d.out, "  keeping its filesystem: %v\n", err)
 		return
 	}
-	fmt.Fprintf(d.out, "kept the failed step's filesystem as %s: kiln debug attach %s opens a shell in it\n", name, name)
+	attach := "kiln debug attach " + name
+	if d.opts.AttachCommand != nil {
+		attach = d.opts.AttachCommand(name)
+	}
+	fmt.Fprintf(d.out, "kept the failed step's filesystem as %s: %s opens a shell in it\n", name, attach)
 }

@@ -45,7 +45,21 @@ func (f *debugFlags) observer(a *app, obs lifecycle.Observer) (lifecycle.Observe
 		NoEntry: !f.debug,
 		Breaks:  f.breaks,
 		Keep:    a.keepFailed,
+		AttachCommand: func(name string) string {
+			if a.root != defaultRoot() {
+				return "kiln --root " + shellQuote(a.root) + " debug attach " + name
+			}
+			return "kiln debug attach " + name
+		},
 	})
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // keptRepo is where kept failed steps are tagged in the local store: as

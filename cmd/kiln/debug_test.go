@@ -150,6 +150,10 @@ func TestBuildDebugOnFailNoTTY(t *testing.T) {
 	if !strings.HasPrefix(name, "main-1-") {
 		t.Fatalf("kept as %q, want main-1-…", name)
 	}
+	// The hint names the test's root, which is not the default.
+	if want := "kiln --root " + root + " debug attach " + name + " opens a shell"; !strings.Contains(r.stderr, want) {
+		t.Errorf("kiln did not print %q", want)
+	}
 
 	ls := mustKiln(t, root, "debug", "ls").stdout
 	if !strings.Contains(ls, name+"  ") || !strings.Contains(ls, "run: echo partial") || !strings.Contains(ls, "app.yml:6") {
@@ -307,5 +311,19 @@ func TestBuildDebugCachedBreak(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "running") {
 		t.Error("a step ran in a cached rebuild")
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lib/kiln":   "/var/lib/kiln",
+		"/tmp/a b":        "'/tmp/a b'",
+		"/tmp/it's":       `'/tmp/it'\''s'`,
+		"":                "''",
+		"/x/$HOME;reboot": "'/x/$HOME;reboot'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

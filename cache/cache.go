@@ -71,11 +71,8 @@ func (c *Cache) recordPath(k Key) string {
 	return filepath.Join(c.recordsDir(), h[:2], h+".json")
 }
 
-// blobPath is where the store keeps the blob d (see the store's package
-// documentation: an OCI layout under oci/).
-func (c *Cache) blobPath(d v1.Hash) string {
-	return filepath.Join(c.store.Root(), "oci", "blobs", d.Algorithm, d.Hex)
-}
+// blobPath is where the store keeps the blob d.
+func (c *Cache) blobPath(d v1.Hash) string { return c.store.BlobPath(d) }
 
 // refName is the name of the store reference that keeps k's blob.
 func refName(k Key) string { return "cache/" + k.String() }

@@ -71,7 +71,7 @@ func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.W
 		return nil, fmt.Errorf("write layer %s: %w", d, err)
 	}
 	return &storeLayer{
-		path:   s.blobPath(d),
+		path:   s.BlobPath(d),
 		desc:   v1.Descriptor{MediaType: mt, Size: counter.n, Digest: d},
 		diffID: hashOf(differ),
 	}, nil
@@ -80,7 +80,7 @@ func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.W
 // commitTemp syncs and closes f, a temp file holding the blob d, and renames it
 // into the blobs directory; if the blob exists already it only touches it.
 func (s *Store) commitTemp(f *os.File, d v1.Hash) error {
-	dst := s.blobPath(d)
+	dst := s.BlobPath(d)
 	if touch(dst) == nil {
 		return f.Close()
 	}
@@ -104,7 +104,7 @@ func (s *Store) commitTemp(f *os.File, d v1.Hash) error {
 // only known at the end; putBlob returns the digest it computed, and fails if
 // it differs from a non-zero want.
 func (s *Store) putBlob(ctx context.Context, want v1.Hash, open func() (io.ReadCloser, error)) (v1.Hash, error) {
-	if want != (v1.Hash{}) && touch(s.blobPath(want)) == nil {
+	if want != (v1.Hash{}) && touch(s.BlobPath(want)) == nil {
 		return want, nil
 	}
 	rc, err := open()
@@ -149,7 +149,10 @@ func (s *Store) PutBlob(ctx context.Context, d v1.Hash, open func() (io.ReadClos
 	return nil
 }
 
-func (s *Store) blobPath(h v1.Hash) string {
+// BlobPath is the file that holds blob h, whether or not it exists; its
+// content is h's. Callers only read it: blobs are written through
+// PutBlob and WriteLayer.
+func (s *Store) BlobPath(h v1.Hash) string {
 	return filepath.Join(s.ociDir(), "blobs", h.Algorithm, h.Hex)
 }
 

@@ -48,14 +48,14 @@ func (s *Store) readImage(desc v1.Descriptor) (*storeImage, error) {
 		return nil, fmt.Errorf("read image %s: config lists %d diffIDs for %d layers", desc.Digest, len(img.config.RootFS.DiffIDs), len(img.manifest.Layers))
 	}
 	for i, ld := range img.manifest.Layers {
-		img.layers = append(img.layers, &storeLayer{path: s.blobPath(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i]})
+		img.layers = append(img.layers, &storeLayer{path: s.BlobPath(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i]})
 	}
 	return img, nil
 }
 
 // readBlob reads a small blob and checks its digest.
 func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
-	b, err := os.ReadFile(s.blobPath(h))
+	b, err := os.ReadFile(s.BlobPath(h))
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func (s *Store) Tag(ctx context.Context, img v1.Image, name string) (v1.Hash, er
 		// A collection may have removed a blob we reused between our
 		// writing it and our taking the lock: put any such blob back.
 		for _, b := range blobs {
-			if _, err := os.Stat(s.blobPath(b.digest)); err == nil {
+			if _, err := os.Stat(s.BlobPath(b.digest)); err == nil {
 				continue
 			}
 			if _, err := s.putBlob(ctx, b.digest, b.open); err != nil {

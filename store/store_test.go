@@ -409,7 +409,7 @@ func TestImageListRemove(t *testing.T) {
 		t.Errorf("List after Remove = %+v, want only 127.0.0.1:5000/app:1", got)
 	}
 	for _, h := range bbBlobs {
-		if _, err := os.Stat(s.blobPath(h)); err != nil {
+		if _, err := os.Stat(s.BlobPath(h)); err != nil {
 			t.Errorf("blob %s removed within GCGrace: %v", h, err)
 		}
 	}
@@ -428,7 +428,7 @@ func TestImageListRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range bbBlobs {
-		if _, err := os.Stat(s.blobPath(h)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(s.BlobPath(h)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("old unreferenced blob %s: stat err = %v, want not exist", h, err)
 		}
 	}
@@ -443,7 +443,7 @@ func TestImageListRemove(t *testing.T) {
 
 func fileSize(t *testing.T, s *Store, h v1.Hash) int64 {
 	t.Helper()
-	fi, err := os.Stat(s.blobPath(h))
+	fi, err := os.Stat(s.BlobPath(h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestWriteLayer(t *testing.T) {
 				t.Fatal(err)
 			}
 			d, _ := l.Digest()
-			blob, err := os.ReadFile(s.blobPath(d))
+			blob, err := os.ReadFile(s.BlobPath(d))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -857,7 +857,7 @@ func TestLayerDirsCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.blobPath(d), gzipOf(t, plain), 0o644); err != nil {
+	if err := os.WriteFile(s.BlobPath(d), gzipOf(t, plain), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LayerDirs(ctx, img); err == nil || !strings.Contains(err.Error(), "content has digest") {

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -205,45 +205,15 @@ func (c *Cache) Put(ctx context.Context, r Record) error {
 	return nil
 }
 
-// writeRecord writes data to a temp file in the records directory, syncs
-// it and renames it to p, then syncs p's directory.
+// writeRecord writes data to a temp file in the records directory (named
+// for the sweep), syncs it and renames it to p, then syncs p's directory.
 func (c *Cache) writeRecord(p string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on Linux
-	tmp := filepath.Join(c.recordsDir(), tmpPrefix+strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p))
-}
-
-// syncDir fsyncs a directory, making a rename into it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(p, data, 0o600, func() (*os.File, error) {
+		return os.CreateTemp(c.recordsDir(), tmpPrefix+strconv.Itoa(os.Getpid())+"-*")
+	})
 }
 
 // Delete removes the record of k, then the store reference that kept its

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // Name is the lock file's name, beside the manifest.
@@ -70,12 +72,7 @@ func Write(path string, f *File) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("writing the lock file: %w", err)
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("writing the lock file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, buf.Bytes(), 0o644, nil); err != nil {
 		return fmt.Errorf("writing the lock file: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/registry"
 )
@@ -74,12 +75,7 @@ func (c *Cache) put(d v1.Hash, e Entry) error {
 	if err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", meta, os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("writing the module cache: %w", err)
-	}
-	if err := os.Rename(tmp, meta); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(meta, b, 0o644, nil); err != nil {
 		return fmt.Errorf("writing the module cache: %w", err)
 	}
 	return nil

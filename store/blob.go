@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // WriteLayer stores the layer that write produces. write must write an
@@ -96,7 +98,7 @@ func (s *Store) commitTemp(f *os.File, d v1.Hash) error {
 	if err := os.Rename(f.Name(), dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // putBlob stores the blob that r reads, unless a blob with digest want exists

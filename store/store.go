@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // ErrNotFound is returned, wrapped with the name, when no image has the name
@@ -169,40 +171,8 @@ func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// writeFileAtomic writes data to a temp file, syncs it and renames it to p.
+// writeFileAtomic writes data to a temp file of the store, syncs it and
+// renames it to p.
 func (s *Store) writeFileAtomic(p string, data []byte, mode os.FileMode) error {
-	f, err := s.createTemp()
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p))
-}
-
-// syncDir fsyncs a directory, making a rename into it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(p, data, mode, s.createTemp)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/debugger"
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/toolbox"
 )
@@ -112,19 +113,7 @@ func (a *app) trustKept(img v1.Image, name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(d.String() + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
+	return atomicfile.Write(filepath.Join(dir, name), []byte(d.String()+"\n"), 0o600, nil)
 }
 
 // trustedKept reports whether img is the image this root's kiln kept as

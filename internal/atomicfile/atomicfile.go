@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -12,6 +13,14 @@ import (
 // directories are swept after a crash pass a create that names the file
 // the way their sweep recognizes. The temp file is removed on failure.
 func Write(path string, data []byte, perm os.FileMode, create func() (*os.File, error)) error {
+	return WriteWith(path, perm, create, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteWith is Write for content that write streams.
+func WriteWith(path string, perm os.FileMode, create func() (*os.File, error), write func(io.Writer) error) error {
 	if create == nil {
 		create = func() (*os.File, error) {
 			return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
@@ -22,7 +31,7 @@ func Write(path string, data []byte, perm os.FileMode, create func() (*os.File, 
 		return err
 	}
 	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return err
 	}

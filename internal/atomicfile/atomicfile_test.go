@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,6 +62,32 @@ func TestWriteCreate(t *testing.T) {
 		t.Error("writing over a non-empty directory succeeded")
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("a failed write left %v", entries)
+	}
+}
+
+// TestWriteWithFails: a write that fails leaves the old content and no
+// temp file.
+func TestWriteWithFails(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := Write(p, []byte("old"), 0o644, nil); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := WriteWith(p, 0o644, nil, func(w io.Writer) error {
+		if _, err := w.Write([]byte("half")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("WriteWith returned %v, want the write's error", err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "old" {
+		t.Errorf("after a failed write %s holds %q, %v; want the old content", p, b, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("a failed write left %v", entries)
 	}
 }

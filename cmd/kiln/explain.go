@@ -81,17 +81,10 @@ func (a *app) explain(ctx context.Context, f explainFlags, args []string) error 
 		missed = func(n *history.Node) bool { return n.State == wouldRun }
 	}
 	if f.format == "json" {
-		all, err := hs.Of(ctx, cur.Manifest)
+		_, es, err := explanations(ctx, hs, cur, missed)
 		if err != nil {
 			return err
 		}
-		var earlier []*history.Record
-		for _, r := range all {
-			if cur.ID == "" || r.ID < cur.ID {
-				earlier = append(earlier, r)
-			}
-		}
-		es := history.Explain(history.Closest(earlier, cur), cur, func(n *history.Node) bool { return n.Kind != string(dag.KindBase) && missed(n) })
 		if es == nil {
 			es = []history.Explanation{}
 		}

@@ -121,12 +121,13 @@ func (a *app) history() (*history.Store, error) {
 	return history.Open(filepath.Join(root, "history"))
 }
 
-// explainAgainst prints why the nodes of cur for which missed is true
-// missed the cache, against the closest earlier record of its manifest.
-func explainAgainst(ctx context.Context, w io.Writer, hs *history.Store, cur *history.Record, missed func(*history.Node) bool) error {
+// explanations returns the closest record of cur's manifest earlier
+// than cur (nil when there is none) and why the nodes of cur for which
+// missed is true, bases aside, missed the cache against it.
+func explanations(ctx context.Context, hs *history.Store, cur *history.Record, missed func(*history.Node) bool) (*history.Record, []history.Explanation, error) {
 	all, err := hs.Of(ctx, cur.Manifest)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var earlier []*history.Record
 	for _, r := range all {
@@ -135,7 +136,16 @@ func explainAgainst(ctx context.Context, w io.Writer, hs *history.Store, cur *hi
 		}
 	}
 	prev := history.Closest(earlier, cur)
-	es := history.Explain(prev, cur, func(n *history.Node) bool { return n.Kind != string(dag.KindBase) && missed(n) })
+	return prev, history.Explain(prev, cur, func(n *history.Node) bool { return n.Kind != string(dag.KindBase) && missed(n) }), nil
+}
+
+// explainAgainst prints why the nodes of cur for which missed is true
+// missed the cache, against the closest earlier record of its manifest.
+func explainAgainst(ctx context.Context, w io.Writer, hs *history.Store, cur *history.Record, missed func(*history.Node) bool) error {
+	prev, es, err := explanations(ctx, hs, cur, missed)
+	if err != nil {
+		return err
+	}
 	switch {
 	case len(es) == 0:
 		_, err = fmt.Fprintln(w, "explain: every step is a cache hit")

@@ -185,33 +185,39 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		return r.dryRunStep(ctx, n, m, st, key)
 	}
 
-	if !r.noCache(n) {
-		if l, ok, err := r.cached(ctx, key); err != nil {
-			return nil, err
-		} else if ok {
-			if err := r.addLayer(ctx, st, l, s.Name); err != nil {
-				return nil, err
-			}
-			st.key = key
-			return st, m.To(ctx, lifecycle.Cached, nil)
+	// hit takes the step's layer from lookup, when it has the key; the
+	// error, when ok, is that of moving the node to Cached.
+	hit := func(lookup func(context.Context, cache.Key) (cachedLayer, bool, error)) (ok bool, err error) {
+		if r.noCache(n) {
+			return false, nil
 		}
+		l, ok, err := lookup(ctx, key)
+		if err != nil || !ok {
+			return false, err
+		}
+		if err := r.addLayer(ctx, st, l, s.Name); err != nil {
+			return false, err
+		}
+		st.key = key
+		return true, m.To(ctx, lifecycle.Cached, nil)
 	}
-	// Run it once, even with several kiln processes building it at once.
+	if ok, err := hit(r.cached); ok {
+		return st, err
+	} else if err != nil {
+		return nil, err
+	}
+	// Run it once, even with several kiln processes building it at once:
+	// under the key's lock, look again (another may have just made it),
+	// and in the remote cache.
 	unlock, err := r.opts.Cache.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if !r.noCache(n) {
-		if l, ok, err := r.cachedOrRemote(ctx, key); err != nil {
-			return nil, err
-		} else if ok {
-			if err := r.addLayer(ctx, st, l, s.Name); err != nil {
-				return nil, err
-			}
-			st.key = key
-			return st, m.To(ctx, lifecycle.Cached, nil)
-		}
+	if ok, err := hit(r.cachedOrRemote); ok {
+		return st, err
+	} else if err != nil {
+		return nil, err
 	}
 	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -145,7 +146,7 @@ func (c *Cache) Get(ctx context.Context, k Key) (Record, v1.Layer, error) {
 	}
 	now := time.Now()
 	_ = os.Chtimes(p, now, now) // only a hint for pruning: a read-only root still serves hits
-	return r, &layer{path: bp, desc: r.Layer, diffID: r.DiffID}, nil
+	return r, &blobLayer{path: bp, desc: r.Layer, diffID: r.DiffID}, nil
 }
 
 // checkDigest reports whether h is a well-formed sha256.
@@ -238,12 +239,12 @@ func (c *Cache) Verify(ctx context.Context, k Key) error {
 	if err != nil {
 		return err
 	}
-	vr, err := l.(*layer).open()
+	vr, err := l.(*blobLayer).open()
 	if err != nil {
 		return fmt.Errorf("verify cache record %s: %w", k, err)
 	}
 	defer vr.Close()
-	dr, err := decompress(vr)
+	dr, err := layer.Decompress(vr)
 	if err != nil {
 		return fmt.Errorf("verify cache record %s: %w: layer %s: %w", k, ErrCorrupt, r.Layer.Digest, err)
 	}

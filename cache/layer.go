@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,50 +8,49 @@ import (
 	"hash"
 	"io"
 	"os"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
+
+	"github.com/kiln-build/kiln/layer"
 )
 
-// layer is a cached layer: a blob of the store whose streams verify it.
-type layer struct {
+// blobLayer is a cached layer: a blob of the store whose streams verify it.
+type blobLayer struct {
 	path   string
 	desc   v1.Descriptor
 	diffID v1.Hash
 }
 
 var (
-	_ v1.Layer            = (*layer)(nil)
-	_ partial.Describable = (*layer)(nil)
+	_ v1.Layer            = (*blobLayer)(nil)
+	_ partial.Describable = (*blobLayer)(nil)
 )
 
-func (l *layer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
-func (l *layer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
-func (l *layer) Size() (int64, error)                { return l.desc.Size, nil }
-func (l *layer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *blobLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *blobLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *blobLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 
 // Descriptor returns the layer's descriptor as the record has it.
-func (l *layer) Descriptor() (*v1.Descriptor, error) {
+func (l *blobLayer) Descriptor() (*v1.Descriptor, error) {
 	d := l.desc
 	return &d, nil
 }
 
 // Compressed returns the blob's bytes. Reading them to the end fails,
 // naming the digest, if they do not hash to it.
-func (l *layer) Compressed() (io.ReadCloser, error) { return l.open() }
+func (l *blobLayer) Compressed() (io.ReadCloser, error) { return l.open() }
 
 // Uncompressed decompresses the blob according to its first bytes (gzip with
 // pgzip, zstd, or none), verifying the compressed bytes as Compressed does.
-func (l *layer) Uncompressed() (io.ReadCloser, error) {
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) {
 	vr, err := l.open()
 	if err != nil {
 		return nil, err
 	}
-	dr, err := decompress(vr)
+	dr, err := layer.Decompress(vr)
 	if err != nil {
 		vr.Close()
 		return nil, fmt.Errorf("open layer %s: %w: %w", l.desc.Digest, ErrCorrupt, err)
@@ -78,7 +76,7 @@ func (c *corruptReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (l *layer) open() (*verifyReader, error) {
+func (l *blobLayer) open() (*verifyReader, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w: %w", l.desc.Digest, ErrCorrupt, err)
@@ -126,34 +124,6 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 }
 
 func (v *verifyReader) Close() error { return v.f.Close() }
-
-// The magic bytes that start a gzip or zstd stream.
-const (
-	gzipMagic = "\x1f\x8b"
-	zstdMagic = "\x28\xb5\x2f\xfd"
-)
-
-// decompress returns a reader of r's content, decompressed if it starts with
-// the gzip or zstd magic bytes. Closing it does not close r.
-func decompress(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, err := br.Peek(4)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	switch {
-	case strings.HasPrefix(string(magic), gzipMagic):
-		return pgzip.NewReader(br)
-	case strings.HasPrefix(string(magic), zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	default:
-		return io.NopCloser(br), nil
-	}
-}
 
 type readCloser struct {
 	io.Reader

@@ -11,16 +11,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // WriteLayer stores the layer that write produces. write must write an
@@ -214,37 +212,14 @@ func (l *storeLayer) Uncompressed() (io.ReadCloser, error) {
 	return rc, nil
 }
 
-// decompress returns a reader of r's content, decompressed if it starts
-// with the gzip or zstd magic bytes. Closing it closes r.
+// decompress is layer.Decompress, closing r too.
 func decompress(r io.ReadCloser) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, err := br.Peek(4)
-	if err != nil && !errors.Is(err, io.EOF) {
+	dr, err := layer.Decompress(r)
+	if err != nil {
 		return nil, err
 	}
-	switch {
-	case strings.HasPrefix(string(magic), gzipMagic):
-		zr, err := pgzip.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return &readCloser{Reader: zr, close: func() error { return errors.Join(zr.Close(), r.Close()) }}, nil
-	case strings.HasPrefix(string(magic), zstdMagic):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return &readCloser{Reader: zr, close: func() error { zr.Close(); return r.Close() }}, nil
-	default:
-		return &readCloser{Reader: br, close: r.Close}, nil
-	}
+	return &readCloser{Reader: dr, close: func() error { return errors.Join(dr.Close(), r.Close()) }}, nil
 }
-
-// The magic bytes that start a gzip or zstd stream.
-const (
-	gzipMagic = "\x1f\x8b"
-	zstdMagic = "\x28\xb5\x2f\xfd"
-)
 
 type readCloser struct {
 	io.Reader

@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -156,5 +159,56 @@ func tarNames(t *testing.T, path string) map[string]bool {
 			t.Fatalf("reading %s: %v", path, err)
 		}
 		names[strings.TrimPrefix(h.Name, "./")] = true
+	}
+}
+
+// TestBuildImageConfig checks the image: section of a manifest in the
+// built image's config: each field, ports without a protocol taking /tcp,
+// and a new entrypoint without a cmd dropping the base's cmd, as Docker
+// does.
+func TestBuildImageConfig(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"kiln.yml": `from: busybox
+steps:
+  - run: mkdir -p /srv
+image:
+  entrypoint: ["/bin/echo", "hi"]
+  env: {MODE: prod}
+  workdir: /srv
+  user: "1000"
+  expose: [8080, 53/udp]
+  labels: {org.example.team: build}
+  volumes: [/data]
+  stopsignal: SIGTERM
+`})
+	out := filepath.Join(t.TempDir(), "layout")
+	mustKiln(t, root, "build", "--output", "type=oci,dest="+out, dir)
+	idx, err := layout.ImageIndexFromPath(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	got := v1.Config{Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, User: c.User,
+		ExposedPorts: c.ExposedPorts, Labels: c.Labels, Volumes: c.Volumes, StopSignal: c.StopSignal}
+	want := v1.Config{Entrypoint: []string{"/bin/echo", "hi"}, WorkingDir: "/srv", User: "1000",
+		ExposedPorts: map[string]struct{}{"8080/tcp": {}, "53/udp": {}}, Labels: map[string]string{"org.example.team": "build"},
+		Volumes: map[string]struct{}{"/data": {}}, StopSignal: "SIGTERM"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("image config (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(c.Env, "MODE=prod") {
+		t.Errorf("env %q lacks MODE=prod", c.Env)
 	}
 }

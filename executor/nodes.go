@@ -787,60 +787,14 @@ func (r *run) assemble(target *dag.Node) (v1.Image, error) {
 	if st == nil {
 		return nil, fmt.Errorf("the target %s left no state", target.Key)
 	}
+	// The manifest's image: config, applied as a config step's change is.
 	cfg := st.config
 	ic := r.b.Image
-	if ic.Cmd != nil {
-		cfg.Cmd = ic.Cmd
+	if ic.Entrypoint != nil && ic.Cmd == nil {
+		cfg.Cmd = nil // as Docker: a new entrypoint resets the base's cmd
 	}
-	if ic.Entrypoint != nil {
-		cfg.Entrypoint = ic.Entrypoint
-		if ic.Cmd == nil {
-			cfg.Cmd = nil // as Docker: a new entrypoint resets the base's cmd
-		}
-	}
-	for _, kv := range ic.Env {
-		cfg.Env = manifest.SetEnv(cfg.Env, kv.Key+"="+kv.Value)
-	}
-	if ic.Workdir != "" {
-		cfg.WorkingDir = ic.Workdir
-	}
-	if ic.User != "" {
-		cfg.User = ic.User
-	}
-	if len(ic.Expose) > 0 {
-		cfg.ExposedPorts = map[string]struct{}{}
-		for k := range st.config.ExposedPorts {
-			cfg.ExposedPorts[k] = struct{}{}
-		}
-		for _, p := range ic.Expose {
-			if !strings.Contains(p, "/") {
-				p += "/tcp"
-			}
-			cfg.ExposedPorts[p] = struct{}{}
-		}
-	}
-	if len(ic.Labels) > 0 {
-		labels := map[string]string{}
-		for k, v := range st.config.Labels {
-			labels[k] = v
-		}
-		for _, kv := range ic.Labels {
-			labels[kv.Key] = kv.Value
-		}
-		cfg.Labels = labels
-	}
-	if len(ic.Volumes) > 0 {
-		vols := map[string]struct{}{}
-		for k := range st.config.Volumes {
-			vols[k] = struct{}{}
-		}
-		for _, v := range ic.Volumes {
-			vols[v] = struct{}{}
-		}
-		cfg.Volumes = vols
-	}
-	if ic.StopSignal != "" {
-		cfg.StopSignal = ic.StopSignal
+	if _, err := applyConfig(&cfg, &ic); err != nil {
+		return nil, fmt.Errorf("applying the image config: %w", err)
 	}
 	// The image is as old as its newest layer (or its base, when no step
 	// made a layer): a rebuild from the cache gives the same digest.

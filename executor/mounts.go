@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/rootfile"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -431,15 +432,14 @@ func lookupOwner(root, owner string, sameGID bool) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
+// maxDBSize bounds the /etc/passwd or /etc/group kiln reads of an image.
+const maxDBSize = 16 << 20
+
 // dbLookup finds the entry of name (or of the number, byID) in a
-// passwd-style file of root, read without leaving root.
+// passwd-style file of root, read without leaving root; a file that is
+// not a regular one (a FIFO would block kiln) is refused.
 func dbLookup(root, file, name string, byID bool) ([]string, error) {
-	rt, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	defer rt.Close()
-	data, err := rt.ReadFile(strings.TrimPrefix(file, "/"))
+	data, err := rootfile.Read(root, file, maxDBSize)
 	if err != nil {
 		return nil, fmt.Errorf("looking up %q: %w", name, err)
 	}

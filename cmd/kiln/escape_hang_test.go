@@ -169,7 +169,11 @@ func TestEscapeSpecialFileHang(t *testing.T) {
 			"f":          "data\n",
 		})
 		k := startKiln(t, root, "build", "--progress", "plain", dir)
-		k.waitOutput(t, "COPY", 10*time.Second)
+		// Once the step runs (or kiln has already refused the FIFO).
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(k.out.String(), "running: COPY") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		time.Sleep(200 * time.Millisecond)
 		start := time.Now()
 		_ = k.cmd.Process.Signal(syscall.SIGTERM)
@@ -211,6 +215,19 @@ func TestEscapeSpecialFileHang(t *testing.T) {
 		}
 		t.Logf("the waiting build ended after %v with status %d", took, code)
 
+		// SIGTERM ends a build waiting on that lock too, as interrupted.
+		c := startKiln(t, root, "build", "--progress", "plain", dir)
+		c.waitOutput(t, "cached: from: busybox", 10*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		if code := c.wait(t, 5*time.Second, "SIGTERM while waiting on another build's step"); code != 130 {
+			t.Errorf("the waiting build after SIGTERM: status %d, want 130; output:\n%s", code, c.out.String())
+		}
+
+		// Two SIGTERMs, as an impatient user: the first build still
+		// stops and cleans up.
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		time.Sleep(10 * time.Millisecond)
 		_ = a.cmd.Process.Signal(syscall.SIGTERM)
 		if code := a.wait(t, 5*time.Second, "SIGTERM during a step"); code != 130 {
 			t.Errorf("the first build after SIGTERM: status %d, want 130; output:\n%s", code, a.out.String())

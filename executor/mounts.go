@@ -162,25 +162,13 @@ func (r *run) runMounts(ctx context.Context, s *manifest.Step) (_ []engine.Mount
 			if m.Target == "" {
 				continue
 			}
-			d, err := tmpDir("secret")
-			if err != nil {
-				return nil, nil, cleanup, err
-			}
-			f := filepath.Join(d, "secret")
-			if err := writePrivate(f, data, m.Mode, 0o400, m.UID, m.GID); err != nil {
-				return nil, nil, cleanup, fmt.Errorf("secret %q: %w", m.ID, err)
-			}
-			mounts = append(mounts, engine.Mount{Type: "bind", Source: f, Target: m.Target, Options: []string{"ro", "nosuid", "nodev", "noexec"}})
+			// In memory only: the runtime puts it on a tmpfs of the
+			// step's own mount namespace, never on the host's disk.
+			f := memFile(data, m.Mode, 0o400, m.UID, m.GID)
+			mounts = append(mounts, engine.Mount{Type: "bind", Target: m.Target, File: f, Options: []string{"ro", "nosuid", "nodev", "noexec"}})
 		case manifest.MountFile:
-			d, err := tmpDir("file")
-			if err != nil {
-				return nil, nil, cleanup, err
-			}
-			f := filepath.Join(d, path.Base(m.Target))
-			if err := writePrivate(f, []byte(m.Data), m.Mode, 0o644, nil, nil); err != nil {
-				return nil, nil, cleanup, fmt.Errorf("inline file %s: %w", m.Target, err)
-			}
-			mounts = append(mounts, engine.Mount{Type: "bind", Source: f, Target: m.Target, Options: []string{"ro"}})
+			f := memFile([]byte(m.Data), m.Mode, 0o644, nil, nil)
+			mounts = append(mounts, engine.Mount{Type: "bind", Target: m.Target, File: f, Options: []string{"ro"}})
 		case manifest.MountTmpfs:
 			opts := []string{"nosuid", "nodev"}
 			if m.Size > 0 {
@@ -208,35 +196,20 @@ func (r *run) runMounts(ctx context.Context, s *manifest.Step) (_ []engine.Mount
 	return mounts, env, cleanup, nil
 }
 
-// writePrivate writes data to a new file with mode (or def), owned by
-// uid:gid (default 0:0).
-func writePrivate(name string, data []byte, mode *uint32, def os.FileMode, uid, gid *int) error {
-	m := def
+// memFile is a file of a run mount, given to the container: data with
+// mode (or def), owned by uid:gid (default 0:0).
+func memFile(data []byte, mode *uint32, def os.FileMode, uid, gid *int) *engine.File {
+	f := &engine.File{Data: data, Mode: def}
 	if mode != nil {
-		m = os.FileMode(*mode & 0o7777)
+		f.Mode = os.FileMode(*mode & 0o777)
 	}
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	u, g := 0, 0
 	if uid != nil {
-		u = *uid
+		f.UID = *uid
 	}
 	if gid != nil {
-		g = *gid
+		f.GID = *gid
 	}
-	if err := os.Chown(name, u, g); err != nil {
-		return err
-	}
-	return os.Chmod(name, m)
+	return f
 }
 
 // cacheDir returns the directory of a cache mount, under the root's

@@ -23,6 +23,8 @@ func TestEscapeSecretAtRest(t *testing.T) {
 	secret := "kiln-secret-" + hex.EncodeToString(b)
 	t.Setenv("KILN_TEST_SECRET", secret)
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" +
+		// The in-memory file keeps the mode and owner asked for.
+		"RUN --mount=type=secret,id=tok,uid=1000,gid=1001,mode=0440 sh -c 'test \"$(stat -c %u:%g:%a /run/secrets/tok)\" = 1000:1001:440'\n" +
 		"RUN --mount=type=secret,id=tok,required=true sh -c 'test -s /run/secrets/tok && echo mounted-$(wc -c </run/secrets/tok); sleep 30'\n"})
 	start := time.Now()
 	k := startKiln(t, root, "build", "--progress", "plain", "--secret", "id=tok,env=KILN_TEST_SECRET", dir)

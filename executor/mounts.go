@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -254,17 +255,25 @@ func (r *run) cacheDir(ctx context.Context, m manifest.Mount) (dir string, unloc
 		if err != nil {
 			return "", nil, fmt.Errorf("cache mount %s: %w", m.ID, err)
 		}
-		locked := make(chan error, 1)
-		go func() { locked <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
-		select {
-		case err := <-locked:
-			if err != nil {
+		// Polled, never a blocking flock: a blocked flock(2) outlives
+		// the build's cancellation, in a thread of its own.
+		wait := time.Millisecond
+		for {
+			err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 				f.Close()
 				return "", nil, fmt.Errorf("cache mount %s: locking: %w", m.ID, err)
 			}
-		case <-ctx.Done():
-			f.Close() // ends the wait
-			return "", nil, context.Cause(ctx)
+			select {
+			case <-ctx.Done():
+				f.Close()
+				return "", nil, context.Cause(ctx)
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 50*time.Millisecond)
 		}
 		unlock = func() { f.Close() }
 	}

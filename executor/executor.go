@@ -55,8 +55,9 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// Network is the network of run steps and tests; the default is host.
 	Network engine.Network
-	// Limits and Timeout bound every run step's and test's container,
-	// unless the step sets its own (manifest.Step.Limits, Test.Timeout).
+	// Limits bound every run step's and test's container, and Timeout
+	// all of every node's own work (see nodeContext), unless the step
+	// sets its own (manifest.Step.Limits, Test.Timeout).
 	// The defaults are the runtime's: 2048 processes, no memory or time
 	// limit.
 	Limits  engine.Limits

@@ -143,7 +143,7 @@ docker load archive.`,
 	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit of every run step and test, e.g. 512m (a step's memory: wins)")
 	fl.Int64Var(&f.pids, "pids-limit", 0, "most processes at once in every run step and test (default 2048; a step's pids: wins)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "kill a run step or test that runs this long, e.g. 10m (a step's timeout: wins)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "end a step or test (its pull, copy, container and commit), or any other phase of the build (loading, an output, the push, the cache export), that runs this long, e.g. 10m (a step's timeout: wins)")
 	f.debug.add(c)
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
 	fl.BoolVar(&f.locked, "locked", false, "use exactly the digests of kiln.lock beside the manifest for base images and registry modules (kiln lock writes it)")

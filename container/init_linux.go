@@ -65,6 +65,9 @@ func runInit() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
+	if err := stageFiles(cfg.Rootdir, cfg.Mounts); err != nil {
+		return err
+	}
 	r := &rootfs{dir: cfg.Rootdir}
 	if err := r.mountRoot(cfg.Rootfs); err != nil {
 		return err

@@ -28,6 +28,19 @@ type Mount struct {
 	Source  string   // a path on the host, or a pseudo source ("overlay")
 	Target  string   // where, inside the container; "" for the root filesystem
 	Options []string // fstab-style options: "ro", "rbind", "lowerdir=…"
+	// File, when set, is the content of a file bind-mounted at Target
+	// (Type "bind"; Source is unused): the runtime keeps it in memory, on
+	// a tmpfs of the container's own mount namespace, so that it is never
+	// written to the host's disk and goes away with the container even
+	// if kiln is killed. Secrets are mounted so.
+	File *File
+}
+
+// File is the content, mode and owner of a file given to a container.
+type File struct {
+	Data     []byte
+	Mode     os.FileMode // permission bits
+	UID, GID int
 }
 
 // Writable returns the host directory that receives the writes made

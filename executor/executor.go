@@ -55,8 +55,9 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// Network is the network of run steps and tests; the default is host.
 	Network engine.Network
-	// Limits and Timeout bound every run step's and test's container,
-	// unless the step sets its own (manifest.Step.Limits, Test.Timeout).
+	// Limits bound every run step's and test's container, and Timeout
+	// all of every node's own work (see nodeContext), unless the step
+	// sets its own (manifest.Step.Limits, Test.Timeout).
 	// The defaults are the runtime's: 2048 processes, no memory or time
 	// limit.
 	Limits  engine.Limits
@@ -284,15 +285,22 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
 		return err
 	}
+	nctx, stop := r.nodeContext(ctx, n)
+	defer stop()
 	var st *fsState
 	var err error
 	switch n.Kind {
 	case dag.KindBase:
-		st, err = r.runBase(ctx, n, m)
+		st, err = r.runBase(nctx, n, m)
 	case dag.KindStep:
-		st, err = r.debugStep(ctx, n, m)
+		st, err = r.debugStep(nctx, n, m)
 	case dag.KindTest:
-		err = r.runTest(ctx, n, m)
+		err = r.runTest(nctx, n, m)
+	}
+	if err != nil && ctx.Err() == nil && nctx.Err() != nil {
+		if cause := context.Cause(nctx); !errors.Is(err, cause) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
 	}
 	if err != nil {
 		to := lifecycle.Failed
@@ -311,6 +319,27 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// nodeContext bounds all of n's own work by its timeout (the step's or
+// test's own, else the build's): resolving and unpacking its base, cache
+// lookups and the wait on its key's lock, its container, copy and
+// commit. The waits for its dependencies and a job are not its own. A
+// build under a debugger, which may stop at any node, has no such bound.
+func (r *run) nodeContext(ctx context.Context, n *dag.Node) (context.Context, context.CancelFunc) {
+	_, to := r.limitsFor(n)
+	if to <= 0 || r.debug != nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, to, &TimeoutError{Limit: to})
+}
+
+// TimeoutError is why a node or a phase of the build was ended: it ran
+// past its timeout.
+type TimeoutError struct{ Limit time.Duration }
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("it ran past its timeout of %s (set timeout: on the step, or --timeout)", e.Limit)
 }
 
 // job is a node's hold on one of the build's Jobs.

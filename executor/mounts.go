@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -23,6 +24,7 @@ import (
 	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/rootfile"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -161,25 +163,13 @@ func (r *run) runMounts(ctx context.Context, s *manifest.Step) (_ []engine.Mount
 			if m.Target == "" {
 				continue
 			}
-			d, err := tmpDir("secret")
-			if err != nil {
-				return nil, nil, cleanup, err
-			}
-			f := filepath.Join(d, "secret")
-			if err := writePrivate(f, data, m.Mode, 0o400, m.UID, m.GID); err != nil {
-				return nil, nil, cleanup, fmt.Errorf("secret %q: %w", m.ID, err)
-			}
-			mounts = append(mounts, engine.Mount{Type: "bind", Source: f, Target: m.Target, Options: []string{"ro", "nosuid", "nodev", "noexec"}})
+			// In memory only: the runtime puts it on a tmpfs of the
+			// step's own mount namespace, never on the host's disk.
+			f := memFile(data, m.Mode, 0o400, m.UID, m.GID)
+			mounts = append(mounts, engine.Mount{Type: "bind", Target: m.Target, File: f, Options: []string{"ro", "nosuid", "nodev", "noexec"}})
 		case manifest.MountFile:
-			d, err := tmpDir("file")
-			if err != nil {
-				return nil, nil, cleanup, err
-			}
-			f := filepath.Join(d, path.Base(m.Target))
-			if err := writePrivate(f, []byte(m.Data), m.Mode, 0o644, nil, nil); err != nil {
-				return nil, nil, cleanup, fmt.Errorf("inline file %s: %w", m.Target, err)
-			}
-			mounts = append(mounts, engine.Mount{Type: "bind", Source: f, Target: m.Target, Options: []string{"ro"}})
+			f := memFile([]byte(m.Data), m.Mode, 0o644, nil, nil)
+			mounts = append(mounts, engine.Mount{Type: "bind", Target: m.Target, File: f, Options: []string{"ro"}})
 		case manifest.MountTmpfs:
 			opts := []string{"nosuid", "nodev"}
 			if m.Size > 0 {
@@ -207,35 +197,20 @@ func (r *run) runMounts(ctx context.Context, s *manifest.Step) (_ []engine.Mount
 	return mounts, env, cleanup, nil
 }
 
-// writePrivate writes data to a new file with mode (or def), owned by
-// uid:gid (default 0:0).
-func writePrivate(name string, data []byte, mode *uint32, def os.FileMode, uid, gid *int) error {
-	m := def
+// memFile is a file of a run mount, given to the container: data with
+// mode (or def), owned by uid:gid (default 0:0).
+func memFile(data []byte, mode *uint32, def os.FileMode, uid, gid *int) *engine.File {
+	f := &engine.File{Data: data, Mode: def}
 	if mode != nil {
-		m = os.FileMode(*mode & 0o7777)
+		f.Mode = os.FileMode(*mode & 0o777)
 	}
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	u, g := 0, 0
 	if uid != nil {
-		u = *uid
+		f.UID = *uid
 	}
 	if gid != nil {
-		g = *gid
+		f.GID = *gid
 	}
-	if err := os.Chown(name, u, g); err != nil {
-		return err
-	}
-	return os.Chmod(name, m)
+	return f
 }
 
 // cacheDir returns the directory of a cache mount, under the root's
@@ -280,17 +255,25 @@ func (r *run) cacheDir(ctx context.Context, m manifest.Mount) (dir string, unloc
 		if err != nil {
 			return "", nil, fmt.Errorf("cache mount %s: %w", m.ID, err)
 		}
-		locked := make(chan error, 1)
-		go func() { locked <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
-		select {
-		case err := <-locked:
-			if err != nil {
+		// Polled, never a blocking flock: a blocked flock(2) outlives
+		// the build's cancellation, in a thread of its own.
+		wait := time.Millisecond
+		for {
+			err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 				f.Close()
 				return "", nil, fmt.Errorf("cache mount %s: locking: %w", m.ID, err)
 			}
-		case <-ctx.Done():
-			f.Close() // ends the wait
-			return "", nil, context.Cause(ctx)
+			select {
+			case <-ctx.Done():
+				f.Close()
+				return "", nil, context.Cause(ctx)
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 50*time.Millisecond)
 		}
 		unlock = func() { f.Close() }
 	}
@@ -431,15 +414,14 @@ func lookupOwner(root, owner string, sameGID bool) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
+// maxDBSize bounds the /etc/passwd or /etc/group kiln reads of an image.
+const maxDBSize = 16 << 20
+
 // dbLookup finds the entry of name (or of the number, byID) in a
-// passwd-style file of root, read without leaving root.
+// passwd-style file of root, read without leaving root; a file that is
+// not a regular one (a FIFO would block kiln) is refused.
 func dbLookup(root, file, name string, byID bool) ([]string, error) {
-	rt, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	defer rt.Close()
-	data, err := rt.ReadFile(strings.TrimPrefix(file, "/"))
+	data, err := rootfile.Read(root, file, maxDBSize)
 	if err != nil {
 		return nil, fmt.Errorf("looking up %q: %w", name, err)
 	}

@@ -147,7 +147,7 @@ func Export(ctx context.Context, img v1.Image, dest string) error {
 		err = toLayout(img, dir, tag)
 	case strings.HasPrefix(dest, dockerArchivePrefix):
 		file, tag, _ := strings.Cut(strings.TrimPrefix(dest, dockerArchivePrefix), ":")
-		err = toArchive(img, file, tag)
+		err = toArchive(ctx, img, file, tag)
 	default:
 		err = fmt.Errorf("unknown destination: want %sDIR[:TAG] or %sFILE[:NAME:TAG]", ociLayoutPrefix, dockerArchivePrefix)
 	}
@@ -175,7 +175,7 @@ func toLayout(img v1.Image, dir, tag string) error {
 		layout.WithAnnotations(map[string]string{refNameAnnotation: tag}))
 }
 
-func toArchive(img v1.Image, file, tag string) error {
+func toArchive(ctx context.Context, img v1.Image, file, tag string) error {
 	if file == "" {
 		return errors.New("no file given")
 	}
@@ -196,5 +196,5 @@ func toArchive(img v1.Image, file, tag string) error {
 			return err
 		}
 	}
-	return atomicfile.WriteWith(file, 0o644, nil, func(w io.Writer) error { return tarball.Write(ref, img, w) })
+	return atomicfile.WriteWith(file, 0o644, nil, func(w io.Writer) error { return tarball.Write(ref, img, &ctxWriter{ctx: ctx, w: w}) })
 }

@@ -143,7 +143,7 @@ docker load archive.`,
 	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit of every run step and test, e.g. 512m (a step's memory: wins)")
 	fl.Int64Var(&f.pids, "pids-limit", 0, "most processes at once in every run step and test (default 2048; a step's pids: wins)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "kill a run step or test that runs this long, e.g. 10m (a step's timeout: wins)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "end a step or test (its pull, copy, container and commit), or any other phase of the build (loading, an output, the push, the cache export), that runs this long, e.g. 10m (a step's timeout: wins)")
 	f.debug.add(c)
 	fl.BoolVar(&f.explain, "explain", false, "say why each step that ran missed the cache, against the closest earlier build")
 	fl.BoolVar(&f.locked, "locked", false, "use exactly the digests of kiln.lock beside the manifest for base images and registry modules (kiln lock writes it)")
@@ -216,7 +216,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
 		return a.baseConfig(ctx, s, pinned(lk, ref))
 	}
-	b, err := manifest.Load(ctx, path, opts)
+	pctx, stop := f.phase(ctx)
+	b, err := manifest.Load(pctx, path, opts)
+	err = f.phaseEnd(ctx, pctx, stop, "loading the manifest and its bases", err)
 	if err != nil {
 		return err
 	}
@@ -242,7 +244,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	remote, err := a.cacheSource(ctx, s, c, cacheFrom)
+	pctx, stop = f.phase(ctx)
+	remote, err := a.cacheSource(pctx, s, c, cacheFrom)
+	err = f.phaseEnd(ctx, pctx, stop, "opening --cache-from", err)
 	if err != nil {
 		return err
 	}
@@ -269,8 +273,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(a.stderr, "kiln: interrupted: the build was cancelled and its containers removed")
-			return exitError{130}
+			return interruptedError{}
 		}
 		return fmt.Errorf("build failed: %w", err)
 	}
@@ -284,16 +287,22 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		}
 	}
 	for _, o := range outputs {
-		if err := o.write(ctx, res.Image, f.tags); err != nil {
+		pctx, stop := f.phase(ctx)
+		err := o.write(pctx, res.Image, f.tags)
+		if err := f.phaseEnd(ctx, pctx, stop, "writing "+o.dest, err); err != nil {
 			return err
 		}
 	}
 	if f.push {
-		if err := a.pushTags(ctx, res.Image, f.tags); err != nil {
+		pctx, stop := f.phase(ctx)
+		err := a.pushTags(pctx, res.Image, f.tags)
+		if err := f.phaseEnd(ctx, pctx, stop, "pushing", err); err != nil {
 			return err
 		}
 	}
-	if err := a.exportCache(ctx, s, c, g, res, cacheTo); err != nil {
+	pctx, stop = f.phase(ctx)
+	err = a.exportCache(pctx, s, c, g, res, cacheTo)
+	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
 		return err
 	}
 	ran, cached := 0, 0
@@ -317,6 +326,31 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, d)
 	return nil
+}
+
+// phase returns the context of a phase of the build outside its nodes
+// (loading the manifest with its bases, an output, the push, the cache
+// export): bounded by --timeout, as each node is.
+func (f *buildFlags) phase(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, f.timeout, &executor.TimeoutError{Limit: f.timeout})
+}
+
+// phaseEnd ends a phase that returned err: one ended by its timeout says
+// so, one ended by a signal is an interrupted build.
+func (f *buildFlags) phaseEnd(ctx, pctx context.Context, stop context.CancelFunc, what string, err error) error {
+	defer stop()
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return interruptedError{}
+	case pctx.Err() != nil:
+		return fmt.Errorf("%s: %w: %w", what, context.Cause(pctx), err)
+	}
+	return err
 }
 
 // optionalEpoch reads SOURCE_DATE_EPOCH, if set.
@@ -501,7 +535,7 @@ func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
 		if err := store.Export(ctx, img, "oci-layout:"+dir+":"+tag); err != nil {
 			return err
 		}
-		return tarDir(dir, o.dest)
+		return tarDir(ctx, dir, o.dest)
 	default:
 		return store.Export(ctx, img, "oci-layout:"+o.dest+":"+tag)
 	}
@@ -515,13 +549,13 @@ func normalizeTag(t string) string {
 }
 
 // tarDir writes the tree under dir as a tar file at dest, atomically.
-func tarDir(dir, dest string) error {
+func tarDir(ctx context.Context, dir, dest string) error {
 	tmp := dest + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if err := layer.WriteDir(context.Background(), f, dir); err != nil {
+	if err := layer.WriteDir(ctx, f, dir); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", dest, err)

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -43,9 +44,56 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// interruptedError ends a command that SIGINT or SIGTERM cancelled.
+type interruptedError struct{}
+
+func (interruptedError) Error() string {
+	return "interrupted: the build was cancelled and its containers removed"
+}
+
+// cleanupGrace is how long kiln may go on cleaning up after a second
+// SIGINT or SIGTERM before it exits anyway: its containers die with it
+// (PDEATHSIG), its mounts with their namespaces, and the next kiln sweeps
+// the rest.
+const cleanupGrace = 10 * time.Second
+
+// onSignals cancels ctx at the first SIGINT or SIGTERM. At a second one,
+// kiln goes on cleaning up for cleanupGrace at most, then exits with
+// status 130. Call stop when the command has ended.
+func onSignals(ctx context.Context, stderr io.Writer) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel(interruptedError{})
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		select {
+		case <-time.After(cleanupGrace):
+			fmt.Fprintf(stderr, "kiln: interrupted again and still cleaning up after %s: exiting; the next kiln sweeps what is left\n", cleanupGrace)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
+}
+
 // run runs the kiln command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := onSignals(ctx, stderr)
 	defer stop()
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCommand(a)
@@ -60,6 +108,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	if errors.As(err, &interruptedError{}) || errors.Is(context.Cause(ctx), interruptedError{}) {
+		// Whatever phase the signal ended, as a shell reports SIGINT.
+		fmt.Fprintf(stderr, "kiln: %v\n", err)
+		return 130
 	}
 	fmt.Fprintf(stderr, "kiln: %v\n", err)
 	var se *container.StartError

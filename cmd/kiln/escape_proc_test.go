@@ -11,7 +11,7 @@ import (
 
 // procWrite is a step that proves /proc/sys writable without changing
 // the host: it writes core_pattern's own value back.
-const procWrite = `if cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern; then echo PROC-SYS-WRITABLE; fi`
+const procWrite = `if cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern; then echo PROC-SYS-"WRITABLE"; fi`
 
 // TestEscapeProcSymlink builds steps over a root filesystem whose /proc
 // is an absolute symlink, from an imported image and from a Dockerfile

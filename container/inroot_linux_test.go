@@ -48,16 +48,7 @@ func TestWalk(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "etc", "hostname"), []byte("h\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			for name, target := range tt.links {
-				if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(root)
+			root := openWithLinks(t, dir, tt.links)
 			hostBefore, _ := os.ReadDir(host)
 			fd, rel, err := walk(root, tt.path, tt.opts)
 			if tt.wantErr != "" {
@@ -90,6 +81,23 @@ func TestWalk(t *testing.T) {
 	}
 }
 
+// openWithLinks makes the symlinks links (name → target) in dir and
+// returns an O_PATH descriptor of dir, closed when the test ends.
+func openWithLinks(t *testing.T, dir string, links map[string]string) int {
+	t.Helper()
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(root) })
+	return root
+}
+
 // TestOpenRegular refuses what would block or leave the root.
 func TestOpenRegular(t *testing.T) {
 	dir := t.TempDir()
@@ -99,16 +107,7 @@ func TestOpenRegular(t *testing.T) {
 	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, target := range map[string]string{"abs": "/passwd", "host": "/etc/passwd", "magic": "/proc/self/root/etc/passwd"} {
-		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(root)
+	root := openWithLinks(t, dir, map[string]string{"abs": "/passwd", "host": "/etc/passwd", "magic": "/proc/self/root/etc/passwd"})
 	tests := []struct {
 		path    string
 		wantErr string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -206,9 +207,20 @@ func prepareProcess(pc processConfig) (*process, error) {
 	if !filepath.IsAbs(cwd) {
 		return nil, fmt.Errorf("working directory %q is not absolute", cwd)
 	}
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
+	// Made inside the root, the process's root since pivot_root, with
+	// links read as strings (a magic one could name a descriptor of the
+	// host), and entered by its resolved path, which holds none.
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return nil, fmt.Errorf("creating working directory: %w", err)
 	}
+	fd, rel, err := walk(root, cwd, walkOptions{create: true})
+	unix.Close(root)
+	if err != nil {
+		return nil, fmt.Errorf("creating working directory: %w", err)
+	}
+	unix.Close(fd)
+	cwd = path.Join("/", rel)
 	path, err := lookPath(pc.Args[0], env, cwd)
 	if err != nil {
 		return nil, err

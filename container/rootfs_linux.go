@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +18,7 @@ import (
 // private mount namespace.
 type rootfs struct {
 	dir     string
+	root    int          // r.dir, open during setup
 	stubs   []string     // mountpoints created, relative to dir
 	parents []stubParent // directories they were created in
 }
@@ -42,17 +45,7 @@ func mountOne(m engine.Mount, target string) error {
 	flags, data := parseOptions(m.Options)
 	switch m.Type {
 	case "bind", "rbind":
-		bflags := uintptr(unix.MS_BIND | unix.MS_REC)
-		if err := unix.Mount(m.Source, target, "", bflags, ""); err != nil {
-			return &mountError{op: "bind", source: m.Source, target: target, err: err}
-		}
-		if flags&unix.MS_RDONLY != 0 {
-			rflags := uintptr(unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY) | flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
-			if err := unix.Mount("", target, "", rflags, ""); err != nil {
-				return &mountError{op: "remount read-only", target: target, err: err}
-			}
-		}
-		return nil
+		return bindTree(m.Source, target, flags)
 	case "overlay":
 		// A long lowerdir list can pass the page-size limit of mount
 		// data: mount from the layers' common parent with relative
@@ -174,89 +167,35 @@ func (e *mountError) Error() string {
 
 func (e *mountError) Unwrap() error { return e.err }
 
-// resolve returns the host path of the container path p, following
-// symlinks as if r.dir were the root, so that no symlink in an image can
-// point a mount outside the root filesystem. Components that do not
-// exist yet are kept as they are.
-func (r *rootfs) resolve(p string) (string, error) {
-	var out string // resolved, relative to r.dir, always clean
-	rest := strings.Split(filepath.Clean("/"+p), "/")
-	links := 0
-	for len(rest) > 0 {
-		c := rest[0]
-		rest = rest[1:]
-		if c == "" || c == "." {
-			continue
-		}
-		if c == ".." {
-			out = filepath.Dir("/" + out)[1:]
-			continue
-		}
-		next := filepath.Join(out, c)
-		fi, err := os.Lstat(filepath.Join(r.dir, next))
-		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			out = next
-			continue
-		}
-		if links++; links > 40 {
-			return "", fmt.Errorf("resolving %s in the root filesystem: too many levels of symbolic links", p)
-		}
-		target, err := os.Readlink(filepath.Join(r.dir, next))
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			out = ""
-		}
-		rest = append(strings.Split(target, "/"), rest...)
+// mountpoint makes sure the container path p exists, as a directory (or
+// as an empty file when file is set), resolved inside the root
+// filesystem, and returns an O_PATH descriptor of it and its resolved
+// path. What it creates is recorded as a stub, to be removed from the
+// writable layer. With noFollow, a symlink on the path is refused.
+func (r *rootfs) mountpoint(p string, file, noFollow bool) (int, string, error) {
+	fd, rel, err := walk(r.root, p, walkOptions{create: true, file: file, noFollow: noFollow, created: r.created})
+	if err != nil {
+		return -1, "", fmt.Errorf("mountpoint %s: %w", p, err)
 	}
-	return filepath.Join(r.dir, out), nil
+	return fd, rel, nil
 }
 
-// mountpoint makes sure the container path p exists, as a directory (or
-// as an empty file when file is set), and returns its host path. What it
-// creates is recorded as a stub, to be removed from the writable layer.
-func (r *rootfs) mountpoint(p string, file bool) (string, error) {
-	host, err := r.resolve(p)
-	if err != nil {
-		return "", err
+// created records the stub name made in the directory parentFd, at
+// parent in the root filesystem, and the times of that directory when it
+// is not a stub itself. Mountpoints inside the container's own /dev tmpfs
+// never reach the writable layer.
+func (r *rootfs) created(parent string, parentFd int, name string) {
+	rel := path.Join(parent, name)
+	if strings.HasPrefix(rel, "dev/") {
+		return
 	}
-	if _, err := os.Lstat(host); err == nil {
-		return host, nil
-	}
-	// Record every component this creates, and the times of the
-	// directory it is created in, which the creation changes.
-	rel, _ := filepath.Rel(r.dir, host)
-	created := []string{rel}
-	parent := filepath.Dir(rel)
-	for ; parent != "."; parent = filepath.Dir(parent) {
-		if _, err := os.Lstat(filepath.Join(r.dir, parent)); err == nil {
-			break
+	if !slices.Contains(r.stubs, parent) {
+		var st unix.Stat_t
+		if err := unix.Fstat(parentFd, &st); err == nil {
+			r.parents = append(r.parents, stubParent{Path: parent, Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Mode: st.Mode, UID: st.Uid, GID: st.Gid})
 		}
-		created = append(created, parent)
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(filepath.Join(r.dir, parent), &st); err == nil && !strings.HasPrefix(rel, "dev/") {
-		r.parents = append(r.parents, stubParent{Path: parent, Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Mode: st.Mode, UID: st.Uid, GID: st.Gid})
-	}
-	if file {
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			return "", fmt.Errorf("creating mountpoint /%s: %w", rel, err)
-		}
-		f, err := os.OpenFile(host, os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return "", fmt.Errorf("creating mountpoint /%s: %w", rel, err)
-		}
-		f.Close()
-	} else if err := os.MkdirAll(host, 0o755); err != nil {
-		return "", fmt.Errorf("creating mountpoint /%s: %w", rel, err)
-	}
-	// Mountpoints inside the container's own /dev tmpfs never reach the
-	// writable layer.
-	if !strings.HasPrefix(rel, "dev/") {
-		r.stubs = append(r.stubs, created...)
-	}
-	return host, nil
+	r.stubs = append(r.stubs, rel)
 }
 
 // The kernel paths Docker hides from containers, and those it makes
@@ -272,6 +211,9 @@ var (
 	}
 )
 
+// mqueueMagic is the f_type of an mqueue filesystem (linux/magic.h).
+const mqueueMagic = 0x19800202
+
 // devices are the nodes of the container's minimal /dev.
 var devices = []struct {
 	name         string
@@ -283,31 +225,45 @@ var devices = []struct {
 
 // setup mounts /proc, /dev, /sys, the caller's mounts and, for the
 // host network, the host's resolv.conf and hosts, then masks paths.
+// Every target is resolved inside the root filesystem and mounted on
+// through its descriptor.
 func (r *rootfs) setup(cfg initConfig) error {
+	root, err := unix.Open(r.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the root filesystem: %w", err)
+	}
+	r.root = root
+	defer unix.Close(root)
+
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	mnt := func(p, fstype, source string, flags uintptr, data string) error {
-		host, err := r.mountpoint(p, false)
+	// kernel mounts a kernel filesystem of type magic on p, which the
+	// image must not make a symlink, and returns the new mount's root.
+	kernel := func(p, fstype, source string, flags uintptr, data string, magic int64) (int, error) {
+		fd, rel, err := r.mountpoint(p, false, true)
 		if err != nil {
-			return err
+			return -1, err
 		}
-		if err := unix.Mount(source, host, fstype, flags, data); err != nil {
-			return &mountError{op: "mount " + fstype, source: source, target: p, data: data, err: err}
+		defer unix.Close(fd)
+		if err := unix.Mount(source, fdPath(fd), fstype, flags, data); err != nil {
+			return -1, &mountError{op: "mount " + fstype, source: source, target: p, data: data, err: err}
 		}
-		return nil
+		return mountRootAt(root, rel, p, magic)
 	}
-	if err := mnt("/proc", "proc", "proc", nsd, ""); err != nil {
+	proc, err := kernel("/proc", "proc", "proc", nsd, "", unix.PROC_SUPER_MAGIC)
+	if err != nil {
 		return err
 	}
-	if err := mnt("/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	defer unix.Close(proc)
+	dev, err := kernel("/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k", unix.TMPFS_MAGIC)
+	if err != nil {
 		return err
 	}
-	dev, _ := r.resolve("/dev")
+	defer unix.Close(dev)
 	for _, d := range devices {
-		p := filepath.Join(dev, d.name)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+		if err := unix.Mknodat(dev, d.name, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d.name, err)
 		}
-		if err := unix.Chmod(p, 0o666); err != nil {
+		if err := unix.Fchmodat(dev, d.name, 0o666, 0); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d.name, err)
 		}
 	}
@@ -315,26 +271,43 @@ func (r *rootfs) setup(cfg initConfig) error {
 		"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
 		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "core": "/proc/kcore",
 	} {
-		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil {
+		if err := unix.Symlinkat(target, dev, link); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", link, err)
 		}
 	}
-	if err := mnt("/dev/pts", "devpts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
-		return err
+	for _, m := range []struct {
+		p, fstype, source string
+		flags             uintptr
+		data              string
+		magic             int64
+	}{
+		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.DEVPTS_SUPER_MAGIC},
+		{"/dev/shm", "tmpfs", "shm", nsd, "mode=1777,size=65536k", unix.TMPFS_MAGIC},
+		{"/dev/mqueue", "mqueue", "mqueue", nsd, "", mqueueMagic},
+	} {
+		fd, err := kernel(m.p, m.fstype, m.source, m.flags, m.data, m.magic)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
 	}
-	if err := mnt("/dev/shm", "tmpfs", "shm", nsd, "mode=1777,size=65536k"); err != nil {
-		return err
-	}
-	if err := mnt("/dev/mqueue", "mqueue", "mqueue", nsd, ""); err != nil {
-		return err
-	}
-	if err := mnt("/sys", "sysfs", "sysfs", nsd|unix.MS_RDONLY, ""); err != nil {
+	sys, err := kernel("/sys", "sysfs", "sysfs", nsd|unix.MS_RDONLY, "", unix.SYSFS_MAGIC)
+	if err != nil {
 		// Fall back to a read-only bind of the host's /sys.
-		host, _ := r.resolve("/sys")
-		if berr := mountOne(engine.Mount{Type: "rbind", Source: "/sys", Options: []string{"ro", "nosuid", "nodev", "noexec"}}, host); berr != nil {
+		fd, rel, serr := r.mountpoint("/sys", false, true)
+		if serr != nil {
+			return errors.Join(err, serr)
+		}
+		berr := mountOne(engine.Mount{Type: "rbind", Source: "/sys", Options: []string{"ro", "nosuid", "nodev", "noexec"}}, fdPath(fd))
+		unix.Close(fd)
+		if berr != nil {
+			return errors.Join(err, berr)
+		}
+		if sys, berr = mountRootAt(root, rel, "/sys", unix.SYSFS_MAGIC); berr != nil {
 			return errors.Join(err, berr)
 		}
 	}
+	defer unix.Close(sys)
 	if cfg.Network == engine.NetworkHost {
 		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 			if _, err := os.Stat(f); err != nil {
@@ -351,65 +324,131 @@ func (r *rootfs) setup(cfg initConfig) error {
 			return err
 		}
 	}
-	return r.mask()
+	return mask(proc, sys, dev)
+}
+
+// mountRootAt opens the root of the mount just made at rel (resolved,
+// relative to root) and checks that it is a filesystem of type magic.
+func mountRootAt(root int, rel, p string, magic int64) (int, error) {
+	fd, err := openBeneath(root, rel, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening %s after mounting it: %w", p, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != magic {
+		unix.Close(fd)
+		return -1, fmt.Errorf("opening %s after mounting it: not the filesystem mounted (%v)", p, err)
+	}
+	return fd, nil
 }
 
 // bind mounts the host path m.Source on the container path m.Target.
 func (r *rootfs) bind(m engine.Mount) error {
-	if m.Type != "bind" && m.Type != "rbind" && m.Type != "" {
-		// tmpfs, or a read-only overlay of layer directories (a toolbox
-		// image).
-		if m.Type == "tmpfs" || m.Type == "overlay" {
-			host, err := r.mountpoint(m.Target, false)
-			if err != nil {
-				return err
-			}
-			return mountOne(m, host)
+	file := false
+	switch m.Type {
+	case "bind", "rbind", "":
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind mount on %s: %w", m.Target, err)
 		}
+		file = !fi.IsDir()
+		m.Type = "rbind"
+	case "tmpfs", "overlay":
+		// A read-only overlay of layer directories is a toolbox image.
+	default:
 		return fmt.Errorf("mount on %s: unsupported type %q (use bind, tmpfs or overlay)", m.Target, m.Type)
 	}
-	fi, err := os.Stat(m.Source)
-	if err != nil {
-		return fmt.Errorf("bind mount on %s: %w", m.Target, err)
-	}
-	host, err := r.mountpoint(m.Target, !fi.IsDir())
+	fd, _, err := r.mountpoint(m.Target, file, false)
 	if err != nil {
 		return err
 	}
-	m.Type = "rbind"
-	return mountOne(m, host)
+	defer unix.Close(fd)
+	return mountOne(m, fdPath(fd))
 }
 
-// mask hides and write-protects kernel paths, as Docker does.
-func (r *rootfs) mask() error {
-	null := filepath.Join(r.dir, "dev/null")
+// mask hides and write-protects kernel paths, as Docker does, in the
+// procfs and sysfs just mounted (proc, sys), resolved beneath them
+// without following links or leaving them. A path the kernel does not
+// have is skipped; one that cannot be masked fails the start.
+func mask(proc, sys, dev int) error {
+	null, err := unix.Openat(dev, "null", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening /dev/null: %w", err)
+	}
+	defer unix.Close(null)
+	beneath := func(p string) (int, string, error) {
+		if rel, ok := strings.CutPrefix(p, "/proc/"); ok {
+			fd, err := openBeneath(proc, rel, unix.RESOLVE_NO_XDEV)
+			return fd, rel, err
+		}
+		rel := strings.TrimPrefix(p, "/sys/")
+		fd, err := openBeneath(sys, rel, unix.RESOLVE_NO_XDEV)
+		return fd, rel, err
+	}
 	for _, p := range maskedPaths {
-		host := filepath.Join(r.dir, p)
-		fi, err := os.Stat(host)
-		if err != nil {
+		fd, _, err := beneath(p)
+		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
-		if fi.IsDir() {
-			err = unix.Mount("tmpfs", host, "tmpfs", unix.MS_RDONLY, "size=0")
-		} else {
-			err = unix.Mount(null, host, "", unix.MS_BIND, "")
+		if err != nil {
+			return &mountError{op: "mask", target: p, err: err}
 		}
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY, "size=0")
+			} else {
+				err = unix.Mount(fdPath(null), fdPath(fd), "", unix.MS_BIND, "")
+			}
+		}
+		unix.Close(fd)
 		if err != nil {
 			return &mountError{op: "mask", target: p, err: err}
 		}
 	}
 	for _, p := range readonlyPaths {
-		host := filepath.Join(r.dir, p)
-		if _, err := os.Stat(host); err != nil {
+		fd, _, err := beneath(p)
+		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
-		if err := unix.Mount(host, host, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return &mountError{op: "bind", target: p, err: err}
-		}
-		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-		if err := unix.Mount(host, host, "", flags, ""); err != nil {
+		if err != nil {
 			return &mountError{op: "remount read-only", target: p, err: err}
 		}
+		err = bindTree(fdPath(fd), fdPath(fd), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		unix.Close(fd)
+		if err != nil {
+			return &mountError{op: "remount read-only", target: p, err: err}
+		}
+	}
+	return nil
+}
+
+// bindTree mounts a copy of the mount tree at source on target, with the
+// read-only, nosuid, nodev and noexec flags among flags set on all of it.
+// The copy is made read-only before it is attached: through /proc/self/fd
+// paths, a remount would find the mount under the new one.
+func bindTree(source, target string, flags uintptr) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return &mountError{op: "bind", source: source, target: target, err: err}
+	}
+	defer unix.Close(tree)
+	var attr unix.MountAttr
+	for ms, ma := range map[uintptr]uint64{
+		unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+	} {
+		if flags&ms != 0 {
+			attr.Attr_set |= ma
+		}
+	}
+	if attr.Attr_set != 0 {
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			return &mountError{op: "remount read-only", source: source, target: target, err: err}
+		}
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+		return &mountError{op: "bind", source: source, target: target, err: err}
 	}
 	return nil
 }

@@ -613,7 +613,10 @@ func (c *ctr) Delete(ctx context.Context) error {
 // removeStubs removes, from the writable layer, the mountpoints the init
 // created, when they are still empty: they did not exist in the image
 // and must not appear in the step's layer. It then restores the times of
-// the directories they were made in.
+// the directories they were made in. Each is looked up in the writable
+// layer without following any link: the container may have replaced a
+// directory on the way with a link out of it, and such a stub is not
+// ours any more.
 func removeStubs(rootfs []engine.Mount, stubs []string, parents []stubParent) error {
 	if len(stubs) == 0 {
 		return nil
@@ -622,38 +625,66 @@ func removeStubs(rootfs []engine.Mount, stubs []string, parents []stubParent) er
 	if err != nil {
 		return err
 	}
+	wfd, err := unix.Open(w, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("removing mountpoint stubs: %w", err)
+	}
+	defer unix.Close(wfd)
 	// Deepest first, so a stub directory empties before its parent.
 	sort.Slice(stubs, func(i, j int) bool { return len(stubs[i]) > len(stubs[j]) })
 	for _, s := range stubs {
-		p := filepath.Join(w, s)
-		fi, err := os.Lstat(p)
-		if err != nil || (fi.Mode().IsRegular() && fi.Size() > 0) {
+		dir, base, err := openParent(wfd, s)
+		if err != nil {
 			continue
 		}
-		if fi.IsDir() || fi.Mode().IsRegular() {
-			// Remove, not RemoveAll: a stub the process filled is kept.
-			_ = os.Remove(p)
+		var st unix.Stat_t
+		if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			switch {
+			case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+				_ = unix.Unlinkat(dir, base, unix.AT_REMOVEDIR) // fails, as it should, when not empty
+			case st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0:
+				_ = unix.Unlinkat(dir, base, 0)
+			}
 		}
+		unix.Close(dir)
 	}
 	overlay := len(rootfs) > 0 && rootfs[0].Type == "overlay"
 	for _, p := range parents {
-		dir := filepath.Join(w, p.Path)
-		ts := []unix.Timespec{unix.NsecToTimespec(p.Atime), unix.NsecToTimespec(p.Mtime)}
-		// The directory may not be in the writable layer at all.
-		if unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts, unix.AT_SYMLINK_NOFOLLOW) != nil || !overlay || p.Path == "." {
-			continue
-		}
-		// Creating the stub copied its directory up into the upperdir.
-		// Empty, not opaque and as it was, that copy changes nothing in
-		// the merged view: drop it, so it does not enter the layer.
-		var st unix.Stat_t
-		if unix.Lstat(dir, &st) != nil || st.Mode != p.Mode || st.Uid != p.UID || st.Gid != p.GID {
-			continue
-		}
-		if n, _ := unix.Lgetxattr(dir, "trusted.overlay.opaque", make([]byte, 1)); n > 0 {
-			continue
-		}
-		_ = os.Remove(dir) // fails, as it should, when not empty
+		restoreParent(wfd, p, overlay)
 	}
 	return nil
+}
+
+// restoreParent restores the times of a directory stubs were made in,
+// below the writable layer open as wfd and without following links; in
+// an overlay's upperdir it drops the directory when it is an unchanged
+// copy-up.
+func restoreParent(wfd int, p stubParent, overlay bool) {
+	dir, base, err := openParent(wfd, p.Path)
+	if err != nil {
+		return
+	}
+	defer unix.Close(dir)
+	ts := []unix.Timespec{unix.NsecToTimespec(p.Atime), unix.NsecToTimespec(p.Mtime)}
+	// The directory may not be in the writable layer at all.
+	if unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW) != nil || !overlay || p.Path == "." {
+		return
+	}
+	// Creating the stub copied its directory up into the upperdir.
+	// Empty, not opaque and as it was, that copy changes nothing in
+	// the merged view: drop it, so it does not enter the layer.
+	var st unix.Stat_t
+	if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode != p.Mode || st.Uid != p.UID || st.Gid != p.GID {
+		return
+	}
+	fd, err := unix.Openat(dir, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	n, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", make([]byte, 1))
+	unix.Close(fd)
+	if n > 0 {
+		return
+	}
+	_ = unix.Unlinkat(dir, base, unix.AT_REMOVEDIR) // fails, as it should, when not empty
 }

@@ -2,10 +2,13 @@ package container
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // credential is who a process runs as.
@@ -22,8 +25,14 @@ func lookupUser(spec string) (credential, string, error) {
 		spec = "0"
 	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
-	users, _ := readColonFile("/etc/passwd") // a missing file is fine for numeric ids
-	groups, _ := readColonFile("/etc/group")
+	users, err := readColonFile("/etc/passwd") // a missing file is fine for numeric ids
+	if err != nil {
+		return credential{}, "", err
+	}
+	groups, err := readColonFile("/etc/group")
+	if err != nil {
+		return credential{}, "", err
+	}
 
 	var c credential
 	home := "/"
@@ -100,10 +109,20 @@ func lookupUser(spec string) (credential, string, error) {
 	return c, home, nil
 }
 
+// readColonFile reads the container's file at path (after pivot_root)
+// as colon-separated fields. A missing file is empty.
 func readColonFile(path string) ([][]string, error) {
-	f, err := os.Open(path)
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the image's %s: %w", path, err)
+	}
+	f, err := openRegular(root, path)
+	unix.Close(root)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the image's %s: %w", path, err)
 	}
 	defer f.Close()
 	var out [][]string
@@ -116,4 +135,25 @@ func readColonFile(path string) ([][]string, error) {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out, s.Err()
+}
+
+// openRegular opens p for reading inside the directory root, as if root
+// were "/": links are followed inside it, magic ones not at all, and
+// anything but a regular file (a FIFO would block) is refused without
+// waiting on it.
+func openRegular(root int, p string) (*os.File, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	fd, err := unix.Openat2(root, p, &how)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), p)
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	return f, nil
 }

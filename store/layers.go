@@ -87,6 +87,15 @@ func (s *Store) unpack(ctx context.Context, l v1.Layer, diffID v1.Hash, dir stri
 	differ := sha256.New()
 	r := io.TeeReader(&ctxReader{ctx: ctx, r: rc}, differ)
 	if err := layer.Extract(ctx, r, dir); err != nil {
+		// A blob that does not match its digest is the cause to report
+		// (a store blob's reader says so at its end), not what
+		// decompressing or extracting its bytes made of it.
+		if _, derr := io.Copy(digester, crc); derr != nil {
+			return derr
+		}
+		if got := hashOf(digester); got != digest {
+			return fmt.Errorf("layer %s: content has digest %s", digest, got)
+		}
 		return err
 	}
 	// Read what Extract left (the tar's end blocks, the gzip trailer) so

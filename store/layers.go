@@ -43,7 +43,7 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	}
 	dir := s.LayerPath(diffID)
 	if err := markUsed(dir); err == nil {
-		return dir, nil
+		return dir, s.checkOnce(ctx, diffID)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
@@ -59,11 +59,31 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another goroutine or process made it first: use theirs.
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return dir, markUsed(dir)
+			if err := markUsed(dir); err != nil {
+				return "", err
+			}
+			return dir, s.checkOnce(ctx, diffID)
 		}
 		return "", err
 	}
+	if _, err := s.recordTree(ctx, diffID); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", diffID, err)
+	}
+	s.checked.Store(diffID, true)
 	return dir, nil
+}
+
+// checkOnce checks the layer directory of diffID (checkLayerDir) the first
+// time this Store hands it out.
+func (s *Store) checkOnce(ctx context.Context, diffID v1.Hash) error {
+	if _, ok := s.checked.Load(diffID); ok {
+		return nil
+	}
+	if err := s.checkLayerDir(ctx, diffID); err != nil {
+		return err
+	}
+	s.checked.Store(diffID, true)
+	return nil
 }
 
 // unpack extracts l into dir, checking the digest of the compressed stream
@@ -147,7 +167,7 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if err := markUsed(dst); err == nil {
-		return dst, nil
+		return dst, s.checkOnce(ctx, diffID)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
@@ -156,9 +176,16 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 	}
 	if err := os.Rename(dir, dst); err != nil {
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return dst, markUsed(dst)
+			if err := markUsed(dst); err != nil {
+				return "", err
+			}
+			return dst, s.checkOnce(ctx, diffID)
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
+	if _, err := s.recordTree(ctx, diffID); err != nil {
+		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
+	}
+	s.checked.Store(diffID, true)
 	return dst, markUsed(dst)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -157,6 +158,10 @@ func Export(ctx context.Context, img v1.Image, dest string) error {
 	return nil
 }
 
+// toLayout writes img into the layout dir. A new layout is made in a
+// temp directory beside dir and renamed to dir once whole; into an
+// existing one, the blobs that a failure (a corrupt blob of the store) left
+// half-written are removed, and its index.json, written last, is as it was.
 func toLayout(img v1.Image, dir, tag string) error {
 	if dir == "" {
 		return errors.New("no directory given")
@@ -164,15 +169,69 @@ func toLayout(img v1.Image, dir, tag string) error {
 	if tag == "" {
 		tag = "latest"
 	}
+	opts := []layout.Option{layout.WithAnnotations(map[string]string{refNameAnnotation: tag})}
 	p, err := layout.FromPath(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		p, err = layout.Write(dir, empty.Index)
+		return newLayout(img, dir, tag, opts)
 	}
 	if err != nil {
 		return err
 	}
-	return p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag),
-		layout.WithAnnotations(map[string]string{refNameAnnotation: tag}))
+	added, err := missingBlobs(dir, img)
+	if err != nil {
+		return err
+	}
+	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
+		for _, b := range added {
+			os.Remove(b)
+		}
+		return err
+	}
+	return nil
+}
+
+// newLayout writes img as the only image of a new layout dir.
+func newLayout(img v1.Image, dir, tag string, opts []layout.Option) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".oci-layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // fails harmlessly once renamed
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// missingBlobs returns the paths of img's blobs that the layout dir lacks.
+func missingBlobs(dir string, img v1.Image) ([]string, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	hs := []v1.Hash{d, m.Config.Digest}
+	for _, l := range m.Layers {
+		hs = append(hs, l.Digest)
+	}
+	var missing []string
+	for _, h := range hs {
+		p := filepath.Join(dir, "blobs", h.Algorithm, h.Hex)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, p)
+		}
+	}
+	return missing, nil
 }
 
 func toArchive(img v1.Image, file, tag string) error {

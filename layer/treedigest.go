@@ -99,9 +99,9 @@ func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, err
 	if err != nil {
 		return TreeDigests{}, fmt.Errorf("digest tree %s: %w", dir, err)
 	}
-	d := TreeDigests{Meta: sum(meta)}
+	d := TreeDigests{Meta: hashSum(meta)}
 	if content {
-		d.Tree = sum(tree)
+		d.Tree = hashSum(tree)
 	}
 	return d, nil
 }
@@ -144,6 +144,6 @@ func field(h hash.Hash, vals ...any) {
 	}
 }
 
-func sum(h hash.Hash) v1.Hash {
+func hashSum(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 }

@@ -172,6 +172,7 @@ type storeLayer struct {
 	path   string
 	desc   v1.Descriptor // as the manifest has it
 	diffID v1.Hash
+	at     string // "" for the store's blobs, else "oci-layout DIR"
 }
 
 var _ partial.Describable = (*storeLayer)(nil)
@@ -200,7 +201,11 @@ func (l *storeLayer) open() (*digestReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", l.desc.Digest, err)
 	}
-	return blobReader(f, l.desc.Digest, l.desc.Size), nil
+	what := "blob"
+	if l.at != "" {
+		what = "layer"
+	}
+	return blobReader(f, what, l.desc.Digest, l.desc.Size, l.at), nil
 }
 
 // Uncompressed decompresses the blob according to its first bytes: gzip (with

@@ -127,7 +127,7 @@ func (s *Store) unpack(ctx context.Context, l v1.Layer, diffID v1.Hash, dir stri
 		return err
 	}
 	if got := hashOf(differ); got != diffID {
-		return fmt.Errorf("layer content has diffID %s", got)
+		return fmt.Errorf("layer %s: content has diffID %s, want %s (the config's)", digest, got, diffID)
 	}
 	if got := hashOf(digester); got != digest {
 		return fmt.Errorf("layer %s: content has digest %s", digest, got)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 	}
 }
 
-// fromLayout returns the image of the layout dir that tag names (see Resolve).
+// fromLayout returns the image of the layout dir that tag names (see
+// Resolve). Every blob read is checked against the digest that names it, as
+// a registry's are: an index's child index and manifest, the manifest's
+// config, and each layer as it is read (its diffID when it is unpacked).
 func fromLayout(dir, tag string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -108,29 +112,32 @@ func fromLayout(dir, tag string) (v1.Image, error) {
 		}
 		return nil, fmt.Errorf("layout %s has %d images named %s (its names: %q)", dir, len(found), want, names)
 	}
+	blobs := blobDir{at: "oci-layout " + dir, path: func(h v1.Hash) string { return filepath.Join(dir, "blobs", h.Algorithm, h.Hex) }}
 	d := found[0]
 	if d.MediaType.IsIndex() {
-		child, err := ii.ImageIndex(d.Digest)
+		raw, err := blobs.readBlob("image index", d.Digest)
 		if err != nil {
 			return nil, err
 		}
-		return platformImage(child)
+		child, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("image index %s: %w", d.Digest, err)
+		}
+		if d, err = platformImage(child); err != nil {
+			return nil, err
+		}
 	}
-	return ii.Image(d.Digest)
+	return readImageFrom(blobs, d)
 }
 
 // platformImage picks the image of an index for linux and runtime.GOARCH.
-func platformImage(ii v1.ImageIndex) (v1.Image, error) {
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
+func platformImage(im *v1.IndexManifest) (v1.Descriptor, error) {
 	for _, d := range im.Manifests {
 		if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
-			return ii.Image(d.Digest)
+			return d, nil
 		}
 	}
-	return nil, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
+	return v1.Descriptor{}, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
 }
 
 // Export writes img to dest:

@@ -12,13 +12,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// CorruptBlobError is the error of a blob of the store whose content does
-// not hash to its digest (or does not have the size its descriptor says).
+// CorruptBlobError is the error of a blob of the store (or of an OCI
+// layout read as an input) whose content does not hash to its digest, or
+// does not have the size its descriptor says.
 type CorruptBlobError struct {
+	What   string  // "blob", or what the blob is: "manifest", "config", "layer"
 	Digest v1.Hash // the blob's name
 	Got    v1.Hash // what its content hashes to
 	// Size is the size wanted (-1 when unknown) and GotSize the one read.
 	Size, GotSize int64
+	// At is where the blob is, for one that is not the store's: "oci-layout DIR".
+	At string
 }
 
 func (e *CorruptBlobError) Error() string {
@@ -26,7 +30,14 @@ func (e *CorruptBlobError) Error() string {
 	if e.Size >= 0 && e.GotSize != e.Size {
 		size = fmt.Sprintf("it has %d bytes, want %d; ", e.GotSize, e.Size)
 	}
-	return fmt.Sprintf("blob %s in the store is corrupt (%sits content hashes to %s); run kiln cache verify --repair", e.Digest, size, e.Got)
+	what := e.What
+	if what == "" {
+		what = "blob"
+	}
+	if e.At != "" {
+		return fmt.Sprintf("%s %s of %s does not match its digest (%sits content hashes to %s)", what, e.Digest, e.At, size, e.Got)
+	}
+	return fmt.Sprintf("%s %s in the store is corrupt (%sits content hashes to %s); run kiln cache verify --repair", what, e.Digest, size, e.Got)
 }
 
 // VerifyReader returns a reader of rc, the content of the store's blob d
@@ -34,12 +45,13 @@ func (e *CorruptBlobError) Error() string {
 // end, fails with a *CorruptBlobError instead of returning io.EOF when the
 // content is not d's. Closing it closes rc.
 func VerifyReader(rc io.ReadCloser, d v1.Hash, size int64) io.ReadCloser {
-	return blobReader(rc, d, size)
+	return blobReader(rc, "", d, size, "")
 }
 
-func blobReader(rc io.ReadCloser, d v1.Hash, size int64) *digestReader {
+// blobReader is VerifyReader for the blob what (see CorruptBlobError) at.
+func blobReader(rc io.ReadCloser, what string, d v1.Hash, size int64, at string) *digestReader {
 	return newDigestReader(rc, d, size, func(got v1.Hash, n int64) error {
-		return &CorruptBlobError{Digest: d, Got: got, Size: size, GotSize: n}
+		return &CorruptBlobError{What: what, Digest: d, Got: got, Size: size, GotSize: n, At: at}
 	})
 }
 

@@ -167,7 +167,7 @@ func Export(ctx context.Context, img v1.Image, dest string) error {
 
 // toLayout writes img into the layout dir. A new layout is made in a
 // temp directory beside dir and renamed to dir once whole; into an
-// existing one, the blobs that a failure (a corrupt blob of the store) left
+// existing one (or an existing empty directory), the blobs that a failure (a corrupt blob of the store) left
 // half-written are removed, and its index.json, written last, is as it was.
 func toLayout(img v1.Image, dir, tag string) error {
 	if dir == "" {
@@ -177,9 +177,12 @@ func toLayout(img v1.Image, dir, tag string) error {
 		tag = "latest"
 	}
 	opts := []layout.Option{layout.WithAnnotations(map[string]string{refNameAnnotation: tag})}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return newLayout(img, dir, tag, opts)
+	}
 	p, err := layout.FromPath(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return newLayout(img, dir, tag, opts)
+		p, err = layout.Write(dir, empty.Index) // an empty directory
 	}
 	if err != nil {
 		return err

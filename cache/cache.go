@@ -18,7 +18,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
-	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -136,6 +135,9 @@ func (c *Cache) Get(ctx context.Context, k Key) (Record, v1.Layer, error) {
 	if err := checkDigest(r.DiffID); err != nil {
 		return Record{}, nil, fmt.Errorf("read cache record %s: %w: diffID %w", p, ErrCorrupt, err)
 	}
+	if r.Layer.MediaType == "" {
+		return Record{}, nil, fmt.Errorf("read cache record %s: %w: the layer has no media type", p, ErrCorrupt)
+	}
 	bp := c.blobPath(r.Layer.Digest)
 	fi, err := os.Stat(bp)
 	if err != nil {
@@ -146,7 +148,7 @@ func (c *Cache) Get(ctx context.Context, k Key) (Record, v1.Layer, error) {
 	}
 	now := time.Now()
 	_ = os.Chtimes(p, now, now) // only a hint for pruning: a read-only root still serves hits
-	return r, &blobLayer{path: bp, desc: r.Layer, diffID: r.DiffID}, nil
+	return r, &blobLayer{Layer: c.store.BlobLayer(r.Layer, r.DiffID), desc: r.Layer}, nil
 }
 
 // checkDigest reports whether h is a well-formed sha256.
@@ -239,23 +241,14 @@ func (c *Cache) Verify(ctx context.Context, k Key) error {
 	if err != nil {
 		return err
 	}
-	vr, err := l.(*blobLayer).open()
+	rc, err := l.Uncompressed()
 	if err != nil {
 		return fmt.Errorf("verify cache record %s: %w", k, err)
 	}
-	defer vr.Close()
-	dr, err := layer.Decompress(vr)
-	if err != nil {
-		return fmt.Errorf("verify cache record %s: %w: layer %s: %w", k, ErrCorrupt, r.Layer.Digest, err)
-	}
-	defer dr.Close()
+	defer rc.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: &corruptReader{r: dr, digest: r.Layer.Digest}}); err != nil {
-		return fmt.Errorf("verify cache record %s: %w", k, err)
-	}
-	// The rest of the blob (whatever follows the compressed stream) reaches
-	// the digest check too.
-	if _, err := io.Copy(io.Discard, vr); err != nil {
+	// Reading to the end checks the blob's digest too.
+	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: rc}); err != nil {
 		return fmt.Errorf("verify cache record %s: %w", k, err)
 	}
 	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != r.DiffID {

@@ -105,7 +105,7 @@ func (r *run) sourceDigest(ctx context.Context, n *dag.Node, src string) (v1.Has
 func (r *run) dryRunStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, key cache.Key) (*fsState, error) {
 	hit := false
 	if !r.noCache(n) {
-		_, ok, err := r.cached(ctx, key)
+		_, ok, err := r.cached(ctx, n, key)
 		if err != nil {
 			return nil, err
 		}

@@ -187,11 +187,11 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 
 	// hit takes the step's layer from lookup, when it has the key; the
 	// error, when ok, is that of moving the node to Cached.
-	hit := func(lookup func(context.Context, cache.Key) (cachedLayer, bool, error)) (ok bool, err error) {
+	hit := func(lookup func(context.Context, *dag.Node, cache.Key) (cachedLayer, bool, error)) (ok bool, err error) {
 		if r.noCache(n) {
 			return false, nil
 		}
-		l, ok, err := lookup(ctx, key)
+		l, ok, err := lookup(ctx, n, key)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -252,11 +252,17 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	return st, m.To(ctx, lifecycle.Done, nil)
 }
 
-// cached looks key up; a missing record is a miss, a corrupt one an
-// error.
-func (r *run) cached(ctx context.Context, key cache.Key) (cachedLayer, bool, error) {
+// cached looks key up for n. A missing record is a miss; so is a
+// damaged one (it does not parse, or its blob is missing), with a warning
+// in n's output naming the key: the step runs again and its Put replaces
+// the record.
+func (r *run) cached(ctx context.Context, n *dag.Node, key cache.Key) (cachedLayer, bool, error) {
 	rec, l, err := r.opts.Cache.Get(ctx, key)
 	if errors.Is(err, cache.ErrNotFound) {
+		return cachedLayer{}, false, nil
+	}
+	if errors.Is(err, cache.ErrCorrupt) {
+		r.obs.Output(n.Key, fmt.Appendf(nil, "warning: cache record %s is damaged, running the step again: %v\n", key, err))
 		return cachedLayer{}, false, nil
 	}
 	if err != nil {

@@ -48,8 +48,8 @@ func (r *run) startPreload(ctx context.Context, nodes []*dag.Node) {
 
 // cachedOrRemote looks key up in the local cache and, when it misses
 // there, in Options.Remote, which copies a hit into the local cache.
-func (r *run) cachedOrRemote(ctx context.Context, key cache.Key) (cachedLayer, bool, error) {
-	l, ok, err := r.cached(ctx, key)
+func (r *run) cachedOrRemote(ctx context.Context, n *dag.Node, key cache.Key) (cachedLayer, bool, error) {
+	l, ok, err := r.cached(ctx, n, key)
 	if err != nil || ok || r.opts.Remote == nil {
 		return l, ok, err
 	}
@@ -57,7 +57,7 @@ func (r *run) cachedOrRemote(ctx context.Context, key cache.Key) (cachedLayer, b
 	if err != nil || !found {
 		return cachedLayer{}, false, err
 	}
-	return r.cached(ctx, key)
+	return r.cached(ctx, n, key)
 }
 
 // pendingDir is a cached layer's directory, unpacked when a step or test

@@ -172,6 +172,7 @@ type storeLayer struct {
 	path   string
 	desc   v1.Descriptor // as the manifest has it
 	diffID v1.Hash
+	at     string // "" for the store's blobs, else "oci-layout DIR"
 }
 
 var _ partial.Describable = (*storeLayer)(nil)
@@ -189,24 +190,35 @@ func (l *storeLayer) Descriptor() (*v1.Descriptor, error) {
 	return &d, nil
 }
 
+// Compressed returns the blob's bytes. Reading them to the end fails with
+// a *CorruptBlobError if they do not hash to the layer's digest.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
+	return l.open()
+}
+
+func (l *storeLayer) open() (*digestReader, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", l.desc.Digest, err)
 	}
-	return f, nil
+	what := "blob"
+	if l.at != "" {
+		what = "layer"
+	}
+	return blobReader(f, what, l.desc.Digest, l.desc.Size, l.at), nil
 }
 
 // Uncompressed decompresses the blob according to its first bytes: gzip (with
-// pgzip, which reads ahead on other cores), zstd, or none.
+// pgzip, which reads ahead on other cores), zstd, or none. Reading it to the
+// end, or a failure to decompress, checks the blob as Compressed does.
 func (l *storeLayer) Uncompressed() (io.ReadCloser, error) {
-	f, err := os.Open(l.path)
+	vr, err := l.open()
 	if err != nil {
-		return nil, fmt.Errorf("open layer %s: %w", l.desc.Digest, err)
+		return nil, err
 	}
-	rc, err := decompress(f)
+	rc, err := checkedDecompress(vr)
 	if err != nil {
-		f.Close()
+		vr.Close()
 		return nil, fmt.Errorf("open layer %s: %w", l.desc.Digest, err)
 	}
 	return rc, nil
@@ -259,4 +271,12 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// BlobLayer returns the layer whose compressed form is the store's blob
+// desc.Digest, with the diffID given. Its streams verify the blob as an
+// image's layers do: reading to the end fails with a *CorruptBlobError when
+// the bytes do not hash to the digest.
+func (s *Store) BlobLayer(desc v1.Descriptor, diffID v1.Hash) v1.Layer {
+	return &storeLayer{path: s.BlobPath(desc.Digest), desc: desc, diffID: diffID}
 }

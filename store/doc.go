@@ -12,6 +12,8 @@
 //	layers/<diffid>/   each layer unpacked once, in overlay form (whiteouts are
 //	                   0/0 character devices, opaque directories carry the
 //	                   trusted.overlay.opaque xattr), shared read-only
+//	layertrees/<diffid> the layer.TreeDigests of layers/<diffid>, written
+//	                   when it is unpacked or adopted (see Integrity)
 //	tmp/<pid>-<rand>   work files and directories of a running kiln process;
 //	                   Open removes those whose process is gone
 //
@@ -19,6 +21,20 @@
 // made in tmp/ and renamed into place, so they appear whole or not at all and
 // need no lock; index.json is only rewritten (to a temp file, then renamed)
 // while holding the flock on oci/index.lock, so readers never need the lock.
+//
+// # Integrity
+//
+// Every read of a blob checks it against its digest: manifests and configs
+// when an image is read, layers as they stream (a layer's Compressed and
+// Uncompressed readers fail at their end with a [CorruptBlobError] naming
+// the blob, before an export, a push or an unpack commits anything). An
+// oci-layout: input is read the same way. A layer directory handed out by
+// LayerDirs, LayerDir or AdoptLayerDir is first checked against the digests
+// kept when it was made: its metadata digest (lstat only, once per Store),
+// then, if that differs, its whole tree; a changed one fails with an error
+// wrapping [ErrLayerDirChanged]. [Store.VerifyBlob] and
+// [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
+// what fails, and a removed layer directory is unpacked again on next use.
 //
 // # Garbage collection
 //

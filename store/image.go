@@ -25,6 +25,20 @@ var _ v1.Image = (*storeImage)(nil)
 
 // readImage reads the image that desc describes from the blobs directory.
 func (s *Store) readImage(desc v1.Descriptor) (*storeImage, error) {
+	return readImageFrom(blobDir{path: s.BlobPath}, desc)
+}
+
+// blobDir is where readImageFrom finds blobs: the store's blobs directory
+// or an OCI layout's (at, for its errors, "oci-layout DIR").
+type blobDir struct {
+	path func(v1.Hash) string
+	at   string
+}
+
+// readImageFrom reads the image that desc describes from the blobs of
+// dir, checking its manifest and config against their digests; its layers
+// check their blobs as they are read.
+func readImageFrom(dir blobDir, desc v1.Descriptor) (*storeImage, error) {
 	switch desc.MediaType {
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
 	default:
@@ -32,14 +46,14 @@ func (s *Store) readImage(desc v1.Descriptor) (*storeImage, error) {
 	}
 	img := &storeImage{desc: desc}
 	var err error
-	if img.rawManifest, err = s.readBlob(desc.Digest); err != nil {
+	if img.rawManifest, err = dir.readBlob("manifest", desc.Digest); err != nil {
 		return nil, fmt.Errorf("read image %s: %w", desc.Digest, err)
 	}
 	if img.manifest, err = v1.ParseManifest(bytes.NewReader(img.rawManifest)); err != nil {
 		return nil, fmt.Errorf("read image %s: manifest: %w", desc.Digest, err)
 	}
-	if img.rawConfig, err = s.readBlob(img.manifest.Config.Digest); err != nil {
-		return nil, fmt.Errorf("read image %s: config: %w", desc.Digest, err)
+	if img.rawConfig, err = dir.readBlob("config", img.manifest.Config.Digest); err != nil {
+		return nil, fmt.Errorf("read image %s: %w", desc.Digest, err)
 	}
 	if img.config, err = v1.ParseConfigFile(bytes.NewReader(img.rawConfig)); err != nil {
 		return nil, fmt.Errorf("read image %s: config: %w", desc.Digest, err)
@@ -48,19 +62,28 @@ func (s *Store) readImage(desc v1.Descriptor) (*storeImage, error) {
 		return nil, fmt.Errorf("read image %s: config lists %d diffIDs for %d layers", desc.Digest, len(img.config.RootFS.DiffIDs), len(img.manifest.Layers))
 	}
 	for i, ld := range img.manifest.Layers {
-		img.layers = append(img.layers, &storeLayer{path: s.BlobPath(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i]})
+		img.layers = append(img.layers, &storeLayer{path: dir.path(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i], at: dir.at})
 	}
 	return img, nil
 }
 
-// readBlob reads a small blob and checks its digest.
+// readBlob reads the blob of s, a small one, and checks its digest.
 func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
-	b, err := os.ReadFile(s.BlobPath(h))
+	return blobDir{path: s.BlobPath}.readBlob("blob", h)
+}
+
+// readBlob reads a small blob, the what (manifest, config) of an image,
+// and checks its digest.
+func (d blobDir) readBlob(what string, h v1.Hash) ([]byte, error) {
+	if h.Algorithm != "sha256" {
+		return nil, fmt.Errorf("%s %s: not a sha256 digest", what, h)
+	}
+	b, err := os.ReadFile(d.path(h))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", what, h, err)
 	}
 	if got, _, _ := v1.SHA256(bytes.NewReader(b)); got != h {
-		return nil, fmt.Errorf("blob %s: content has digest %s", h, got)
+		return nil, &CorruptBlobError{What: what, Digest: h, Got: got, Size: -1, At: d.at}
 	}
 	return b, nil
 }

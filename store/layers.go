@@ -43,7 +43,7 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	}
 	dir := s.LayerPath(diffID)
 	if err := markUsed(dir); err == nil {
-		return dir, nil
+		return dir, s.checkOnce(ctx, diffID)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
@@ -59,11 +59,31 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another goroutine or process made it first: use theirs.
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return dir, markUsed(dir)
+			if err := markUsed(dir); err != nil {
+				return "", err
+			}
+			return dir, s.checkOnce(ctx, diffID)
 		}
 		return "", err
 	}
+	if _, err := s.recordTree(ctx, diffID); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", diffID, err)
+	}
+	s.checked.Store(diffID, true)
 	return dir, nil
+}
+
+// checkOnce checks the layer directory of diffID (checkLayerDir) the first
+// time this Store hands it out.
+func (s *Store) checkOnce(ctx context.Context, diffID v1.Hash) error {
+	if _, ok := s.checked.Load(diffID); ok {
+		return nil
+	}
+	if err := s.checkLayerDir(ctx, diffID); err != nil {
+		return err
+	}
+	s.checked.Store(diffID, true)
+	return nil
 }
 
 // unpack extracts l into dir, checking the digest of the compressed stream
@@ -87,6 +107,15 @@ func (s *Store) unpack(ctx context.Context, l v1.Layer, diffID v1.Hash, dir stri
 	differ := sha256.New()
 	r := io.TeeReader(&ctxReader{ctx: ctx, r: rc}, differ)
 	if err := layer.Extract(ctx, r, dir); err != nil {
+		// A blob that does not match its digest is the cause to report
+		// (a store blob's reader says so at its end), not what
+		// decompressing or extracting its bytes made of it.
+		if _, derr := io.Copy(digester, crc); derr != nil {
+			return derr
+		}
+		if got := hashOf(digester); got != digest {
+			return fmt.Errorf("layer %s: content has digest %s", digest, got)
+		}
 		return err
 	}
 	// Read what Extract left (the tar's end blocks, the gzip trailer) so
@@ -98,7 +127,7 @@ func (s *Store) unpack(ctx context.Context, l v1.Layer, diffID v1.Hash, dir stri
 		return err
 	}
 	if got := hashOf(differ); got != diffID {
-		return fmt.Errorf("layer content has diffID %s", got)
+		return fmt.Errorf("layer %s: content has diffID %s, want %s (the config's)", digest, got, diffID)
 	}
 	if got := hashOf(digester); got != digest {
 		return fmt.Errorf("layer %s: content has digest %s", digest, got)
@@ -138,7 +167,7 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if err := markUsed(dst); err == nil {
-		return dst, nil
+		return dst, s.checkOnce(ctx, diffID)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
@@ -147,9 +176,16 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 	}
 	if err := os.Rename(dir, dst); err != nil {
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return dst, markUsed(dst)
+			if err := markUsed(dst); err != nil {
+				return "", err
+			}
+			return dst, s.checkOnce(ctx, diffID)
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
+	if _, err := s.recordTree(ctx, diffID); err != nil {
+		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
+	}
+	s.checked.Store(diffID, true)
 	return dst, markUsed(dst)
 }

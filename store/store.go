@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,6 +35,10 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // processes) may share a root.
 type Store struct {
 	root string
+	// checked holds the diffIDs (v1.Hash → true) of the layer
+	// directories this Store has checked or made, which it hands out
+	// without checking them again.
+	checked sync.Map
 }
 
 // Open opens the store under root, creating its directories and an empty OCI

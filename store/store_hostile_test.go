@@ -136,7 +136,7 @@ func TestLayerDirHostile(t *testing.T) {
 				l := layerOf(t, hostileTar(t, hostileEntry{name: "f", typ: tar.TypeReg, data: "x"}))
 				return lyingLayer{Layer: l, diffID: sha256Hash([]byte("something else"))}
 			},
-			wantErr: "layer content has diffID",
+			wantErr: "content has diffID",
 		},
 		{
 			name: "a later escaping entry fails the whole layer",

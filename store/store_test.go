@@ -860,7 +860,7 @@ func TestLayerDirsCorrupt(t *testing.T) {
 	if err := os.WriteFile(s.BlobPath(d), gzipOf(t, plain), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LayerDirs(ctx, img); err == nil || !strings.Contains(err.Error(), "content has digest") {
+	if _, err := s.LayerDirs(ctx, img); err == nil || !strings.Contains(err.Error(), "blob "+d.String()+" in the store is corrupt") {
 		t.Errorf("LayerDirs of a corrupt blob: err = %v, want a digest mismatch", err)
 	}
 	if entries, _ := os.ReadDir(s.layersDir()); len(entries) != 0 {

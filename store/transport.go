@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -65,7 +67,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 	}
 }
 
-// fromLayout returns the image of the layout dir that tag names (see Resolve).
+// fromLayout returns the image of the layout dir that tag names (see
+// Resolve). Every blob read is checked against the digest that names it, as
+// a registry's are: an index's child index and manifest, the manifest's
+// config, and each layer as it is read (its diffID when it is unpacked).
 func fromLayout(dir, tag string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -107,29 +112,32 @@ func fromLayout(dir, tag string) (v1.Image, error) {
 		}
 		return nil, fmt.Errorf("layout %s has %d images named %s (its names: %q)", dir, len(found), want, names)
 	}
+	blobs := blobDir{at: "oci-layout " + dir, path: func(h v1.Hash) string { return filepath.Join(dir, "blobs", h.Algorithm, h.Hex) }}
 	d := found[0]
 	if d.MediaType.IsIndex() {
-		child, err := ii.ImageIndex(d.Digest)
+		raw, err := blobs.readBlob("image index", d.Digest)
 		if err != nil {
 			return nil, err
 		}
-		return platformImage(child)
+		child, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("image index %s: %w", d.Digest, err)
+		}
+		if d, err = platformImage(child); err != nil {
+			return nil, err
+		}
 	}
-	return ii.Image(d.Digest)
+	return readImageFrom(blobs, d)
 }
 
 // platformImage picks the image of an index for linux and runtime.GOARCH.
-func platformImage(ii v1.ImageIndex) (v1.Image, error) {
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
+func platformImage(im *v1.IndexManifest) (v1.Descriptor, error) {
 	for _, d := range im.Manifests {
 		if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
-			return ii.Image(d.Digest)
+			return d, nil
 		}
 	}
-	return nil, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
+	return v1.Descriptor{}, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
 }
 
 // Export writes img to dest:
@@ -157,6 +165,10 @@ func Export(ctx context.Context, img v1.Image, dest string) error {
 	return nil
 }
 
+// toLayout writes img into the layout dir. A new layout is made in a
+// temp directory beside dir and renamed to dir once whole; into an
+// existing one (or an existing empty directory), the blobs that a failure (a corrupt blob of the store) left
+// half-written are removed, and its index.json, written last, is as it was.
 func toLayout(img v1.Image, dir, tag string) error {
 	if dir == "" {
 		return errors.New("no directory given")
@@ -164,15 +176,72 @@ func toLayout(img v1.Image, dir, tag string) error {
 	if tag == "" {
 		tag = "latest"
 	}
+	opts := []layout.Option{layout.WithAnnotations(map[string]string{refNameAnnotation: tag})}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return newLayout(img, dir, tag, opts)
+	}
 	p, err := layout.FromPath(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		p, err = layout.Write(dir, empty.Index)
+		p, err = layout.Write(dir, empty.Index) // an empty directory
 	}
 	if err != nil {
 		return err
 	}
-	return p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag),
-		layout.WithAnnotations(map[string]string{refNameAnnotation: tag}))
+	added, err := missingBlobs(dir, img)
+	if err != nil {
+		return err
+	}
+	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
+		for _, b := range added {
+			os.Remove(b)
+		}
+		return err
+	}
+	return nil
+}
+
+// newLayout writes img as the only image of a new layout dir.
+func newLayout(img v1.Image, dir, tag string, opts []layout.Option) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".oci-layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // fails harmlessly once renamed
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// missingBlobs returns the paths of img's blobs that the layout dir lacks.
+func missingBlobs(dir string, img v1.Image) ([]string, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	hs := []v1.Hash{d, m.Config.Digest}
+	for _, l := range m.Layers {
+		hs = append(hs, l.Digest)
+	}
+	var missing []string
+	for _, h := range hs {
+		p := filepath.Join(dir, "blobs", h.Algorithm, h.Hex)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, p)
+		}
+	}
+	return missing, nil
 }
 
 func toArchive(ctx context.Context, img v1.Image, file, tag string) error {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
 )
 
 func newCacheCommand(a *app) *cobra.Command {
@@ -118,39 +121,102 @@ func newCacheCommand(a *app) *cobra.Command {
 	var repair bool
 	verify := &cobra.Command{
 		Use:   "verify [--repair]",
-		Short: "Re-hash every cached layer; with --repair, delete the records whose layers do not match",
-		Args:  cobra.NoArgs,
+		Short: "Re-hash every cached layer, blob and unpacked layer directory; with --repair, drop the bad ones",
+		Long: `Verify re-hashes every cache record's layer, every blob of the store and
+every unpacked layer directory (against the tree digest kept when it was
+unpacked). With --repair it deletes the records whose layers do not match,
+removes the corrupt blobs (images that use one must be pulled or built
+again) and removes the changed layer directories, which are unpacked again
+from their blobs when next used.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cc, err := open(cmd)
+			ctx := cmd.Context()
+			s, err := a.store(ctx)
 			if err != nil {
 				return err
 			}
-			keys, err := cc.Keys(cmd.Context())
+			cc, err := cache.Open(ctx, s)
 			if err != nil {
 				return err
 			}
-			bad := 0
-			for _, k := range keys {
-				if err := cc.Verify(cmd.Context(), k); err != nil {
-					bad++
-					fmt.Fprintf(a.stdout, "%s: %v\n", k.String()[:12], err)
-					if repair {
-						if err := cc.Delete(cmd.Context(), k); err != nil {
-							return err
-						}
-						fmt.Fprintf(a.stdout, "%s: deleted\n", k.String()[:12])
-					}
-				}
+			v, err := verifyStore(ctx, a.stdout, s, cc, repair)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(a.stdout, "%d records checked, %d bad\n", len(keys), bad)
-			if bad > 0 && !repair {
+			fmt.Fprintf(a.stdout, "%d records, %d blobs, %d layer directories checked, %d bad\n", v.records, v.blobs, v.dirs, v.bad)
+			if v.bad > 0 && !repair {
 				return exitError{1}
 			}
 			return nil
 		},
 	}
-	verify.Flags().BoolVar(&repair, "repair", false, "delete the records whose layers do not verify")
+	verify.Flags().BoolVar(&repair, "repair", false, "delete the records, blobs and layer directories that do not verify")
 	c.AddCommand(verify)
 	c.AddCommand(newCacheExportCommand(a), newCacheImportCommand(a))
 	return c
+}
+
+// verified counts what verifyStore checked, and the bad ones.
+type verified struct{ records, blobs, dirs, bad int }
+
+// verifyStore checks every cache record, blob and layer directory of s,
+// printing one line per bad one to w (and, with repair, what it did about
+// it).
+func verifyStore(ctx context.Context, w io.Writer, s *store.Store, cc *cache.Cache, repair bool) (verified, error) {
+	var v verified
+	// check runs one verification; a failure is a bad item unless ctx is
+	// done, and with repair the item is fixed.
+	check := func(what string, verify func() error, fix func() error, fixed string) error {
+		err := verify()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		v.bad++
+		fmt.Fprintf(w, "%s: %v\n", what, err)
+		if !repair {
+			return nil
+		}
+		if err := fix(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s: %s\n", what, fixed)
+		return nil
+	}
+	keys, err := cc.Keys(ctx)
+	if err != nil {
+		return v, err
+	}
+	for _, k := range keys {
+		v.records++
+		if err := check("record "+k.String()[:12], func() error { return cc.Verify(ctx, k) },
+			func() error { return cc.Delete(ctx, k) }, "deleted"); err != nil {
+			return v, err
+		}
+	}
+	blobs, err := s.Blobs(ctx)
+	if err != nil {
+		return v, err
+	}
+	for _, d := range blobs {
+		v.blobs++
+		if err := check("blob "+d.Hex[:12], func() error { return s.VerifyBlob(ctx, d) },
+			func() error { return s.RemoveBlob(d) }, "removed (pull or build again the images that use it)"); err != nil {
+			return v, err
+		}
+	}
+	dirs, err := s.LayerDirIDs(ctx)
+	if err != nil {
+		return v, err
+	}
+	for _, id := range dirs {
+		v.dirs++
+		if err := check("layer directory "+id.Hex[:12], func() error { return s.VerifyLayerDir(ctx, id) },
+			func() error { return s.RemoveLayerDir(id) }, "removed, to be unpacked again from its blob"); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
 }

@@ -36,12 +36,13 @@ func TestCacheCommands(t *testing.T) {
 	if du := mustKiln(t, root, "cache", "du").stdout; !strings.HasPrefix(du, "3 records, ") {
 		t.Errorf("cache du: %q", du)
 	}
-	if v := mustKiln(t, root, "cache", "verify").stdout; !strings.Contains(v, "3 records checked, 0 bad") {
+	if v := mustKiln(t, root, "cache", "verify").stdout; !strings.HasPrefix(v, "3 records, ") || !strings.HasSuffix(v, " 0 bad\n") {
 		t.Errorf("cache verify: %q", v)
 	}
 
-	// Corrupt one cached layer: verify names it and fails; --repair drops
-	// the record, and the next build runs that step again.
+	// Corrupt one cached layer: verify names it (the record and the blob)
+	// and fails; --repair drops the record and the blob, and the next
+	// build runs that step again.
 	entries, err := openCache(t, root).List(context.Background())
 	if err != nil || len(entries) != 3 {
 		t.Fatalf("List: %d entries, %v", len(entries), err)
@@ -56,7 +57,7 @@ func TestCacheCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := kiln(t, root, nil, "cache", "verify")
-	if r.code == 0 || !strings.Contains(r.stdout, "1 bad") || !strings.Contains(r.stdout, entries[0].Key.String()[:12]) {
+	if r.code == 0 || !strings.Contains(r.stdout, " 2 bad") || !strings.Contains(r.stdout, entries[0].Key.String()[:12]) {
 		t.Errorf("verify of a corrupt layer: exit %d, %q", r.code, r.stdout)
 	}
 	if r := mustKiln(t, root, "cache", "verify", "--repair"); !strings.Contains(r.stdout, "deleted") {

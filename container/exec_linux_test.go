@@ -53,7 +53,7 @@ func TestExec(t *testing.T) {
 		{"exit status", sh("exit 7"), 7, ""},
 		{"env cwd user", engine.Process{Args: []string{"sh", "-c", "echo $A $(pwd) $(id -u)"}, Env: []string{"A=b"}, Cwd: "/tmp", User: "nobody"}, 0, "b /tmp 65534\n"},
 		{"stdin", engine.Process{Args: []string{"cat"}, Stdin: strings.NewReader("piped\n")}, 0, "piped\n"},
-		{"capabilities", sh("grep -E 'CapBnd|NoNewPrivs' /proc/self/status"), 0, "CapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n"},
+		{"capabilities", sh("grep -E 'CapBnd|NoNewPrivs' /proc/self/status"), 0, "CapBnd:\t00000000a80405fb\nNoNewPrivs:\t1\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

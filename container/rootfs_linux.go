@@ -37,14 +37,30 @@ func (r *rootfs) mountRoot(mounts []engine.Mount) error {
 	return nil
 }
 
-// mountOne performs m on target (a host path).
+// mountOne performs m on target (a host path), always nodev: a device
+// node a layer, a cache or a host directory carries is data, never a
+// device the container can open. (The container's own /dev is a tmpfs
+// mounted apart.)
 func mountOne(m engine.Mount, target string) error {
 	flags, data := parseOptions(m.Options)
+	flags |= unix.MS_NODEV
 	switch m.Type {
 	case "bind", "rbind":
 		bflags := uintptr(unix.MS_BIND | unix.MS_REC)
 		if err := unix.Mount(m.Source, target, "", bflags, ""); err != nil {
 			return &mountError{op: "bind", source: m.Source, target: target, err: err}
+		}
+		// A bind takes flags only when remounted, and then only its
+		// top mount: mount_setattr sets nodev on the whole tree.
+		nodev := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV}
+		if err := unix.MountSetattr(unix.AT_FDCWD, target, unix.AT_RECURSIVE, nodev); err == unix.ENOSYS {
+			// Before Linux 5.12.
+			rflags := uintptr(unix.MS_BIND|unix.MS_REMOUNT) | flags&(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+			if err := unix.Mount("", target, "", rflags, ""); err != nil {
+				return &mountError{op: "remount nodev", target: target, err: err}
+			}
+		} else if err != nil {
+			return &mountError{op: "set nodev on", target: target, err: err}
 		}
 		if flags&unix.MS_RDONLY != 0 {
 			rflags := uintptr(unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY) | flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)

@@ -25,10 +25,26 @@ type Cgroup struct {
 	dirs []string
 	// ctrl maps a controller to the directory holding its files.
 	ctrl map[string]string
+	// bpfDir is the cgroup v2 directory (among dirs) that gets the device
+	// program: the group's on v2, its unified one on a hybrid host whose
+	// v1 devices controller is missing, else "".
+	bpfDir string
+	// bpfFilter is set once the device program is attached to bpfDir.
+	bpfFilter bool
 }
 
 // Name returns the group's name, the container id it was created with.
 func (c *Cgroup) Name() string { return c.name }
+
+// DeviceFilter reports whether the kernel filters the group's device
+// access: by the v1 devices controller, or by the eBPF device program
+// attached to its cgroup v2 directory. When false, callers must keep the
+// container from making device nodes some other way, such as dropping
+// CAP_MKNOD.
+func (c *Cgroup) DeviceFilter() bool {
+	_, v1 := c.ctrl["devices"]
+	return (c.version == 1 && v1) || c.bpfFilter
+}
 
 func (l Limits) validate() error {
 	switch {
@@ -48,22 +64,6 @@ const cpuPeriod = 100000
 // cpuQuota returns the CFS quota in microseconds per cpuPeriod.
 func (l Limits) cpuQuota() int64 {
 	return int64(l.CPUs * cpuPeriod)
-}
-
-// deviceRules are written to devices.allow after denying everything: what a
-// container needs, as in Docker's default, and no block device at all.
-var deviceRules = []string{
-	"c *:* m",      // mknod of character devices
-	"c 1:3 rwm",    // null
-	"c 1:5 rwm",    // zero
-	"c 1:7 rwm",    // full
-	"c 1:8 rwm",    // random
-	"c 1:9 rwm",    // urandom
-	"c 5:0 rwm",    // tty
-	"c 5:1 rwm",    // console
-	"c 5:2 rwm",    // ptmx
-	"c 136:* rwm",  // pts
-	"c 10:200 rwm", // net/tun
 }
 
 // limitV1 writes the limits and the device filter into a new v1 group.
@@ -102,7 +102,7 @@ func (c *Cgroup) limitV1(l Limits) error {
 			return fmt.Errorf("setting device filter: %w", err)
 		}
 		for _, r := range deviceRules {
-			if err := writeFile(filepath.Join(dir, "devices.allow"), r); err != nil {
+			if err := writeFile(filepath.Join(dir, "devices.allow"), r.String()); err != nil {
 				return fmt.Errorf("setting device filter: %w", err)
 			}
 		}

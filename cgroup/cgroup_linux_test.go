@@ -45,6 +45,9 @@ func newTestManager(t *testing.T, opts ...Option) *Manager {
 			for _, mp := range m.hiers {
 				parents = append(parents, filepath.Join(mp, parent))
 			}
+			if m.unified != "" {
+				parents = append(parents, filepath.Join(m.unified, parent))
+			}
 		}
 		for _, p := range parents {
 			if err := unix.Rmdir(p); err != nil && err != unix.ENOENT {
@@ -362,21 +365,59 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// unifiedMount is where a hybrid host (this one, in CI) mounts cgroup2.
+const unifiedMount = "/sys/fs/cgroup/unified"
+
+// TestDeviceFilter: a group's processes may make character device nodes
+// but not block ones, and may open only the allowed devices (null here,
+// not mem), whether the v1 devices controller filters (the default
+// hierarchy of a v1 or hybrid host) or the eBPF device program does (the
+// v2 code path, on a hybrid host's unified mount, where the v1 controller
+// of the root group allows everything: only the program can deny).
 func TestDeviceFilter(t *testing.T) {
-	m := newTestManager(t)
-	if !m.DeviceFilter() {
-		t.Skip("no devices controller (cgroup v2): kiln drops CAP_MKNOD instead")
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"default hierarchy", nil},
+		{"cgroup2 device program", []Option{WithMountpoint(unifiedMount)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts != nil {
+				var st unix.Statfs_t
+				if err := unix.Statfs(unifiedMount, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+					t.Skipf("%s is not a cgroup2 mount", unifiedMount)
+				}
+			}
+			m := newTestManager(t, tc.opts...)
+			if m.version == 2 || m.unified != "" {
+				// Why the kernel refuses the program, if it does.
+				fd, err := loadDeviceProgram(deviceProgram(deviceRules))
+				if err != nil {
+					t.Skipf("the kernel refuses eBPF device programs here: %v", err)
+				}
+				unix.Close(fd)
+			}
+			c := create(t, m, "dev", Limits{})
+			if !c.DeviceFilter() {
+				t.Fatal("DeviceFilter() = false")
+			}
+			checkDeviceFilter(t, c)
+		})
 	}
-	c := create(t, m, "dev", Limits{})
+}
+
+func checkDeviceFilter(t *testing.T, c *Cgroup) {
+	t.Helper()
 	dir := t.TempDir()
-	p := start(t, c, `mknod "$1/blk" b 7 0 2>/dev/null; echo "block $?"; mknod "$1/chr" c 1 3; echo "char $?"; echo x >"$1/chr"; echo "write $?"; mknod "$1/mem" c 1 1 && head -c1 "$1/mem" >/dev/null 2>&1; echo "mem $?"`, dir)
+	p := start(t, c, `mknod "$1/blk" b 7 0 2>/dev/null; echo "block $?"; mknod "$1/chr" c 1 3; echo "char $?"; echo x >"$1/chr"; echo "write $?"; mknod "$1/kmsg" c 1 11; if (true <"$1/kmsg") 2>/dev/null; then echo "kmsg opened"; else echo "kmsg denied"; fi`, dir)
 	if ws := p.wait(t, 10*time.Second); ws.ExitStatus() != 0 {
 		t.Fatalf("script failed with %#x; output:\n%s", uint32(ws), p.out.String())
 	}
 	// mknod b fails (EPERM from the device filter); the null device made
-	// by mknod c works; /dev/mem can be made (any c mknod is allowed) but
-	// not read.
-	want := "block 1\nchar 0\nwrite 0\nmem 1\n"
+	// by mknod c works; /dev/kmsg can be made (any c mknod is allowed) but
+	// not opened.
+	want := "block 1\nchar 0\nwrite 0\nkmsg denied\n"
 	if diff := cmp.Diff(want, p.out.String()); diff != "" {
 		t.Errorf("script output (-want +got):\n%s", diff)
 	}
@@ -384,10 +425,41 @@ func TestDeviceFilter(t *testing.T) {
 		t.Errorf("block device node was made: stat: %v", err)
 	}
 
-	// The same mknod b outside the group works, so the filter is what
-	// stopped it.
+	// The same mknod b and open of kmsg outside the group work, so the
+	// filter is what stopped them.
 	if err := unix.Mknod(filepath.Join(dir, "blk"), unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))); err != nil {
 		t.Errorf("mknod b outside the group: %v", err)
+	}
+	if f, err := os.Open(filepath.Join(dir, "kmsg")); err != nil {
+		t.Errorf("opening kmsg outside the group: %v", err)
+	} else {
+		f.Close()
+	}
+}
+
+// TestDeviceProgram checks the compiled device program instruction by
+// instruction for one rule of each kind: its jumps skip exactly the rest
+// of the rule.
+func TestDeviceProgram(t *testing.T) {
+	prog := deviceProgram([]deviceRule{{'c', -1, -1, "m"}, {'b', 7, 0, "rwm"}})
+	want := []insn{
+		{code: opLoadWord, regs: 2 | 1<<4}, {code: opAnd, regs: 2, imm: 0xffff},
+		{code: opLoadWord, regs: 3 | 1<<4}, {code: opShiftR, regs: 3, imm: 16},
+		{code: opLoadWord, regs: 4 | 1<<4, off: 4}, {code: opLoadWord, regs: 5 | 1<<4, off: 8},
+		// c *:* m
+		{code: opJumpNE, regs: 2, off: 3, imm: unix.BPF_DEVCG_DEV_CHAR},
+		{code: opJumpSet, regs: 3, off: 2, imm: unix.BPF_DEVCG_ACC_READ | unix.BPF_DEVCG_ACC_WRITE},
+		{code: opMove, imm: 1}, {code: opExit},
+		// b 7:0 rwm
+		{code: opJumpNE, regs: 2, off: 4, imm: unix.BPF_DEVCG_DEV_BLOCK},
+		{code: opJumpNE, regs: 4, off: 3, imm: 7},
+		{code: opJumpNE, regs: 5, off: 2, imm: 0},
+		{code: opMove, imm: 1}, {code: opExit},
+		// deny
+		{code: opMove, imm: 0}, {code: opExit},
+	}
+	if diff := cmp.Diff(want, prog, cmp.AllowUnexported(insn{})); diff != "" {
+		t.Errorf("deviceProgram (-want +got):\n%s", diff)
 	}
 }
 
@@ -433,9 +505,6 @@ func TestV2(t *testing.T) {
 	m := newTestManager(t, WithMountpoint(unified))
 	if m.Version() != 2 {
 		t.Fatalf("Version() = %d, want 2", m.Version())
-	}
-	if m.DeviceFilter() {
-		t.Error("DeviceFilter() = true on v2")
 	}
 	avail, err := readFields(filepath.Join(unified, "cgroup.controllers"))
 	if err != nil {

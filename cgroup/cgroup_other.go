@@ -29,9 +29,6 @@ func NewManager(opts ...Option) (*Manager, error) {
 // Version returns 0: there is no cgroup hierarchy.
 func (m *Manager) Version() int { return 0 }
 
-// DeviceFilter returns false.
-func (m *Manager) DeviceFilter() bool { return false }
-
 // Create fails with an error wrapping [errors.ErrUnsupported].
 func (m *Manager) Create(ctx context.Context, name string, l Limits) (*Cgroup, error) {
 	return nil, errNotLinux
@@ -45,6 +42,9 @@ func (m *Manager) List() ([]string, error) { return nil, errNotLinux }
 
 // Name returns "".
 func (c *Cgroup) Name() string { return "" }
+
+// DeviceFilter returns false.
+func (c *Cgroup) DeviceFilter() bool { return false }
 
 // Add fails with an error wrapping [errors.ErrUnsupported].
 func (c *Cgroup) Add(pid int) error { return errNotLinux }

@@ -25,11 +25,16 @@ type Manager struct {
 	// only).
 	mounts map[string]string
 	hiers  []string
+	// unified is, on a hybrid host without the v1 devices controller,
+	// the cgroup2 mountpoint where groups get a directory too, for the
+	// eBPF device program (v1 only).
+	unified string
 }
 
 // NewManager finds the cgroup hierarchy: v2 when the mountpoint is a
 // cgroup2 filesystem, otherwise the v1 hierarchies mounted below it (a
-// hybrid host's unified mount is ignored).
+// hybrid host's unified mount is used only for the device filter, when
+// the v1 devices controller is missing).
 func NewManager(opts ...Option) (*Manager, error) {
 	o, err := newOptions(opts)
 	if err != nil {
@@ -60,19 +65,19 @@ func NewManager(opts ...Option) (*Manager, error) {
 			m.hiers = append(m.hiers, mp)
 		}
 	}
+	if _, ok := mounts["devices"]; !ok {
+		// The kernel runs a device program of the group's place in the
+		// unified hierarchy alongside v1.
+		unified := filepath.Join(o.mountpoint, "unified")
+		if unix.Statfs(unified, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			m.unified = unified
+		}
+	}
 	return m, nil
 }
 
 // Version returns the cgroup version in use: 1 or 2.
 func (m *Manager) Version() int { return m.version }
-
-// DeviceFilter reports whether groups filter device access (the v1 devices
-// controller is mounted). When false, callers must keep the container from
-// making device nodes some other way, such as dropping CAP_MKNOD.
-func (m *Manager) DeviceFilter() bool {
-	_, ok := m.mounts["devices"]
-	return m.version == 1 && ok
-}
 
 // group returns the (not necessarily existing) group called name.
 func (m *Manager) group(name string) *Cgroup {
@@ -83,6 +88,7 @@ func (m *Manager) group(name string) *Cgroup {
 		for _, ctl := range []string{"pids", "memory", "cpu"} {
 			c.ctrl[ctl] = dir
 		}
+		c.bpfDir = dir
 		return c
 	}
 	for _, mp := range m.hiers {
@@ -90,6 +96,10 @@ func (m *Manager) group(name string) *Cgroup {
 	}
 	for ctl, mp := range m.mounts {
 		c.ctrl[ctl] = filepath.Join(mp, m.parent, name)
+	}
+	if m.unified != "" {
+		c.bpfDir = filepath.Join(m.unified, m.parent, name)
+		c.dirs = append(c.dirs, c.bpfDir)
 	}
 	return c
 }
@@ -145,6 +155,13 @@ func (m *Manager) Create(ctx context.Context, name string, l Limits) (*Cgroup, e
 		removeDirs(made)
 		return nil, err
 	}
+	if c.bpfDir != "" {
+		// A kernel that refuses eBPF (no CONFIG_CGROUP_BPF, or kiln
+		// itself confined) leaves the group without a filter, which
+		// DeviceFilter reports: the caller then drops CAP_MKNOD, and
+		// nodev mounts keep nodes from layers unopenable.
+		c.bpfFilter = attachDeviceFilter(c.bpfDir) == nil
+	}
 	return c, nil
 }
 
@@ -164,6 +181,9 @@ func (c *Cgroup) only(ctls []string) {
 				dirs = append(dirs, dir)
 			}
 		}
+	}
+	if c.bpfDir != "" {
+		dirs = append(dirs, c.bpfDir)
 	}
 	c.dirs = dirs
 }
@@ -256,6 +276,9 @@ func (m *Manager) List() ([]string, error) {
 		parents = parents[:0]
 		for _, mp := range m.hiers {
 			parents = append(parents, filepath.Join(mp, m.parent))
+		}
+		if m.unified != "" {
+			parents = append(parents, filepath.Join(m.unified, m.parent))
 		}
 	}
 	var names []string

@@ -10,10 +10,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// defaultCaps is Docker's default capability set.
+// defaultCaps is Docker's default capability set less CAP_NET_RAW, as
+// Podman's: steps run on the host's network by default, where raw and
+// packet sockets would read and forge the host's traffic (loopback
+// services included). Pings that use ICMP datagram sockets still work
+// where net.ipv4.ping_group_range allows the group; busybox's ping, which
+// only tries a raw socket, does not.
 var defaultCaps = []uintptr{
 	unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FSETID, unix.CAP_FOWNER,
-	unix.CAP_MKNOD, unix.CAP_NET_RAW, unix.CAP_SETGID, unix.CAP_SETUID,
+	unix.CAP_MKNOD, unix.CAP_SETGID, unix.CAP_SETUID,
 	unix.CAP_SETFCAP, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE,
 	unix.CAP_SYS_CHROOT, unix.CAP_KILL, unix.CAP_AUDIT_WRITE,
 }
@@ -30,7 +35,7 @@ func lastCap() uintptr {
 
 // dropPrivileges confines the calling OS thread, which must be locked and
 // must exec right after (capabilities and credentials are per thread
-// until execve): it shrinks the bounding set to Docker's defaults (less
+// until execve): it shrinks the bounding set to defaultCaps (less
 // CAP_MKNOD when dropMknod), sets the same permitted and effective sets
 // with an empty inheritable set, switches to cred and sets no_new_privs.
 func dropPrivileges(cred credential, dropMknod bool) error {

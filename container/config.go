@@ -28,7 +28,7 @@ type initConfig struct {
 	Hostname  string         `json:"hostname"`
 	Network   engine.Network `json:"network"`
 	Process   processConfig  `json:"process"`
-	DropMknod bool           `json:"dropMknod,omitempty"` // no device cgroup: take CAP_MKNOD away
+	DropMknod bool           `json:"dropMknod,omitempty"` // no device filter: take CAP_MKNOD away
 	CtrlFd    int            `json:"ctrlFd,omitempty"`    // the exec helper's control socket, with Spec.Exec
 	ConsoleFd int            `json:"consoleFd,omitempty"` // where to send the terminal, with Process.Terminal
 }

@@ -3,12 +3,15 @@ package container
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
 )
@@ -50,7 +53,7 @@ func TestExec(t *testing.T) {
 		{"exit status", sh("exit 7"), 7, ""},
 		{"env cwd user", engine.Process{Args: []string{"sh", "-c", "echo $A $(pwd) $(id -u)"}, Env: []string{"A=b"}, Cwd: "/tmp", User: "nobody"}, 0, "b /tmp 65534\n"},
 		{"stdin", engine.Process{Args: []string{"cat"}, Stdin: strings.NewReader("piped\n")}, 0, "piped\n"},
-		{"capabilities", sh("grep -E 'CapBnd|NoNewPrivs' /proc/self/status"), 0, "CapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n"},
+		{"capabilities", sh("grep -E 'CapBnd|NoNewPrivs' /proc/self/status"), 0, "CapBnd:\t00000000a80405fb\nNoNewPrivs:\t1\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -133,5 +136,35 @@ func TestExecWithoutSupport(t *testing.T) {
 	defer c.Delete(ctx) //nolint:errcheck // the test is about Exec
 	if _, err := c.Exec(ctx, sh("true")); err == nil {
 		t.Error("Exec in a container created without Spec.Exec: no error")
+	}
+}
+
+// TestExecStdioOnly: a descriptor this process holds without
+// close-on-exec, open on a host directory, reaches neither a container's
+// PID 1 nor a process started in it by the exec helper.
+func TestExecStdioOnly(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "marker"), []byte("host secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	probe := fmt.Sprintf("cat /proc/self/fd/%d/marker 2>/dev/null; echo $(ls /proc/self/fd)", fd)
+	const want = "0 1 2 3\n"
+
+	c := e.running(t, "stdio-only")
+	var out bytes.Buffer
+	if st, err := c.Exec(context.Background(), engine.Process{Args: []string{"sh", "-c", probe}, Stdout: &out}); err != nil || st.Code != 0 {
+		t.Fatalf("exec: %v, %+v", err, st)
+	}
+	if out.String() != want {
+		t.Errorf("exec'd process: stdout %q, want %q", out.String(), want)
+	}
+	if r := e.run(context.Background(), engine.Spec{Process: sh(probe)}); r.stdout != want {
+		t.Errorf("PID 1: stdout %q, want %q", r.stdout, want)
 	}
 }

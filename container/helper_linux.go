@@ -24,6 +24,10 @@ const (
 // request is one SOCK_SEQPACKET message: an execRequest in JSON, with
 // four file descriptors (the reply socket, stdin, stdout, stderr).
 func runHelper() error {
+	// The processes it starts get only the stdio of their request.
+	if err := StdioOnly(); err != nil {
+		return err
+	}
 	// Processes of the container must not reach into the helper through
 	// /proc/2: it keeps capabilities they do not have.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {

@@ -54,6 +54,11 @@ func reportInitError(err error) {
 }
 
 func runInit() error {
+	// Whatever kiln inherited past stdio, and did not pass on purpose,
+	// never reaches the container's processes.
+	if err := StdioOnly(); err != nil {
+		return err
+	}
 	var cfg initConfig
 	cf := os.NewFile(fdConfig, "config")
 	if err := json.NewDecoder(cf).Decode(&cfg); err != nil {

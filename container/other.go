@@ -12,6 +12,9 @@ import (
 // Main returns false: containers run only on Linux.
 func Main() bool { return false }
 
+// StdioOnly does nothing: containers run only on Linux.
+func StdioOnly() error { return nil }
+
 // Runtime is unavailable on this platform.
 type Runtime struct{}
 

@@ -40,9 +40,13 @@ func (r *rootfs) mountRoot(mounts []engine.Mount) error {
 	return nil
 }
 
-// mountOne performs m on target (a host path).
+// mountOne performs m on target (a host path), always nodev: a device
+// node a layer, a cache or a host directory carries is data, never a
+// device the container can open. (The container's own /dev is a tmpfs
+// mounted apart.)
 func mountOne(m engine.Mount, target string) error {
 	flags, data := parseOptions(m.Options)
+	flags |= unix.MS_NODEV
 	switch m.Type {
 	case "bind", "rbind":
 		return bindTree(m.Source, target, flags)
@@ -444,7 +448,7 @@ func bindTree(source, target string, flags uintptr) error {
 	}
 	if attr.Attr_set != 0 {
 		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-			return &mountError{op: "remount read-only", source: source, target: target, err: err}
+			return &mountError{op: "set attributes (ro, nosuid, nodev, noexec) of", source: source, target: target, err: err}
 		}
 	}
 	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {

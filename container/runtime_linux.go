@@ -293,7 +293,7 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 		Rootdir: rootdir, Rootfs: spec.Rootfs, Mounts: spec.Mounts,
 		Hostname: hostname, Network: spec.Network,
 		Process:   newProcessConfig(spec.Process),
-		DropMknod: !r.cgroups.DeviceFilter(),
+		DropMknod: !cg.DeviceFilter(),
 	}
 	if err := c.start(ctx, cfg); err != nil {
 		return nil, err

@@ -31,6 +31,11 @@ func main() {
 	if container.Main() {
 		return
 	}
+	// What kiln inherited past stdio never reaches a container.
+	if err := container.StdioOnly(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+		os.Exit(125)
+	}
 	// Run as /.kiln/bin/kiln in a build container: the helpers.
 	if toolbox.InContainer() {
 		os.Exit(runHelper(context.Background(), os.Args[1:], os.Stdout, os.Stderr))

@@ -149,15 +149,22 @@ func TestContextSocketsSkipped(t *testing.T) {
 	if _, err := c.Digest(ctx, "run"); err != nil {
 		t.Fatalf("Digest(run): %v", err)
 	}
-	if err := c.Copy(ctx, "fifo", root, "/fifo", CopyOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("Copy of the FIFO itself: %v, want an error saying there is no such file", err)
+	want := `copy source "fifo" is a named pipe: only regular files, directories and links are copied`
+	if err := c.Copy(ctx, "fifo", root, "/fifo", CopyOptions{}); err == nil || err.Error() != want {
+		t.Errorf("Copy of the FIFO itself: %v, want %q", err, want)
+	}
+	if _, err := c.Digest(ctx, "fifo"); err == nil || err.Error() != want {
+		t.Errorf("Digest of the FIFO itself: %v, want %q", err, want)
+	}
+	if _, err := c.Digest(ctx, "fif?"); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Digest of a pattern matching only the FIFO: %v, want an error saying there is no such file", err)
 	}
 	sort.Strings(warnings)
-	want := []string{
-		`skipping FIFO "fifo" in ` + c.Dir() + `: only regular files, directories and links are copied`,
-		`skipping socket "run/app.sock" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+	wantWarnings := []string{
+		`skipping a named pipe "fifo" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+		`skipping a socket "run/app.sock" in ` + c.Dir() + `: only regular files, directories and links are copied`,
 	}
-	if d := cmp.Diff(want, warnings); d != "" {
+	if d := cmp.Diff(wantWarnings, warnings); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)
 	}
 	for _, name := range []string{"run/app.sock", "fifo"} {

@@ -84,7 +84,7 @@ func TestEscapeFIFOContext(t *testing.T) {
 		{name: "copy source", files: map[string]string{"kiln.yml": "from: scratch\nsteps:\n  - copy: p /p\n"},
 			fifo: "p", args: [][]string{{"build"}}, want: `"p" is a named pipe`},
 		{name: "copy source in a directory", files: map[string]string{"kiln.yml": "from: scratch\nsteps:\n  - copy: d /d\n", "d/a.txt": "a"},
-			fifo: "d/p", args: [][]string{{"build"}}, ok: true, want: `skipping FIFO "d/p"`},
+			fifo: "d/p", args: [][]string{{"build"}}, ok: true, want: `skipping a named pipe "d/p"`},
 		{name: "include", files: map[string]string{"kiln.yml": "from: scratch\nsteps:\n{% include \"steps.yml\" %}\n"},
 			fifo: "steps.yml", args: [][]string{{"build"}, {"render"}}, want: "steps.yml is a named pipe"},
 		{name: "kiln.lock", files: map[string]string{"kiln.yml": copyA, "a.txt": "a"},

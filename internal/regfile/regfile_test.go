@@ -153,3 +153,37 @@ func TestOpenPath(t *testing.T) {
 		})
 	}
 }
+
+func TestKind(t *testing.T) {
+	for _, tc := range []struct {
+		mode fs.FileMode
+		want string
+	}{
+		{0o644, "a regular file"},
+		{fs.ModeDir | 0o755, "a directory"},
+		{fs.ModeSymlink, "a symlink"},
+		{fs.ModeNamedPipe, "a named pipe"},
+		{fs.ModeSocket, "a socket"},
+		{fs.ModeDevice | fs.ModeCharDevice, "a character device"},
+		{fs.ModeDevice, "a block device"},
+		{fs.ModeIrregular, "an irregular file"},
+	} {
+		if got := Kind(tc.mode); got != tc.want {
+			t.Errorf("Kind(%v) = %q, want %q", tc.mode, got, tc.want)
+		}
+	}
+}
+
+// TestFS: FS reads like Open, and refuses names fs.FS does not allow.
+func TestFS(t *testing.T) {
+	dir := tree(t)
+	fsys := FS(filepath.Join(dir, "ctx"))
+	if b, err := fs.ReadFile(fsys, "in"); err != nil || string(b) != "content" {
+		t.Errorf("ReadFile(in) = %q, %v", b, err)
+	}
+	for name, want := range map[string]error{"abs-out": ErrOutside, "fifo": ErrNotRegular, "../secret": fs.ErrInvalid, "/etc/passwd": fs.ErrInvalid} {
+		if _, err := fs.ReadFile(fsys, name); !errors.Is(err, want) {
+			t.Errorf("ReadFile(%s): %v, want %v", name, err, want)
+		}
+	}
+}

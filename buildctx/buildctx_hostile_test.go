@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -306,5 +307,32 @@ func TestHashFileChanged(t *testing.T) {
 				t.Errorf("hashFile: %v, want an error naming %s and saying %q", err, tc.name, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlaceChanged copies a file that the walk saw as regular but is now
+// a FIFO (swapped between the walk and the copy): the copy fails at once,
+// naming it, instead of blocking on the FIFO.
+func TestPlaceChanged(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir, node{Name: "file", Data: "x"})
+	fi, err := os.Lstat(filepath.Join(dir, "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCopier(t.TempDir(), CopyOptions{UID: os.Getuid(), GID: os.Getgid()})
+	done := make(chan error, 1)
+	go func() { done <- c.place(fifo, entry{rel: "fifo", fi: fi}, "fifo") }()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("copying a FIFO the walk saw as a regular file still blocks after 5s")
+	}
+	if want := "copy " + fifo + ": it changed while being copied (now a named pipe)"; err == nil || err.Error() != want {
+		t.Errorf("place: %v, want %q", err, want)
 	}
 }

@@ -71,9 +71,11 @@ type ModuleInfo struct {
 var paramTypes = []string{"string", "int", "bool", "list", "map"}
 
 // ReadModule reads the first document of the module file: its name,
-// description and parameters (for kiln module doc).
+// description and parameters (for kiln module doc and push). The file is
+// read inside its directory, and only if it is a regular file (see
+// package regfile).
 func ReadModule(file string) (*ModuleInfo, error) {
-	data, err := regfile.ReadPath(file)
+	data, err := regfile.ReadFile(filepath.Dir(file), filepath.Base(file))
 	if err != nil {
 		return nil, fmt.Errorf("reading module: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -149,15 +150,22 @@ func TestContextSocketsSkipped(t *testing.T) {
 	if _, err := c.Digest(ctx, "run"); err != nil {
 		t.Fatalf("Digest(run): %v", err)
 	}
-	if err := c.Copy(ctx, "fifo", root, "/fifo", CopyOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("Copy of the FIFO itself: %v, want an error saying there is no such file", err)
+	want := `copy source "fifo" is a named pipe: only regular files, directories and links are copied`
+	if err := c.Copy(ctx, "fifo", root, "/fifo", CopyOptions{}); err == nil || err.Error() != want {
+		t.Errorf("Copy of the FIFO itself: %v, want %q", err, want)
+	}
+	if _, err := c.Digest(ctx, "fifo"); err == nil || err.Error() != want {
+		t.Errorf("Digest of the FIFO itself: %v, want %q", err, want)
+	}
+	if _, err := c.Digest(ctx, "fif?"); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Digest of a pattern matching only the FIFO: %v, want an error saying there is no such file", err)
 	}
 	sort.Strings(warnings)
-	want := []string{
-		`skipping FIFO "fifo" in ` + c.Dir() + `: only regular files, directories and links are copied`,
-		`skipping socket "run/app.sock" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+	wantWarnings := []string{
+		`skipping a named pipe "fifo" in ` + c.Dir() + `: only regular files, directories and links are copied`,
+		`skipping a socket "run/app.sock" in ` + c.Dir() + `: only regular files, directories and links are copied`,
 	}
-	if d := cmp.Diff(want, warnings); d != "" {
+	if d := cmp.Diff(wantWarnings, warnings); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)
 	}
 	for _, name := range []string{"run/app.sock", "fifo"} {
@@ -299,5 +307,32 @@ func TestHashFileChanged(t *testing.T) {
 				t.Errorf("hashFile: %v, want an error naming %s and saying %q", err, tc.name, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlaceChanged copies a file that the walk saw as regular but is now
+// a FIFO (swapped between the walk and the copy): the copy fails at once,
+// naming it, instead of blocking on the FIFO.
+func TestPlaceChanged(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir, node{Name: "file", Data: "x"})
+	fi, err := os.Lstat(filepath.Join(dir, "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCopier(t.TempDir(), CopyOptions{UID: os.Getuid(), GID: os.Getgid()})
+	done := make(chan error, 1)
+	go func() { done <- c.place(fifo, entry{rel: "fifo", fi: fi}, "fifo") }()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("copying a FIFO the walk saw as a regular file still blocks after 5s")
+	}
+	if want := "copy " + fifo + ": it changed while being copied (now a named pipe)"; err == nil || err.Error() != want {
+		t.Errorf("place: %v, want %q", err, want)
 	}
 }

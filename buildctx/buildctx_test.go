@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -632,6 +633,66 @@ func TestCancel(t *testing.T) {
 	}
 	if err := c.Copy(ctx, "src", t.TempDir(), "/", CopyOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Copy with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestOpenIgnoreFileConfined: an ignore file that is a FIFO, a socket or
+// a link out of the context fails Open at once, naming it, without being
+// read; one linked inside the context is read.
+func TestOpenIgnoreFileConfined(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("[SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(p string) error
+		want string // in the error; "" for none
+	}{
+		{".dockerignore fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }, ".dockerignore is a named pipe"},
+		{".kilnignore fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }, ".kilnignore is a named pipe"},
+		{".dockerignore socket", func(p string) error {
+			l, err := net.Listen("unix", p)
+			if err == nil {
+				t.Cleanup(func() { l.Close() })
+			}
+			return err
+		}, ".dockerignore is a socket"},
+		{".kilnignore link outside", func(p string) error { return os.Symlink(secret, p) }, ".kilnignore is a symlink to a path outside"},
+		{".dockerignore link inside", func(p string) error { return os.Symlink("ignore/patterns", p) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			makeTree(t, dir, node{Name: "ignore/patterns", Data: "b.txt\n"}, node{Name: "a.txt", Data: "a"}, node{Name: "b.txt", Data: "b"})
+			if err := tc.make(filepath.Join(dir, strings.Fields(tc.name)[0])); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			var c *Context
+			go func() {
+				var err error
+				c, err = Open(dir)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Open still blocks after 5s")
+			}
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
+					t.Fatalf("Open: error = %v, want one saying %q without the file's content", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Resolve("b.txt"); err == nil {
+				t.Errorf("b.txt is not ignored by the linked ignore file")
+			}
+		})
 	}
 }
 

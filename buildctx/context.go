@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // Context is a build context: a directory and its ignore rules. Its methods
@@ -68,7 +70,7 @@ func Open(dir string, opts ...Option) (*Context, error) {
 	var pm *patternmatcher.PatternMatcher
 	for _, name := range ignoreFiles {
 		p := filepath.Join(abs, name)
-		f, err := os.Open(p)
+		f, err := regfile.Open(abs, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -133,6 +135,9 @@ type source struct {
 	warned sync.Map
 }
 
+// onlyCopyable says what a copy or digest takes.
+const onlyCopyable = "only regular files, directories and links are copied"
+
 // skip notes that the file rel (relative to the root) is not copied, with
 // a warning the first time.
 func (s *source) skip(rel string, fi fs.FileInfo) {
@@ -142,16 +147,7 @@ func (s *source) skip(rel string, fi fs.FileInfo) {
 	if _, dup := s.warned.LoadOrStore(rel, true); dup {
 		return
 	}
-	kind := "device"
-	switch {
-	case fi.Mode()&fs.ModeSocket != 0:
-		kind = "socket"
-	case fi.Mode()&fs.ModeNamedPipe != 0:
-		kind = "FIFO"
-	case fi.Mode()&fs.ModeIrregular != 0:
-		kind = "irregular file"
-	}
-	s.warn(fmt.Sprintf("skipping %s %q in %s: only regular files, directories and links are copied", kind, rel, s.res.root))
+	s.warn(fmt.Sprintf("skipping %s %q in %s: %s", regfile.Kind(fi.Mode()), rel, s.res.root, onlyCopyable))
 }
 
 func newSource(root string, strict bool, pm *patternmatcher.PatternMatcher) *source {
@@ -248,6 +244,10 @@ func (s *source) matches(src string) ([]match, error) {
 	var out []match
 	for _, m := range cands {
 		if !copyable(m.fi) {
+			if !hasMeta(p) {
+				// named, not matched: never opened, and not silently missing
+				return nil, fmt.Errorf("copy source %q is %s: %s", src, regfile.Kind(m.fi.Mode()), onlyCopyable)
+			}
 			s.skip(m.real, m.fi)
 			continue
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // CopyOptions are the options of a copy.
@@ -293,11 +295,18 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 	mtime := e.fi.ModTime()
 	switch {
 	case e.fi.Mode().IsRegular():
-		in, err := os.OpenFile(srcAbs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		// O_NONBLOCK: a file swapped for a FIFO since the walk must not
+		// block the copy; it is refused below.
+		in, err := os.OpenFile(srcAbs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return err
 		}
 		defer in.Close()
+		if fi, err := in.Stat(); err != nil {
+			return err
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(fi.Mode()))
+		}
 		mode := e.fi.Mode()
 		if c.opts.Mode != nil {
 			mode = *c.opts.Mode

@@ -23,14 +23,19 @@
 // patterns with the semantics of github.com/moby/patternmatcher (as Docker
 // uses them, "!" exceptions included). Ignored files are invisible: they are
 // never matched, walked, digested or copied, and naming one is the same
-// error as naming a missing file.
+// error as naming a missing file. The ignore file is read only if it is a
+// regular file inside the context (a link to one inside works); a FIFO,
+// socket or link leading out fails Open, naming it.
 //
 // # What is copied
 //
 // Regular files, directories and symbolic links, with their mode bits
 // (permissions, setuid, setgid, sticky) and modification times; sockets,
-// FIFOs and devices are skipped (with a warning to WithWarn's function,
-// once per file); unreadable files are an error naming them; hard links are copied as separate files;
+// FIFOs and devices met in a copied directory or matched by a wildcard
+// are skipped, never opened (with a warning to WithWarn's function, once
+// per file), as BuildKit's copy skips pipes and sockets; one named as a
+// source is an error saying what it is; unreadable files are an error
+// naming them; hard links are copied as separate files;
 // owners come from CopyOptions, never from the source; extended attributes
 // are not copied.
 package buildctx

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // Name is the lock file's name, beside the manifest.
@@ -37,10 +37,12 @@ func PathFor(manifest string) string {
 	return filepath.Join(filepath.Dir(manifest), Name)
 }
 
-// Read reads the lock file at path; a missing file is an error that
-// wraps os.ErrNotExist.
+// Read reads the lock file at path, inside its directory: a symbolic
+// link leading out of it, or a file that is not a regular file (a FIFO),
+// is an error naming it (see package regfile). A missing file is an error
+// that wraps os.ErrNotExist.
 func Read(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(filepath.Dir(path), filepath.Base(path))
 	if err != nil {
 		return nil, fmt.Errorf("reading the lock file: %w", err)
 	}

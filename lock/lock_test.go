@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,6 +56,49 @@ func TestReadRejects(t *testing.T) {
 	}
 	if _, err := Read(filepath.Join(t.TempDir(), Name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Read of a missing file: %v, want os.ErrNotExist", err)
+	}
+}
+
+// TestReadConfined: a lock file linked out of its directory, or one that
+// is not a regular file, is refused by name without being read; a link
+// inside the directory is read.
+func TestReadConfined(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("images:\n  SECRET: SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(dir, path string) error
+		want string // in the error; "" for none
+	}{
+		{"link inside", func(dir, path string) error {
+			if err := Write(filepath.Join(dir, "real.lock"), &File{Images: map[string]string{"a.io/b:1": d1}}); err != nil {
+				return err
+			}
+			return os.Symlink("real.lock", path)
+		}, ""},
+		{"link outside", func(_, path string) error { return os.Symlink(secret, path) }, "kiln.lock is a symlink to a path outside"},
+		{"fifo", func(_, path string) error { return syscall.Mkfifo(path, 0o644) }, "kiln.lock is a named pipe"},
+		{"directory", func(_, path string) error { return os.Mkdir(path, 0o755) }, "kiln.lock is a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, Name)
+			if err := tc.make(dir, path); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Read(path)
+			if tc.want == "" {
+				if err != nil || f.Images["a.io/b:1"] != d1 {
+					t.Fatalf("Read = %v, %v", f, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("Read: error = %v, want one saying %q without the file's content", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -36,7 +36,7 @@ func LoadDockerfile(ctx context.Context, path string, opts Options) (*Build, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := readManifest(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}

@@ -3,12 +3,13 @@ package manifest
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // This file is the bridge from YAML manifests to Dockerfiles: a stage
@@ -90,7 +91,7 @@ func (d *decoder) dockerfileStage(sp pair, what string) (*Stage, bool, error) {
 func (d *decoder) expandDockerfiles(ctx context.Context, b *Build, dir string, opts Options) error {
 	for _, ref := range d.dockerfiles {
 		file := filepath.Join(dir, ref.file)
-		data, err := os.ReadFile(file)
+		data, err := regfile.ReadFile(dir, ref.file)
 		if err != nil {
 			return &Error{Pos: ref.pos, Msg: fmt.Sprintf("stage %q: reading its dockerfile", ref.stage.Name), Err: err}
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // Options are the inputs of a manifest besides the manifest itself:
@@ -122,7 +124,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	data, err := os.ReadFile(path)
+	data, err := readManifest(path, opts)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading manifest: %w", err)
 	}
@@ -139,12 +141,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 		return nil, "", err
 	}
 	dir := filepath.Dir(path)
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("opening the manifest's directory: %w", err)
-	}
-	defer root.Close()
-	r := newRenderer(root.FS(), dir, values)
+	r := newRenderer(regfile.FS(dir), dir, values)
 	out, lines, err := r.render(path, docs.offset, docs.second, true)
 	if err != nil {
 		return nil, "", err
@@ -183,6 +180,31 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 		return nil, "", err
 	}
 	return b, out + mods, nil
+}
+
+// readManifest reads the manifest at path inside the build context when
+// it is in it, else inside its own directory: a link leading out of that
+// directory, or a file that is not a regular file, is refused before it
+// is read (see package regfile).
+func readManifest(path string, opts Options) ([]byte, error) {
+	dir, name := filepath.Split(path)
+	if opts.Context != "" {
+		ctx, err := filepath.Abs(opts.Context)
+		if err != nil {
+			return nil, err
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		if rel, err := filepath.Rel(ctx, abs); err == nil && within(ctx, abs) && rel != "." {
+			dir, name = ctx, rel
+		}
+	}
+	if dir == "" {
+		dir = "."
+	}
+	return regfile.ReadFile(dir, name)
 }
 
 // documents is a manifest split into its two YAML documents.

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -274,5 +276,99 @@ func TestSchema(t *testing.T) {
 	}
 	if diff := cmp.Diff(imageKeys, image, cmpSorted()); diff != "" {
 		t.Errorf("schema image properties mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadConfined: the files Load reads from the repository (the
+// manifest, a Dockerfile stage, a module) are read inside the context or
+// the manifest's directory and only if regular: a link leading out, or a
+// FIFO, fails at once naming the file, never quoting the linked file.
+// Links inside work, and --values files, which the user names, follow
+// links anywhere but must be regular too.
+func TestLoadConfined(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("SECRET: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := func(target string) func(string) error {
+		return func(p string) error { return os.Symlink(target, p) }
+	}
+	fifo := func(p string) error { return syscall.Mkfifo(p, 0o644) }
+	const main = "from: scratch\nsteps:\n  - run: echo\n"
+	for _, tc := range []struct {
+		name     string
+		files    map[string]string
+		special  string               // made by make
+		make     func(p string) error // the special file
+		manifest string               // loaded, relative to the context
+		opts     Options              // Context and Values relative to the context
+		want     string               // in the error; "" for success
+	}{
+		{name: "manifest link outside", special: "app.yml", make: link(secret), manifest: "app.yml", want: "app.yml is a symlink to a path outside"},
+		{name: "manifest fifo", special: "app.yml", make: fifo, manifest: "app.yml", want: "app.yml is a named pipe"},
+		{name: "manifest link inside", files: map[string]string{"real/app.yml": main}, special: "app.yml", make: link("real/app.yml"), manifest: "app.yml"},
+		{name: "manifest link inside the context", files: map[string]string{"real/app.yml": main}, special: "sub/app.yml", make: link("../real/app.yml"),
+			manifest: "sub/app.yml", opts: Options{Context: "."}},
+		{name: "manifest link outside its directory", files: map[string]string{"real/app.yml": main}, special: "sub/app.yml", make: link("../real/app.yml"),
+			manifest: "sub/app.yml", want: "app.yml is a symlink to a path outside"},
+		{name: "Dockerfile link outside", special: "Dockerfile", make: link(secret), manifest: "Dockerfile", want: "Dockerfile is a symlink to a path outside"},
+		{name: "Dockerfile fifo", special: "Dockerfile", make: fifo, manifest: "Dockerfile", want: "Dockerfile is a named pipe"},
+		{name: "dockerfile stage link outside", files: map[string]string{"app.yml": "stages:\n  b: {dockerfile: df/Dockerfile}\n"},
+			special: "df/Dockerfile", make: link(secret), manifest: "app.yml", want: "df/Dockerfile is a symlink to a path outside"},
+		{name: "dockerfile stage fifo", files: map[string]string{"app.yml": "stages:\n  b: {dockerfile: df/Dockerfile}\n"},
+			special: "df/Dockerfile", make: fifo, manifest: "app.yml", want: "df/Dockerfile is a named pipe"},
+		{name: "dockerfile stage link inside", files: map[string]string{"app.yml": "stages:\n  b: {dockerfile: df/Dockerfile}\n", "real": "FROM scratch\n"},
+			special: "df/Dockerfile", make: link("../real"), manifest: "app.yml"},
+		{name: "module link outside", files: map[string]string{"app.yml": "from: scratch\nsteps:\n  - use: ./lib/x\n"},
+			special: "lib/x/module.yml", make: link(secret), manifest: "app.yml", want: "module.yml is a symlink to a path outside"},
+		{name: "module fifo", files: map[string]string{"app.yml": "from: scratch\nsteps:\n  - use: ./lib/x.yml\n"},
+			special: "lib/x.yml", make: fifo, manifest: "app.yml", want: "x.yml is a named pipe"},
+		{name: "module link inside", files: map[string]string{"app.yml": "from: scratch\nsteps:\n  - use: ./lib/x\n", "mods/x.yml": "steps:\n  - run: echo\n"},
+			special: "lib/x/module.yml", make: link("../../mods/x.yml"), manifest: "app.yml"},
+		{name: "values fifo", files: map[string]string{"app.yml": main}, special: "v.yml", make: fifo, manifest: "app.yml",
+			opts: Options{Values: []string{"v.yml"}}, want: "v.yml is a named pipe"},
+		{name: "values link outside", files: map[string]string{"app.yml": main, "v.yml": "a: 1\n"}, special: "w.yml", make: link(secret), manifest: "app.yml",
+			opts: Options{Values: []string{"w.yml"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range tc.files {
+				writeFile(t, dir, name, data)
+			}
+			p := filepath.Join(dir, tc.special)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			opts := tc.opts
+			if opts.Context != "" {
+				opts.Context = filepath.Join(dir, opts.Context)
+			}
+			for i, v := range opts.Values {
+				opts.Values[i] = filepath.Join(dir, v)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := Load(context.Background(), filepath.Join(dir, tc.manifest), opts)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Load still blocks after 5s")
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("Load: error = %v, want one saying %q without the file's content", err, tc.want)
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // ModuleFile is the manifest of a module directory: use: DIR reads
@@ -69,9 +71,11 @@ type ModuleInfo struct {
 var paramTypes = []string{"string", "int", "bool", "list", "map"}
 
 // ReadModule reads the first document of the module file: its name,
-// description and parameters (for kiln module doc).
+// description and parameters (for kiln module doc and push). The file is
+// read inside its directory, and only if it is a regular file (see
+// package regfile).
 func ReadModule(file string) (*ModuleInfo, error) {
-	data, err := os.ReadFile(file)
+	data, err := regfile.ReadFile(filepath.Dir(file), filepath.Base(file))
 	if err != nil {
 		return nil, fmt.Errorf("reading module: %w", err)
 	}
@@ -309,6 +313,7 @@ type module struct {
 	file    string // as errors name it
 	dir     string // its directory: where its relative paths start
 	root    string // the directory its paths must stay in
+	rel     string // file, relative to root
 	remote  bool   // from a registry: its files are outside the context
 	values  map[string]any
 	steps   []*Step
@@ -396,7 +401,7 @@ func (in *inliner) inline(ctx context.Context, u *useStep, dir, root string) (*m
 	in.chain, in.names = append(in.chain, id), append(in.names, m.file)
 	defer func() { in.chain, in.names = in.chain[:len(in.chain)-1], in.names[:len(in.names)-1] }()
 
-	data, err := os.ReadFile(m.file)
+	data, err := regfile.ReadFile(m.root, m.rel)
 	if err != nil {
 		return nil, &Error{Pos: u.pos, Msg: fmt.Sprintf("use %s: reading the module", u.source), Err: err}
 	}
@@ -433,7 +438,7 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 			return nil, "", &Error{Pos: u.pos, Msg: "use " + u.source, Err: err}
 		}
 		file := filepath.Join(r.Dir, ModuleFile)
-		m := &module{file: file, dir: r.Dir, root: r.Dir, remote: true}
+		m := &module{file: file, dir: r.Dir, root: r.Dir, rel: ModuleFile, remote: true}
 		in.b.Modules = append(in.b.Modules, UsedModule{Source: u.source, File: file, Digest: r.Digest, Pos: u.pos})
 		return m, "oci:" + r.Digest, nil
 	}
@@ -469,8 +474,12 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 	if fi.IsDir() {
 		p, absP = filepath.Join(p, ModuleFile), filepath.Join(absP, ModuleFile)
 	}
+	rel, err := filepath.Rel(absRoot, absP)
+	if err != nil {
+		return nil, "", &Error{Pos: u.pos, Msg: "use " + u.source, Err: err}
+	}
 	// a path in a registry module is in that module's directory
-	m := &module{file: p, dir: filepath.Dir(p), root: root, remote: root != in.b.Context}
+	m := &module{file: p, dir: filepath.Dir(p), root: root, rel: rel, remote: root != in.b.Context}
 	in.b.Modules = append(in.b.Modules, UsedModule{Source: u.source, File: p, Pos: u.pos})
 	return m, absP, nil
 }
@@ -550,12 +559,7 @@ var moduleKeys = []string{"steps", "tests", "env", "toolbox"}
 // readies its steps for the caller: named after m, with sources the
 // caller's build can read, and m's own use: steps inlined.
 func (in *inliner) decode(ctx context.Context, m *module, u *useStep, docs documents) error {
-	fsRoot, err := os.OpenRoot(m.dir)
-	if err != nil {
-		return &Error{Pos: u.pos, Msg: "use " + u.source + ": opening the module's directory", Err: err}
-	}
-	defer fsRoot.Close()
-	r := newRenderer(fsRoot.FS(), m.dir, m.values)
+	r := newRenderer(regfile.FS(m.dir), m.dir, m.values)
 	r.module = true
 	out, lines, err := r.render(m.file, docs.offset, docs.second, true)
 	if err != nil {

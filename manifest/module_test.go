@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -283,5 +284,43 @@ func TestModuleSymlinkOutside(t *testing.T) {
 	_, err := Load(context.Background(), filepath.Join(dir, "app.yml"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "app.yml:3:5: use ./lib/m.yml: the module "+dir+"/lib/m.yml is outside the build context") {
 		t.Errorf("error = %v, want outside the build context", err)
+	}
+}
+
+// TestReadModuleConfined: kiln module doc and push read a module file
+// inside its directory: a link out of it or a FIFO fails naming it, a
+// link inside is read.
+func TestReadModuleConfined(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, filepath.Dir(secret), "secret", "SECRET: 1\n")
+	for _, tc := range []struct {
+		name string
+		make func(dir, p string) error
+		want string // in the error; "" for success
+	}{
+		{"link inside", func(dir, p string) error {
+			writeFile(t, dir, "real.yml", "name: x\n---\nsteps: []\n")
+			return os.Symlink("real.yml", p)
+		}, ""},
+		{"link outside", func(_, p string) error { return os.Symlink(secret, p) }, "module.yml is a symlink to a path outside"},
+		{"fifo", func(_, p string) error { return syscall.Mkfifo(p, 0o644) }, "module.yml is a named pipe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, ModuleFile)
+			if err := tc.make(dir, p); err != nil {
+				t.Fatal(err)
+			}
+			info, err := ReadModule(p)
+			if tc.want == "" {
+				if err != nil || info.Name != "x" {
+					t.Fatalf("ReadModule = %+v, %v", info, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("ReadModule: error = %v, want one saying %q without the file's content", err, tc.want)
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/flosch/pongo2/v6"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // This file is the package's only pongo2 import. pongo2 keeps
@@ -442,13 +443,9 @@ func renderIn(dir string, values map[string]any, src string) ([]byte, error) {
 	if err := inContext(src); err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", src, err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", src, err)
-	}
-	defer root.Close()
+	fsys := regfile.FS(dir)
 	name := path.Clean(filepath.ToSlash(src))
-	data, err := fs.ReadFile(root.FS(), name)
+	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -456,7 +453,7 @@ func renderIn(dir string, values map[string]any, src string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("rendering %s: %w", src, err)
 	}
-	r := newRenderer(root.FS(), dir, values)
+	r := newRenderer(fsys, dir, values)
 	out, _, err := r.render(filepath.Join(dir, name), 0, string(data), false)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -202,12 +203,18 @@ func TestRenderFile(t *testing.T) {
 	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "hostname")); err != nil {
 		t.Fatal(err)
 	}
+	write("fifo-inc.j2", `{% include "fifo.j2" %}`)
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.j2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b := &Build{Context: dir, Values: testValues()}
 	for _, tc := range []struct{ src, want, err string }{
 		{src: "./conf/app.conf.j2", want: "name=Kiln\npkgs=curl,jq\n"},
 		{src: "bad.j2", err: filepath.Join(dir, "bad.j2") + `:1:4: undefined variable "nope": define it under vars: in the first document, in a --values file, or with --set nope=VALUE`},
 		{src: "esc.j2", err: filepath.Join(dir, "esc.j2") + `:1:12: template: including "/etc/hostname": templates can only include files inside the manifest's directory`},
-		{src: "link.j2", err: filepath.Join(dir, "link.j2") + `:1:12: template: including "hostname": path escapes from parent`},
+		{src: "link.j2", err: filepath.Join(dir, "link.j2") + `:1:12: template: including "hostname": ` + filepath.Join(dir, "hostname") + " is a symlink to a path outside " + dir + "; kiln reads only files inside it"},
+		{src: "fifo.j2", err: "rendering fifo.j2: " + filepath.Join(dir, "fifo.j2") + " is a named pipe; kiln reads only regular files"},
+		{src: "fifo-inc.j2", err: filepath.Join(dir, "fifo-inc.j2") + `:1:12: template: including "fifo.j2": ` + filepath.Join(dir, "fifo.j2") + " is a named pipe; kiln reads only regular files"},
 		{src: "../x.j2", err: `rendering ../x.j2: the path is outside the build context: sources are relative to the context directory`},
 		{src: "nope.j2", err: "rendering nope.j2: no such file or directory"},
 	} {

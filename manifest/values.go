@@ -2,13 +2,14 @@ package manifest
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // Host is what templates see as host.
@@ -177,7 +178,7 @@ func helmList(n *yaml.Node) ([]any, bool) {
 
 // readValues reads a --values file: a YAML map.
 func readValues(file string) (map[string]any, error) {
-	b, err := os.ReadFile(file)
+	b, err := regfile.ReadPath(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading values: %w", err)
 	}

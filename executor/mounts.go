@@ -24,7 +24,7 @@ import (
 	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
-	"github.com/kiln-build/kiln/internal/rootfile"
+	"github.com/kiln-build/kiln/internal/regfile"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -421,7 +421,7 @@ const maxDBSize = 16 << 20
 // passwd-style file of root, read without leaving root; a file that is
 // not a regular one (a FIFO would block kiln) is refused.
 func dbLookup(root, file, name string, byID bool) ([]string, error) {
-	data, err := rootfile.Read(root, file, maxDBSize)
+	data, err := regfile.ReadInRoot(root, file, maxDBSize)
 	if err != nil {
 		return nil, fmt.Errorf("looking up %q: %w", name, err)
 	}

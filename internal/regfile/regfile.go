@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -66,6 +67,33 @@ func ReadFile(dir, name string) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(f)
+}
+
+// ReadInRoot reads name, a path of a root filesystem kiln does not trust
+// (an image's /etc/passwd), as if root were "/": links are followed
+// inside root, never out of it, and magic links (/proc/*/fd) are
+// refused. The file must be regular and at most max bytes. Errors name
+// the file as the root sees it ("/etc/passwd").
+func ReadInRoot(root, name string, max int64) ([]byte, error) {
+	shown := "/" + strings.TrimLeft(name, "/")
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dfd)
+	f, err := open(dfd, shown, shown, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", shown, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", shown, max)
+	}
+	return data, nil
 }
 
 // OpenPath opens the file at path, which the user named, for reading: its

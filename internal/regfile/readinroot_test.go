@@ -1,4 +1,4 @@
-package rootfile
+package regfile
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// TestRead reads files of a root: regular files, also through links that
+// TestReadInRoot reads files of a root: regular files, also through links that
 // stay inside it; links that lead out resolve inside the root; FIFOs,
 // sockets, directories and oversized files are refused at once, naming
 // the file.
-func TestRead(t *testing.T) {
+func TestReadInRoot(t *testing.T) {
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "shadow"), []byte("host secret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -40,8 +40,8 @@ func TestRead(t *testing.T) {
 		{name: "etc/inside", want: "root:x:0:0::/:/bin/sh\n"},
 		{name: "/etc/outside", err: "no such file"},
 		{name: "/etc/dotdot", err: "no such file"},
-		{name: "/etc/fifo", err: "/etc/fifo is not a regular file (a FIFO)"},
-		{name: "/etc", err: "/etc is not a regular file (a directory)"},
+		{name: "/etc/fifo", err: "/etc/fifo is a named pipe"},
+		{name: "/etc", err: "/etc is a directory"},
 		{name: "/etc/big", err: "/etc/big is larger than 64 bytes"},
 		{name: "/proc/self/root/etc/passwd", err: "no such file"},
 	} {
@@ -50,7 +50,7 @@ func TestRead(t *testing.T) {
 			var got []byte
 			var err error
 			go func() {
-				got, err = Read(root, tc.name, 64)
+				got, err = ReadInRoot(root, tc.name, 64)
 				close(done)
 			}()
 			select {
@@ -72,7 +72,7 @@ func TestRead(t *testing.T) {
 			}
 		})
 	}
-	_, err := Read(root, "/etc/fifo", 64)
+	_, err := ReadInRoot(root, "/etc/fifo", 64)
 	if !errors.Is(err, ErrNotRegular) {
 		t.Errorf("a FIFO: %v, want ErrNotRegular", err)
 	}

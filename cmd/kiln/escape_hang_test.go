@@ -153,8 +153,8 @@ func TestEscapeSpecialFileHang(t *testing.T) {
 			if code == 0 {
 				t.Fatalf("the build succeeded; output:\n%s", out)
 			}
-			if !strings.Contains(out, "/"+tc.file) || !strings.Contains(out, "not a regular file") {
-				t.Errorf("the error does not say /%s is not a regular file:\n%s", tc.file, out)
+			if !strings.Contains(out, "/"+tc.file) || !strings.Contains(out, "is a named pipe; kiln reads only regular files") {
+				t.Errorf("the error does not say /%s is refused as a named pipe:\n%s", tc.file, out)
 			}
 		})
 	}

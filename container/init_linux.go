@@ -136,8 +136,12 @@ func startHelper(ctrl int) error {
 	}
 	defer ready.Close()
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{helperArg0},
+		Path: "/proc/self/exe",
+		Args: []string{helperArg0},
+		// From the host's root, which pivot_root then moves into the
+		// container's: kiln's own working directory, a host directory,
+		// must not stay the helper's.
+		Dir:        "/",
 		ExtraFiles: []*os.File{os.NewFile(uintptr(ctrl), "ctrl"), readyW},
 		Env:        []string{},
 		Stderr:     os.Stderr, // for its own errors

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 func inspectCommands() []command {
@@ -166,12 +167,9 @@ func cat(ctx context.Context, d *Debugger, s *stop, args []string, _ string) err
 		return errors.New("usage: cat [--before] PATH")
 	}
 	return s.v.Mounted(ctx, b, func(root string) error {
-		r, err := os.OpenRoot(root)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		f, err := r.Open(rel(args[0], s.v.Workdir))
+		// As the step sees it: links resolve inside its root, and only a
+		// regular file is read (a FIFO would hang the debugger).
+		f, err := regfile.OpenInRoot(root, rel(args[0], s.v.Workdir))
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", args[0], unroot(err))
 		}

@@ -301,13 +301,39 @@ func (r *run) bindSource(ctx context.Context, m manifest.Mount, dir string) (str
 	if err := layer.Merge(ctx, tree, src.dirs); err != nil {
 		return "", fmt.Errorf("bind mount from %s: %w", m.From, err)
 	}
-	p := filepath.Join(tree, path.Clean("/"+m.Source))
-	real, err := filepath.EvalSymlinks(p)
+	real, err := inRoot(tree, m.Source)
 	if err != nil {
 		return "", fmt.Errorf("bind mount from %s: %s: %w", m.From, m.Source, err)
 	}
-	if real != tree && !strings.HasPrefix(real, tree+string(filepath.Separator)) {
-		return "", fmt.Errorf("bind mount from %s: %s leads outside the stage", m.From, m.Source)
+	return real, nil
+}
+
+// inRoot returns the host path of p, a path of the root filesystem at
+// root, with its links resolved as if root were "/" (as the stage's own
+// steps see them), never on the host.
+func inRoot(root, p string) (string, error) {
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(dfd)
+	if root, err = os.Readlink("/proc/self/fd/" + strconv.Itoa(dfd)); err != nil {
+		return "", err
+	}
+	fd, err := unix.Openat2(dfd, path.Clean("/"+p), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s resolves to %s, outside %s", p, real, root)
 	}
 	return real, nil
 }

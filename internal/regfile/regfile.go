@@ -69,29 +69,35 @@ func ReadFile(dir, name string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// ReadInRoot reads name, a path of a root filesystem kiln does not trust
-// (an image's /etc/passwd), as if root were "/": links are followed
-// inside root, never out of it, and magic links (/proc/*/fd) are
-// refused. The file must be regular and at most max bytes. Errors name
-// the file as the root sees it ("/etc/passwd").
-func ReadInRoot(root, name string, max int64) ([]byte, error) {
+// OpenInRoot opens name, a path of a root filesystem kiln does not trust
+// (an image's /etc/passwd), for reading, as if root were "/": links are
+// followed inside root, never out of it, and magic links (/proc/*/fd) are
+// refused. A file that is not regular is an *Error wrapping
+// ErrNotRegular. Errors name the file as the root sees it ("/etc/passwd").
+func OpenInRoot(root, name string) (*os.File, error) {
 	shown := "/" + strings.TrimLeft(name, "/")
 	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(dfd)
-	f, err := open(dfd, shown, shown, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	return open(dfd, shown, shown, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+}
+
+// ReadInRoot reads the file OpenInRoot opens, which must be at most max
+// bytes.
+func ReadInRoot(root, name string, max int64) ([]byte, error) {
+	f, err := OpenInRoot(root, name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", shown, err)
+		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", shown, max)
+		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), max)
 	}
 	return data, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/snapshot"
 	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/toolbox"
@@ -37,11 +38,75 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// kiln's exit statuses, for a CI system to act on (kiln --help lists
+// them; kiln run passes on its container's instead).
+const (
+	exitFailed      = 1   // the build ran, and a step or a test failed
+	exitBadInput    = 2   // the input is wrong: usage, manifest, values, files; nothing ran
+	exitFault       = 125 // kiln could not do its work: its own fault, or its environment's
+	exitInterrupted = 130 // SIGINT or SIGTERM
+)
+
+const exitStatusHelp = `Exit status:
+  0    success
+  1    the build ran, and a step or a test failed (kiln outdated: something is outdated)
+  2    the input is wrong (usage, flags, manifest, values, missing files): nothing ran
+  130  interrupted (SIGINT, SIGTERM)
+  125  kiln could not do its work (its own fault, or its environment's: disk, registry)
+kiln run ends with its container's status, as docker run does.
+`
+
 // exitError ends kiln with a status and no message of its own, as when
 // kiln run passes on the exit status of the container.
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// codeError is an error that ends kiln with its exit status code, set
+// where its cause is known; run finds it with errors.As.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
+
+// withCode returns err, which ends kiln with status code; nil stays nil.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codeError{code: code, err: err}
+}
+
+// badInput returns err, which says the input is wrong (status 2).
+func badInput(err error) error { return withCode(exitBadInput, err) }
+
+// exitStatus is the status kiln ends with after err, from a command that
+// started running if started (else cobra refused its flags or
+// arguments), under ctx (which signals cancel).
+func exitStatus(ctx context.Context, err error, started bool) int {
+	var ee exitError
+	var ce *codeError
+	var se *container.StartError
+	var me *manifest.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.As(err, &se) && se.Code != 0:
+		return se.Code
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case !started, errors.As(err, &me):
+		return exitBadInput
+	}
+	return exitFault
+}
 
 // run runs the kiln command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -54,19 +119,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
 	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
+	if err != nil && !errors.As(err, &ee) {
+		fmt.Fprintf(stderr, "kiln: %v\n", err)
 	}
-	fmt.Fprintf(stderr, "kiln: %v\n", err)
-	var se *container.StartError
-	if errors.As(err, &se) && se.Code != 0 {
-		return se.Code
+	return exitStatus(ctx, err, a.started)
+}
+
+// noteStart makes every command of c note in a.started that it started
+// running: an error before that is cobra's, about flags or arguments.
+func noteStart(a *app, c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			a.started = true
+			return run(cmd, args)
+		}
 	}
-	return 125
+	if run := c.Run; run != nil {
+		c.Run = func(cmd *cobra.Command, args []string) {
+			a.started = true
+			run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		noteStart(a, sub)
+	}
 }
 
 // app holds the global flags and what the commands open from them.
@@ -77,6 +154,7 @@ type app struct {
 	snapshotter    string
 	reg            registryFlags
 	pulls          *basePulls // kiln build --pull: bases pulled again, once each
+	started        bool       // a command began to run: cobra took its flags and arguments
 }
 
 func defaultRoot() string {
@@ -122,6 +200,8 @@ func newRootCommand(a *app) *cobra.Command {
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp)
+	noteStart(a, root)
 	return root
 }
 

@@ -117,7 +117,7 @@ type Failure struct {
 type Result struct {
 	Image  v1.Image
 	Tests  []TestResult
-	Failed []Failure // in the order they failed
+	Failed []Failure                  // in the order they failed
 	States map[string]lifecycle.State // by node key
 	// Inputs are what each node's cache key covers, by node key, for the
 	// nodes that got as far as computing one.

@@ -47,16 +47,16 @@ type xmlSuites struct {
 }
 
 type xmlSuite struct {
-	Name       string        `xml:"name,attr"`
-	Tests      int           `xml:"tests,attr"`
-	Failures   int           `xml:"failures,attr"`
-	Errors     int           `xml:"errors,attr"`
-	Skipped    int           `xml:"skipped,attr"`
-	Time       string        `xml:"time,attr"`
-	Timestamp  string        `xml:"timestamp,attr,omitempty"`
-	Hostname   string        `xml:"hostname,attr,omitempty"`
+	Name       string         `xml:"name,attr"`
+	Tests      int            `xml:"tests,attr"`
+	Failures   int            `xml:"failures,attr"`
+	Errors     int            `xml:"errors,attr"`
+	Skipped    int            `xml:"skipped,attr"`
+	Time       string         `xml:"time,attr"`
+	Timestamp  string         `xml:"timestamp,attr,omitempty"`
+	Hostname   string         `xml:"hostname,attr,omitempty"`
 	Properties *xmlProperties `xml:"properties,omitempty"`
-	Cases      []xmlCase     `xml:"testcase"`
+	Cases      []xmlCase      `xml:"testcase"`
 }
 
 type xmlProperties struct {

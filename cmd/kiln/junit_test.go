@@ -44,7 +44,7 @@ type parsedSuite struct {
 	Properties                       map[string][]string
 	Cases                            []struct {
 		Name, Classname, Result, Message, Text, File, Line, Out, Err string
-		Time                                                       float64
+		Time                                                         float64
 	}
 }
 

@@ -81,13 +81,22 @@ func parseJUnit(t *testing.T, py, path string) []parsedSuite {
 	return s
 }
 
+// junitBuild returns, for a JUnit test of a build of manifest: a python3
+// with junitparser, a kiln root holding busybox, the build context and
+// where to write the report.
+func junitBuild(t *testing.T, manifest string) (py, root, dir, report string) {
+	t.Helper()
+	py = junitparser(t)
+	root = buildRoot(t)
+	dir = writeContext(t, map[string]string{"kiln.yml": manifest})
+	return py, root, dir, filepath.Join(t.TempDir(), "report.xml")
+}
+
 // TestBuildJUnitStepFails builds a manifest whose step fails before its
 // tests run: python3-junitparser reads an error case naming the step, its
 // file:line and its output, and the tests skipped with the reason.
 func TestBuildJUnitStepFails(t *testing.T) {
-	py := junitparser(t)
-	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"kiln.yml": `from: busybox
+	py, root, dir, report := junitBuild(t, `from: busybox
 steps:
   - run: echo ok > /ok
   - run: echo "step out"; echo "step err" >&2; exit 7
@@ -96,8 +105,7 @@ tests:
     run: test -f /ok
   - name: unit
     run: test -f /ok
-`})
-	report := filepath.Join(t.TempDir(), "report.xml")
+`)
 	r := kiln(t, root, nil, "build", "--progress", "plain", "--junit", report, dir)
 	if r.code != 1 {
 		t.Errorf("exit %d, want 1", r.code)
@@ -142,9 +150,7 @@ tests:
 // passed cases, stderr in system-err; built again, the cached tests are
 // marked as cached.
 func TestBuildJUnitGreen(t *testing.T) {
-	py := junitparser(t)
-	root := buildRoot(t)
-	dir := writeContext(t, map[string]string{"kiln.yml": `from: busybox
+	py, root, dir, report := junitBuild(t, `from: busybox
 steps:
   - run: echo ok > /ok
 tests:
@@ -152,8 +158,7 @@ tests:
     run: echo out; echo warn >&2; test -f /ok
   - name: unit
     run: test -f /ok
-`})
-	report := filepath.Join(t.TempDir(), "report.xml")
+`)
 	mustKiln(t, root, "build", "--progress", "plain", "--junit", report, dir)
 	s := parseJUnit(t, py, report)[0]
 	if s.Tests != 2 || s.Errors != 0 || s.Failures != 0 || s.Skipped != 0 || len(s.Cases) != 2 {

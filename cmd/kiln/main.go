@@ -96,13 +96,13 @@ func exitStatus(ctx context.Context, err error, started bool) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &se) && se.Code != 0:
+		return se.Code // kiln run: the command could not be run (126, 127)
 	case errors.As(err, &ce):
 		return ce.code
-	case errors.As(err, &se) && se.Code != 0:
-		return se.Code
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case !started, errors.As(err, &me):
+	case !started, errors.As(err, &me), errors.Is(err, store.ErrNotFound):
 		return exitBadInput
 	}
 	return exitFault

@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // TestExitCodes runs kiln with input that is wrong, builds that fail and
@@ -55,5 +61,38 @@ func TestExitCodes(t *testing.T) {
 		if !strings.Contains(help, want) {
 			t.Errorf("kiln --help does not list %q:\n%s", want, help)
 		}
+	}
+}
+
+// TestExitStatus checks which status each kind of error gives, and that
+// an interrupt wins over the error it caused.
+func TestExitStatus(t *testing.T) {
+	live := t.Context()
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	step := withCode(exitFailed, errors.New("build failed: step failed"))
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		started bool
+		want    int
+	}{
+		{"success", live, nil, true, 0},
+		{"cobra refused the flags", live, errors.New("unknown flag: --x"), false, 2},
+		{"manifest error", live, fmt.Errorf("loading: %w", manifest.Errorf(manifest.Pos{File: "kiln.yml", Line: 1}, "bad")), true, 2},
+		{"unknown image", live, fmt.Errorf("inspecting x: %w", store.ErrNotFound), true, 2},
+		{"bad input", live, badInput(errors.New("--memory: bad")), true, 2},
+		{"step failed", live, step, true, 1},
+		{"exit status of its own", live, exitError{3}, true, 3},
+		{"interrupted", cancelled, step, true, 130},
+		{"interrupted while loading", cancelled, badInput(context.Canceled), true, 130},
+		{"kiln's trouble", live, errors.New("disk full"), true, 125},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exitStatus(tc.ctx, tc.err, tc.started); got != tc.want {
+				t.Errorf("exitStatus(%v) = %d, want %d", tc.err, got, tc.want)
+			}
+		})
 	}
 }

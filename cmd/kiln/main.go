@@ -50,7 +50,7 @@ const (
 const exitStatusHelp = `Exit status:
   0    success
   1    the build ran, and a step or a test failed (kiln outdated: something is outdated)
-  2    the input is wrong (usage, flags, manifest, values, missing files): nothing ran
+  2    the input is wrong (usage, flags, manifest, values, missing files or images): nothing ran
   130  interrupted (SIGINT, SIGTERM)
   125  kiln could not do its work (its own fault, or its environment's: disk, registry)
 kiln run ends with its container's status, as docker run does.
@@ -98,10 +98,10 @@ func exitStatus(ctx context.Context, err error, started bool) int {
 		return ee.code
 	case errors.As(err, &se) && se.Code != 0:
 		return se.Code // kiln run: the command could not be run (126, 127)
+	case ctx.Err() != nil:
+		return exitInterrupted // whatever the cancel made fail
 	case errors.As(err, &ce):
 		return ce.code
-	case ctx.Err() != nil:
-		return exitInterrupted
 	case !started, errors.As(err, &me), errors.Is(err, store.ErrNotFound):
 		return exitBadInput
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"strings"
@@ -87,18 +88,37 @@ type TestResult struct {
 	Name     string
 	Stage    string
 	Node     string
+	Pos      manifest.Pos
 	Passed   bool
-	Cached   bool
+	Cached   bool // it passed on the same filesystem before, and did not run
 	Code     int
 	Duration time.Duration
-	Output   string // the last lines of its output
+	Output   string // the last lines of its output, stdout and stderr as they came
+	Stdout   string // the last lines of its stdout alone
+	Stderr   string // the last lines of its stderr alone
 	Err      error
+	// Skipped says why the test never ended, when it did not: it was
+	// cancelled, before or while it ran, because the build failed or was
+	// interrupted. Passed is false.
+	Skipped string
+}
+
+// Failure is a step (or a stage's base) that failed; failed tests are in
+// Result.Tests.
+type Failure struct {
+	Node, Name, Stage string
+	Pos               manifest.Pos // where the user wrote it
+	Duration          time.Duration
+	Output            string // the last lines of its output, stdout and stderr as they came
+	Stdout, Stderr    string // the last lines of each alone
+	Err               error
 }
 
 // Result is what a build made.
 type Result struct {
 	Image  v1.Image
 	Tests  []TestResult
+	Failed []Failure                  // in the order they failed
 	States map[string]lifecycle.State // by node key
 	// Inputs are what each node's cache key covers, by node key, for the
 	// nodes that got as far as computing one.
@@ -137,6 +157,7 @@ type run struct {
 	machines map[*dag.Node]*lifecycle.Machine
 	jobs     map[*dag.Node]*job // read-only once the nodes start
 	tests    []TestResult
+	failures []Failure
 	done     map[*dag.Node]chan struct{}
 	failed   map[*dag.Node]bool
 	// downloads are what copy steps' URLs fetched, until the step ends.
@@ -228,7 +249,8 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	stopEarly()
 	r.early.wg.Wait()
 
-	res := &Result{Tests: r.tests, States: map[string]lifecycle.State{}}
+	r.skipTests(ctx, nodes, errs)
+	res := &Result{Tests: r.tests, Failed: r.failures, States: map[string]lifecycle.State{}}
 	for n, m := range r.machines {
 		res.States[n.Key] = m.State()
 	}
@@ -256,6 +278,52 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 }
 
 var errDependencyFailed = errors.New("a dependency failed")
+
+// IsStepFailure reports whether err, from Build, says that a step's or a
+// test's process failed (exited non-zero, was killed, ran out of time or
+// memory), as opposed to wrong input or kiln's own trouble.
+func IsStepFailure(err error) bool {
+	var se *stepError
+	return errors.As(err, &se)
+}
+
+// skipTests adds a skipped result for each test of nodes that never
+// ended, saying why: errs (the build's failures, first first) or an
+// interrupted ctx.
+func (r *run) skipTests(ctx context.Context, nodes []*dag.Node, errs []error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ended := map[string]bool{}
+	for _, t := range r.tests {
+		ended[t.Node] = true
+	}
+	why := "not run: the build was cancelled"
+	if len(errs) > 0 {
+		why = "not run: the build failed: " + strings.SplitN(errs[0].Error(), "\n", 2)[0]
+	} else if ctx.Err() != nil {
+		why = "not run: the build was interrupted"
+	}
+	for _, n := range nodes {
+		if n.Kind == dag.KindTest && !ended[n.Key] {
+			r.tests = append(r.tests, TestResult{Name: n.Test.Name, Stage: n.Stage.Name, Node: n.Key, Pos: n.Test.Pos, Skipped: why})
+		}
+	}
+}
+
+// addFailure notes that n, a step or base, failed with err after d.
+func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
+	f := Failure{Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Pos: n.Stage.Pos, Duration: d, Err: err}
+	if n.Step != nil {
+		f.Pos = n.Step.Pos
+	}
+	var se *stepError
+	if errors.As(err, &se) {
+		f.Output, f.Stdout, f.Stderr = se.output, se.stdout, se.stderr
+	}
+	r.mu.Lock()
+	r.failures = append(r.failures, f)
+	r.mu.Unlock()
+}
 
 // runNode waits for n's dependencies, then runs it through its life.
 func (r *run) runNode(ctx context.Context, n *dag.Node) error {
@@ -287,6 +355,7 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	}
 	nctx, stop := r.nodeContext(ctx, n)
 	defer stop()
+	begin := time.Now()
 	var st *fsState
 	var err error
 	switch n.Kind {
@@ -310,6 +379,9 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		_ = m.To(ctx, to, err)
 		if to == lifecycle.Cancelled {
 			return errDependencyFailed
+		}
+		if n.Kind != dag.KindTest {
+			r.addFailure(n, time.Since(begin), err)
 		}
 		return err
 	}
@@ -396,11 +468,12 @@ func (r *run) state(n *dag.Node) *fsState {
 // stepError is a failed step or test, with where the user wrote it and
 // the end of its output.
 type stepError struct {
-	what   string // "step" or "test"
-	name   string
-	pos    manifest.Pos
-	err    error
-	output string
+	what           string // "step" or "test"
+	name           string
+	pos            manifest.Pos
+	err            error
+	output         string // stdout and stderr as they came
+	stdout, stderr string // each alone
 }
 
 func (e *stepError) Error() string {
@@ -420,21 +493,55 @@ func (e *stepError) Unwrap() error { return e.err }
 // tail keeps the last lines written to it, and passes everything on to
 // an observer. The values of the build's secrets are masked in both:
 // output is then passed on line by line (flush passes the rest), so that
-// a secret is never cut in two between writes.
+// a secret is never cut in two between writes. A tail made waiting holds
+// what is written back until start: a container's process starts, and
+// may print, before its node is running.
 type tail struct {
 	node    string
 	obs     lifecycle.Observer
 	secrets [][]byte
-	mu      sync.Mutex
+	mu      sync.Mutex // held while passing output on, which keeps it in order
 	buf     []byte
 	pending []byte // with secrets: the line not yet ended
+	waiting bool   // until start: output is held back, in held
+	held    []byte
 }
 
 const tailBytes = 4096
 
-// newTail returns the output of node n's process.
+// newTail returns the output of node n's process, held back until its
+// node is running (see start).
 func (r *run) newTail(n *dag.Node) *tail {
-	return &tail{node: n.Key, obs: r.obs, secrets: r.secretLines()}
+	return &tail{node: n.Key, obs: r.obs, secrets: r.secretLines(), waiting: true}
+}
+
+// output is what a node's process prints: all of it in one tail, in the
+// order it came, passed on to the observer; and stdout and stderr each in
+// a tail of its own, for reports.
+type output struct {
+	all, stdout, stderr *tail
+	outW, errW          io.Writer // the process's stdout and stderr
+}
+
+// newOutput returns the output of node n's process.
+func (r *run) newOutput(n *dag.Node) *output {
+	o := &output{all: r.newTail(n)}
+	o.stdout = &tail{node: n.Key, obs: lifecycle.Observers(nil), secrets: o.all.secrets}
+	o.stderr = &tail{node: n.Key, obs: lifecycle.Observers(nil), secrets: o.all.secrets}
+	o.outW, o.errW = io.MultiWriter(o.all, o.stdout), io.MultiWriter(o.all, o.stderr)
+	return o
+}
+
+// flush flushes the tails: call it when the process has ended.
+func (o *output) flush() {
+	o.all.flush()
+	o.stdout.flush()
+	o.stderr.flush()
+}
+
+// failed returns the failure of the process, err, with what it printed.
+func (o *output) failed(what, name string, pos manifest.Pos, err error) *stepError {
+	return &stepError{what: what, name: name, pos: pos, err: err, output: o.all.String(), stdout: o.stdout.String(), stderr: o.stderr.String()}
 }
 
 // secretLines returns what to mask: each line of each secret, of at least
@@ -465,6 +572,7 @@ func (t *tail) mask(p []byte) []byte {
 func (t *tail) Write(p []byte) (int, error) {
 	n := len(p)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.secrets) > 0 {
 		t.pending = append(t.pending, p...)
 		cut := bytes.LastIndexByte(t.pending, '\n') + 1
@@ -475,23 +583,43 @@ func (t *tail) Write(p []byte) (int, error) {
 		t.pending = append([]byte(nil), t.pending[cut:]...)
 	}
 	t.keep(p)
-	t.mu.Unlock()
-	if len(p) > 0 {
-		t.obs.Output(t.node, p)
-	}
+	t.pass(p)
 	return n, nil
 }
 
-// flush passes on what is held back: call it when the process has ended.
+// start passes on what was held back, and from then on all output as it
+// comes: call it once the node is running.
+func (t *tail) start() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.waiting = false
+	p := t.held
+	t.held = nil
+	t.pass(p)
+}
+
+// pass passes p on to the observer, or holds it back; the caller holds
+// t.mu.
+func (t *tail) pass(p []byte) {
+	switch {
+	case len(p) == 0:
+	case t.waiting:
+		t.held = append(t.held, p...)
+	default:
+		t.obs.Output(t.node, p)
+	}
+}
+
+// flush passes on the line not yet ended: call it when the process has
+// ended. What a node that never ran printed is kept, for its error, but
+// never passed on: its output would come outside its running state.
 func (t *tail) flush() {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	p := t.mask(t.pending)
 	t.pending = nil
 	t.keep(p)
-	t.mu.Unlock()
-	if len(p) > 0 {
-		t.obs.Output(t.node, p)
-	}
+	t.pass(p)
 }
 
 // keep appends p to the kept lines; the caller holds t.mu.

@@ -398,7 +398,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 	s := n.Step
 	switch s.Kind {
 	case manifest.StepRun:
-		out := r.newTail(n)
+		out := r.newOutput(n)
 		extra, env, cleanup, err := r.runMounts(ctx, s)
 		if err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
@@ -415,15 +415,14 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 		}
 		status, err := r.runContainerWith(ctx, n, sk, mounts, extra, nw, engine.Process{
 			Args: s.Run.Args(), Env: runEnv(runEnv(st.config.Env, s.RunEnv), env), Cwd: st.config.WorkingDir, User: st.config.User,
-			Stdout: out, Stderr: out,
-		}, 0, m)
+			Stdout: out.outW, Stderr: out.errW,
+		}, 0, m, out.all)
 		out.flush()
 		if err != nil {
-			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
+			return nil, out.failed("step", s.Name, s.Pos, err)
 		}
 		if status.Code != 0 {
-			err := r.exitError(n, status)
-			return nil, &stepError{what: "step", name: s.Name, pos: s.Pos, err: err, output: out.String()}
+			return nil, out.failed("step", s.Name, s.Pos, r.exitError(n, status))
 		}
 	case manifest.StepCopy, manifest.StepTemplate:
 		if err := m.To(ctx, lifecycle.Running, nil); err != nil {
@@ -473,13 +472,14 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 // runContainerWith runs p in a container on mounts, with further mounts
 // and a network, and waits for it. It holds one of the build's container
 // slots instead of n's job while the container exists.
-func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine) (st engine.Status, err error) {
+// Its output, out, is passed on from when n is running.
+func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine, out *tail) (st engine.Status, err error) {
 	lim, to := r.limitsFor(n)
 	if timeout > 0 {
 		to = timeout
 	}
 	err = r.whileContainer(ctx, r.jobs[n], func() error {
-		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}, m)
+		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}, m, out)
 		return err
 	})
 	return st, err
@@ -522,8 +522,11 @@ func (r *run) exitError(n *dag.Node, st engine.Status) error {
 	return fmt.Errorf("exit status %d", st.Code)
 }
 
-// startWait creates the container, waits for it and deletes it.
-func (r *run) startWait(ctx context.Context, spec engine.Spec, m *lifecycle.Machine) (engine.Status, error) {
+// startWait creates the container, waits for it and deletes it. The
+// process starts, and may print, as the container is created: its output,
+// out, is passed on only after the running event, so that no observer sees
+// a node print before it runs.
+func (r *run) startWait(ctx context.Context, spec engine.Spec, m *lifecycle.Machine, out *tail) (engine.Status, error) {
 	c, err := r.opts.Runtime.Create(ctx, spec)
 	if err != nil {
 		return engine.Status{}, err
@@ -532,6 +535,7 @@ func (r *run) startWait(ctx context.Context, spec engine.Spec, m *lifecycle.Mach
 	if err := m.To(ctx, lifecycle.Running, nil); err != nil {
 		return engine.Status{}, err
 	}
+	out.start()
 	st, err := c.Wait(ctx)
 	if err != nil {
 		return st, err
@@ -710,7 +714,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 			return err
 		}
 	}
-	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key}
+	res := TestResult{Name: t.Name, Stage: n.Stage.Name, Node: n.Key, Pos: t.Pos}
 	start := time.Now()
 	if !r.noCache(n) && r.testPassed(key) {
 		res.Passed, res.Cached = true, true
@@ -733,18 +737,19 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	if err != nil {
 		return err
 	}
-	out := r.newTail(n)
+	out := r.newOutput(n)
 	status, err := r.runContainerWith(ctx, n, sk, mounts, tb, r.opts.Network, engine.Process{
 		Args: t.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
-		Stdout: out, Stderr: out,
-	}, t.Timeout, m)
+		Stdout: out.outW, Stderr: out.errW,
+	}, t.Timeout, m, out.all)
 	out.flush()
-	res.Duration, res.Output, res.Code = time.Since(start), out.String(), status.Code
+	res.Duration, res.Code = time.Since(start), status.Code
+	res.Output, res.Stdout, res.Stderr = out.all.String(), out.stdout.String(), out.stderr.String()
 	if err == nil && status.Code != 0 {
 		err = r.exitError(n, status)
 	}
 	if err != nil {
-		res.Err = &stepError{what: "test", name: t.Name, pos: t.Pos, err: err, output: res.Output}
+		res.Err = out.failed("test", t.Name, t.Pos, err)
 		if ctx.Err() == nil {
 			r.addTest(res)
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/lifecycle"
 )
 
@@ -76,3 +77,36 @@ type observerOutputs struct {
 
 func (o *observerOutputs) Event(lifecycle.Event)        {}
 func (o *observerOutputs) Output(node string, p []byte) { o.out.Output(node, p) }
+
+// TestTailWaitsForRunning checks that a tail made for a node's process
+// holds output back until start (the node is running), then passes it on
+// in order; what a process that never ran printed is kept for its error
+// but never passed on.
+func TestTailWaitsForRunning(t *testing.T) {
+	obs := &observerOutputs{}
+	r := &run{obs: obs}
+	n := &dag.Node{Key: "main/0"}
+	tl := r.newTail(n)
+	tl.Write([]byte("early\n")) //nolint:errcheck // cannot fail
+	if got := obs.out.String(); got != "" {
+		t.Errorf("before start, the observer got %q", got)
+	}
+	tl.start()
+	tl.Write([]byte("late\n")) //nolint:errcheck // cannot fail
+	tl.flush()
+	if got := obs.out.String(); got != "early\nlate\n" {
+		t.Errorf("the observer got %q, want early then late", got)
+	}
+
+	obs = &observerOutputs{}
+	r = &run{obs: obs}
+	never := r.newTail(n)
+	never.Write([]byte("printed while the container was made\n")) //nolint:errcheck // cannot fail
+	never.flush()
+	if got := obs.out.String(); got != "" {
+		t.Errorf("a node that never ran passed on %q", got)
+	}
+	if !strings.Contains(never.String(), "printed while") {
+		t.Errorf("the kept output %q lost what was printed", never.String())
+	}
+}

@@ -45,7 +45,11 @@ type Event struct {
 	State    State         `json:"state"`
 	CacheKey string        `json:"cache_key,omitempty"`
 	Duration time.Duration `json:"duration"` // time spent in From
-	Error    string        `json:"error,omitempty"`
+	// Elapsed is the time since the node started: since it left Pending
+	// (or, retried by a debugger, Failed), so that the event that ends it
+	// carries its whole duration.
+	Elapsed time.Duration `json:"elapsed"`
+	Error   string        `json:"error,omitempty"`
 }
 
 // Observer is told of every transition of every node, and of the output
@@ -109,7 +113,8 @@ type Machine struct {
 
 	mu       sync.Mutex
 	f        *fsm.FSM
-	since    time.Time
+	since    time.Time // when it entered its current state
+	started  time.Time // when it left Pending or, retried, Failed
 	cacheKey string
 }
 
@@ -178,7 +183,11 @@ func (m *Machine) To(ctx context.Context, to State, cause error) error {
 		}
 	}
 	now := time.Now()
-	e := Event{Time: now, Node: m.node, Name: m.name, From: from, State: to, CacheKey: m.cacheKey, Duration: now.Sub(m.since)}
+	if from == Pending || from == Failed {
+		m.started = now // the node starts, or starts again
+	}
+	e := Event{Time: now, Node: m.node, Name: m.name, From: from, State: to, CacheKey: m.cacheKey,
+		Duration: now.Sub(m.since), Elapsed: now.Sub(m.started)}
 	if cause != nil {
 		e.Error = cause.Error()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -94,5 +95,43 @@ func TestKindRules(t *testing.T) {
 	}
 	if !Passed.Final() || Running.Final() {
 		t.Error("Final is wrong")
+	}
+}
+
+// TestElapsed checks that every event carries the time since the node
+// left Pending, while Duration is the time in the state it leaves: the
+// event that ends a node carries its whole duration. A retried node
+// starts again.
+func TestElapsed(t *testing.T) {
+	ctx := context.Background()
+	r := &recorder{}
+	created := time.Now()
+	m := New("main/0", "run: sleep", Step, r)
+	time.Sleep(30 * time.Millisecond) // pending: waiting is not the node's time
+	for _, s := range []State{CheckingCache, Creating, Running, Failed, CheckingCache} {
+		if s == Failed {
+			time.Sleep(50 * time.Millisecond) // the step's process runs
+		}
+		if err := m.To(ctx, s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, failed, retried := r.events[0], r.events[3], r.events[4]
+	if first.Elapsed != 0 || first.Duration < 30*time.Millisecond {
+		t.Errorf("leaving pending: elapsed %s (want 0), duration %s (want ≥ 30ms)", first.Elapsed, first.Duration)
+	}
+	if failed.Elapsed < 50*time.Millisecond || failed.Duration > failed.Elapsed {
+		t.Errorf("failed: elapsed %s (want ≥ 50ms), duration %s (want ≤ elapsed)", failed.Elapsed, failed.Duration)
+	}
+	if failed.Elapsed > failed.Time.Sub(created)-30*time.Millisecond {
+		t.Errorf("failed: elapsed %s counts the 30ms pending (%s since New)", failed.Elapsed, failed.Time.Sub(created))
+	}
+	for i := 1; i < 4; i++ {
+		if r.events[i].Elapsed < r.events[i-1].Elapsed {
+			t.Errorf("elapsed went back: %s then %s", r.events[i-1].Elapsed, r.events[i].Elapsed)
+		}
+	}
+	if retried.Elapsed != 0 {
+		t.Errorf("retried: elapsed %s, want 0 (it starts again)", retried.Elapsed)
 	}
 }

@@ -31,7 +31,8 @@ func (p *Plain) Event(e lifecycle.Event) {
 	}
 	line := fmt.Sprintf("[%s] %s: %s", e.Node, e.State, e.Name)
 	if e.State.Final() && e.State != lifecycle.Cached {
-		line += fmt.Sprintf(" (%s)", e.Duration.Round(time.Millisecond))
+		// The node's whole time, not its last state's.
+		line += fmt.Sprintf(" (%s)", e.Elapsed.Round(time.Millisecond))
 	}
 	if e.Error != "" && e.State == lifecycle.Failed {
 		line += ": " + firstLine(e.Error)
@@ -73,36 +74,57 @@ func firstLine(s string) string {
 	return s
 }
 
-// JSON writes one JSON object per event, and per chunk of output, to w.
+// JSON writes one JSON object per event, and per chunk of output, to w,
+// and, with Result, the object that ends a build. It remembers the first
+// node that failed, for the result.
 type JSON struct {
-	mu  sync.Mutex
-	enc *json.Encoder
+	mu     sync.Mutex
+	enc    *json.Encoder
+	failed *lifecycle.Event // the first transition to Failed
 }
 
 // NewJSON returns a JSON printer writing to w.
 func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
 
 type jsonEvent struct {
-	Type       string  `json:"type"` // "state" or "output"
-	Time       string  `json:"time"`
-	Node       string  `json:"node"`
-	Name       string  `json:"name,omitempty"`
-	From       string  `json:"from,omitempty"`
-	State      string  `json:"state,omitempty"`
-	CacheKey   string  `json:"cache_key,omitempty"`
-	DurationMS float64 `json:"duration_ms,omitempty"`
-	Error      string  `json:"error,omitempty"`
-	Output     string  `json:"output,omitempty"`
+	Type       string   `json:"type"` // "state" or "output"
+	Time       string   `json:"time"`
+	Node       string   `json:"node"`
+	Name       string   `json:"name,omitempty"`
+	From       string   `json:"from,omitempty"`
+	State      string   `json:"state,omitempty"`
+	CacheKey   string   `json:"cache_key,omitempty"`
+	DurationMS float64  `json:"duration_ms,omitempty"` // time in From
+	ElapsedMS  *float64 `json:"elapsed_ms,omitempty"`  // time since the node started; on every state event
+	Error      string   `json:"error,omitempty"`
+	Output     string   `json:"output,omitempty"`
 }
+
+// resultEvent is the last object of a build.
+type resultEvent struct {
+	Type     string `json:"type"` // "result"
+	Time     string `json:"time"`
+	ExitCode int    `json:"exit_code"`
+	Digest   string `json:"digest,omitempty"`
+	Node     string `json:"node,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Event writes one transition.
 func (j *JSON) Event(e lifecycle.Event) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if e.State == lifecycle.Failed && j.failed == nil {
+		j.failed = &e
+	}
+	elapsed := millis(e.Elapsed)
 	_ = j.enc.Encode(jsonEvent{
 		Type: "state", Time: e.Time.UTC().Format(time.RFC3339Nano), Node: e.Node, Name: e.Name,
 		From: string(e.From), State: string(e.State), CacheKey: e.CacheKey,
-		DurationMS: float64(e.Duration.Microseconds()) / 1000, Error: e.Error,
+		DurationMS: millis(e.Duration), ElapsedMS: &elapsed, Error: e.Error,
 	})
 }
 
@@ -111,4 +133,27 @@ func (j *JSON) Output(node string, b []byte) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_ = j.enc.Encode(jsonEvent{Type: "output", Time: time.Now().UTC().Format(time.RFC3339Nano), Node: node, Output: string(b)})
+}
+
+// Result is how a build ended, for the last JSON object.
+type Result struct {
+	ExitCode int    // kiln's exit status
+	Digest   string // the image built; "" when the build failed
+	Err      error  // why it failed; nil when it succeeded
+}
+
+// Result writes the object that ends a build, on every outcome: the exit
+// status, the digest or the error, and the first node that failed, if
+// one did. Nothing may be written after it.
+func (j *JSON) Result(r Result) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ev := resultEvent{Type: "result", Time: time.Now().UTC().Format(time.RFC3339Nano), ExitCode: r.ExitCode, Digest: r.Digest}
+	if r.Err != nil {
+		ev.Error = r.Err.Error()
+		if j.failed != nil {
+			ev.Node, ev.Name = j.failed.Node, j.failed.Name
+		}
+	}
+	_ = j.enc.Encode(ev)
 }

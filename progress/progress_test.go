@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestPlain(t *testing.T) {
 	p.Output("main/0", []byte("hel"))
 	p.Output("main/0", []byte("lo\nwor"))
 	p.Output("main/0", []byte("ld\n"))
-	p.Event(lifecycle.Event{Time: now, Node: "main/0", Name: "run: echo hi", From: lifecycle.Committing, State: lifecycle.Done, Duration: 1500 * time.Millisecond})
+	p.Event(lifecycle.Event{Time: now, Node: "main/0", Name: "run: echo hi", From: lifecycle.Committing, State: lifecycle.Done, Duration: 6 * time.Millisecond, Elapsed: 1500 * time.Millisecond})
 	p.Event(lifecycle.Event{Time: now, Node: "main/1", Name: "run: false", From: lifecycle.Running, State: lifecycle.Failed, Error: errors.New("exit status 1\nmore").Error()})
 	want := "[main/0] running: run: echo hi\n[main/0] | hello\n[main/0] | world\n[main/0] done: run: echo hi (1.5s)\n[main/1] failed: run: false (0s): exit status 1\n"
 	if b.String() != want {
@@ -44,7 +45,44 @@ func TestJSON(t *testing.T) {
 		got = append(got, m)
 	}
 	if len(got) != 2 || got[0]["state"] != "checking-cache" || got[0]["cache_key"] != "ab" || got[0]["duration_ms"] != 1.0 ||
-		got[1]["type"] != "output" || !strings.Contains(got[1]["output"].(string), "out") {
+		got[0]["elapsed_ms"] != 0.0 || got[1]["type"] != "output" || !strings.Contains(got[1]["output"].(string), "out") {
 		t.Errorf("json events: %v", got)
+	}
+}
+
+// TestJSONResult checks the object that ends a build, on success and on
+// failure (naming the first node that failed), and that a state event
+// carries elapsed_ms beside duration_ms.
+func TestJSONResult(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events []lifecycle.Event
+		res    Result
+		want   string
+	}{
+		{"success", nil, Result{Digest: "sha256:ab"}, `{"type":"result","time":"T","exit_code":0,"digest":"sha256:ab"}`},
+		{"failure", []lifecycle.Event{
+			{Node: "main/1", Name: "run: false", From: lifecycle.Running, State: lifecycle.Failed, Error: "exit status 1", Elapsed: 2500 * time.Millisecond, Duration: 5 * time.Millisecond},
+			{Node: "main/2", Name: "run: x", From: lifecycle.Running, State: lifecycle.Failed, Error: "exit status 2"},
+		}, Result{ExitCode: 1, Err: errors.New("build failed: exit status 1")},
+			`{"type":"result","time":"T","exit_code":1,"node":"main/1","name":"run: false","error":"build failed: exit status 1"}`},
+		{"interrupted", nil, Result{ExitCode: 130, Err: errors.New("interrupted")}, `{"type":"result","time":"T","exit_code":130,"error":"interrupted"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			j := NewJSON(&b)
+			for _, e := range tc.events {
+				j.Event(e)
+			}
+			j.Result(tc.res)
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			if len(tc.events) > 0 && !strings.Contains(lines[0], `"duration_ms":5,"elapsed_ms":2500,`) {
+				t.Errorf("state event %s, want duration_ms 5 and elapsed_ms 2500", lines[0])
+			}
+			last := regexp.MustCompile(`"time":"[^"]*"`).ReplaceAllString(lines[len(lines)-1], `"time":"T"`)
+			if last != tc.want {
+				t.Errorf("result:\n%s\nwant:\n%s", last, tc.want)
+			}
+		})
 	}
 }

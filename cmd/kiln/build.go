@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/progress"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
@@ -51,12 +51,14 @@ func (f *manifestFlags) add(c *cobra.Command) {
 }
 
 // load finds and loads the manifest; args may hold the CONTEXT.
+// Its errors are wrong input (exit status 2).
 func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Build, error) {
 	path, opts, err := f.options(args)
 	if err != nil {
 		return nil, err
 	}
-	return manifest.Load(ctx, path, opts)
+	b, err := manifest.Load(ctx, path, opts)
+	return b, badInput(err)
 }
 
 func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
@@ -76,7 +78,7 @@ func (f *manifestFlags) options(args []string) (string, manifest.Options, error)
 		}
 		p, err := manifest.Find(dir)
 		if err != nil {
-			return "", opts, err
+			return "", opts, badInput(err)
 		}
 		path = p
 	}
@@ -156,50 +158,53 @@ docker load archive.`,
 	return c
 }
 
-func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
+func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error) {
 	start := time.Now()
+	view, err := a.newBuildView(f.progress)
+	if err != nil {
+		return badInput(err)
+	}
+	var res *executor.Result
+	var digest string
+	defer func() { err = a.endBuild(ctx, f, view, res, start, digest, err) }()
 	memory, err := memoryFlag(f.memory)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	network, err := engine.ParseNetwork(f.network)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	cacheTo, cacheFrom, err := f.cacheSpecs()
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	for _, t := range f.tags {
 		if _, err := name.ParseReference(t, name.WeakValidation); err != nil {
-			return fmt.Errorf("tag %q: %w", t, err)
+			return badInput(fmt.Errorf("tag %q: %w", t, err))
 		}
-	}
-	view, err := a.newBuildView(f.progress)
-	if err != nil {
-		return err
 	}
 	obs := view.obs
 	if f.pull {
 		a.pulls = &basePulls{}
 	}
 	if obs, err = f.debug.observer(a, obs); err != nil {
-		return err
+		return badInput(err)
 	}
 	if f.observe != nil {
 		obs = f.observe(obs)
 	}
 	epoch, err := optionalEpoch()
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	secrets, err := readSecrets(f.secrets)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	path, opts, err := f.options(args)
 	if err != nil {
@@ -211,7 +216,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	}
 	lk, err := a.lockFor(&f, path)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
 		return a.baseConfig(ctx, s, pinned(lk, ref))
@@ -220,21 +225,21 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	b, err := manifest.Load(pctx, path, opts)
 	err = f.phaseEnd(ctx, pctx, stop, "loading the manifest and its bases", err)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	if err := a.checkLock(ctx, b, path, lk); err != nil {
-		return err
+		return badInput(err)
 	}
 	for _, w := range b.Warnings {
 		fmt.Fprintln(a.stderr, "kiln: note:", w)
 	}
 	g, err := dag.Compile(b)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	bctx, err := buildctx.Open(b.Context, buildctx.WithWarn(func(m string) { fmt.Fprintf(a.stderr, "kiln: warning: %s\n", m) }))
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	sn, rt, err := a.engine(ctx)
 	if err != nil {
@@ -255,7 +260,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := executor.Build(ctx, b, g, executor.Options{
+	res, err = executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
 		Jobs:      f.jobs,
@@ -266,16 +271,15 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 		KilnBinary: kiln,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
-	if f.junit != "" && res != nil {
-		if jerr := writeJUnit(f.junit, res.Tests); jerr != nil && err == nil {
-			err = jerr
-		}
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return interruptedError{}
 		}
-		return fmt.Errorf("build failed: %w", err)
+		err = fmt.Errorf("build failed: %w", err)
+		if executor.IsStepFailure(err) {
+			return withCode(exitFailed, err)
+		}
+		return err // a *manifest.Error is wrong input; anything else kiln's trouble
 	}
 	d, err := res.Image.Digest()
 	if err != nil {
@@ -317,14 +321,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) error {
 	if f.progress != "json" && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
 	}
-	if f.progress == "json" {
-		// The last JSON object says what was built.
-		return json.NewEncoder(a.stdout).Encode(struct {
-			Type   string `json:"type"`
-			Digest string `json:"digest"`
-		}{"result", d.String()})
+	digest = d.String()
+	if view.json == nil {
+		fmt.Fprintln(a.stdout, d)
 	}
-	fmt.Fprintln(a.stdout, d)
 	return nil
 }
 
@@ -351,6 +351,41 @@ func (f *buildFlags) phaseEnd(ctx, pctx context.Context, stop context.CancelFunc
 		return fmt.Errorf("%s: %w: %w", what, context.Cause(pctx), err)
 	}
 	return err
+}
+
+// endBuild ends kiln build on every outcome, err: it writes the --junit
+// report and, with --progress json, the result object, the last one. It
+// returns err, or the error of writing the report.
+func (a *app) endBuild(ctx context.Context, f buildFlags, view *buildView, res *executor.Result, start time.Time, digest string, err error) error {
+	if f.junit != "" {
+		code := exitStatus(ctx, err, true)
+		if jerr := writeJUnit(f.junit, junitSuite(res, code, buildMessage(code, err), start)); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	if view.json != nil {
+		code := exitStatus(ctx, err, true)
+		r := progress.Result{ExitCode: code}
+		if err == nil {
+			r.Digest = digest
+		} else {
+			r.Err = errors.New(buildMessage(code, err))
+		}
+		view.json.Result(r)
+	}
+	return err
+}
+
+// buildMessage is what a build that ended with status code after err
+// says of itself.
+func buildMessage(code int, err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case code == exitInterrupted:
+		return interruptedError{}.Error()
+	}
+	return err.Error()
 }
 
 // optionalEpoch reads SOURCE_DATE_EPOCH, if set.
@@ -459,22 +494,56 @@ func readSecrets(specs []string) (map[string][]byte, error) {
 	return out, nil
 }
 
-func writeJUnit(path string, tests []executor.TestResult) error {
-	cases := make([]junit.Case, len(tests))
-	for i, t := range tests {
-		cases[i] = junit.Case{Name: t.Name, Classname: t.Stage, Time: t.Duration, Output: t.Output}
-		if !t.Passed {
-			cases[i].Failure = fmt.Sprintf("exit status %d", t.Code)
-			if t.Err != nil {
-				cases[i].Failure = strings.SplitN(t.Err.Error(), "\n", 2)[0]
+// junitSuite is the JUnit report of a build that ended with status code
+// and message msg (res is nil when it ended before running): an error
+// case per step that failed, a case per test (skipped when it never
+// ended, and why), and, when the build failed otherwise, an error case
+// saying so: the report is never green when the build is not.
+func junitSuite(res *executor.Result, code int, msg string, start time.Time) junit.Suite {
+	s := junit.Suite{Name: "kiln", Timestamp: start}
+	s.Hostname, _ = os.Hostname()
+	red := false
+	if res != nil {
+		for _, f := range res.Failed {
+			s.Cases = append(s.Cases, junit.Case{
+				Name: f.Name, Classname: f.Stage, Time: f.Duration, File: f.Pos.File, Line: f.Pos.Line,
+				Error: firstLine(f.Err.Error()), Text: f.Output, Output: f.Stdout, Stderr: f.Stderr,
+			})
+			red = true
+		}
+		for _, t := range res.Tests {
+			c := junit.Case{Name: t.Name, Classname: t.Stage, Time: t.Duration, File: t.Pos.File, Line: t.Pos.Line,
+				Output: t.Stdout, Stderr: t.Stderr, Cached: t.Cached, Skipped: t.Skipped}
+			if !t.Passed && t.Skipped == "" {
+				c.Failure, c.Text = fmt.Sprintf("exit status %d", t.Code), t.Output
+				if t.Err != nil {
+					c.Failure = firstLine(t.Err.Error())
+				}
+				red = true
 			}
+			s.Cases = append(s.Cases, c)
 		}
 	}
+	if code != 0 && !red {
+		s.Cases = append(s.Cases, junit.Case{Name: "kiln build", Classname: "kiln", Error: firstLine(msg), Text: msg,
+			Time: time.Since(start)})
+	}
+	return s
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// writeJUnit writes s to path.
+func writeJUnit(path string, s junit.Suite) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("writing JUnit report: %w", err)
 	}
-	if err := junit.Write(f, "kiln", cases); err != nil {
+	if err := junit.Write(f, s); err != nil {
 		f.Close()
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/snapshot"
 	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/toolbox"
@@ -42,6 +43,24 @@ func main() {
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
+
+// kiln's exit statuses, for a CI system to act on (kiln --help lists
+// them; kiln run passes on its container's instead).
+const (
+	exitFailed      = 1   // the build ran, and a step or a test failed
+	exitBadInput    = 2   // the input is wrong: usage, manifest, values, files; nothing ran
+	exitFault       = 125 // kiln could not do its work: its own fault, or its environment's
+	exitInterrupted = 130 // SIGINT or SIGTERM
+)
+
+const exitStatusHelp = `Exit status:
+  0    success
+  1    the build ran, and a step or a test failed (kiln outdated: something is outdated)
+  2    the input is wrong (usage, flags, manifest, values, missing files or images): nothing ran
+  130  interrupted (SIGINT, SIGTERM)
+  125  kiln could not do its work (its own fault, or its environment's: disk, registry)
+kiln run ends with its container's status, as docker run does.
+`
 
 // exitError ends kiln with a status and no message of its own, as when
 // kiln run passes on the exit status of the container.
@@ -85,7 +104,7 @@ func onSignals(ctx context.Context, stderr io.Writer) (_ context.Context, stop f
 		select {
 		case <-time.After(cleanupGrace):
 			fmt.Fprintf(stderr, "kiln: interrupted again and still cleaning up after %s: exiting; the next kiln sweeps what is left\n", cleanupGrace)
-			os.Exit(130)
+			os.Exit(exitInterrupted)
 		case <-done:
 		}
 	}()
@@ -94,6 +113,52 @@ func onSignals(ctx context.Context, stderr io.Writer) (_ context.Context, stop f
 		close(done)
 		cancel(nil)
 	}
+}
+
+// codeError is an error that ends kiln with its exit status code, set
+// where its cause is known; run finds it with errors.As.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
+
+// withCode returns err, which ends kiln with status code; nil stays nil.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codeError{code: code, err: err}
+}
+
+// badInput returns err, which says the input is wrong (status 2).
+func badInput(err error) error { return withCode(exitBadInput, err) }
+
+// exitStatus is the status kiln ends with after err, from a command that
+// started running if started (else cobra refused its flags or
+// arguments), under ctx (which signals cancel).
+func exitStatus(ctx context.Context, err error, started bool) int {
+	var ee exitError
+	var ce *codeError
+	var se *container.StartError
+	var me *manifest.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &se) && se.Code != 0:
+		return se.Code // kiln run: the command could not be run (126, 127)
+	case ctx.Err() != nil, errors.As(err, &interruptedError{}):
+		return exitInterrupted // whatever the cancel made fail
+	case errors.As(err, &ce):
+		return ce.code
+	case !started, errors.As(err, &me), errors.Is(err, store.ErrNotFound):
+		return exitBadInput
+	}
+	return exitFault
 }
 
 // run runs the kiln command line args and returns the exit status.
@@ -107,24 +172,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
 	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if errors.As(err, &interruptedError{}) || errors.Is(context.Cause(ctx), interruptedError{}) {
-		// Whatever phase the signal ended, as a shell reports SIGINT.
+	if err != nil && !errors.As(err, &ee) {
 		fmt.Fprintf(stderr, "kiln: %v\n", err)
-		return 130
 	}
-	fmt.Fprintf(stderr, "kiln: %v\n", err)
-	var se *container.StartError
-	if errors.As(err, &se) && se.Code != 0 {
-		return se.Code
+	return exitStatus(ctx, err, a.started)
+}
+
+// noteStart makes every command of c note in a.started that it started
+// running: an error before that is cobra's, about flags or arguments.
+func noteStart(a *app, c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			a.started = true
+			return run(cmd, args)
+		}
 	}
-	return 125
+	if run := c.Run; run != nil {
+		c.Run = func(cmd *cobra.Command, args []string) {
+			a.started = true
+			run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		noteStart(a, sub)
+	}
 }
 
 // app holds the global flags and what the commands open from them.
@@ -135,6 +207,7 @@ type app struct {
 	snapshotter    string
 	reg            registryFlags
 	pulls          *basePulls // kiln build --pull: bases pulled again, once each
+	started        bool       // a command began to run: cobra took its flags and arguments
 }
 
 func defaultRoot() string {
@@ -180,6 +253,8 @@ func newRootCommand(a *app) *cobra.Command {
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitStatusHelp)
+	noteStart(a, root)
 	return root
 }
 

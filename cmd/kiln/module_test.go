@@ -179,9 +179,9 @@ tests:
 	if plain.code == 0 {
 		t.Errorf("the plain build uses the new module, whose content test must fail; it passed")
 	}
-	out := mustKiln(t, root, "outdated", "-f", app, ca).stdout
-	if want := "oci://" + tag + "\tlocked " + d1 + "\tnow " + d2 + "\n"; out != want {
-		t.Errorf("kiln outdated printed %q, want %q", out, want)
+	od := kiln(t, root, nil, "outdated", "-f", app, ca)
+	if want := "oci://" + tag + "\tlocked " + d1 + "\tnow " + d2 + "\n"; od.stdout != want || od.code != 1 {
+		t.Errorf("kiln outdated: exit %d (want 1), printed %q, want %q", od.code, od.stdout, want)
 	}
 
 	// the cache lists both; doc reads a registry module

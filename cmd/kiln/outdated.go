@@ -83,8 +83,9 @@ func newOutdatedCommand(a *app) *cobra.Command {
 		Short: "List the base images whose registry has a newer digest than the last build used",
 		Long: `Outdated asks the registry of each base image reference of the manifest that
 names one (HOST/REPO:TAG) for its current digest, and lists those that differ
-from the digest the last build of the manifest used. It prints nothing when
-all are current; kiln build --pull rebuilds with the newer ones.
+from the digest the last build of the manifest used. It prints nothing and
+exits 0 when all are current, and exits 1 when it lists any (as npm outdated
+does); kiln build --pull rebuilds with the newer ones.
 
 When the manifest has a kiln.lock, outdated compares the lock instead: every
 locked base image and registry module whose reference names another digest
@@ -122,6 +123,7 @@ func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) erro
 	if err != nil {
 		return err
 	}
+	outdated := false
 	for _, ref := range refs {
 		used := lastBaseDigest(recs, ref)
 		if used == "" {
@@ -138,7 +140,17 @@ func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) erro
 		}
 		if current != used {
 			fmt.Fprintf(a.stdout, "%s\tused %s\tnow %s\n", ref, used, current)
+			outdated = true
 		}
+	}
+	return outdatedStatus(outdated)
+}
+
+// outdatedStatus is how kiln outdated ends: status 1 when it listed
+// something.
+func outdatedStatus(outdated bool) error {
+	if outdated {
+		return exitError{exitFailed}
 	}
 	return nil
 }
@@ -215,18 +227,19 @@ func (a *app) outdatedLock(ctx context.Context, f manifestFlags, args []string) 
 	}
 	b, err := manifest.Load(ctx, path, opts)
 	if err != nil {
-		return true, err
+		return true, badInput(err)
 	}
 	now, err := a.resolveNow(ctx, b)
 	if err != nil {
 		return true, err
 	}
-	for _, d := range old.Compare(now) {
+	diffs := old.Compare(now)
+	for _, d := range diffs {
 		locked := d.Locked
 		if locked == "" {
 			locked = "(not locked)"
 		}
 		fmt.Fprintf(a.stdout, "%s\tlocked %s\tnow %s\n", d.Ref, locked, d.Now)
 	}
-	return true, nil
+	return true, outdatedStatus(len(diffs) > 0)
 }

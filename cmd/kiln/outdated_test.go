@@ -46,7 +46,10 @@ func TestOutdated(t *testing.T) {
 	newer := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo newer > /newer\n"})
 	next := digestOf(t, mustKiln(t, src, "build", "--progress", "plain", "-t", "busybox:2", newer))
 	mustKiln(t, src, "push", "busybox:2", ref)
-	r := mustKiln(t, root, "outdated", dir)
+	r := kiln(t, root, nil, "outdated", dir)
+	if r.code != 1 {
+		t.Errorf("outdated with an outdated base: exit %d, want 1 (as npm outdated)", r.code)
+	}
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], ref+"\tused sha256:") || !strings.HasSuffix(lines[0], "\tnow "+next) {
 		t.Errorf("outdated after the re-push printed %q, want %s used … now %s", r.stdout, ref, next)
@@ -57,8 +60,8 @@ func TestOutdated(t *testing.T) {
 
 	// Without --pull, the store's copy is used: still outdated.
 	mustKiln(t, root, "build", "--progress", "plain", dir)
-	if r := mustKiln(t, root, "outdated", dir); !strings.Contains(r.stdout, next) {
-		t.Errorf("outdated after a build without --pull printed %q", r.stdout)
+	if r := kiln(t, root, nil, "outdated", dir); r.code != 1 || !strings.Contains(r.stdout, next) {
+		t.Errorf("outdated after a build without --pull: exit %d, printed %q", r.code, r.stdout)
 	}
 	mustKiln(t, root, "build", "--pull", "--progress", "plain", "-t", "app", dir)
 	if r := mustKiln(t, root, "outdated", dir); r.stdout != "" {

@@ -23,7 +23,8 @@ import (
 // live terminal view; it also times the nodes for the build record.
 type buildView struct {
 	obs   lifecycle.Observer
-	tty   *progress.TTY // the live view, or nil
+	tty   *progress.TTY  // the live view, or nil
+	json  *progress.JSON // --progress json, or nil
 	timer *history.Timer
 }
 
@@ -47,7 +48,8 @@ func (a *app) newBuildView(mode string) (*buildView, error) {
 	case "plain":
 		obs = progress.NewPlain(a.stderr)
 	case "json":
-		obs = progress.NewJSON(a.stdout)
+		v.json = progress.NewJSON(a.stdout)
+		obs = v.json
 	default:
 		return nil, fmt.Errorf("--progress %q: use auto, tty, plain or json", mode)
 	}

@@ -51,7 +51,9 @@ The container and its writable layer are always removed when it ends.`,
 			if len(command) > 0 && command[0] == "--" {
 				command = command[1:]
 			}
-			return a.runContainer(cmd.Context(), f, args[0], command)
+			// As docker run: 125 when kiln could not run the container
+			// (an unknown image too), else the container's status.
+			return withCode(exitFault, a.runContainer(cmd.Context(), f, args[0], command))
 		},
 	}
 	c.Flags().SetInterspersed(false)

@@ -48,6 +48,8 @@ func (a *app) newBuildView(mode string) (*buildView, error) {
 		obs = progress.NewPlain(a.stderr)
 	case "json":
 		obs = progress.NewJSON(a.stdout)
+	case "quiet": // kiln build -q
+		obs = lifecycle.Observers{}
 	default:
 		return nil, fmt.Errorf("--progress %q: use auto, tty, plain or json", mode)
 	}

@@ -61,22 +61,8 @@ func TestExportLayoutOneRef(t *testing.T) {
 	if diff := cmp.Diff([]string{"main"}, tags); diff != "" {
 		t.Errorf("refs of the layout (-want +got):\n%s", diff)
 	}
-	var w warnings
-	cfg, err := load(t.Context(), tg, nil, w.warn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range cfg.Records {
-		got = append(got, r.Key.String())
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("records (-want +got):\n%s", diff)
-	}
-	if len(w.lines) != 0 {
-		t.Errorf("warnings: %q", w.lines)
+	if w := checkKeys(t, tg, want); len(w) != 0 {
+		t.Errorf("warnings: %q", w)
 	}
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -90,4 +76,25 @@ func TestExportLayoutOneRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkKeys checks that tg holds the records of the keys want (in any
+// order) and returns the warnings of reading it.
+func checkKeys(t *testing.T, tg Target, want []string) []string {
+	t.Helper()
+	var w warnings
+	cfg, err := load(t.Context(), tg, nil, w.warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cfg.Records {
+		got = append(got, r.Key.String())
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records of %s (-want +got):\n%s", tg, diff)
+	}
+	return w.lines
 }

@@ -47,9 +47,12 @@
 // retention policy may delete old ones, whose records then live on in the
 // main tag once a writer merged them).
 //
-// An OCI layout directory (kiln cache export DIR) holds the same
-// artifacts, named by the org.opencontainers.image.ref.name annotation of
-// its index.json.
+// An OCI layout directory (kiln cache export DIR) needs no fragments: a
+// writer takes the layout's lock (see package internal/ocilayout) and
+// merges its records into the main tag there, so the layout holds one
+// artifact, named by the org.opencontainers.image.ref.name annotation of
+// its index.json (skopeo inspect --raw oci:DIR reads it); the fragments
+// an older kiln left there are merged and removed.
 //
 // # Reading
 //

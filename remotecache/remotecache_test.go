@@ -226,20 +226,7 @@ func TestConcurrentExports(t *testing.T) {
 		close(start)
 		wg.Wait()
 	}
-	var w warnings
-	cfg, err := load(t.Context(), tg, nil, w.warn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range cfg.Records {
-		got = append(got, r.Key.String())
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("records after concurrent exports (-want +got):\n%s", diff)
-	}
+	checkKeys(t, tg, want)
 	// A last export merges every fragment into the main tag.
 	last := newRoot(t)
 	r := last.record(t, "last")

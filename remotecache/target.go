@@ -13,12 +13,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kiln-build/kiln/internal/ocilayout"
 )
 
 // errNoArtifact is returned, wrapped, when a target has no artifact under
@@ -230,16 +230,12 @@ func (t *layoutTarget) exists(ctx context.Context, d v1.Hash) (bool, error) {
 }
 
 func (t *layoutTarget) write(ctx context.Context, tag string, img v1.Image) error {
-	p, err := layout.FromPath(t.dir)
+	l, err := ocilayout.Lock(ctx, t.dir)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if p, err = layout.Write(t.dir, empty.Index); err != nil {
-			return err
-		}
+		return err
 	}
-	return p.ReplaceImage(img, match.Annotation(refName, tag), layout.WithAnnotations(map[string]string{refName: tag}))
+	defer l.Close()
+	return l.Put(ctx, img, tag)
 }
 
 // fragmentPrefix starts the tags of the fragments of main tag tag.

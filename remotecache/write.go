@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/ocilayout"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -28,14 +29,16 @@ type ExportStats struct {
 	// Records and Mounts are how many this export wrote; Total is how
 	// many records the main tag holds after the merge.
 	Records, Mounts, Total int
-	// Fragment is the tag of this export's own artifact.
+	// Fragment is the tag of this export's own artifact ("" for an OCI
+	// layout, which gets none).
 	Fragment string
 }
 
 // Export writes the records of keys (those the local cache c has; others
-// are skipped) with their layers to t: first as a fragment of its own,
-// then merged into t's main tag. Blobs that t has are not written again.
-// See the package documentation for why both.
+// are skipped) with their layers to t: to a registry first as a fragment
+// of its own, then merged into t's main tag; to an OCI layout merged into
+// the main tag under the layout's lock. Blobs that t has are not written
+// again. See the package documentation for why.
 func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys []cache.Key, o ExportOptions) (ExportStats, error) {
 	warn := o.Warn
 	if warn == nil {
@@ -80,6 +83,10 @@ func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys 
 		return func() (io.ReadCloser, error) { return t.blob(ctx, d) }
 	}
 
+	if lt, ok := t.(*layoutTarget); ok {
+		return exportLayout(ctx, lt, mine, local, open, warn)
+	}
+
 	frag, err := newArtifact(mine, open)
 	if err != nil {
 		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
@@ -91,12 +98,10 @@ func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys 
 
 	// The main tag: what it and the fragments hold, with this export's
 	// records winning (their blobs are the ones just written).
-	there, err := load(ctx, t, []string{fragTag}, warn)
+	merged, err := mergeThere(ctx, t, mine, []string{fragTag}, local, warn)
 	if err != nil {
-		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+		return ExportStats{}, err
 	}
-	there = present(ctx, t, there, local, warn)
-	merged := merge(mine, there)
 	merged.Merged = append(merged.Merged, fragTag)
 	main, err := newArtifact(merged, open)
 	if err != nil {
@@ -106,6 +111,51 @@ func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys 
 		return ExportStats{}, err
 	}
 	return ExportStats{Records: len(mine.Records), Mounts: len(mine.Mounts), Total: len(merged.Records), Fragment: fragTag}, nil
+}
+
+// mergeThere returns mine merged into what t holds (but the fragments in
+// skip), with mine's records winning and those whose blobs t lacks left
+// out.
+func mergeThere(ctx context.Context, t Target, mine Config, skip []string, local map[v1.Hash]func() (io.ReadCloser, error), warn func(string)) (Config, error) {
+	there, err := load(ctx, t, skip, warn)
+	if err != nil {
+		return Config{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+	}
+	there = present(ctx, t, there, local, warn)
+	return merge(mine, there), nil
+}
+
+// exportLayout writes mine to an OCI layout: unlike a registry tag, a
+// layout can be locked, so it needs no fragment. Under the layout's lock
+// the main tag becomes the merge of mine with what it and the fragments
+// (left by an older kiln) hold, and the fragments it merged are removed:
+// the layout keeps one ref, the artifact's.
+func exportLayout(ctx context.Context, t *layoutTarget, mine Config, local map[v1.Hash]func() (io.ReadCloser, error), open func(v1.Hash) func() (io.ReadCloser, error), warn func(string)) (ExportStats, error) {
+	l, err := ocilayout.Lock(ctx, t.dir)
+	if err != nil {
+		return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
+	}
+	defer l.Close()
+	merged, err := mergeThere(ctx, t, mine, nil, local, warn)
+	if err != nil {
+		return ExportStats{}, err
+	}
+	frags := merged.Merged
+	merged.Merged = nil
+	main, err := newArtifact(merged, open)
+	if err == nil {
+		var img v1.Image
+		if img, err = main.image(); err == nil {
+			err = l.Put(ctx, img, t.tag())
+		}
+	}
+	if err == nil {
+		err = l.Remove(frags...)
+	}
+	if err != nil {
+		return ExportStats{}, fmt.Errorf("writing the cache artifact %s of %s: %w", t.tag(), t, err)
+	}
+	return ExportStats{Records: len(mine.Records), Mounts: len(mine.Mounts), Total: len(merged.Records)}, nil
 }
 
 func writeArtifact(ctx context.Context, t Target, tag string, a *artifact) error {

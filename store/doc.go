@@ -7,7 +7,8 @@
 //	oci/               an OCI image layout holding every blob by sha256; an
 //	                   image is named by an entry of oci/index.json whose
 //	                   org.opencontainers.image.ref.name annotation is the
-//	                   full local name ("busybox:latest", "127.0.0.1:5000/app:1")
+//	                   full local name ("busybox:latest", "127.0.0.1:5000/app:1");
+//	                   an entry without it is an untagged image (see below)
 //	oci/index.lock     flock(2)ed around every read-modify-write of index.json
 //	layers/<diffid>/   each layer unpacked once, in overlay form (whiteouts are
 //	                   0/0 character devices, opaque directories carry the
@@ -36,11 +37,22 @@
 // [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
 // what fails, and a removed layer directory is unpacked again on next use.
 //
+// # Untagged images
+//
+// An image that a build made without -t (or a pull without a name) is kept
+// untagged by [Store.Keep], as docker keeps a dangling image: an entry of
+// index.json without a name, found by its digest ("sha256:" and 12 to 64 hex
+// digits, or 12 to 64 hex digits alone) and kept by collection until
+// [Store.Remove] removes it by digest (kiln rmi DIGEST; kiln images -q
+// --filter dangling=true lists them) or [Store.Tag] names it. An image has
+// at most one untagged entry, and none once it has a name. Naming another
+// image with a name an image had does not keep that image untagged: as
+// before, it is collected unless something else keeps it.
+//
 // # Garbage collection
 //
 // Remove untags an image and then, under the index lock, collects garbage.
-// The roots are every descriptor of oci/index.json (named or not, so another
-// package may keep blobs alive by adding an unnamed entry). A blob that no root
+// The roots are every descriptor of oci/index.json, named or not. A blob that no root
 // reaches is removed only if its modification time is older than [GCGrace];
 // every writer (WriteLayer, Tag) sets the modification time of each blob it
 // writes or reuses to now, and Tag checks again under the lock that all its

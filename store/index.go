@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +19,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Summary describes a named image of the store.
+// Summary describes an image of the store.
 type Summary struct {
-	Name    string
+	Name string // "" for an untagged image
+
 	Digest  v1.Hash // of the manifest
 	Size    int64   // manifest + config + compressed layers
 	Created time.Time
@@ -70,11 +71,37 @@ func (s *Store) Tag(ctx context.Context, img v1.Image, name string) (v1.Hash, er
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	desc, blobs, err := s.writeImage(ctx, img)
+	d, err := s.add(ctx, img, n)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("tag %s: %w", n, err)
 	}
-	desc.Annotations = map[string]string{refNameAnnotation: n}
+	return d, nil
+}
+
+// Keep writes img's blobs to the store and keeps it untagged: an entry of
+// index.json without a name, which Image finds by digest and collection
+// keeps, until Remove removes it by digest or Tag names the image. An
+// image that has an entry already (named or not) gets no other. It
+// returns img's digest.
+func (s *Store) Keep(ctx context.Context, img v1.Image) (v1.Hash, error) {
+	d, err := s.add(ctx, img, "")
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("keep image: %w", err)
+	}
+	return d, nil
+}
+
+// add writes img's blobs and gives it the entry named n (normalised), or
+// an untagged entry when n is "". A name replaces the entry that had it
+// and the image's untagged entry.
+func (s *Store) add(ctx context.Context, img v1.Image, n string) (v1.Hash, error) {
+	desc, blobs, err := s.writeImage(ctx, img)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if n != "" {
+		desc.Annotations = map[string]string{refNameAnnotation: n}
+	}
 	err = s.updateIndex(ctx, func(im *v1.IndexManifest) error {
 		// A collection may have removed a blob we reused between our
 		// writing it and our taking the lock: put any such blob back.
@@ -86,12 +113,21 @@ func (s *Store) Tag(ctx context.Context, img v1.Image, name string) (v1.Hash, er
 				return err
 			}
 		}
-		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Annotations[refNameAnnotation] == n })
+		if n == "" {
+			if slices.ContainsFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Digest == desc.Digest }) {
+				return nil
+			}
+		} else {
+			im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool {
+				name, named := d.Annotations[refNameAnnotation]
+				return name == n || (!named && d.Digest == desc.Digest)
+			})
+		}
 		im.Manifests = append(im.Manifests, desc)
 		return nil
 	})
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("tag %s: %w", n, err)
+		return v1.Hash{}, err
 	}
 	return desc.Digest, nil
 }
@@ -178,9 +214,11 @@ func (s *Store) writeImage(ctx context.Context, img v1.Image) (v1.Descriptor, []
 	return desc, blobs, nil
 }
 
-// Image returns the image named name ("busybox" means "busybox:latest"), or the
-// one whose digest is name ("sha256:" and all or at least 12 hex digits of
-// it, naming one image), or the one of digest d in "repo@d".
+// Image returns the image named name ("busybox" means "busybox:latest"), or
+// the one whose digest is name ("sha256:" and all or at least 12 hex digits
+// of it, naming one image; or 12 to 64 hex digits alone, as docker's short
+// ids, when no image has that name), or the one of digest d in "repo@d".
+// Untagged images (see Keep) are found by digest.
 func (s *Store) Image(ctx context.Context, name string) (v1.Image, error) {
 	desc, err := s.lookup(name)
 	if err != nil {
@@ -199,45 +237,85 @@ func (s *Store) lookup(n string) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	notFound := fmt.Errorf("image %q: %w", n, ErrNotFound)
+	d, _, err := find(im, n)
+	return d, err
+}
+
+// Name returns the name of the image that ref names (as Image takes it),
+// normalised, or "" when ref names it by digest.
+func (s *Store) Name(ctx context.Context, ref string) (string, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return "", err
+	}
+	d, byDigest, err := find(im, ref)
+	if err != nil || byDigest {
+		return "", err
+	}
+	return d.Annotations[refNameAnnotation], nil
+}
+
+// find finds the entry of im that n names (see Image), and says whether n
+// named it by digest.
+func find(im *v1.IndexManifest, n string) (d v1.Descriptor, byDigest bool, err error) {
 	if prefix, ok := strings.CutPrefix(n, "sha256:"); ok {
 		if !isHex(prefix) || len(prefix) < 12 || len(prefix) > 64 {
-			return v1.Descriptor{}, fmt.Errorf("invalid image digest %q: want sha256: and 12 to 64 lowercase hex digits", n)
+			return v1.Descriptor{}, false, fmt.Errorf("invalid image digest %q: want sha256: and 12 to 64 lowercase hex digits", n)
 		}
-		var found []v1.Descriptor
-		for _, d := range im.Manifests {
-			if strings.HasPrefix(d.Digest.Hex, prefix) && (len(found) == 0 || found[0].Digest != d.Digest) {
-				found = append(found, d)
-			}
-		}
-		switch len(found) {
-		case 0:
-			return v1.Descriptor{}, notFound
-		case 1:
-			return found[0], nil
-		default:
-			return v1.Descriptor{}, fmt.Errorf("image %q: the prefix matches %d images; give more digits", n, len(found))
-		}
+		d, err := findDigest(im, n, prefix)
+		return d, true, err
 	}
+	shortID := isHex(n) && len(n) >= 12 && len(n) <= 64
 	norm, err := normalize(n)
 	if err != nil {
-		return v1.Descriptor{}, err
+		if shortID {
+			d, err := findDigest(im, n, n)
+			return d, true, err
+		}
+		return v1.Descriptor{}, false, err
 	}
 	if repo, dig, ok := strings.Cut(norm, "@"); ok {
 		for _, d := range im.Manifests {
 			named := d.Annotations[refNameAnnotation]
 			if d.Digest.String() == dig && repoOf(named) == repo {
-				return d, nil
+				return d, false, nil
 			}
 		}
-		return v1.Descriptor{}, notFound
+		return v1.Descriptor{}, false, fmt.Errorf("image %q: %w", n, ErrNotFound)
 	}
 	for i := len(im.Manifests) - 1; i >= 0; i-- {
 		if d := im.Manifests[i]; d.Annotations[refNameAnnotation] == norm {
-			return d, nil
+			return d, false, nil
 		}
 	}
-	return v1.Descriptor{}, notFound
+	if shortID {
+		d, err := findDigest(im, n, n)
+		return d, true, err
+	}
+	return v1.Descriptor{}, false, fmt.Errorf("image %q: %w", n, ErrNotFound)
+}
+
+// findDigest finds the entry whose digest starts with the hex digits
+// prefix; n is the name asked for, for messages.
+func findDigest(im *v1.IndexManifest, n, prefix string) (v1.Descriptor, error) {
+	var found []v1.Descriptor
+	for _, d := range im.Manifests {
+		if strings.HasPrefix(d.Digest.Hex, prefix) && !slices.ContainsFunc(found, func(f v1.Descriptor) bool { return f.Digest == d.Digest }) {
+			found = append(found, d)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return v1.Descriptor{}, fmt.Errorf("image %q: %w", n, ErrNotFound)
+	case 1:
+		return found[0], nil
+	default:
+		var ds []string
+		for _, d := range found {
+			ds = append(ds, d.Digest.String())
+		}
+		return v1.Descriptor{}, fmt.Errorf("image %q: the prefix matches %d images (%s); give more digits", n, len(found), strings.Join(ds, ", "))
+	}
 }
 
 // repoOf returns a normalised name without its tag.
@@ -257,7 +335,8 @@ func isHex(s string) bool {
 	return true
 }
 
-// List returns the named images of the store, sorted by name.
+// List returns the images of the store: the named ones sorted by name,
+// then the untagged ones (Name ""), newest first.
 func (s *Store) List(ctx context.Context) ([]Summary, error) {
 	im, err := s.readIndex()
 	if err != nil {
@@ -265,13 +344,10 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 	}
 	var out []Summary
 	for _, d := range im.Manifests {
-		n, ok := d.Annotations[refNameAnnotation]
-		if !ok {
-			continue
-		}
+		n := d.Annotations[refNameAnnotation]
 		img, err := s.readImage(d)
 		if err != nil {
-			return nil, fmt.Errorf("list images: %s: %w", n, err)
+			return nil, fmt.Errorf("list images: %s: %w", cmp.Or(n, d.Digest.String()), err)
 		}
 		size := d.Size + img.manifest.Config.Size
 		for _, l := range img.manifest.Layers {
@@ -279,36 +355,60 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 		}
 		out = append(out, Summary{Name: n, Digest: d.Digest, Size: size, Created: img.config.Created.Time})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortStableFunc(out, func(a, b Summary) int {
+		switch {
+		case (a.Name == "") != (b.Name == ""):
+			if a.Name == "" {
+				return 1
+			}
+			return -1
+		case a.Name != "":
+			return cmp.Compare(a.Name, b.Name)
+		default:
+			return b.Created.Compare(a.Created)
+		}
+	})
 	return out, nil
 }
 
 // Remove removes the name name from its image, and then collects garbage as
-// the package documentation describes.
+// the package documentation describes. A digest (as Image takes it) names
+// an untagged image, which Remove removes, or an image of one name, which
+// it removes with its name; an image of several names is refused.
 func (s *Store) Remove(ctx context.Context, name string) error {
-	n, err := normalizeTag(name)
-	if err != nil {
-		return err
-	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return fmt.Errorf("remove %s: %w", n, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	defer unlock()
 	im, err := s.readIndex()
 	if err != nil {
-		return fmt.Errorf("remove %s: %w", n, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	before := len(im.Manifests)
-	im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Annotations[refNameAnnotation] == n })
-	if len(im.Manifests) == before {
-		return fmt.Errorf("image %q: %w", n, ErrNotFound)
+	desc, byDigest, err := find(im, name)
+	if err != nil {
+		return err
 	}
+	n := desc.Annotations[refNameAnnotation]
+	remove := func(d v1.Descriptor) bool { return d.Annotations[refNameAnnotation] == n }
+	if byDigest {
+		var names []string
+		for _, d := range im.Manifests {
+			if dn, ok := d.Annotations[refNameAnnotation]; ok && d.Digest == desc.Digest {
+				names = append(names, dn)
+			}
+		}
+		if len(names) > 1 {
+			return fmt.Errorf("remove %s: the image %s has %d names (%s): remove them by name", name, desc.Digest, len(names), strings.Join(names, ", "))
+		}
+		remove = func(d v1.Descriptor) bool { return d.Digest == desc.Digest }
+	}
+	im.Manifests = slices.DeleteFunc(im.Manifests, remove)
 	if err := s.writeIndex(im); err != nil {
-		return fmt.Errorf("remove %s: %w", n, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := s.collect(ctx, im, time.Now().Add(-GCGrace)); err != nil {
-		return fmt.Errorf("remove %s: %w", n, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
 }

@@ -31,3 +31,7 @@ func normalizeTag(n string) (string, error) {
 	}
 	return normalize(n)
 }
+
+// ParseTag checks that n can name an image of the store (as Tag takes it:
+// a name, not a digest) and returns it normalised as Tag names the image.
+func ParseTag(n string) (string, error) { return normalizeTag(n) }

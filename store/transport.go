@@ -1,24 +1,27 @@
 package store
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/ocilayout"
 )
 
 // The transports of Resolve and Export.
@@ -65,6 +68,35 @@ func (s *Store) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 	default:
 		return s.Image(ctx, ref)
 	}
+}
+
+// IsTransport reports whether ref names an image outside the store, by
+// one of the transports of Resolve (oci-layout:, docker-archive:).
+func IsTransport(ref string) bool {
+	return strings.HasPrefix(ref, ociLayoutPrefix) || strings.HasPrefix(ref, dockerArchivePrefix)
+}
+
+// SourceNames returns the names that the image ref resolves to has where
+// it is: for "docker-archive:FILE:NAME:TAG", NAME:TAG; for
+// "docker-archive:FILE", the RepoTags of its only image; none for an OCI
+// layout (whose ref names are tags, not image names) or the store.
+func SourceNames(ref string) ([]string, error) {
+	rest, ok := strings.CutPrefix(ref, dockerArchivePrefix)
+	if !ok {
+		return nil, nil
+	}
+	file, tag, _ := strings.Cut(rest, ":")
+	if tag != "" {
+		return []string{tag}, nil
+	}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
+	if err != nil {
+		return nil, fmt.Errorf("reading the names in %s: %w", file, err)
+	}
+	if len(m) != 1 {
+		return nil, fmt.Errorf("reading the names in %s: it holds %d images", file, len(m))
+	}
+	return m[0].RepoTags, nil
 }
 
 // fromLayout returns the image of the layout dir that tag names (see
@@ -146,16 +178,20 @@ func platformImage(im *v1.IndexManifest) (v1.Descriptor, error) {
 //     named by the org.opencontainers.image.ref.name annotation TAG
 //     ("latest" by default) and replacing the image that had that name;
 //   - "docker-archive:FILE[:NAME:TAG]": as a `docker save` tarball FILE
-//     (replaced as a whole), tagged NAME:TAG if given, untagged otherwise.
-func Export(ctx context.Context, img v1.Image, dest string) error {
+//     (replaced as a whole), whose RepoTags are NAME:TAG if given, else
+//     names (each normalised as Tag does, in their order), else none.
+func Export(ctx context.Context, img v1.Image, dest string, names ...string) error {
 	var err error
 	switch {
 	case strings.HasPrefix(dest, ociLayoutPrefix):
 		dir, tag, _ := strings.Cut(strings.TrimPrefix(dest, ociLayoutPrefix), ":")
-		err = toLayout(img, dir, tag)
+		err = toLayout(ctx, img, dir, tag)
 	case strings.HasPrefix(dest, dockerArchivePrefix):
 		file, tag, _ := strings.Cut(strings.TrimPrefix(dest, dockerArchivePrefix), ":")
-		err = toArchive(ctx, img, file, tag)
+		if tag != "" {
+			names = []string{tag}
+		}
+		err = toArchive(ctx, img, file, names)
 	default:
 		err = fmt.Errorf("unknown destination: want %sDIR[:TAG] or %sFILE[:NAME:TAG]", ociLayoutPrefix, dockerArchivePrefix)
 	}
@@ -165,105 +201,135 @@ func Export(ctx context.Context, img v1.Image, dest string) error {
 	return nil
 }
 
-// toLayout writes img into the layout dir. A new layout is made in a
-// temp directory beside dir and renamed to dir once whole; into an
-// existing one (or an existing empty directory), the blobs that a failure (a corrupt blob of the store) left
-// half-written are removed, and its index.json, written last, is as it was.
-func toLayout(img v1.Image, dir, tag string) error {
+// toLayout writes img into the layout dir as tag. A new layout is made in
+// a temp directory beside dir and renamed to dir once whole, so that a
+// failed export (a corrupt blob of the store) leaves nothing; into an
+// existing layout, ocilayout writes blobs only once their digest is
+// checked and index.json last.
+func toLayout(ctx context.Context, img v1.Image, dir, tag string) error {
 	if dir == "" {
 		return errors.New("no directory given")
 	}
 	if tag == "" {
 		tag = "latest"
 	}
-	opts := []layout.Option{layout.WithAnnotations(map[string]string{refNameAnnotation: tag})}
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return newLayout(img, dir, tag, opts)
-	}
-	p, err := layout.FromPath(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		p, err = layout.Write(dir, empty.Index) // an empty directory
-	}
-	if err != nil {
-		return err
-	}
-	added, err := missingBlobs(dir, img)
-	if err != nil {
-		return err
-	}
-	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
-		for _, b := range added {
-			os.Remove(b)
+		tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".oci-layout-")
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	return nil
-}
-
-// newLayout writes img as the only image of a new layout dir.
-func newLayout(img v1.Image, dir, tag string, opts []layout.Option) error {
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".oci-layout-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp) // fails harmlessly once renamed
-	p, err := layout.Write(tmp, empty.Index)
-	if err != nil {
-		return err
-	}
-	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, tag), opts...); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dir)
-}
-
-// missingBlobs returns the paths of img's blobs that the layout dir lacks.
-func missingBlobs(dir string, img v1.Image) ([]string, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return nil, err
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	hs := []v1.Hash{d, m.Config.Digest}
-	for _, l := range m.Layers {
-		hs = append(hs, l.Digest)
-	}
-	var missing []string
-	for _, h := range hs {
-		p := filepath.Join(dir, "blobs", h.Algorithm, h.Hex)
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-			missing = append(missing, p)
+		defer os.RemoveAll(tmp) // fails harmlessly once renamed
+		if err := putLayout(ctx, img, tmp, tag); err != nil {
+			return err
 		}
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, dir); err == nil || !errors.Is(err, os.ErrExist) && !errors.Is(err, unix.ENOTEMPTY) {
+			return err
+		}
+		// Another export made dir meanwhile: write into it.
 	}
-	return missing, nil
+	return putLayout(ctx, img, dir, tag)
 }
 
-func toArchive(ctx context.Context, img v1.Image, file, tag string) error {
+// putLayout writes img into the layout dir as tag, under its lock.
+func putLayout(ctx context.Context, img v1.Image, dir, tag string) error {
+	l, err := ocilayout.Lock(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return l.Put(ctx, img, tag)
+}
+
+func toArchive(ctx context.Context, img v1.Image, file string, names []string) error {
 	if file == "" {
 		return errors.New("no file given")
 	}
-	var ref name.Reference
-	if tag != "" {
-		t, err := name.NewTag(tag, name.WeakValidation)
+	refs := map[name.Reference]v1.Image{}
+	var tags []string
+	for _, n := range names {
+		norm, err := normalizeTag(n)
 		if err != nil {
-			return fmt.Errorf("invalid image name %q: %w", tag, err)
+			return err
 		}
-		ref = t
-	} else {
+		t, err := name.NewTag(norm, name.WeakValidation)
+		if err != nil {
+			return fmt.Errorf("invalid image name %q: %w", n, err)
+		}
+		if !slices.Contains(tags, norm) {
+			refs[t] = img
+			tags = append(tags, norm)
+		}
+	}
+	if len(refs) == 0 {
 		// An untagged image: tarball.Write leaves RepoTags out for a digest.
 		d, err := img.Digest()
 		if err != nil {
 			return err
 		}
-		if ref, err = name.NewDigest("image@" + d.String()); err != nil {
+		ref, err := name.NewDigest("image@" + d.String())
+		if err != nil {
+			return err
+		}
+		refs[ref] = img
+	}
+	return atomicfile.WriteWith(file, 0o644, nil, func(w io.Writer) error {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			err := tarball.MultiRefWrite(refs, &ctxWriter{ctx: ctx, w: pw})
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		err := orderRepoTags(w, pr, tags)
+		if err != nil {
+			pr.CloseWithError(err) // stops the writer
+			<-done
+			return err
+		}
+		if _, err := io.Copy(io.Discard, pr); err != nil {
+			return err
+		}
+		return <-done
+	})
+}
+
+// orderRepoTags copies the docker archive r reads to w, with the
+// RepoTags of its manifest.json in the order of tags: tarball lists an
+// image's names in the order of a map.
+func orderRepoTags(w io.Writer, r io.Reader, tags []string) error {
+	tr := tar.NewReader(r)
+	tw := tar.NewWriter(w)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		var body io.Reader = tr
+		if h.Name == "manifest.json" {
+			var m tarball.Manifest
+			if err := json.NewDecoder(tr).Decode(&m); err != nil {
+				return fmt.Errorf("reading manifest.json: %w", err)
+			}
+			for _, d := range m {
+				slices.SortFunc(d.RepoTags, func(a, b string) int { return slices.Index(tags, a) - slices.Index(tags, b) })
+			}
+			b, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			h.Size, body = int64(len(b)), bytes.NewReader(b)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, body); err != nil {
 			return err
 		}
 	}
-	return atomicfile.WriteWith(file, 0o644, nil, func(w io.Writer) error { return tarball.Write(ref, img, &ctxWriter{ctx: ctx, w: w}) })
 }

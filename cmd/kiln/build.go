@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
@@ -108,6 +107,8 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	kilnBinary    string
+	quiet         bool
+	progressSet   bool                                        // --progress was given
 	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
 }
 
@@ -127,6 +128,7 @@ docker load archive.`,
   kiln build --set version=1.2 --values prod.yml --junit report.xml -t app .`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.progressSet = cmd.Flags().Changed("progress")
 			return a.build(cmd.Context(), f, args)
 		},
 	}
@@ -136,6 +138,7 @@ docker load archive.`,
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "tag the image NAME[:TAG] in the local store (repeatable)")
 	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain or json (auto and tty: the live view on a terminal, unless NO_COLOR or CI is set)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image's digest (on stdout)")
 	fl.StringVar(&f.junit, "junit", "", "write the test branches' results as JUnit XML to FILE")
 	fl.IntVar(&f.jobs, "jobs", 0, "nodes doing kiln's own work at once (default: the number of CPUs); up to 4× as many containers run at once")
 	fl.BoolVar(&f.keepGoing, "keep-going", false, "after a failure, let independent branches finish")
@@ -160,7 +163,11 @@ docker load archive.`,
 
 func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error) {
 	start := time.Now()
-	view, err := a.newBuildView(f.progress)
+	mode := f.progress
+	if f.quiet {
+		mode = "quiet"
+	}
+	view, err := a.newBuildView(mode)
 	if err != nil {
 		return badInput(err)
 	}
@@ -179,14 +186,12 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err != nil {
 		return badInput(err)
 	}
+	if err := a.checkBuildFlags(&f, f.progressSet, outputs); err != nil {
+		return badInput(err)
+	}
 	cacheTo, cacheFrom, err := f.cacheSpecs()
 	if err != nil {
 		return badInput(err)
-	}
-	for _, t := range f.tags {
-		if _, err := name.ParseReference(t, name.WeakValidation); err != nil {
-			return badInput(fmt.Errorf("tag %q: %w", t, err))
-		}
 	}
 	obs := view.obs
 	if f.pull {
@@ -290,6 +295,13 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 			return err
 		}
 	}
+	if len(f.tags) == 0 {
+		// Untagged, as docker keeps a dangling image: the digest printed
+		// below names it until kiln rmi removes it.
+		if _, err := s.Keep(ctx, res.Image); err != nil {
+			return err
+		}
+	}
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)
 		err := o.write(pctx, res.Image, f.tags)
@@ -318,7 +330,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 			cached++
 		}
 	}
-	if f.progress != "json" && !view.summarises() {
+	if f.progress != "json" && !f.quiet && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
 	}
 	digest = d.String()
@@ -590,11 +602,7 @@ func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
 	}
 	switch {
 	case o.typ == "docker":
-		dest := "docker-archive:" + o.dest
-		if len(tags) > 0 {
-			dest += ":" + normalizeTag(tags[0])
-		}
-		return store.Export(ctx, img, dest)
+		return store.Export(ctx, img, "docker-archive:"+o.dest, tags...)
 	case strings.HasSuffix(o.dest, ".tar"):
 		dir, err := os.MkdirTemp(filepath.Dir(o.dest), ".oci-")
 		if err != nil {
@@ -608,13 +616,6 @@ func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
 	default:
 		return store.Export(ctx, img, "oci-layout:"+o.dest+":"+tag)
 	}
-}
-
-func normalizeTag(t string) string {
-	if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
-		return t
-	}
-	return t + ":latest"
 }
 
 // tarDir writes the tree under dir as a tar file at dest, atomically.
@@ -638,9 +639,6 @@ func tarDir(ctx context.Context, dir, dest string) error {
 
 // pushTags pushes img to the registry of each tag.
 func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
-	if len(tags) == 0 {
-		return errors.New("--push needs at least one -t REGISTRY/REPO:TAG")
-	}
 	rc, err := a.registry()
 	if err != nil {
 		return err

@@ -1,20 +1,34 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/store"
 )
 
 func newImagesCommand(a *app) *cobra.Command {
 	var quiet bool
+	var filter string
 	c := &cobra.Command{
 		Use:   "images",
 		Short: "List the images in the local store",
-		Args:  cobra.NoArgs,
+		Long: `Images lists the images of the local store: named ones by name, then the
+untagged ones (NAME <none>: a build without -t, a pull without a name),
+newest first, which stay until kiln rmi removes them by digest.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			dangling, err := danglingFilter(filter)
+			if err != nil {
+				return err
+			}
 			s, err := a.store(cmd.Context())
 			if err != nil {
 				return err
@@ -23,22 +37,40 @@ func newImagesCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dangling != nil {
+				list = slices.DeleteFunc(list, func(im store.Summary) bool { return (im.Name == "") != *dangling })
+			}
 			if quiet {
 				for _, im := range list {
-					fmt.Fprintln(a.stdout, im.Name)
+					fmt.Fprintln(a.stdout, cmp.Or(im.Name, im.Digest.String()))
 				}
 				return nil
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(w, "NAME\tDIGEST\tSIZE\tCREATED")
 			for _, im := range list {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", im.Name, im.Digest, humanSize(im.Size), im.Created.UTC().Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cmp.Or(im.Name, "<none>"), im.Digest, humanSize(im.Size), im.Created.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
 		},
 	}
-	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names (the digests of untagged images)")
+	c.Flags().StringVarP(&filter, "filter", "f", "", "dangling=true: only the untagged images; dangling=false: only the named ones")
 	return c
+}
+
+// danglingFilter parses --filter: nil when empty, else whether the list
+// keeps the untagged images (dangling=true) or the named ones.
+func danglingFilter(f string) (*bool, error) {
+	if f == "" {
+		return nil, nil
+	}
+	v, ok := strings.CutPrefix(f, "dangling=")
+	b, err := strconv.ParseBool(v)
+	if !ok || err != nil {
+		return nil, fmt.Errorf("--filter %q: want dangling=true or dangling=false", f)
+	}
+	return &b, nil
 }
 
 // humanSize prints n bytes in decimal units, as docker images does.

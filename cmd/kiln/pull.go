@@ -1,23 +1,39 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/store"
 )
 
 func newPullCommand(a *app) *cobra.Command {
 	var tag string
 	c := &cobra.Command{
 		Use:   "pull REF",
-		Short: "Copy an image from a registry into the local store",
-		Long: `Pull fetches the image REF names (for an image index, its linux image
-for this machine's architecture) into the local store, named REF (or -t
-NAME), and prints its digest. Blobs the store has are not fetched again.`,
+		Short: "Copy an image from a registry, an OCI layout or a docker archive into the local store",
+		Long: `Pull fetches the image REF names into the local store and prints its
+digest. REF is what kiln run takes:
+  REGISTRY/REPO[:TAG|@DIGEST]     a registry (for an image index, its linux
+                                  image for this machine's architecture);
+                                  named REF
+  oci-layout:DIR[:TAG]            an OCI image layout; kept untagged
+  docker-archive:FILE[:NAME:TAG]  a docker save tarball; named after the
+                                  image's RepoTags (or NAME:TAG), untagged
+                                  if it has none
+-t NAME names it NAME instead. An untagged image is found by the digest
+pull prints, until kiln rmi removes it. Blobs the store has are not
+fetched again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if store.IsTransport(args[0]) {
+				return a.pullTransport(ctx, args[0], tag)
+			}
 			rc, err := a.registry()
 			if err != nil {
 				return err
@@ -51,4 +67,44 @@ NAME), and prints its digest. Blobs the store has are not fetched again.`,
 	}
 	c.Flags().StringVarP(&tag, "tag", "t", "", "local `NAME` of the image (default REF)")
 	return c
+}
+
+// pullTransport copies the image of an oci-layout: or docker-archive:
+// reference into the store, named tag, else as the source names it, else
+// untagged, and prints its digest.
+func (a *app) pullTransport(ctx context.Context, ref, tag string) error {
+	names := []string{tag}
+	if tag == "" {
+		var err error
+		if names, err = store.SourceNames(ref); err != nil {
+			return fmt.Errorf("pulling %s: %w", ref, err)
+		}
+	}
+	for _, n := range names {
+		if _, err := store.ParseTag(n); err != nil {
+			return fmt.Errorf("pulling %s: %w", ref, err)
+		}
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	img, err := s.Resolve(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	var d v1.Hash
+	if len(names) == 0 {
+		d, err = s.Keep(ctx, img)
+	}
+	for _, n := range names {
+		if d, err = s.Tag(ctx, img, n); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	_, err = fmt.Fprintln(a.stdout, d)
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +37,10 @@ func newPushCommand(a *app) *cobra.Command {
   docker-archive:FILE[:NAME:TAG] a tarball for docker load / podman load
   REGISTRY/REPO[:TAG]           a registry; credentials from kiln login,
                                 ~/.docker/config.json and its credential helpers
-DEST defaults to IMAGE's own name, pushed to its registry. To a registry,
+IMAGE is a name of the local store or a digest (sha256:… in full, or at
+least its first 12 hex digits). DEST defaults to IMAGE's own name, pushed
+to its registry; a docker archive without NAME:TAG names the image
+IMAGE, unless IMAGE is a digest. To a registry,
 layers go up to 4 at once, blobs the registry has are not sent again, and
 failed requests (5xx, broken connections) are retried with backoff; kiln
 prints DEST's repository@digest.`,
@@ -57,15 +59,25 @@ prints DEST's repository@digest.`,
 			if err != nil {
 				return err
 			}
+			src, err := s.Name(ctx, args[0])
+			if err != nil {
+				return err
+			}
 			dest := args[0]
 			if len(args) == 2 {
 				dest = args[1]
+			} else if src == "" {
+				return fmt.Errorf("pushing %s: an image given by digest has no name to push to: give DEST", args[0])
 			}
 			if img, err = s.Recompress(ctx, img, comp); err != nil {
 				return fmt.Errorf("pushing %s: %w", dest, err)
 			}
-			if strings.HasPrefix(dest, "oci-layout:") || strings.HasPrefix(dest, "docker-archive:") {
-				return store.Export(ctx, img, dest)
+			if store.IsTransport(dest) {
+				var names []string
+				if src != "" {
+					names = []string{src}
+				}
+				return store.Export(ctx, img, dest, names...)
 			}
 			rc, err := a.registry()
 			if err != nil {

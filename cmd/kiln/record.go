@@ -50,6 +50,8 @@ func (a *app) newBuildView(mode string) (*buildView, error) {
 	case "json":
 		v.json = progress.NewJSON(a.stdout)
 		obs = v.json
+	case "quiet": // kiln build -q
+		obs = lifecycle.Observers{}
 	default:
 		return nil, fmt.Errorf("--progress %q: use auto, tty, plain or json", mode)
 	}

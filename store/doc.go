@@ -32,8 +32,9 @@
 // oci-layout: input is read the same way. A layer directory handed out by
 // LayerDirs, LayerDir or AdoptLayerDir is first checked against the digests
 // kept when it was made: its metadata digest (lstat only, once per Store),
-// then, if that differs, its whole tree; a changed one fails with an error
-// wrapping [ErrLayerDirChanged]. [Store.VerifyBlob] and
+// then, if that differs, its whole tree; a changed one is removed and made
+// again from the layer's blob (or a step's new diff), with a warning
+// ([WithWarnings]). [Store.VerifyBlob] and
 // [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
 // what fails, and a removed layer directory is unpacked again on next use.
 //

@@ -42,10 +42,8 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 		return "", err
 	}
 	dir := s.LayerPath(diffID)
-	if err := markUsed(dir); err == nil {
-		return dir, s.checkOnce(ctx, diffID)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+	if ok, err := s.existing(ctx, diffID); ok || err != nil {
+		return dir, err
 	}
 
 	tmp := s.tempName()
@@ -71,6 +69,29 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	}
 	s.checked.Store(diffID, true)
 	return dir, nil
+}
+
+// existing reports whether the layer directory of diffID exists and is
+// as it was made (checkOnce), marking it used. One that changed since
+// (tampered with, or damaged) is removed, with a warning, so that the
+// caller makes it again from the layer's blob, whose digest is checked as
+// it is read, or from a step's new diff.
+func (s *Store) existing(ctx context.Context, diffID v1.Hash) (bool, error) {
+	dir := s.LayerPath(diffID)
+	if err := markUsed(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	err := s.checkOnce(ctx, diffID)
+	if !errors.Is(err, ErrLayerDirChanged) {
+		return err == nil, err
+	}
+	s.warn(fmt.Sprintf("layer directory %s (diffID %s) was changed since it was made: kiln makes it again from the layer", dir, diffID))
+	if err := s.RemoveLayerDir(diffID); err != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 // checkOnce checks the layer directory of diffID (checkLayerDir) the first
@@ -166,10 +187,8 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 // must be on the store's file system.
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
-	if err := markUsed(dst); err == nil {
-		return dst, s.checkOnce(ctx, diffID)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+	if ok, err := s.existing(ctx, diffID); ok || err != nil {
+		return dst, err
 	}
 	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
 		return "", err

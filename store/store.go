@@ -39,17 +39,44 @@ type Store struct {
 	// directories this Store has checked or made, which it hands out
 	// without checking them again.
 	checked sync.Map
+	warn    func(msg string)
+}
+
+// Option configures a Store.
+type Option func(*options) error
+
+type options struct {
+	warn func(string)
+}
+
+// WithWarnings sets where the Store says what it mended on its own: a
+// layer directory that changed since it was made, removed and made again
+// from its blob. The default is to say nothing.
+func WithWarnings(fn func(msg string)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return errors.New("store warnings: nil function")
+		}
+		o.warn = fn
+		return nil
+	}
 }
 
 // Open opens the store under root, creating its directories and an empty OCI
 // layout if they do not exist, and removes the entries of tmp/ left behind by
 // processes that are no longer running.
-func Open(ctx context.Context, root string) (*Store, error) {
+func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
+	o := options{warn: func(string) {}}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", root, err)
+		}
+	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	s := &Store{root: abs}
+	s := &Store{root: abs, warn: o.warn}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode

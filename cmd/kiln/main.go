@@ -273,7 +273,9 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 		return nil, err
 	}
 	a.root = abs
-	return store.Open(ctx, a.root)
+	return store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
+		fmt.Fprintln(a.stderr, "kiln: warning:", msg)
+	}))
 }
 
 // engine opens the snapshotter and the container runtime under --root,

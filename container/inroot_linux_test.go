@@ -98,38 +98,6 @@ func openWithLinks(t *testing.T, dir string, links map[string]string) int {
 	return root
 }
 
-// TestOpenRegular refuses what would block or leave the root.
-func TestOpenRegular(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte("root:x:0:0::/root:/bin/sh\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root := openWithLinks(t, dir, map[string]string{"abs": "/passwd", "host": "/etc/passwd", "magic": "/proc/self/root/etc/passwd"})
-	tests := []struct {
-		path    string
-		wantErr string
-	}{
-		{"/passwd", ""},
-		{"/abs", ""},
-		{"/fifo", "not a regular file"},
-		{"/host", "no such file"},  // /etc/passwd inside the root
-		{"/magic", "no such file"}, // /proc is not in the root either
-		{"/", "not a regular file"},
-	}
-	for _, tt := range tests {
-		f, err := openRegular(root, tt.path)
-		if f != nil {
-			f.Close()
-		}
-		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-			t.Errorf("openRegular %s: error %v, want %q", tt.path, err, tt.wantErr)
-		}
-	}
-}
-
 // TestKernelMountpointLinks starts containers whose image makes /proc,
 // /sys or /dev a symlink: the start fails naming the path, instead of
 // mounting there and masking nothing.

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/regfile"
 )
 
 // credential is who a process runs as.
@@ -112,12 +113,9 @@ func lookupUser(spec string) (credential, string, error) {
 // readColonFile reads the container's file at path (after pivot_root)
 // as colon-separated fields. A missing file is empty.
 func readColonFile(path string) ([][]string, error) {
-	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("reading the image's %s: %w", path, err)
-	}
-	f, err := openRegular(root, path)
-	unix.Close(root)
+	// Inside the root, as if it were "/", and only a regular file: a
+	// FIFO would block the init, a device is not to be opened.
+	f, err := regfile.OpenInRoot("/", path)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
@@ -135,25 +133,4 @@ func readColonFile(path string) ([][]string, error) {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out, s.Err()
-}
-
-// openRegular opens p for reading inside the directory root, as if root
-// were "/": links are followed inside it, magic ones not at all, and
-// anything but a regular file (a FIFO would block) is refused without
-// waiting on it.
-func openRegular(root int, p string) (*os.File, error) {
-	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	fd, err := unix.Openat2(root, p, &how)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), p)
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
-	return f, nil
 }

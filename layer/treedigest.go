@@ -28,7 +28,8 @@ type TreeDigests struct {
 	// Meta covers the same entries by their inode metadata only: inode
 	// number, mode, owner, size, link count, device number and the
 	// modification and change times (the top directory's change time
-	// left out: the store bumps it to mark a layer used). Writing a file,
+	// left out: the store bumps it to mark a layer used; and a whiteout's
+	// link count and change time, which overlayfs moves). Writing a file,
 	// its attributes or the directory's entries changes a change time that
 	// no one can set back, so a Meta that matches is a cheap proof that
 	// the tree is as it was; a copy or restore of the directory changes it
@@ -57,11 +58,17 @@ func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, err
 		if err := unix.Lstat(p, &st); err != nil {
 			return &os.PathError{Op: "lstat", Path: p, Err: err}
 		}
-		ctime := st.Ctim.Nano()
+		ctime, nlink := st.Ctim.Nano(), uint64(st.Nlink)
 		if rel == "." {
 			ctime = 0
 		}
-		field(meta, rel, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Nlink, st.Rdev, st.Mtim.Nano(), ctime)
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			// An overlay whiteout: overlayfs makes them as links to one
+			// inode of its workdir, whose link count and change time move
+			// as snapshots come and go. It holds nothing else to change.
+			ctime, nlink = 0, 0
+		}
+		field(meta, rel, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, nlink, st.Rdev, st.Mtim.Nano(), ctime)
 		if !content {
 			return nil
 		}

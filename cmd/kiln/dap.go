@@ -36,6 +36,8 @@ copy kept until the session ends). See README.md for launch.json.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return dap.Serve(cmd.Context(), a.stdin, a.stdout, dap.Options{
 				Load: a.dapLoad, Build: a.dapBuild, Terminal: a.dapTerminal,
+				// kiln build's, with 130 for a build the session stopped.
+				Status: func(ctx context.Context, err error) int { return exitStatus(ctx, err, true) },
 				Forget: func(ctx context.Context, name string) error {
 					s, err := a.store(ctx)
 					if err != nil {

@@ -34,10 +34,18 @@ async function session(t) {
   proc.stderr.on('data', (d) => { stderr += d; });
   const ended = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   proc.stdin.on('error', () => {}); // a write after the adapter ended
+  // After a test, also one that failed half-way: a disconnect, if the
+  // adapter still runs, then SIGTERM (kiln cleans up), and its end.
+  let exited = false;
+  proc.on('exit', () => { exited = true; });
   t.after(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      await dc.stop();
+    if (!exited) {
+      await Promise.race([dc.disconnectRequest().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
     }
+    if (!exited) {
+      proc.kill();
+    }
+    await ended;
   });
   let seen = 0; // events[seen:] are not yet waited for
   const s = {

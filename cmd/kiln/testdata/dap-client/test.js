@@ -70,6 +70,11 @@ async function session(t) {
         await new Promise((r) => setTimeout(r, 20));
       }
     },
+    // launch initializes the session and launches args.
+    async launch(args) {
+      await dc.launch(args);
+      await s.next('initialized');
+    },
     // stopped waits for the next stop and returns it with its top frame.
     async stopped() {
       const ev = await s.next('stopped');
@@ -142,8 +147,7 @@ test("the README's launch.json, with the adapter in /: relative values, breakpoi
   const ws = workspace({ 'app.yml': app, 'dev.yml': 'greeting: hello-from-dev\n' });
   const manifest = path.join(ws, 'app.yml');
   const s = await session(t);
-  await s.dc.launch(readmeLaunch(ws));
-  await s.next('initialized');
+  await s.launch(readmeLaunch(ws));
   const bps = await s.dc.setBreakpointsRequest({ source: { path: manifest }, breakpoints: [{ line: 4 }] });
   assert.deepEqual(bps.body.breakpoints.map((b) => [b.line, b.verified]), [[4, true]]);
   await s.dc.configurationDoneRequest();
@@ -175,8 +179,7 @@ test("the README's launch.json, with the adapter in /: relative values, breakpoi
 test('a launch with cwd: a relative manifest, context and values resolve against it', { timeout: 60000 }, async (t) => {
   const ws = workspace({ 'sub/app.yml': 'from: busybox\nsteps:\n  - run: echo v={{ v }}\n', 'vals.yml': 'v: from-cwd\n' });
   const s = await session(t);
-  await s.dc.launch({ manifest: 'sub/app.yml', context: '.', values: ['vals.yml'], cwd: ws });
-  await s.next('initialized');
+  await s.launch({ manifest: 'sub/app.yml', context: '.', values: ['vals.yml'], cwd: ws });
   await s.dc.configurationDoneRequest();
   assert.equal((await s.next('exited')).body.exitCode, 0, s.output());
   assert.match(s.output('stdout'), /v=from-cwd/);
@@ -187,8 +190,7 @@ test('Dockerfile: a breakpoint on a RUN is verified and hit at its column; on CM
   const ws = workspace({ Dockerfile: lines.join('\n') + '\n' });
   const dockerfile = path.join(ws, 'Dockerfile');
   const s = await session(t);
-  await s.dc.launch({ manifest: dockerfile });
-  await s.next('initialized');
+  await s.launch({ manifest: dockerfile });
   const bps = await s.dc.setBreakpointsRequest({ source: { path: dockerfile }, breakpoints: [2, 3, 4, 5, 6, 7].map((line) => ({ line })) });
   const got = bps.body.breakpoints.map((b) => [b.line, b.verified]);
   assert.deepEqual(got, [[2, true], [3, false], [4, false], [5, false], [6, false], [7, false]]);
@@ -225,8 +227,7 @@ target: final
 `;
   const ws = workspace({ 'app.yml': app });
   const s = await session(t);
-  await s.dc.launch({ manifest: path.join(ws, 'app.yml'), noCache: true });
-  await s.next('initialized');
+  await s.launch({ manifest: path.join(ws, 'app.yml'), noCache: true });
   await s.dc.setExceptionBreakpointsRequest({ filters: [] }); // a failure ends the build
   await s.dc.configurationDoneRequest();
   const exited = await s.next('exited');
@@ -242,8 +243,7 @@ target: final
 test('disconnect in the middle of a step: the build ends as interrupted, quietly', { timeout: 60000 }, async (t) => {
   const ws = workspace({ 'app.yml': 'from: busybox\nsteps:\n  - run: echo sleeping && sleep 30\n  - run: echo never\n' });
   const s = await session(t);
-  await s.dc.launch({ manifest: path.join(ws, 'app.yml'), noCache: true });
-  await s.next('initialized');
+  await s.launch({ manifest: path.join(ws, 'app.yml'), noCache: true });
   await s.dc.configurationDoneRequest();
   await s.next('output', (e) => e.body.output.includes('sleeping'));
   await s.dc.disconnectRequest({ terminateDebuggee: true });
@@ -258,8 +258,7 @@ test('disconnect in the middle of a step: the build ends as interrupted, quietly
 test('terminate at a stop: the build ends as interrupted, quietly', { timeout: 60000 }, async (t) => {
   const ws = workspace({ 'app.yml': 'from: busybox\nsteps:\n  - run: echo one\n' });
   const s = await session(t);
-  await s.dc.launch({ manifest: path.join(ws, 'app.yml'), stopOnEntry: true });
-  await s.next('initialized');
+  await s.launch({ manifest: path.join(ws, 'app.yml'), stopOnEntry: true });
   await s.dc.configurationDoneRequest();
   await s.stopped();
   await s.dc.terminateRequest();

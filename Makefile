@@ -5,7 +5,8 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 KILN    := bin/kiln
 WORK    ?= /tmp/kiln-demo
 # Packages the tests use: the busybox base, and the ecosystem's own tools
-# that check kiln's output.
+# that check kiln's output. TestDAPClient also needs node and npm (Debian's
+# nodejs and npm, installed by test-deps when the commands are missing).
 TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser
 
 .PHONY: demo test lint build deps test-deps bench fuzz clean
@@ -25,6 +26,8 @@ deps:
 
 test-deps:
 	$(call apt_install,$(TEST_PACKAGES))
+	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 
 # The main job: a busybox base image made offline from busybox-static and
 # imported into kiln's store, then a real build of examples/hello (a

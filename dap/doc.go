@@ -21,4 +21,11 @@
 // command run on the stopped step's filesystem, or "terminal" to open a
 // shell there through the client's runInTerminal), exceptionInfo,
 // disconnect and terminate. A failed step stops with reason "exception".
+//
+// A launch's relative paths are relative to its "cwd", else to the
+// manifest's directory, never to the adapter's working directory.
+// Breakpoints are verified on the steps the build can stop at
+// (executor.Stops), frames and output carry 1-based lines and columns,
+// every thread that started exits, and a build the session stops
+// (disconnect, terminate) ends with Options.Status's code, quietly.
 package dap

@@ -69,7 +69,7 @@ func (s *session) stackTrace(thread int) []godap.StackFrame {
 	}
 	var frames []godap.StackFrame
 	for p := &pos; p != nil; p = p.Caller {
-		f := godap.StackFrame{Id: thread*1000 + len(frames) + 1, Name: name, Line: p.Line, Column: p.Col}
+		f := godap.StackFrame{Id: thread*1000 + len(frames) + 1, Name: name, Line: p.Line, Column: s.column(*p)}
 		if p.File != "" {
 			f.Source = source(p.File)
 		}

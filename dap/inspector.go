@@ -25,23 +25,32 @@ func (s *session) wrap(obs lifecycle.Observer) lifecycle.Observer {
 	return inspector{s: s, obs: obs}
 }
 
-// Event passes e on and notes the node's thread and state.
+// Event passes e on and notes the node's state. A node is a thread from
+// its first step (checking its cache) to its end: the client is told it
+// started, then that it exited, once each (again if a failed step is run
+// again). A node cancelled before it started is never a thread.
 func (in inspector) Event(e lifecycle.Event) {
 	in.obs.Event(e)
 	s := in.s
 	s.mu.Lock()
+	was, known := s.states[e.Node]
 	s.states[e.Node] = e.State
+	alive := known && was != lifecycle.Pending && !was.Final()
+	reason := ""
+	switch {
+	case !alive && e.State != lifecycle.Pending && !e.State.Final():
+		reason = "started"
+	case alive && e.State.Final():
+		reason = "exited"
+	}
 	id, ok := s.threads[e.Node]
-	if !ok {
+	if !ok && reason == "started" {
 		id = len(s.threads) + 1
 		s.threads[e.Node], s.nodes[id] = id, e.Node
 	}
 	s.mu.Unlock()
-	switch {
-	case !ok:
-		s.send(&godap.ThreadEvent{Event: event("thread"), Body: godap.ThreadEventBody{Reason: "started", ThreadId: id}})
-	case e.State.Final():
-		s.send(&godap.ThreadEvent{Event: event("thread"), Body: godap.ThreadEventBody{Reason: "exited", ThreadId: id}})
+	if reason != "" {
+		s.send(&godap.ThreadEvent{Event: event("thread"), Body: godap.ThreadEventBody{Reason: reason, ThreadId: id}})
 	}
 }
 

@@ -2,6 +2,7 @@ package dap
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,18 @@ import (
 // LaunchArgs are the arguments of a launch request: what to build, and
 // how.
 type LaunchArgs struct {
-	// Manifest is the app.yml or Dockerfile to build.
+	// Manifest is the app.yml or Dockerfile to build: an absolute path,
+	// or one relative to Cwd.
 	Manifest string `json:"manifest"`
+	// Cwd is the directory the relative paths of the launch are relative
+	// to, as a launch.json's "cwd" (default: the manifest's directory).
+	// kiln dap's own working directory is never used: an editor may
+	// start it anywhere.
+	Cwd string `json:"cwd,omitempty"`
 	// Context is the build context directory (default: the manifest's).
-	Context   string   `json:"context,omitempty"`
-	Tag       string   `json:"tag,omitempty"`
+	Context string `json:"context,omitempty"`
+	Tag     string `json:"tag,omitempty"`
+	// Values are YAML files of template values.
 	Values    []string `json:"values,omitempty"`
 	Set       []string `json:"set,omitempty"`
 	BuildArgs []string `json:"buildArgs,omitempty"`
@@ -45,6 +53,10 @@ type Options struct {
 	// Build runs the build of a launch. It must make its observer
 	// wrap(obs) for the build's own obs; what it prints goes to console.
 	Build func(ctx context.Context, args LaunchArgs, wrap func(lifecycle.Observer) lifecycle.Observer, console io.Writer) error
+	// Status is the exit status of a build that Build ended with err
+	// under ctx, for the exited event (nil: 0, or 1 after an error). A
+	// build the session stopped ends with ctx cancelled.
+	Status func(ctx context.Context, err error) int
 	// Terminal keeps the filesystem of a stopped step and returns the
 	// name it is kept under and the command line that opens a shell
 	// there. It may be nil: there is no terminal then.
@@ -88,6 +100,7 @@ type session struct {
 	args     LaunchArgs
 	graph    *dag.Graph
 	breaks   map[string]map[int]int // file → line → breakpoint ID
+	files    map[string][]string    // the lines of the files column read
 	nextID   int
 	threads  map[string]int // node → thread ID
 	nodes    map[int]string // thread ID → node
@@ -105,7 +118,7 @@ type session struct {
 }
 
 func newSession(w io.Writer, opts Options) *session {
-	s := &session{opts: opts, w: w, breaks: map[string]map[int]int{}, threads: map[string]int{},
+	s := &session{opts: opts, w: w, breaks: map[string]map[int]int{}, files: map[string][]string{}, threads: map[string]int{},
 		nodes: map[int]string{}, states: map[string]lifecycle.State{}}
 	s.cond = sync.NewCond(&s.mu)
 	return s
@@ -262,18 +275,8 @@ func (s *session) launch(ctx context.Context, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &args); err != nil {
 		return fmt.Errorf("reading the launch arguments: %w", err)
 	}
-	if args.Manifest == "" {
-		return errors.New(`launch needs "manifest": the path of an app.yml or a Dockerfile`)
-	}
-	for _, p := range []*string{&args.Manifest, &args.Context, &args.Root} {
-		if *p == "" {
-			continue
-		}
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			return err
-		}
-		*p = abs
+	if err := args.resolve(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	busy := s.done != nil || s.graph != nil
@@ -288,6 +291,42 @@ func (s *session) launch(ctx context.Context, raw json.RawMessage) error {
 	s.mu.Lock()
 	s.args, s.graph = args, g
 	s.mu.Unlock()
+	return nil
+}
+
+// resolve makes the launch's paths absolute, as a launch.json's are
+// meant: against "cwd" when given, else against the manifest's
+// directory; never against kiln dap's working directory, which is
+// wherever the editor started it.
+func (a *LaunchArgs) resolve() error {
+	if a.Manifest == "" {
+		return errors.New(`launch needs "manifest": the path of an app.yml or a Dockerfile`)
+	}
+	if a.Cwd != "" && !filepath.IsAbs(a.Cwd) {
+		return fmt.Errorf(`launch: "cwd" is %q: it must be an absolute path ("${workspaceFolder}")`, a.Cwd)
+	}
+	if !filepath.IsAbs(a.Manifest) {
+		if a.Cwd == "" {
+			return fmt.Errorf(`launch: "manifest" is %q, a relative path, and there is no "cwd" it is relative to: give an absolute path ("${workspaceFolder}/app.yml") or a "cwd"`, a.Manifest)
+		}
+		a.Manifest = filepath.Join(a.Cwd, a.Manifest)
+	}
+	a.Manifest = filepath.Clean(a.Manifest)
+	base := cmp.Or(a.Cwd, filepath.Dir(a.Manifest))
+	abs := func(p string) string {
+		switch {
+		case p == "":
+			return ""
+		case filepath.IsAbs(p):
+			return filepath.Clean(p)
+		}
+		return filepath.Join(base, p)
+	}
+	a.Context, a.Root = abs(a.Context), abs(a.Root)
+	a.Values = slices.Clone(a.Values)
+	for i, v := range a.Values {
+		a.Values[i] = abs(v)
+	}
 	return nil
 }
 
@@ -306,9 +345,16 @@ func (s *session) start(ctx context.Context) {
 		defer close(done)
 		err := s.opts.Build(ctx, args, s.wrap, console{s, "console"})
 		code := 0
-		if err != nil {
+		switch {
+		case s.opts.Status != nil:
+			code = s.opts.Status(ctx, err)
+		case err != nil:
 			code = 1
-			s.output("stderr", fmt.Sprintf("kiln: build failed: %v\n", err))
+		}
+		// A build the client stopped (disconnect, terminate) ends as
+		// interrupted, without a word: the user asked for it.
+		if err != nil && ctx.Err() == nil {
+			s.output("stderr", fmt.Sprintf("kiln: %v\n", err))
 		}
 		s.send(&godap.ExitedEvent{Event: event("exited"), Body: godap.ExitedEventBody{ExitCode: code}})
 		s.send(&godap.TerminatedEvent{Event: event("terminated")})
@@ -320,17 +366,19 @@ func (s *session) start(ctx context.Context) {
 func (s *session) end(ctx context.Context) {
 	s.mu.Lock()
 	s.quit = true
+	// The build's context first: the build must see that it was stopped,
+	// not that a step was aborted.
+	if s.cancel != nil {
+		s.cancel()
+	}
 	if s.stopped != nil {
 		s.stopped.resume <- executor.Action{Kind: executor.Abort}
 		s.stopped = nil
 	}
 	s.cond.Broadcast()
-	done, cancel, kept := s.done, s.cancel, s.kept
+	done, kept := s.done, s.kept
 	s.kept = nil
 	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
 	if done != nil {
 		<-done
 	}

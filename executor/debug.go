@@ -35,6 +35,14 @@ type Inspector interface {
 	After(ctx context.Context, v *NodeView) Action
 }
 
+// Stops reports whether an Inspector's Before is called for node n, so
+// that a breakpoint there can stop: for a test, and for a step that makes
+// a layer; not for a step that only changes the image's config
+// (configOnly: ENV, USER, CMD, LABEL, EXPOSE…).
+func Stops(n *dag.Node) bool {
+	return n.Test != nil || n.Step != nil && !configOnly(n.Step)
+}
+
 // ActionKind is what an Inspector tells the executor to do with a step.
 type ActionKind int
 

@@ -118,7 +118,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		in.Epoch = strconv.FormatInt(r.epoch.Unix(), 10)
 	}
 	switch {
-	case s.Kind == manifest.StepEnv, s.Kind == manifest.StepWorkdir && !s.MakeWorkdir, s.Kind == manifest.StepUser, s.Kind == manifest.StepConfig:
+	case configOnly(s):
 		switch s.Kind {
 		case manifest.StepEnv:
 			for _, kv := range s.Env {

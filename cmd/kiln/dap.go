@@ -23,12 +23,16 @@ func newDAPCommand(a *app) *cobra.Command {
 and Neovim's nvim-dap run a debug adapter. A launch request names the
 manifest (or Dockerfile) and the build's flags:
 
-  {"manifest": "app.yml", "context": ".", "tag": "app:dev",
+  {"manifest": "app.yml", "cwd": "/src/app", "context": ".", "tag": "app:dev",
    "values": ["prod.yml"], "set": ["k=v"], "buildArgs": ["K=V"],
    "target": "", "root": "", "noCache": false, "stopOnEntry": true}
 
-Breakpoints go on the first line of a step or test (or of a use: line,
-for a module's steps). A failed step stops as an exception. In the debug
+Relative paths are relative to cwd, else to the manifest's directory;
+never to the directory kiln dap runs in. Breakpoints go on the first
+line of a step or test (or of a use: line, for a module's steps); not
+on an instruction that only sets the image's config (CMD, ENV, LABEL…),
+where no step runs. A failed step stops as an exception; a build the
+session stops ends as interrupted (130). In the debug
 console, a command runs on the stopped step's filesystem; "terminal"
 opens a shell there in the editor's terminal (kiln debug attach on a
 copy kept until the session ends). See README.md for launch.json.`,
@@ -36,6 +40,8 @@ copy kept until the session ends). See README.md for launch.json.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return dap.Serve(cmd.Context(), a.stdin, a.stdout, dap.Options{
 				Load: a.dapLoad, Build: a.dapBuild, Terminal: a.dapTerminal,
+				// kiln build's, with 130 for a build the session stopped.
+				Status: func(ctx context.Context, err error) int { return exitStatus(ctx, err, true) },
 				Forget: func(ctx context.Context, name string) error {
 					s, err := a.store(ctx)
 					if err != nil {

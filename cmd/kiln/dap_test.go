@@ -546,7 +546,8 @@ func TestDAPBranches(t *testing.T) {
 }
 
 // TestDAPTerminate: terminate at the entry stop aborts the build: it
-// exits non-zero, no step runs, and nothing is cached or left behind.
+// exits as interrupted (130), quietly; no step runs, and nothing is
+// cached or left behind.
 func TestDAPTerminate(t *testing.T) {
 	root := buildRoot(t)
 	dir := writeContext(t, map[string]string{"app.yml": dapManifest})
@@ -568,13 +569,16 @@ func TestDAPTerminate(t *testing.T) {
 			terminated = true
 		}
 	}
-	if diff := cmp.Diff([]int{1}, exits); diff != "" || !terminated {
+	if diff := cmp.Diff([]int{exitInterrupted}, exits); diff != "" || !terminated {
 		t.Errorf("before the answer to terminate: exit codes (-want +got):\n%s\nterminated: %v", diff, terminated)
 	}
 	c.send("disconnect", &godap.DisconnectRequest{})
 	next[*godap.DisconnectResponse](c, nil)
 	if out := c.output("stdout"); out != "" {
 		t.Errorf("steps ran: %q", out)
+	}
+	if out := c.output("stderr"); out != "" {
+		t.Errorf("a stop the client asked for said %q", out)
 	}
 	if ls := mustKiln(t, root, "cache", "ls").stdout; strings.Count(ls, "\n") != 1 {
 		t.Errorf("the cache holds records of an aborted build:\n%s", ls)

@@ -46,9 +46,9 @@ type Options struct {
 	// default is this machine's (host.os is always "linux").
 	Host *Host
 	// Frontend chooses how path is read: "dockerfile", or "yaml" (kiln's
-	// manifests). The default is a Dockerfile when path's base name is
-	// Dockerfile or Containerfile or ends in .Dockerfile or .dockerfile,
-	// and YAML otherwise.
+	// manifests). The default is a Dockerfile when IsDockerfile(path) or
+	// its first instruction is a Dockerfile instruction
+	// (StartsLikeDockerfile), and YAML otherwise.
 	Frontend string
 	// BuildArgs are a Dockerfile's --build-arg KEY=VALUE values (a KEY
 	// alone takes its value from Getenv, as docker build does).
@@ -68,18 +68,39 @@ type Options struct {
 // the manifest's file, line and column, or wrap the failure to read a
 // file.
 func Load(ctx context.Context, path string, opts Options) (*Build, error) {
-	switch opts.Frontend {
-	case "dockerfile":
+	fe, err := Frontend(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if fe == "dockerfile" {
 		return LoadDockerfile(ctx, path, opts)
-	case "", "yaml":
-		if opts.Frontend == "" && IsDockerfile(path) {
-			return LoadDockerfile(ctx, path, opts)
-		}
-	default:
-		return nil, fmt.Errorf("unknown frontend %q: use dockerfile or yaml", opts.Frontend)
 	}
 	b, _, err := load(ctx, path, opts)
 	return b, err
+}
+
+// Frontend returns how the manifest at path is read, "dockerfile" or
+// "yaml": opts.Frontend when given, else a Dockerfile when IsDockerfile
+// says so by its name or by its first instruction.
+func Frontend(path string, opts Options) (string, error) {
+	switch opts.Frontend {
+	case "dockerfile", "yaml":
+		return opts.Frontend, nil
+	case "":
+	default:
+		return "", fmt.Errorf("unknown frontend %q: use dockerfile or yaml", opts.Frontend)
+	}
+	if IsDockerfile(path) {
+		return "dockerfile", nil
+	}
+	data, err := readManifest(path, opts)
+	if err != nil {
+		return "", fmt.Errorf("reading manifest: %w", err)
+	}
+	if StartsLikeDockerfile(data) {
+		return "dockerfile", nil
+	}
+	return "yaml", nil
 }
 
 // Render returns the rendered second document of the manifest at path
@@ -96,12 +117,45 @@ func Render(ctx context.Context, path string, opts Options) ([]byte, error) {
 // manifestNames are the names Find tries, in order.
 var manifestNames = []string{"kiln.yml", "kiln.yaml", "app.yml", "app.yaml", "Dockerfile", "Containerfile"}
 
-// IsDockerfile reports whether path names a Dockerfile: its base name is
-// Dockerfile or Containerfile, or ends in .Dockerfile or .dockerfile.
+// IsDockerfile reports whether path names a Dockerfile: its base name
+// is Dockerfile or Containerfile, starts with Dockerfile. or
+// Containerfile. (Dockerfile.dev), or ends in .Dockerfile, .dockerfile or
+// .Containerfile; a .yml or .yaml name never is.
 func IsDockerfile(path string) bool {
 	base := filepath.Base(path)
-	return base == "Dockerfile" || base == "Containerfile" ||
-		strings.HasSuffix(base, ".Dockerfile") || strings.HasSuffix(base, ".dockerfile")
+	if ext := filepath.Ext(base); ext == ".yml" || ext == ".yaml" {
+		return false
+	}
+	for _, n := range []string{"Dockerfile", "Containerfile"} {
+		if base == n || strings.HasPrefix(base, n+".") || strings.HasSuffix(base, "."+n) {
+			return true
+		}
+	}
+	return strings.HasSuffix(base, ".dockerfile")
+}
+
+// dockerfileInstructions are the instructions a Dockerfile may start
+// with, upper-cased.
+var dockerfileInstructions = map[string]bool{
+	"FROM": true, "ARG": true, "RUN": true, "CMD": true, "LABEL": true, "MAINTAINER": true, "EXPOSE": true,
+	"ENV": true, "ADD": true, "COPY": true, "ENTRYPOINT": true, "VOLUME": true, "USER": true, "WORKDIR": true,
+	"ONBUILD": true, "STOPSIGNAL": true, "HEALTHCHECK": true, "SHELL": true,
+}
+
+// StartsLikeDockerfile reports whether the first line of data that is
+// neither blank nor a comment starts with a Dockerfile instruction (in
+// any case) followed by a space: "FROM alpine" does, "from: alpine" (YAML)
+// does not.
+func StartsLikeDockerfile(data []byte) bool {
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		word, rest, ok := strings.Cut(strings.ReplaceAll(l, "\t", " "), " ")
+		return ok && dockerfileInstructions[strings.ToUpper(word)] && strings.TrimSpace(rest) != ""
+	}
+	return false
 }
 
 // Find returns the manifest to use in dir: kiln.yml, kiln.yaml, app.yml,

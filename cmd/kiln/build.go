@@ -46,7 +46,7 @@ func (f *manifestFlags) add(c *cobra.Command) {
 	fl.StringArrayVar(&f.envVars, "env-var", nil, "expose environment variable NAME to the template as env.NAME (repeatable)")
 	fl.StringVar(&f.target, "target", "", "the stage that becomes the image (default: the manifest's target, else the last stage)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "a Dockerfile ARG value KEY=VALUE, or KEY to take it from the environment (repeatable)")
-	fl.StringVar(&f.frontend, "frontend", "", "read the file as a dockerfile or a yaml manifest (default: a Dockerfile when named Dockerfile, Containerfile or *.Dockerfile)")
+	fl.StringVar(&f.frontend, "frontend", "", "read the file as a dockerfile or a yaml manifest (default: a Dockerfile when named Dockerfile*, Containerfile* or *.Dockerfile, or when its first instruction is a Dockerfile instruction)")
 }
 
 // load finds and loads the manifest; args may hold the CONTEXT.

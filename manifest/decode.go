@@ -545,7 +545,7 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 		if c.From != "" {
 			from = "--from=" + c.From + " "
 		}
-		st.Name = stepName("copy", from+c.Src+" -> "+c.Dst)
+		st.Name = stepName("copy", from+strings.Join(c.AllSources(), " ")+" -> "+c.Dst)
 	case StepTemplate:
 		src, dst, err := d.srcDst(p.v, "template", "src", "dst")
 		if err != nil {
@@ -583,8 +583,9 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 }
 
 type field struct {
-	s   string
-	pos Pos
+	s    string
+	pos  Pos
+	list []string // copy's src: a list of two or more sources
 }
 
 // srcDst reads {src: A, dst: B} (plus extra keys, returned) or "A B".
@@ -594,7 +595,7 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 		if len(f) != 2 {
 			return src, dst, Errorf(d.pos(n), "%s: want {src: SRC, dst: DST} or \"SRC DST\"", what)
 		}
-		return field{f[0], d.pos(n)}, field{f[1], d.pos(n)}, nil
+		return field{s: f[0], pos: d.pos(n)}, field{s: f[1], pos: d.pos(n)}, nil
 	}
 	ps, err := d.mapping(n, what, extra...)
 	if err != nil {
@@ -603,8 +604,15 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 	for _, p := range ps {
 		switch p.key {
 		case "src":
-			src.s, err = d.nonEmpty(p.v, what+" src")
 			src.pos = d.pos(p.v)
+			if what == "copy" && p.v.Kind == yaml.SequenceNode {
+				src.list, err = d.sources(p.v)
+				if len(src.list) > 0 {
+					src.s = src.list[0]
+				}
+				break
+			}
+			src.s, err = d.nonEmpty(p.v, what+" src")
 		case "dst":
 			dst.s, err = d.nonEmpty(p.v, what+" dst")
 			dst.pos = d.pos(p.v)
@@ -622,6 +630,23 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 	return src, dst, nil
 }
 
+// sources reads copy's src: [a, b]: a list of sources, none empty.
+func (d *decoder) sources(n *yaml.Node) ([]string, error) {
+	l, err := d.strList(n, "copy src")
+	if err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		return nil, Errorf(d.pos(n), "copy src: the list of sources is empty")
+	}
+	for i, s := range l {
+		if s == "" {
+			return nil, Errorf(d.pos(n.Content[i]), "copy src: a source is empty")
+		}
+	}
+	return l, nil
+}
+
 var modeRE = regexp.MustCompile(`^(0o|0)?[0-7]{1,4}$`)
 
 func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
@@ -630,6 +655,10 @@ func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
 		return nil, err
 	}
 	c := &Copy{Src: src.s, Dst: dst.s}
+	if len(src.list) > 1 {
+		// As a Dockerfile's COPY a b /dst/: Dst is a directory.
+		c.Src, c.Sources = "", src.list
+	}
 	if n.Kind == yaml.MappingNode {
 		ps, _ := d.mapping(n, "copy")
 		for _, p := range ps {
@@ -655,8 +684,10 @@ func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
 		}
 	}
 	if c.From == "" {
-		if err := inContext(c.Src); err != nil {
-			return nil, &Error{Pos: d.pos(n), Msg: fmt.Sprintf("copy source %q", c.Src), Err: err}
+		for _, s := range c.AllSources() {
+			if err := inContext(s); err != nil {
+				return nil, &Error{Pos: d.pos(n), Msg: fmt.Sprintf("copy source %q", s), Err: err}
+			}
 		}
 	}
 	return c, nil

@@ -61,7 +61,15 @@ type Options struct {
 	// the start of the stage. The default takes every base to have no env
 	// and no triggers.
 	ResolveBase func(ctx context.Context, ref string) (*ImageConfig, error)
+	// Data, when not nil, is the manifest's text, read in place of the
+	// file at path, which then only names it and places it (its
+	// directory is where its includes and modules are found): kiln
+	// build -f - reads stdin, named StdinName in the context.
+	Data []byte
 }
+
+// StdinName is the base name of a manifest read from stdin (Data).
+const StdinName = "<stdin>"
 
 // Load reads the manifest at path: it renders the template, decodes the
 // result, validates it and returns the IR. Errors are *Error values naming
@@ -241,6 +249,9 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 // directory, or a file that is not a regular file, is refused before it
 // is read (see package regfile).
 func readManifest(path string, opts Options) ([]byte, error) {
+	if opts.Data != nil {
+		return opts.Data, nil
+	}
 	dir, name := filepath.Split(path)
 	if opts.Context != "" {
 		ctx, err := filepath.Abs(opts.Context)

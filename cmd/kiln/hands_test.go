@@ -1,7 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -60,5 +65,161 @@ func TestRenderDockerfile(t *testing.T) {
 		if r.code != exitBadInput || !strings.Contains(r.stderr, "nothing to render") || !strings.Contains(r.stderr, "kiln graph") {
 			t.Errorf("kiln %s: exit %d, stderr %q; want 2, \"nothing to render\" and the kiln graph command", strings.Join(args, " "), r.code, r.stderr)
 		}
+	}
+}
+
+// TestOutputLocalAndTar: -o is --output; type=local,dest=DIR writes the
+// image's final filesystem (no image) and type=tar,dest=FILE the same
+// as one tar, as buildx does; copy: takes a list of sources; a build of
+// one node says "1 node ran".
+func TestOutputLocalAndTar(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{
+		"kiln.yml": "from: busybox\nsteps:\n  - copy: {src: [a.txt, b.txt], dst: /d/}\n",
+		"a.txt":    "A\n",
+		"b.txt":    "B\n",
+	})
+	out := t.TempDir()
+	local, tarFile := filepath.Join(out, "fs"), filepath.Join(out, "fs.tar")
+	r := mustKiln(t, root, "build", "--progress", "plain", "-o", "type=local,dest="+local, "-o", "type=tar,dest="+tarFile, dir)
+	if !strings.Contains(r.stderr, ": 1 node ran, ") {
+		t.Errorf("the build of one node does not say \"1 node ran\":\n%s", r.stderr)
+	}
+	for name, want := range map[string]string{"d/a.txt": "A\n", "d/b.txt": "B\n"} {
+		got, err := os.ReadFile(filepath.Join(local, name))
+		if err != nil || string(got) != want {
+			t.Errorf("type=local: %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(local, "bin", "busybox")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("type=local: the base's /bin/busybox: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(local, "index.json")); err == nil {
+		t.Errorf("type=local wrote an OCI layout, want the filesystem only")
+	}
+	names := tarNames(t, tarFile)
+	for _, n := range []string{"d/a.txt", "d/b.txt", "bin/busybox"} {
+		if !names[n] {
+			t.Errorf("type=tar: %s is not in the tar (it holds %d entries)", n, len(names))
+		}
+	}
+}
+
+// TestStdinManifest: -f - reads the manifest, or a Dockerfile, from
+// stdin; the context is the positional argument, as docker build -f -
+// takes it.
+func TestStdinManifest(t *testing.T) {
+	root := newRoot(t)
+	dir := writeContext(t, map[string]string{"a.txt": "A\n"})
+	for name, text := range map[string]string{
+		"yaml":       "from: busybox\nsteps:\n  - copy: {src: a.txt, dst: /a}\n  - run: echo from-stdin\n",
+		"dockerfile": "FROM busybox\nCOPY a.txt /a\nRUN echo from-stdin\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := kiln(t, root, strings.NewReader(text), "graph", "--format", "json", "-f", "-", dir)
+			if r.code != 0 || !strings.Contains(r.stdout, "from-stdin") {
+				t.Errorf("kiln graph -f - %s: exit %d, stdout %q, stderr %q", dir, r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+	t.Run("build", func(t *testing.T) {
+		root := buildRoot(t)
+		out := filepath.Join(t.TempDir(), "fs")
+		r := kiln(t, root, strings.NewReader("from: busybox\nsteps:\n  - copy: {src: a.txt, dst: /a}\n"),
+			"build", "-f", "-", "-o", "type=local,dest="+out, dir)
+		if r.code != 0 {
+			t.Fatalf("kiln build -f - %s: exit %d\n%s", dir, r.code, r.stderr)
+		}
+		if got, err := os.ReadFile(filepath.Join(out, "a")); err != nil || string(got) != "A\n" {
+			t.Errorf("/a = %q, %v; want the context's a.txt", got, err)
+		}
+	})
+}
+
+// TestVersion: kiln version says its version, commit, Go version and
+// build date; what make build sets with -ldflags -X wins over what the
+// Go toolchain recorded.
+func TestVersion(t *testing.T) {
+	root := newRoot(t)
+	r := mustKiln(t, root, "version")
+	for _, w := range []string{"kiln version ", "commit:", "go:      " + runtime.Version(), "built:"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("kiln version does not say %q:\n%s", w, r.stdout)
+		}
+	}
+	r = mustKiln(t, root, "version", "--format", "json")
+	var v struct{ Version, Commit, Go, Built string }
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Go != runtime.Version() || v.Version == "" {
+		t.Errorf("kiln version --format json = %q (%v), want version and Go %s", r.stdout, err, runtime.Version())
+	}
+}
+
+// TestHistoryNewestFirst: kiln history lists the newest build first, as
+// docker history does.
+func TestHistoryNewestFirst(t *testing.T) {
+	root := buildRoot(t)
+	first := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo one\n"})
+	second := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo two\n"})
+	mustKiln(t, root, "build", first)
+	mustKiln(t, root, "build", second)
+	r := mustKiln(t, root, "history", "--format", "json")
+	var hs []historyEntry
+	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 2 || !strings.HasPrefix(hs[0].Manifest, second) || !strings.HasPrefix(hs[1].Manifest, first) {
+		t.Errorf("kiln history lists %+v, want the build of %s first", hs, second)
+	}
+	r = mustKiln(t, root, "history")
+	if lines := strings.Split(r.stdout, "\n"); len(lines) < 3 || !strings.Contains(lines[1], second) {
+		t.Errorf("kiln history's first row is not the newest build (%s):\n%s", second, r.stdout)
+	}
+}
+
+// TestReadVersion: without -ldflags -X, kiln version says what the Go
+// toolchain recorded (vcs.revision, vcs.modified, vcs.time).
+func TestReadVersion(t *testing.T) {
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "true"}, {Key: "vcs.time", Value: "2025-01-02T03:04:05Z"},
+	}}
+	got := readVersion(bi)
+	want := versionInfo{Version: "v1.2.3", Commit: "0123abcd-dirty", Go: runtime.Version(), Built: "(commit time) 2025-01-02T03:04:05Z"}
+	if got != want {
+		t.Errorf("readVersion = %+v, want %+v", got, want)
+	}
+	if got := readVersion(nil); got.Version != "unknown" || got.Commit != "unknown" || got.Built != "unknown" {
+		t.Errorf("readVersion(nil) = %+v, want unknown for what nothing says", got)
+	}
+}
+
+// TestMakeBuildVersion: make build stamps the version, commit and build
+// date (SOURCE_DATE_EPOCH's) that kiln version prints.
+func TestMakeBuildVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kiln with make (-short)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout, so make build has no commit to stamp: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "kiln")
+	mk := exec.Command("make", "-C", repo, "build", "KILN="+bin, "SOURCE_DATE_EPOCH=86400")
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version", "--format", "json").Output()
+	if err != nil {
+		t.Fatalf("kiln version: %v", err)
+	}
+	var v versionInfo
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("kiln version --format json: %q: %v", out, err)
+	}
+	if v.Commit != strings.TrimSpace(string(head)) || v.Built != "1970-01-02T00:00:00Z" || v.Version == "" || v.Version == "unknown" {
+		t.Errorf("kiln version of make build = %+v, want commit %s, built 1970-01-02T00:00:00Z and a version", v, head)
 	}
 }

@@ -333,7 +333,7 @@ func firstNode(file, doc string) (*yaml.Node, error) {
 	}
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
-		return nil, yamlError(err, file, nil, 0)
+		return nil, yamlError(err, &decoder{file: file, rendered: strings.Split(doc, "\n")})
 	}
 	if len(n.Content) == 0 {
 		return nil, nil

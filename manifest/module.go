@@ -580,7 +580,7 @@ func (in *inliner) decode(ctx context.Context, m *module, u *useStep, docs docum
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(out), &doc); err != nil {
-		return calledFrom(yamlError(err, m.file, lines, docs.offset), u.pos)
+		return yamlError(err, d)
 	}
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return Errorf(d.at(1, 1), "the module is empty: it needs steps:")

@@ -241,6 +241,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}
+	b.Warnings = append(b.Warnings, unreadWarnings(b, first, opts, r.refs, len(d.dockerfiles) > 0)...)
 	return b, out + mods, nil
 }
 

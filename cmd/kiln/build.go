@@ -38,13 +38,14 @@ type manifestFlags struct {
 	frontend  string
 	modules   *appModules      // resolves oci:// module sources
 	stdin     func() io.Reader // where -f - reads
+	stderr    func() io.Writer // where load's notes go
 	stdinData []byte           // what -f - read
 }
 
 func (f *manifestFlags) add(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "the manifest, or - for stdin (default: kiln.yml, then app.yml, in CONTEXT)")
-	f.stdin = c.InOrStdin
+	f.stdin, f.stderr = c.InOrStdin, c.ErrOrStderr
 	fl.StringArrayVar(&f.values, "values", nil, "a YAML file of template values (repeatable; later ones win)")
 	fl.StringArrayVar(&f.set, "set", nil, "a template value key=value; dotted keys and YAML lists allowed (repeatable)")
 	fl.StringArrayVar(&f.envVars, "env-var", nil, "expose environment variable NAME to the template as env.NAME (repeatable)")
@@ -61,7 +62,13 @@ func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Buil
 		return nil, err
 	}
 	b, err := manifest.Load(ctx, path, opts)
-	return b, badInput(err)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	for _, w := range b.Warnings {
+		fmt.Fprintln(f.stderr(), "kiln: note:", w)
+	}
+	return b, nil
 }
 
 func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
@@ -73,6 +80,9 @@ func (f *manifestFlags) options(args []string) (string, manifest.Options, error)
 	path := f.file
 	if len(args) > 0 {
 		opts.Context = args[0]
+		if _, err := os.Stat(opts.Context); errors.Is(err, os.ErrNotExist) {
+			return "", opts, badInput(fmt.Errorf("the build context %s does not exist", opts.Context))
+		}
 	}
 	if path == "-" {
 		return f.fromStdin(opts)
@@ -272,6 +282,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	}
 	bctx, err := buildctx.Open(b.Context, buildctx.WithWarn(func(m string) { fmt.Fprintf(a.stderr, "kiln: warning: %s\n", m) }))
 	if err != nil {
+		return badInput(err)
+	}
+	if err := checkInputs(b, g, bctx); err != nil {
 		return badInput(err)
 	}
 	sn, rt, err := a.engine(ctx)

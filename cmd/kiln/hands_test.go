@@ -223,3 +223,80 @@ func TestMakeBuildVersion(t *testing.T) {
 		t.Errorf("kiln version of make build = %+v, want commit %s, built 1970-01-02T00:00:00Z and a version", v, head)
 	}
 }
+
+// TestValueTypoWarns: a --set value the template never reads is named in
+// a warning with the closest name it does read; a --build-arg on a YAML
+// manifest is named as the Dockerfile path names unused build args.
+func TestValueTypoWarns(t *testing.T) {
+	root := newRoot(t)
+	dir := writeContext(t, map[string]string{
+		"kiln.yml": "---\nvars: {port: 80}\n---\nfrom: busybox\nsteps:\n  - run: echo {{ port }} {{ name|default:\"x\" }}\n",
+	})
+	r := mustKiln(t, root, "graph", "--set", "prot=1", "--set", "name=a", "--build-arg", "V=1", dir)
+	if !strings.Contains(r.stderr, "--set prot") || !strings.Contains(r.stderr, `"port"`) {
+		t.Errorf("--set prot=1: stderr %q, want a warning naming prot and the closest name \"port\"", r.stderr)
+	}
+	if strings.Contains(r.stderr, "--set name") {
+		t.Errorf("--set name=a is read by the template, yet warned about: %q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "--build-arg V") || !strings.Contains(r.stderr, "--set") {
+		t.Errorf("--build-arg on a YAML manifest: stderr %q, want a warning naming it and --set", r.stderr)
+	}
+}
+
+// TestUseTriesYml: use: ./lib/bad finds lib/bad.yml.
+func TestUseTriesYml(t *testing.T) {
+	root := newRoot(t)
+	dir := writeContext(t, map[string]string{
+		"kiln.yml":      "from: busybox\nsteps:\n  - use: ./lib/hello\n",
+		"lib/hello.yml": "steps:\n  - run: echo from-module\n",
+	})
+	r := kiln(t, root, nil, "graph", "--format", "json", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "from-module") {
+		t.Errorf("use: ./lib/hello with lib/hello.yml: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestBuildNoSuchContext: kiln build nosuchdir says the directory does
+// not exist, not that it holds no manifest.
+func TestBuildNoSuchContext(t *testing.T) {
+	root := newRoot(t)
+	missing := filepath.Join(t.TempDir(), "nosuchdir")
+	r := kiln(t, root, nil, "build", missing)
+	if r.code != exitBadInput || !strings.Contains(r.stderr, missing+" does not exist") {
+		t.Errorf("kiln build %s: exit %d, stderr %q; want 2 and \"%s does not exist\"", missing, r.code, r.stderr, missing)
+	}
+}
+
+// TestBuildChecksInputsFirst: every copy and template source, and the
+// --target, is checked before anything runs, and every problem is listed
+// with its file:line:col, each said the same way.
+func TestBuildChecksInputsFirst(t *testing.T) {
+	root := buildRoot(t)
+	records := filepath.Join(root, "cache", "records")
+	dir := writeContext(t, map[string]string{
+		"kiln.yml":  "from: busybox\nsteps:\n  - run: echo first > /first\n  - copy: {src: nosuch.txt, dst: /a}\n  - template: {src: missing.j2, dst: /b}\n  - copy: {src: [there.txt, gone.txt], dst: /c/}\n",
+		"there.txt": "here\n",
+	})
+	before := countFiles(t, records)
+	r := kiln(t, root, nil, "build", dir)
+	path := filepath.Join(dir, "kiln.yml")
+	if r.code != exitBadInput {
+		t.Errorf("exit %d, want 2", r.code)
+	}
+	for _, w := range []string{path + ":4:", "nosuch.txt", path + ":5:", "missing.j2", path + ":6:", "gone.txt"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr does not name %q:\n%s", w, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, `"there.txt"`) {
+		t.Errorf("stderr names there.txt, which exists:\n%s", r.stderr)
+	}
+	if after := countFiles(t, records); after != before {
+		t.Errorf("the build ran steps before failing: %d cache records, had %d", after, before)
+	}
+	r = kiln(t, root, nil, "build", "--target", "nosuch", dir)
+	if r.code != exitBadInput || !strings.Contains(r.stderr, "nosuch") {
+		t.Errorf("--target nosuch: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

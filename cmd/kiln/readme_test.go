@@ -88,3 +88,21 @@ func TestReadmeDockerHabits(t *testing.T) {
 		t.Errorf("-o type=local wrote no filesystem: %v", err)
 	}
 }
+
+// TestReadmeDocumentsErrorKeys: the manifest keys kiln's errors tell
+// the user to write are documented in the README.
+func TestReadmeDocumentsErrorKeys(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot(t)
+	dir := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo {{ env.NOPE }}\n"})
+	r := kiln(t, root, nil, "graph", dir)
+	if !strings.Contains(r.stderr, "env_vars:") {
+		t.Fatalf("the error of an undeclared env.NOPE no longer names env_vars: (%q): update this test", r.stderr)
+	}
+	if !strings.Contains(string(data), "`env_vars: [") {
+		t.Errorf("an error names env_vars: (%q), which the README does not document", r.stderr)
+	}
+}

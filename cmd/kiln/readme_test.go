@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -104,5 +105,34 @@ func TestReadmeDocumentsErrorKeys(t *testing.T) {
 	}
 	if !strings.Contains(string(data), "`env_vars: [") {
 		t.Errorf("an error names env_vars: (%q), which the README does not document", r.stderr)
+	}
+}
+
+// TestReadmeLinksInRepository: the README and docs/ link only to files a
+// clone of the repository has, and never point outside it.
+func TestReadmeLinksInRepository(t *testing.T) {
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkRE := regexp.MustCompile(`\]\(([^)#\s]+)[^)]*\)`)
+	for _, file := range append(docs, "../../README.md") {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "../shared") {
+			t.Errorf("%s points at ../shared, which a clone does not have", file)
+		}
+		for _, m := range linkRE.FindAllStringSubmatch(string(data), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			p := filepath.Join(filepath.Dir(file), target)
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s links to %s: %v", file, target, err)
+			}
+		}
 	}
 }

@@ -27,24 +27,13 @@ func writeFilesystem(ctx context.Context, img v1.Image, typ, dest string) error 
 		return nil
 	}
 	err := atomicfile.WriteWith(dest, 0o644, nil, func(w io.Writer) error {
-		_, err := io.Copy(w, ctxReader{ctx, rc})
-		return err
+		if _, err := io.Copy(w, rc); err != nil {
+			return err
+		}
+		return ctx.Err() // a cancelled build leaves no tar
 	})
 	if err != nil {
 		return fmt.Errorf("writing the filesystem to %s: %w", dest, err)
 	}
 	return nil
-}
-
-// ctxReader is r, which stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -11,9 +11,16 @@ TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah g
 
 .PHONY: demo test lint build deps test-deps bench fuzz clean
 
+# kiln version says these: the commit, a version from git describe, the
+# build date (SOURCE_DATE_EPOCH's when set, for a reproducible binary).
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u $(if $(SOURCE_DATE_EPOCH),-d @$(SOURCE_DATE_EPOCH)) +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 build:
 	@command -v go >/dev/null || { echo "make: Go 1.26 is needed (/usr/local/go/bin/go)"; exit 1; }
-	CGO_ENABLED=0 go build -o $(KILN) ./cmd/kiln
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(KILN) ./cmd/kiln
 
 # apt-get install what is missing, once.
 define apt_install

@@ -77,9 +77,10 @@ func mapCol(rendered, tmpl string, col int) int {
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlError turns a yaml.v3 error into an *Error at the manifest line;
-// lineMap maps the lines of the text yaml read to template lines.
-func yamlError(err error, file string, lineMap []int, offset int) error {
+// yamlError turns a yaml.v3 error on the text d read (d.rendered) into
+// an *Error at the manifest's line and column, with a one-line hint for
+// the common mistakes (see yamlHint).
+func yamlError(err error, d *decoder) error {
 	msg := err.Error()
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -87,7 +88,7 @@ func yamlError(err error, file string, lineMap []int, offset int) error {
 	}
 	m := yamlLineRE.FindStringSubmatch(msg)
 	if m == nil {
-		return &Error{Pos: Pos{File: file}, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+		return &Error{Pos: Pos{File: d.file, Caller: d.via}, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
 	line, _ := strconv.Atoi(m[1])
 	if strings.HasPrefix(m[2], "did not find expected") || strings.HasPrefix(m[2], "found undefined tag handle") {
@@ -95,10 +96,68 @@ func yamlError(err error, file string, lineMap []int, offset int) error {
 		// scanner's) errors: these messages are the parser's
 		line++
 	}
-	if line >= 1 && line <= len(lineMap) {
-		line = lineMap[line-1]
+	text := func(l int) string {
+		if l >= 1 && l <= len(d.rendered) {
+			return d.rendered[l-1]
+		}
+		return ""
 	}
-	return &Error{Pos: Pos{File: file, Line: offset + line}, Msg: "invalid YAML: " + m[2]}
+	col, hint := yamlHint(m[2], text(line))
+	if hint == "" && line > 1 {
+		// The parser may see the mistake only at the next line.
+		if c, h := yamlHint(m[2], text(line-1)); h != "" {
+			line, col, hint = line-1, c, h
+		}
+	}
+	msg = "invalid YAML: " + m[2]
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return &Error{Pos: d.at(line, col), Msg: msg}
+}
+
+// yamlHint returns the column of line, the text yaml.v3 failed on with
+// message msg, where the mistake most likely is, and a hint for the
+// common ones: an unquoted ": " in a plain value, a tab in the
+// indentation, and a value starting with { (a flow map, often a {{ that
+// was meant as text). The column is otherwise the line's first non-blank
+// character.
+func yamlHint(msg, line string) (int, string) {
+	first := len(line) - len(strings.TrimLeft(line, " \t")) + 1
+	if i := strings.IndexByte(line, '\t'); i >= 0 && i < first {
+		return i + 1, "YAML indents with spaces, not tabs"
+	}
+	// The value: after "- " and "key: ".
+	v := first - 1
+	for strings.HasPrefix(line[v:], "- ") {
+		v += 2
+		for v < len(line) && line[v] == ' ' {
+			v++
+		}
+	}
+	if k := strings.Index(line[v:], ": "); k >= 0 && !strings.ContainsAny(line[v:v+k], "\"'{[") {
+		v += k + 2
+		for v < len(line) && line[v] == ' ' {
+			v++
+		}
+	}
+	value := line[v:]
+	switch {
+	case strings.HasPrefix(msg, "mapping values are not allowed"):
+		if k := strings.Index(value, ": "); k >= 0 {
+			return v + k + 1, `a plain value cannot hold ": ": quote the value ('…') or use a block scalar (|)`
+		}
+		if strings.HasSuffix(value, ":") {
+			return v + len(value), `a plain value cannot end in ":": quote the value`
+		}
+	case strings.HasPrefix(value, "{") && !strings.HasPrefix(msg, "found character"):
+		return v + 1, "a value starting with { is a YAML flow map: quote it (\"{{ … }}\") if it is text"
+	case strings.HasPrefix(msg, "found character that cannot start any token") && value != "":
+		if strings.ContainsRune("@`%", rune(value[0])) {
+			return v + 1, fmt.Sprintf("a plain value cannot start with %q: quote the value", value[0])
+		}
+	}
+	return first, ""
 }
 
 // pair is a key of a YAML map and its value.
@@ -278,12 +337,12 @@ func (d *decoder) decode(out string) (*Build, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Errorf(Pos{File: d.file, Line: d.offset + 1}, "the manifest is empty: it needs at least from:")
 		}
-		return nil, yamlError(err, d.file, d.lineMap, d.offset)
+		return nil, yamlError(err, d)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, yamlError(err, d.file, d.lineMap, d.offset)
+			return nil, yamlError(err, d)
 		}
 		return nil, Errorf(d.pos(&extra), "the rendered manifest has more than one YAML document")
 	}
@@ -545,7 +604,7 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 		if c.From != "" {
 			from = "--from=" + c.From + " "
 		}
-		st.Name = stepName("copy", from+c.Src+" -> "+c.Dst)
+		st.Name = stepName("copy", from+strings.Join(c.AllSources(), " ")+" -> "+c.Dst)
 	case StepTemplate:
 		src, dst, err := d.srcDst(p.v, "template", "src", "dst")
 		if err != nil {
@@ -583,8 +642,9 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 }
 
 type field struct {
-	s   string
-	pos Pos
+	s    string
+	pos  Pos
+	list []string // copy's src: a list of two or more sources
 }
 
 // srcDst reads {src: A, dst: B} (plus extra keys, returned) or "A B".
@@ -594,7 +654,7 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 		if len(f) != 2 {
 			return src, dst, Errorf(d.pos(n), "%s: want {src: SRC, dst: DST} or \"SRC DST\"", what)
 		}
-		return field{f[0], d.pos(n)}, field{f[1], d.pos(n)}, nil
+		return field{s: f[0], pos: d.pos(n)}, field{s: f[1], pos: d.pos(n)}, nil
 	}
 	ps, err := d.mapping(n, what, extra...)
 	if err != nil {
@@ -603,8 +663,15 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 	for _, p := range ps {
 		switch p.key {
 		case "src":
-			src.s, err = d.nonEmpty(p.v, what+" src")
 			src.pos = d.pos(p.v)
+			if what == "copy" && p.v.Kind == yaml.SequenceNode {
+				src.list, err = d.sources(p.v)
+				if len(src.list) > 0 {
+					src.s = src.list[0]
+				}
+				break
+			}
+			src.s, err = d.nonEmpty(p.v, what+" src")
 		case "dst":
 			dst.s, err = d.nonEmpty(p.v, what+" dst")
 			dst.pos = d.pos(p.v)
@@ -622,6 +689,23 @@ func (d *decoder) srcDst(n *yaml.Node, what string, extra ...string) (src, dst f
 	return src, dst, nil
 }
 
+// sources reads copy's src: [a, b]: a list of sources, none empty.
+func (d *decoder) sources(n *yaml.Node) ([]string, error) {
+	l, err := d.strList(n, "copy src")
+	if err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		return nil, Errorf(d.pos(n), "copy src: the list of sources is empty")
+	}
+	for i, s := range l {
+		if s == "" {
+			return nil, Errorf(d.pos(n.Content[i]), "copy src: a source is empty")
+		}
+	}
+	return l, nil
+}
+
 var modeRE = regexp.MustCompile(`^(0o|0)?[0-7]{1,4}$`)
 
 func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
@@ -630,6 +714,10 @@ func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
 		return nil, err
 	}
 	c := &Copy{Src: src.s, Dst: dst.s}
+	if len(src.list) > 1 {
+		// As a Dockerfile's COPY a b /dst/: Dst is a directory.
+		c.Src, c.Sources = "", src.list
+	}
 	if n.Kind == yaml.MappingNode {
 		ps, _ := d.mapping(n, "copy")
 		for _, p := range ps {
@@ -655,8 +743,10 @@ func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
 		}
 	}
 	if c.From == "" {
-		if err := inContext(c.Src); err != nil {
-			return nil, &Error{Pos: d.pos(n), Msg: fmt.Sprintf("copy source %q", c.Src), Err: err}
+		for _, s := range c.AllSources() {
+			if err := inContext(s); err != nil {
+				return nil, &Error{Pos: d.pos(n), Msg: fmt.Sprintf("copy source %q", s), Err: err}
+			}
 		}
 	}
 	return c, nil

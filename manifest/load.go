@@ -46,9 +46,9 @@ type Options struct {
 	// default is this machine's (host.os is always "linux").
 	Host *Host
 	// Frontend chooses how path is read: "dockerfile", or "yaml" (kiln's
-	// manifests). The default is a Dockerfile when path's base name is
-	// Dockerfile or Containerfile or ends in .Dockerfile or .dockerfile,
-	// and YAML otherwise.
+	// manifests). The default is a Dockerfile when IsDockerfile(path) or
+	// its first instruction is a Dockerfile instruction
+	// (StartsLikeDockerfile), and YAML otherwise.
 	Frontend string
 	// BuildArgs are a Dockerfile's --build-arg KEY=VALUE values (a KEY
 	// alone takes its value from Getenv, as docker build does).
@@ -61,25 +61,54 @@ type Options struct {
 	// the start of the stage. The default takes every base to have no env
 	// and no triggers.
 	ResolveBase func(ctx context.Context, ref string) (*ImageConfig, error)
+	// Data, when not nil, is the manifest's text, read in place of the
+	// file at path, which then only names it and places it (its
+	// directory is where its includes and modules are found): kiln
+	// build -f - reads stdin, named StdinName in the context.
+	Data []byte
 }
+
+// StdinName is the base name of a manifest read from stdin (Data).
+const StdinName = "<stdin>"
 
 // Load reads the manifest at path: it renders the template, decodes the
 // result, validates it and returns the IR. Errors are *Error values naming
 // the manifest's file, line and column, or wrap the failure to read a
 // file.
 func Load(ctx context.Context, path string, opts Options) (*Build, error) {
-	switch opts.Frontend {
-	case "dockerfile":
+	fe, err := Frontend(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if fe == "dockerfile" {
 		return LoadDockerfile(ctx, path, opts)
-	case "", "yaml":
-		if opts.Frontend == "" && IsDockerfile(path) {
-			return LoadDockerfile(ctx, path, opts)
-		}
-	default:
-		return nil, fmt.Errorf("unknown frontend %q: use dockerfile or yaml", opts.Frontend)
 	}
 	b, _, err := load(ctx, path, opts)
 	return b, err
+}
+
+// Frontend returns how the manifest at path is read, "dockerfile" or
+// "yaml": opts.Frontend when given, else a Dockerfile when IsDockerfile
+// says so by its name or by its first instruction.
+func Frontend(path string, opts Options) (string, error) {
+	switch opts.Frontend {
+	case "dockerfile", "yaml":
+		return opts.Frontend, nil
+	case "":
+	default:
+		return "", fmt.Errorf("unknown frontend %q: use dockerfile or yaml", opts.Frontend)
+	}
+	if IsDockerfile(path) {
+		return "dockerfile", nil
+	}
+	data, err := readManifest(path, opts)
+	if err != nil {
+		return "", fmt.Errorf("reading manifest: %w", err)
+	}
+	if StartsLikeDockerfile(data) {
+		return "dockerfile", nil
+	}
+	return "yaml", nil
 }
 
 // Render returns the rendered second document of the manifest at path
@@ -96,12 +125,45 @@ func Render(ctx context.Context, path string, opts Options) ([]byte, error) {
 // manifestNames are the names Find tries, in order.
 var manifestNames = []string{"kiln.yml", "kiln.yaml", "app.yml", "app.yaml", "Dockerfile", "Containerfile"}
 
-// IsDockerfile reports whether path names a Dockerfile: its base name is
-// Dockerfile or Containerfile, or ends in .Dockerfile or .dockerfile.
+// IsDockerfile reports whether path names a Dockerfile: its base name
+// is Dockerfile or Containerfile, starts with Dockerfile. or
+// Containerfile. (Dockerfile.dev), or ends in .Dockerfile, .dockerfile or
+// .Containerfile; a .yml or .yaml name never is.
 func IsDockerfile(path string) bool {
 	base := filepath.Base(path)
-	return base == "Dockerfile" || base == "Containerfile" ||
-		strings.HasSuffix(base, ".Dockerfile") || strings.HasSuffix(base, ".dockerfile")
+	if ext := filepath.Ext(base); ext == ".yml" || ext == ".yaml" {
+		return false
+	}
+	for _, n := range []string{"Dockerfile", "Containerfile"} {
+		if base == n || strings.HasPrefix(base, n+".") || strings.HasSuffix(base, "."+n) {
+			return true
+		}
+	}
+	return strings.HasSuffix(base, ".dockerfile")
+}
+
+// dockerfileInstructions are the instructions a Dockerfile may start
+// with, upper-cased.
+var dockerfileInstructions = map[string]bool{
+	"FROM": true, "ARG": true, "RUN": true, "CMD": true, "LABEL": true, "MAINTAINER": true, "EXPOSE": true,
+	"ENV": true, "ADD": true, "COPY": true, "ENTRYPOINT": true, "VOLUME": true, "USER": true, "WORKDIR": true,
+	"ONBUILD": true, "STOPSIGNAL": true, "HEALTHCHECK": true, "SHELL": true,
+}
+
+// StartsLikeDockerfile reports whether the first line of data that is
+// neither blank nor a comment starts with a Dockerfile instruction (in
+// any case) followed by a space: "FROM alpine" does, "from: alpine" (YAML)
+// does not.
+func StartsLikeDockerfile(data []byte) bool {
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		word, rest, ok := strings.Cut(strings.ReplaceAll(l, "\t", " "), " ")
+		return ok && dockerfileInstructions[strings.ToUpper(word)] && strings.TrimSpace(rest) != ""
+	}
+	return false
 }
 
 // Find returns the manifest to use in dir: kiln.yml, kiln.yaml, app.yml,
@@ -179,6 +241,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}
+	b.Warnings = append(b.Warnings, unreadWarnings(b, first, opts, r.refs, len(d.dockerfiles) > 0)...)
 	return b, out + mods, nil
 }
 
@@ -187,6 +250,9 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 // directory, or a file that is not a regular file, is refused before it
 // is read (see package regfile).
 func readManifest(path string, opts Options) ([]byte, error) {
+	if opts.Data != nil {
+		return opts.Data, nil
+	}
 	dir, name := filepath.Split(path)
 	if opts.Context != "" {
 		ctx, err := filepath.Abs(opts.Context)
@@ -268,7 +334,7 @@ func firstNode(file, doc string) (*yaml.Node, error) {
 	}
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
-		return nil, yamlError(err, file, nil, 0)
+		return nil, yamlError(err, &decoder{file: file, rendered: strings.Split(doc, "\n")})
 	}
 	if len(n.Content) == 0 {
 		return nil, nil

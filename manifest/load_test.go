@@ -174,7 +174,7 @@ func TestLoadOptions(t *testing.T) {
 		{name: "bad top-level name", opts: Options{Set: []string{"a-b=x"}}, err: `template value "a-b": a top-level name must be letters, digits and _`},
 		{name: "bad env var", opts: Options{EnvVars: []string{"A-B"}}, err: `--env-var "A-B": not an environment variable name`},
 		{name: "values not a map", opts: Options{Values: []string{values}}, err: values + ":1:1: a values file must be a map of names to values"},
-		{name: "values bad YAML", opts: Options{Values: []string{badYAML}}, err: badYAML + ":2: invalid YAML: did not find expected node content"},
+		{name: "values bad YAML", opts: Options{Values: []string{badYAML}}, err: badYAML + ":2:1: invalid YAML: did not find expected node content"},
 		{name: "values missing", opts: Options{Values: []string{filepath.Join(dir, "nope.yml")}}, err: "reading values: open " + filepath.Join(dir, "nope.yml") + ": no such file or directory"},
 		{name: "context", opts: Options{Context: "."}, step: "run: echo none -"},
 	} {

@@ -446,6 +446,15 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 		return nil, "", Errorf(u.pos, "use %s: a module is a path relative to the manifest, inside the build context, or oci://REGISTRY/REPO:TAG", u.source)
 	}
 	p := filepath.Join(dir, u.source)
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) && filepath.Ext(p) == "" {
+		// use: ./lib/bad is lib/bad.yml (or .yaml) when lib/bad is not there
+		for _, ext := range []string{".yml", ".yaml"} {
+			if _, err := os.Lstat(p + ext); err == nil {
+				p += ext
+				break
+			}
+		}
+	}
 	absP, err := filepath.Abs(p)
 	if err != nil {
 		return nil, "", err
@@ -466,7 +475,11 @@ func (in *inliner) locate(ctx context.Context, u *useStep, dir, root string) (*m
 	}
 	fi, err := os.Stat(absP)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", Errorf(u.pos, "use %s: no module at %s (a module is a YAML file, or a directory holding %s)", u.source, p, ModuleFile)
+		tried := p
+		if filepath.Ext(p) == "" {
+			tried += ", nor " + p + ".yml"
+		}
+		return nil, "", Errorf(u.pos, "use %s: no module at %s (a module is a YAML file, or a directory holding %s)", u.source, tried, ModuleFile)
 	}
 	if err != nil {
 		return nil, "", &Error{Pos: u.pos, Msg: "use " + u.source, Err: err}
@@ -580,7 +593,7 @@ func (in *inliner) decode(ctx context.Context, m *module, u *useStep, docs docum
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(out), &doc); err != nil {
-		return calledFrom(yamlError(err, m.file, lines, docs.offset), u.pos)
+		return yamlError(err, d)
 	}
 	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 		return Errorf(d.at(1, 1), "the module is empty: it needs steps:")

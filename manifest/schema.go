@@ -91,9 +91,9 @@ const schema = `{
               "additionalProperties": false,
               "required": ["src", "dst"],
               "if": {"not": {"required": ["from"]}},
-              "then": {"properties": {"src": {"$ref": "#/$defs/source"}}},
+              "then": {"properties": {"src": {"oneOf": [{"$ref": "#/$defs/source"}, {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/source"}}]}}},
               "properties": {
-                "src": {"type": "string", "minLength": 1},
+                "src": {"oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}], "description": "A source, or a list of them (dst is then a directory)."},
                 "dst": {"type": "string", "minLength": 1},
                 "from": {"type": "string", "minLength": 1, "description": "A stage to copy from; without it, src is in the build context."},
                 "mode": {"type": ["string", "integer"], "description": "An octal mode, 0644."},

@@ -184,7 +184,7 @@ func readValues(file string) (map[string]any, error) {
 	}
 	var n yaml.Node
 	if err := yaml.Unmarshal(b, &n); err != nil {
-		return nil, yamlError(err, file, nil, 0)
+		return nil, yamlError(err, &decoder{file: file, rendered: strings.Split(string(b), "\n")})
 	}
 	if len(n.Content) == 0 {
 		return map[string]any{}, nil

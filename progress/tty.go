@@ -341,9 +341,9 @@ func (t *TTY) Close(s Summary) error {
 	}
 	var line string
 	if s.Err == nil {
-		line = fmt.Sprintf("✔ built %s in %s: %d steps ran, %d cached\n", s.Digest, s.Duration.Round(time.Millisecond), s.Ran, s.Cached)
+		line = fmt.Sprintf("✔ built %s in %s: %s ran, %d cached\n", s.Digest, s.Duration.Round(time.Millisecond), Count(s.Ran, "step"), s.Cached)
 	} else {
-		line = fmt.Sprintf("✗ build failed after %s: %d steps ran, %d cached\n", s.Duration.Round(time.Millisecond), s.Ran, s.Cached)
+		line = fmt.Sprintf("✗ build failed after %s: %s ran, %d cached\n", s.Duration.Round(time.Millisecond), Count(s.Ran, "step"), s.Cached)
 	}
 	_, err := io.WriteString(t.out, line)
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,18 +36,22 @@ type manifestFlags struct {
 	target    string
 	buildArgs []string
 	frontend  string
-	modules   *appModules // resolves oci:// module sources
+	modules   *appModules      // resolves oci:// module sources
+	stdin     func() io.Reader // where -f - reads
+	stderr    func() io.Writer // where load's notes go
+	stdinData []byte           // what -f - read
 }
 
 func (f *manifestFlags) add(c *cobra.Command) {
 	fl := c.Flags()
-	fl.StringVarP(&f.file, "file", "f", "", "the manifest (default: kiln.yml, then app.yml, in CONTEXT)")
+	fl.StringVarP(&f.file, "file", "f", "", "the manifest, or - for stdin (default: kiln.yml, then app.yml, in CONTEXT)")
+	f.stdin, f.stderr = c.InOrStdin, c.ErrOrStderr
 	fl.StringArrayVar(&f.values, "values", nil, "a YAML file of template values (repeatable; later ones win)")
 	fl.StringArrayVar(&f.set, "set", nil, "a template value key=value; dotted keys and YAML lists allowed (repeatable)")
 	fl.StringArrayVar(&f.envVars, "env-var", nil, "expose environment variable NAME to the template as env.NAME (repeatable)")
 	fl.StringVar(&f.target, "target", "", "the stage that becomes the image (default: the manifest's target, else the last stage)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "a Dockerfile ARG value KEY=VALUE, or KEY to take it from the environment (repeatable)")
-	fl.StringVar(&f.frontend, "frontend", "", "read the file as a dockerfile or a yaml manifest (default: a Dockerfile when named Dockerfile, Containerfile or *.Dockerfile)")
+	fl.StringVar(&f.frontend, "frontend", "", "read the file as a dockerfile or a yaml manifest (default: a Dockerfile when named Dockerfile*, Containerfile* or *.Dockerfile, or when its first instruction is a Dockerfile instruction)")
 }
 
 // load finds and loads the manifest; args may hold the CONTEXT.
@@ -57,7 +62,13 @@ func (f *manifestFlags) load(ctx context.Context, args []string) (*manifest.Buil
 		return nil, err
 	}
 	b, err := manifest.Load(ctx, path, opts)
-	return b, badInput(err)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	for _, w := range b.Warnings {
+		fmt.Fprintln(f.stderr(), "kiln: note:", w)
+	}
+	return b, nil
 }
 
 func (f *manifestFlags) options(args []string) (string, manifest.Options, error) {
@@ -69,6 +80,12 @@ func (f *manifestFlags) options(args []string) (string, manifest.Options, error)
 	path := f.file
 	if len(args) > 0 {
 		opts.Context = args[0]
+		if _, err := os.Stat(opts.Context); errors.Is(err, os.ErrNotExist) {
+			return "", opts, badInput(fmt.Errorf("the build context %s does not exist", opts.Context))
+		}
+	}
+	if path == "-" {
+		return f.fromStdin(opts)
 	}
 	if path == "" {
 		dir := opts.Context
@@ -82,6 +99,25 @@ func (f *manifestFlags) options(args []string) (string, manifest.Options, error)
 		path = p
 	}
 	return path, opts, nil
+}
+
+// fromStdin reads the manifest of -f - from stdin, once: it is named
+// <stdin> in the context directory, so that its includes, modules and
+// kiln.lock are the context's.
+func (f *manifestFlags) fromStdin(opts manifest.Options) (string, manifest.Options, error) {
+	dir := opts.Context
+	if dir == "" {
+		dir = "."
+	}
+	if f.stdinData == nil {
+		data, err := io.ReadAll(f.stdin())
+		if err != nil {
+			return "", opts, fmt.Errorf("reading the manifest from stdin: %w", err)
+		}
+		f.stdinData = data
+	}
+	opts.Data = f.stdinData
+	return filepath.Join(dir, manifest.StdinName), opts, nil
 }
 
 type buildFlags struct {
@@ -123,7 +159,9 @@ containers, runs the test branches, and assembles the image.
 
 Outputs: -t NAME[:TAG] tags it in the local store; --output type=oci,dest=DIR
 (or DEST.tar) writes an OCI layout; --output type=docker,dest=FILE.tar a
-docker load archive.`,
+docker load archive; -o type=local,dest=DIR the image's final filesystem
+(no image), -o type=tar,dest=FILE that filesystem as one tar. -f - reads
+the manifest or Dockerfile from stdin; CONTEXT is then the context.`,
 		Example: `  kiln build -f examples/hello/app.yml -t hello
   kiln build --set version=1.2 --values prod.yml --junit report.xml -t app .`,
 		Args: cobra.MaximumNArgs(1),
@@ -136,7 +174,7 @@ docker load archive.`,
 	f.modules = &appModules{a: a}
 	fl := c.Flags()
 	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "tag the image NAME[:TAG] in the local store (repeatable)")
-	fl.StringArrayVar(&f.outputs, "output", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar (repeatable)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "write the image: type=oci,dest=DIR|FILE.tar or type=docker,dest=FILE.tar; or its filesystem: type=local,dest=DIR or type=tar,dest=FILE (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain or json (auto and tty: the live view on a terminal, unless NO_COLOR or CI is set)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image's digest (on stdout)")
 	fl.StringVar(&f.junit, "junit", "", "write the test branches' results as JUnit XML to FILE")
@@ -246,6 +284,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err != nil {
 		return badInput(err)
 	}
+	if err := checkInputs(b, g, bctx); err != nil {
+		return badInput(err)
+	}
 	sn, rt, err := a.engine(ctx)
 	if err != nil {
 		return err
@@ -331,7 +372,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		}
 	}
 	if f.progress != "json" && !f.quiet && !view.summarises() {
-		fmt.Fprintf(a.stderr, "built %s in %s: %d nodes ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), ran, cached)
+		fmt.Fprintf(a.stderr, "built %s in %s: %s ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), progress.Count(ran, "node"), cached)
 	}
 	digest = d.String()
 	if view.json == nil {
@@ -579,11 +620,13 @@ func parseOutputs(specs []string) ([]output, error) {
 			case "dest":
 				o.dest = v
 			default:
-				return nil, fmt.Errorf("--output %q: unknown key %q (use type=oci|docker,dest=PATH)", s, k)
+				return nil, fmt.Errorf("--output %q: unknown key %q (use type=oci|docker|local|tar,dest=PATH)", s, k)
 			}
 		}
-		if o.typ != "oci" && o.typ != "docker" {
-			return nil, fmt.Errorf("--output %q: type must be oci or docker", s)
+		switch o.typ {
+		case "oci", "docker", "local", "tar":
+		default:
+			return nil, fmt.Errorf("--output %q: type must be oci, docker, local or tar", s)
 		}
 		if o.dest == "" {
 			return nil, fmt.Errorf("--output %q: needs dest=PATH", s)
@@ -601,6 +644,8 @@ func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
 		}
 	}
 	switch {
+	case o.typ == "local" || o.typ == "tar":
+		return writeFilesystem(ctx, img, o.typ, o.dest)
 	case o.typ == "docker":
 		return store.Export(ctx, img, "docker-archive:"+o.dest, tags...)
 	case strings.HasSuffix(o.dest, ".tar"):

@@ -63,7 +63,7 @@ func TestCacheCommands(t *testing.T) {
 	if r := mustKiln(t, root, "cache", "verify", "--repair"); !strings.Contains(r.stdout, "deleted") {
 		t.Errorf("verify --repair: %q", r.stdout)
 	}
-	if r := mustKiln(t, root, "build", dir); !strings.Contains(r.stderr, "1 nodes ran") {
+	if r := mustKiln(t, root, "build", dir); !strings.Contains(r.stderr, "1 node ran") {
 		t.Errorf("after repair the build should run the repaired step again: %s", r.stderr)
 	}
 

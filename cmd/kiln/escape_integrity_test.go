@@ -208,7 +208,7 @@ func TestEscapeDamagedRecord(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("build with a %s record: exit %d\n%s", d.name, r.code, r.stderr)
 			}
-			if !strings.Contains(r.stderr, "1 nodes ran") || !strings.Contains(r.stdout+r.stderr, "warning") || !strings.Contains(r.stdout+r.stderr, k.String()[:12]) {
+			if !strings.Contains(r.stderr, "1 node ran") || !strings.Contains(r.stdout+r.stderr, "warning") || !strings.Contains(r.stdout+r.stderr, k.String()[:12]) {
 				t.Errorf("build with a %s record: want the step run again with a warning naming %s:\nstdout %s\nstderr %s", d.name, k.String()[:12], r.stdout, r.stderr)
 			}
 			if _, _, err := openCache(t, root).Get(t.Context(), k); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +20,7 @@ func newHistoryCommand(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "history [flags]",
 		Short: "List past builds: manifest, values, duration, steps run and cached, digest",
-		Long: `History lists the builds recorded under --root/history, oldest first. Every
+		Long: `History lists the builds recorded under --root/history, newest first. Every
 kiln build records its manifest, values, each node's state, duration and
 cache key inputs; the last 50 are kept. kiln graph --after-build and kiln
 explain read them.`,
@@ -61,7 +62,7 @@ func (a *app) listHistory(ctx context.Context, format string) error {
 		return err
 	}
 	entries := make([]historyEntry, 0, len(recs))
-	for _, r := range recs {
+	for _, r := range slices.Backward(recs) { // newest first, as docker history lists
 		ran, cached := r.Counts()
 		entries = append(entries, historyEntry{
 			ID: r.ID, Time: r.Time, Manifest: r.Manifest, Values: r.Values, Set: r.Set, BuildArgs: r.BuildArgs,

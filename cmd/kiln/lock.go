@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/lock"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/progress"
 	"github.com/kiln-build/kiln/registry"
 )
 
@@ -44,7 +45,7 @@ exactly those digests, and kiln build warns when the lock is stale.`,
 			if err := lock.Write(out, now); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "wrote %s: %d images, %d modules\n", out, len(now.Images), len(now.Modules))
+			fmt.Fprintf(a.stderr, "wrote %s: %s, %s\n", out, progress.Count(len(now.Images), "image"), progress.Count(len(now.Modules), "module"))
 			return nil
 		},
 	}

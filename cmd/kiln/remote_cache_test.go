@@ -68,7 +68,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-var nodesRan = regexp.MustCompile(`(\d+) nodes ran`)
+var nodesRan = regexp.MustCompile(`(\d+) nodes? ran`)
 
 // ran returns how many nodes a build's summary says ran.
 func ran(t *testing.T, r result) string {

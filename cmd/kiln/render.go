@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/manifest"
@@ -21,6 +23,12 @@ func newRenderCommand(a *app) *cobra.Command {
 			path, opts, err := f.options(args)
 			if err != nil {
 				return err
+			}
+			if fe, err := manifest.Frontend(path, opts); err != nil || fe == "dockerfile" {
+				if err == nil {
+					err = fmt.Errorf("%s is a Dockerfile: nothing to render (a Dockerfile is no template); kiln graph -f %s shows the steps it builds", path, path)
+				}
+				return badInput(err)
 			}
 			out, err := manifest.Render(cmd.Context(), path, opts)
 			if err != nil {

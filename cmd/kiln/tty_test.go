@@ -97,7 +97,7 @@ steps:
 			t.Errorf("the terminal did not show %q:\n%s", want, screen)
 		}
 	}
-	summary := regexp.MustCompile(`✔ built ` + digest + ` in [0-9.]+m?s: 1 steps ran, 2 cached\n$`)
+	summary := regexp.MustCompile(`✔ built ` + digest + ` in [0-9.]+m?s: 1 step ran, 2 cached\n$`)
 	if !summary.MatchString(screen) {
 		t.Errorf("the terminal did not end with the summary naming %s:\n%s", digest, screen)
 	}

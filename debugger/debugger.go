@@ -298,6 +298,7 @@ func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {
 		fmt.Fprintf(d.out, "  %-10s%s %s\n", c.name, alias, c.usage)
 	}
 	fmt.Fprint(d.out, branchHelp)
+	fmt.Fprint(d.out, commitHelp)
 	return nil
 }
 

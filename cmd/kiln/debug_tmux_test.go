@@ -274,3 +274,46 @@ steps:
 // isSpinner reports whether r is one of the live view's spinner frames
 // (mpb's, braille patterns).
 func isSpinner(r rune) bool { return r >= 0x2800 && r <= 0x28ff }
+
+// TestBuildDebugOnFailTmux: kiln build --debug-on-fail in tmux, with the
+// default progress view: the failed step's prompt is the last line of a
+// still window, the step is shown stopped, not running; edit runs the
+// step again with the view drawing it, and the build ends well.
+func TestBuildDebugOnFailTmux(t *testing.T) {
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": `from: busybox
+steps:
+  - run: echo start && sleep 1 && exit 3
+`})
+	k := startTmux(t, root, "build", "--debug-on-fail", "-f", filepath.Join(dir, "app.yml"), dir)
+	k.waitPrompt(1)
+	screen := k.still()
+	stopped := false
+	for _, l := range screen {
+		if strings.Contains(l, "[main/0]") && strings.Contains(l, "stopped after it failed") {
+			stopped = true
+		}
+	}
+	if !stopped {
+		t.Errorf("at the failure, the window does not show [main/0] stopped:\n%s", strings.Join(screen, "\n"))
+	}
+	k.command("edit sleep 1 && echo edited-$((6*7))")
+	k.waitFor("the live view to draw the edited step", func(_, visible []string) bool {
+		for _, l := range visible {
+			if strings.Contains(l, "[main/0]") && strings.ContainsFunc(l, isSpinner) {
+				return true
+			}
+		}
+		return false
+	})
+	if code := k.exitStatus(); code != 0 {
+		t.Errorf("kiln exit status %d, want 0", code)
+	}
+	all := k.screen(true)
+	t.Logf("the window, with its scrollback:\n%s", strings.Join(all, "\n"))
+	for _, l := range all {
+		if strings.ContainsFunc(l, isSpinner) {
+			t.Errorf("a frame of the live view stayed on the terminal: %q", l)
+		}
+	}
+}

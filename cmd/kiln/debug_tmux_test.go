@@ -164,6 +164,45 @@ func (k *tmuxKiln) still() []string {
 	return after
 }
 
+// stoppedShown checks, at a prompt, that the window is still and shows
+// node as stopped, and why.
+func (k *tmuxKiln) stoppedShown(node, why string) {
+	k.t.Helper()
+	screen := k.still()
+	for _, l := range screen {
+		if strings.Contains(l, node) && strings.Contains(l, "stopped "+why) {
+			return
+		}
+	}
+	k.t.Errorf("the window does not show %s stopped %s:\n%s", node, why, strings.Join(screen, "\n"))
+}
+
+// waitDrawing waits until the live view draws node with a spinner: it
+// draws again once the debugger lets the build go on.
+func (k *tmuxKiln) waitDrawing(node string) {
+	k.t.Helper()
+	k.waitFor("the live view to draw "+node+" working", func(_, visible []string) bool {
+		for _, l := range visible {
+			if strings.Contains(l, node) && strings.ContainsFunc(l, isSpinner) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// noFrameLeft checks that every frame of the live view was erased from
+// the transcript: what stays is the lines of the steps that ended, the
+// debugger's, the shell's.
+func (k *tmuxKiln) noFrameLeft(all []string) {
+	k.t.Helper()
+	for _, l := range all {
+		if strings.ContainsFunc(l, isSpinner) {
+			k.t.Errorf("a frame of the live view stayed on the terminal: %q", l)
+		}
+	}
+}
+
 // exitStatus waits for kiln to end and returns its exit status.
 func (k *tmuxKiln) exitStatus() int {
 	k.t.Helper()
@@ -208,27 +247,10 @@ steps:
 	k.waitPrompt(2)
 	k.command("continue")
 	k.waitPrompt(3) // at breakpoint 4
-	screen := k.still()
-	stopped := false
-	for _, l := range screen {
-		if strings.Contains(l, "[main/1]") && strings.Contains(l, "stopped") {
-			stopped = true
-		}
-	}
-	if !stopped {
-		t.Errorf("at breakpoint 4, the window does not show [main/1] as stopped:\n%s", strings.Join(screen, "\n"))
-	}
+	k.stoppedShown("[main/1]", "at breakpoint 4")
 	k.command("next")
-	// The live view draws again while the step runs (it sleeps 1s).
-	k.waitFor("the live view to draw [main/1] running", func(_, visible []string) bool {
-		for _, l := range visible {
-			if strings.Contains(l, "[main/1]") && strings.ContainsFunc(l, isSpinner) {
-				return true
-			}
-		}
-		return false
-	})
-	k.waitPrompt(4) // after next, before line 5
+	k.waitDrawing("[main/1]") // it sleeps 1s
+	k.waitPrompt(4)           // after next, before line 5
 	k.command("diff")
 	k.waitLine("  A /two (4 B)")
 	k.waitPrompt(5)
@@ -255,13 +277,7 @@ steps:
 			t.Errorf("the window did not show %q", want)
 		}
 	}
-	// Every frame of the live view was erased: what stays is the lines
-	// of the steps that ended, the debugger's, the shell's.
-	for _, l := range all {
-		if strings.ContainsFunc(l, isSpinner) {
-			t.Errorf("a frame of the live view stayed on the terminal: %q", l)
-		}
-	}
+	k.noFrameLeft(all)
 	if !strings.HasPrefix(lastLine(all), "sha256:") {
 		t.Errorf("the last line is %q, want the image's digest", lastLine(all))
 	}
@@ -287,33 +303,13 @@ steps:
 `})
 	k := startTmux(t, root, "build", "--debug-on-fail", "-f", filepath.Join(dir, "app.yml"), dir)
 	k.waitPrompt(1)
-	screen := k.still()
-	stopped := false
-	for _, l := range screen {
-		if strings.Contains(l, "[main/0]") && strings.Contains(l, "stopped after it failed") {
-			stopped = true
-		}
-	}
-	if !stopped {
-		t.Errorf("at the failure, the window does not show [main/0] stopped:\n%s", strings.Join(screen, "\n"))
-	}
+	k.stoppedShown("[main/0]", "after it failed")
 	k.command("edit sleep 1 && echo edited-$((6*7))")
-	k.waitFor("the live view to draw the edited step", func(_, visible []string) bool {
-		for _, l := range visible {
-			if strings.Contains(l, "[main/0]") && strings.ContainsFunc(l, isSpinner) {
-				return true
-			}
-		}
-		return false
-	})
+	k.waitDrawing("[main/0]")
 	if code := k.exitStatus(); code != 0 {
 		t.Errorf("kiln exit status %d, want 0", code)
 	}
 	all := k.screen(true)
 	t.Logf("the window, with its scrollback:\n%s", strings.Join(all, "\n"))
-	for _, l := range all {
-		if strings.ContainsFunc(l, isSpinner) {
-			t.Errorf("a frame of the live view stayed on the terminal: %q", l)
-		}
-	}
+	k.noFrameLeft(all)
 }

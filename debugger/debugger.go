@@ -39,6 +39,20 @@ type Options struct {
 	// kept as name, for the report. The default is
 	// "kiln debug attach NAME".
 	AttachCommand func(name string) string
+	// Screen, when set, is what else draws on Out's terminal (the live
+	// progress view): it is held while the debugger speaks, from the
+	// moment a step stops until the build goes on. It may be nil.
+	Screen Screen
+}
+
+// Screen is a live view that shares the debugger's terminal, and must
+// stop drawing while the debugger has it: its prompt, a shell, the
+// report of a failed step.
+type Screen interface {
+	// Hold stops drawing, node being the step stopped and why what
+	// stopped it ("at breakpoint 4"), until release is called; then it
+	// draws again, under what the debugger wrote.
+	Hold(node, why string) (release func())
 }
 
 // Debugger is an executor.Inspector with a prompt.
@@ -172,6 +186,7 @@ func (d *Debugger) Before(ctx context.Context, v *executor.NodeView) executor.Ac
 			continue // another branch stopped first
 		}
 		d.entered = true
+		defer d.hold(v.Node, why)()
 		fmt.Fprintf(d.out, "stopped at %s (%s), before %q [%s]\n", where(v), why, v.Name, v.Node)
 		if v.Cached || v.CacheKey != "" {
 			fmt.Fprintf(d.out, "  cache key %s\n", short(v.CacheKey))
@@ -196,6 +211,7 @@ func (d *Debugger) After(ctx context.Context, v *executor.NodeView) executor.Act
 			d.mu.Unlock()
 			continue
 		}
+		defer d.hold(v.Node, "after it failed")()
 		fmt.Fprintf(d.out, "step failed at %s: %q [%s]\n", where(v), v.Name, v.Node)
 		if v.ExitCode >= 0 {
 			fmt.Fprintf(d.out, "  exit code %d\n", v.ExitCode)
@@ -211,6 +227,15 @@ func (d *Debugger) After(ctx context.Context, v *executor.NodeView) executor.Act
 		}
 		return d.prompt(ctx, &stop{v: v, after: true})
 	}
+}
+
+// hold holds the screen, if there is one, for a stop at node; the
+// function it returns releases it.
+func (d *Debugger) hold(node, why string) func() {
+	if d.opts.Screen == nil {
+		return func() {}
+	}
+	return d.opts.Screen.Hold(node, why)
 }
 
 // prompt runs the prompt of stop s, whose gate is open and d.mu held,
@@ -298,6 +323,7 @@ func help(_ context.Context, d *Debugger, _ *stop, _ []string, _ string) error {
 		fmt.Fprintf(d.out, "  %-10s%s %s\n", c.name, alias, c.usage)
 	}
 	fmt.Fprint(d.out, branchHelp)
+	fmt.Fprint(d.out, commitHelp)
 	return nil
 }
 

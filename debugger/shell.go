@@ -19,7 +19,7 @@ import (
 func shellCommands() []command {
 	return []command{
 		{name: "shell", alias: "sh", usage: "shell [--before] [CMD]: a shell (or CMD) in a throwaway container on the step's filesystem, the toolbox at /.kiln", run: shell},
-		{name: "commit", usage: "keep what the last shell changed as this step's result, for this build only: it is not cached, and later builds run the step again", run: commit},
+		{name: "commit", usage: "keep what the last shell changed, for this build only (not cached: later builds run the step again); see below", run: commit},
 	}
 }
 
@@ -54,6 +54,18 @@ func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string
 	return nil
 }
 
+// commitHelp says what commit keeps, and why.
+const commitHelp = `Commit: after a step failed, the last shell's changes (made on what the
+step left, or with shell --before on what it started from) replace the
+step's layer. At a stop before a step, the step still runs (or comes from
+the cache) as it would have, then the shell's changes go on top as a layer
+of their own, named so in the image's history: the shell ran before the
+step, and committing must not drop the step's work without a word (where
+the shell and the step change the same file, the shell's version wins).
+To replace a step's command instead, use edit; to drop it, skip. (Docker's
+and BuildKit's debuggers have no commit: a shell's changes are lost.)
+`
+
 func commit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error {
 	if err := notTest(s.v, "committed"); err != nil {
 		return err
@@ -61,7 +73,11 @@ func commit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error
 	if !s.shelled {
 		return errors.New("no shell ran at this stop: run shell, change what the step should have, exit, then commit")
 	}
-	fmt.Fprintf(d.out, "committing the last shell's changes as %q, for this build only\n", s.v.Name)
+	if s.after {
+		fmt.Fprintf(d.out, "committing the last shell's changes as %q, for this build only\n", s.v.Name)
+	} else {
+		fmt.Fprintf(d.out, "commit: %q runs, then the last shell's changes go on top of it as a layer of their own, for this build only\n", s.v.Name)
+	}
 	s.action = &executor.Action{Kind: executor.Commit}
 	return nil
 }

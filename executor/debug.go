@@ -61,12 +61,17 @@ const (
 	// Edit replaces a run step's command with Action.Command, for this
 	// build only, and runs it.
 	Edit
-	// Commit makes the changes of the view's last Run the step's layer,
-	// for this build only: the layer is not put in the cache under the
-	// step's key, and the steps after it get keys derived from the
-	// step's key and that layer's digest (see commitShell), which no
-	// build that runs the step computes. A later build so runs the step
-	// again instead of reusing a hand-made layer.
+	// Commit keeps the changes of the view's last Run, for this build
+	// only. After a step failed (After), they become the step's layer,
+	// in place of what the step left. Before a step (Before), the step
+	// runs (or comes from the cache) as usual, then the changes go on
+	// top of its layer as a layer of their own: what the shell saw was
+	// the filesystem before the step, and the step's own work is not
+	// dropped. Either way the hand-made layer is not put in the cache,
+	// and the steps after it get keys derived from the step's key and
+	// that layer's digest (see shellKey), which no build that runs the
+	// step computes. A later build so runs the step again instead of
+	// reusing a hand-made layer.
 	Commit
 )
 
@@ -300,7 +305,8 @@ type debugRun struct {
 	holding map[string]bool             // snapshot key prefixes whose removal waits
 	held    map[string]string           // prefix → the last snapshot kept
 	status  map[string]engine.Status    // container ID → how it ended
-	layers  map[*dag.Node]v1.Layer      // the layer a step made
+	layers  map[*dag.Node]image.Layer   // the last layer a step added, for the next stop's diff
+	onTop   map[*dag.Node]v1.Layer      // a shell's changes committed before the step, to add after it
 	noStop  map[*dag.Node]bool          // retried or edited: run without stopping
 	outputs map[string]*strings.Builder // node → its output (bounded)
 	keys    map[string]string           // node → its cache key
@@ -316,7 +322,7 @@ func newDebug(r *run) *debugRun {
 	d := &debugRun{
 		in: in, store: r.opts.Store, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
 		holding: map[string]bool{}, held: map[string]string{}, status: map[string]engine.Status{},
-		layers: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
+		layers: map[*dag.Node]image.Layer{}, onTop: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
 		keys: map[string]string{},
 	}
 	ks := &keepingSnapshotter{Snapshotter: r.opts.Snapshotter, d: d}
@@ -466,8 +472,8 @@ func (r *run) view(ctx context.Context, n *dag.Node, st *fsState, key string) *N
 	v.mounts, _ = r.toolboxMounts(ctx, n.Stage, []string{"kiln"})
 	v.toolbox, _ = r.toolboxRecord(ctx, n.Stage)
 	r.debug.mu.Lock()
-	if l := r.debug.layers[n.Parent]; l != nil {
-		v.changes, v.Changes = l, n.Parent.Step.Name
+	if l, ok := r.debug.layers[n.Parent]; ok {
+		v.changes, v.Changes = l.Layer, l.CreatedBy
 	}
 	r.debug.mu.Unlock()
 	return v
@@ -491,8 +497,15 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	}
 	switch act.Kind {
 	case Commit:
-		st, err := r.commitShell(ctx, n, m, st, v, key)
-		return st, true, err
+		// The step runs, then debugStep adds the shell's changes.
+		l, err := r.shellLayer(ctx, n, v)
+		if err != nil {
+			return nil, true, err
+		}
+		r.debug.mu.Lock()
+		r.debug.onTop[n] = l
+		r.debug.mu.Unlock()
+		return nil, false, nil
 	case Skip:
 		return st, true, m.To(ctx, lifecycle.Cached, nil)
 	case Abort:
@@ -524,34 +537,70 @@ func (r *run) inspect(ctx context.Context, n *dag.Node, call func() Action) (Act
 // DiffID, so the steps after it are cached under keys no normal build
 // computes, and a later build runs n again.
 func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, v *NodeView, key cache.Key) (*fsState, error) {
-	if v.shell == "" {
-		return nil, fmt.Errorf("committing %s: no shell ran", n.Name)
-	}
 	for _, to := range []lifecycle.State{lifecycle.Creating, lifecycle.Running, lifecycle.Committing} {
 		if err := m.To(ctx, to, nil); err != nil {
 			return nil, err
 		}
 	}
+	l, err := r.shellLayer(ctx, n, v)
+	if err != nil {
+		return nil, err
+	}
+	st, err = r.addShellLayer(ctx, n, st, key, l, n.Step.Name+" (committed from a debugger shell in place of the step)")
+	if err != nil {
+		return nil, err
+	}
+	m.SetCacheKey(st.key.String())
+	return st, m.To(ctx, lifecycle.Done, nil)
+}
+
+// shellLayer writes the changes of v's last Run, a shell at a stop at
+// step n, as a layer in the store.
+func (r *run) shellLayer(ctx context.Context, n *dag.Node, v *NodeView) (v1.Layer, error) {
+	if v.shell == "" {
+		return nil, fmt.Errorf("committing %s: no shell ran", n.Name)
+	}
 	l, err := r.opts.Store.WriteLayer(ctx, func(w io.Writer) error {
 		return r.debug.sn.Diff(ctx, v.shell, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("committing the debugger's shell as %s: %w", n.Name, err)
+		return nil, fmt.Errorf("committing the debugger's shell at %s: %w", n.Name, err)
 	}
+	return l, nil
+}
+
+// addShellLayer returns st with layer l, a debugger shell's changes
+// committed at step n, on top, described as createdBy: its key is
+// derived from key, the key of what st was before, and l's DiffID (a key
+// no build that runs the step computes).
+func (r *run) addShellLayer(ctx context.Context, n *dag.Node, st *fsState, key cache.Key, l v1.Layer, createdBy string) (*fsState, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, err
 	}
 	st = st.clone()
-	if err := r.addLayer(ctx, st, cachedLayer{l, time.Now()}, n.Step.Name+" (committed from a debugger shell)"); err != nil {
+	if err := r.addLayer(ctx, st, cachedLayer{l, time.Now()}, createdBy); err != nil {
 		return nil, err
 	}
 	st.key = cache.ComputeKey(cache.KeyInput{Parent: key, Kind: "debugger-commit", Inputs: []v1.Hash{diffID}})
-	m.SetCacheKey(st.key.String())
 	r.debug.mu.Lock()
-	r.debug.layers[n] = l
+	r.debug.layers[n] = st.layers[len(st.layers)-1]
 	r.debug.mu.Unlock()
-	return st, m.To(ctx, lifecycle.Done, nil)
+	return st, nil
+}
+
+// takeOnTop adds to st, the state step n made, the shell's changes
+// committed at the stop before n, if there are.
+func (r *run) takeOnTop(ctx context.Context, n *dag.Node, st *fsState) (*fsState, error) {
+	r.debug.mu.Lock()
+	l := r.debug.onTop[n]
+	delete(r.debug.onTop, n)
+	r.debug.mu.Unlock()
+	if l == nil || r.opts.DryRun {
+		return st, nil
+	}
+	return r.addShellLayer(ctx, n, st, st.key, l,
+		fmt.Sprintf("debugger shell at the stop before %q, committed on top of it", n.Step.Name))
 }
 
 // beforeTest lets the Inspector hold test n, or stop before it, once its
@@ -600,6 +649,7 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
+		delete(d.onTop, n) // the step did not end well: no layer to put on it
 		delete(d.holding, prefix)
 		kept := d.held[prefix]
 		delete(d.held, prefix)
@@ -616,6 +666,9 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		st, err := r.runStep(ctx, n, m)
 		if ctx.Err() != nil || errors.Is(err, ErrAborted) {
 			return st, err
+		}
+		if err == nil {
+			st, err = r.takeOnTop(ctx, n, st)
 		}
 		var v *NodeView
 		if parent != nil {
@@ -645,8 +698,8 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 			}
 			v.Dirs = st.dirs
 			if parent != nil && len(st.layers) > len(parent.layers) {
-				l := st.layers[len(st.layers)-1].Layer
-				v.changes, v.Changes = l, n.Step.Name
+				l := st.layers[len(st.layers)-1]
+				v.changes, v.Changes = l.Layer, l.CreatedBy
 				d.mu.Lock()
 				d.layers[n] = l
 				d.mu.Unlock()

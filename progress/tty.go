@@ -21,17 +21,21 @@ import (
 // one line per node that has started, with a spinner and its elapsed time
 // while it works and the last lines of its output under it; a node that
 // ends moves up as a line that stays (cached nodes marked CACHED), and
-// Close prints a summary. It is safe for concurrent use.
+// Close prints a summary. Hold lends the terminal to another speaker (a
+// debugger's prompt) for a while. It is safe for concurrent use.
 type TTY struct {
-	out  io.Writer
-	opts ttyOptions
+	out   io.Writer
+	opts  ttyOptions
+	width atomic.Int64 // what a line's text had room for, last drawn
 
-	once  sync.Once
-	p     *mpb.Progress // made when the first node starts
-	width atomic.Int64  // what a line's text had room for, last drawn
-
-	mu    sync.Mutex // guards nodes
-	nodes map[string]*ttyNode
+	// mu guards the rest, and orders what is drawn: it is held while
+	// calling mpb, whose goroutines never take it.
+	mu      sync.Mutex
+	p       *mpb.Progress // made when a node starts and nothing holds the view
+	nodes   map[string]*ttyNode
+	order   []*ttyNode // by start, to draw them again after a hold
+	held    bool       // Hold lent the terminal: nothing is drawn
+	pending []string   // the lines of the nodes that ended while held
 }
 
 // ttyNode is one node as the view shows it. Its mu, never held while
@@ -46,7 +50,12 @@ type ttyNode struct {
 	tail       int      // how many lines to keep
 	lines      []string // the last lines of output
 	partial    []byte   // output not yet ended by a newline
-	bar        *mpb.Bar
+	bar        *mpb.Bar // its live line, while it is drawn
+	shown      bool     // it has a line: it did not end before it started
+	// stopped says why a debugger stopped the node, while Hold holds the
+	// view for it; its time does not run from stoppedAt.
+	stopped   string
+	stoppedAt time.Time
 }
 
 // TTYOption configures a TTY.
@@ -105,62 +114,156 @@ func NewTTY(w io.Writer, opts ...TTYOption) (*TTY, error) {
 	return &TTY{out: w, opts: o, nodes: map[string]*ttyNode{}}, nil
 }
 
-// progress returns the mpb container, starting it on first use: a build
-// that fails before any node starts draws nothing.
+// progress returns the mpb container, starting it on first use (a
+// build that fails before any node starts draws nothing) and after a
+// hold. t.mu is held.
 func (t *TTY) progress() *mpb.Progress {
-	t.once.Do(func() {
+	if t.p == nil {
 		t.p = mpb.New(mpb.WithOutput(t.out), mpb.WithAutoRefresh(), mpb.WithRefreshRate(t.opts.refresh),
 			mpb.WithWidth(t.opts.width))
-	})
+	}
 	return t.p
+}
+
+// draw gives n its live line. t.mu is held, not n.mu.
+func (t *TTY) draw(n *ttyNode) {
+	bar := t.progress().New(0, mpb.SpinnerStyle(),
+		mpb.BarWidth(1),
+		mpb.BarFillerMiddleware(func(spin mpb.BarFiller) mpb.BarFiller { return n.mark(spin) }),
+		mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string {
+			t.width.Store(int64(s.AvailableWidth))
+			return n.line(s.AvailableWidth)
+		})),
+		mpb.BarExtender(mpb.BarFillerFunc(func(w io.Writer, s decor.Statistics) error { return n.tailLines(w, s.AvailableWidth) }), false),
+	)
+	n.mu.Lock()
+	n.bar = bar
+	n.mu.Unlock()
+}
+
+// lineWidth is the room of a line's text, as last drawn.
+func (t *TTY) lineWidth() int {
+	if w := int(t.width.Load()); w > 0 {
+		return w
+	}
+	return t.opts.width - 4
 }
 
 // Event shows one transition: a node that starts gets a line, a node that
 // ends completes it.
 func (t *TTY) Event(e lifecycle.Event) {
-	// A node's events come one at a time, from the goroutine running it.
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	n := t.nodes[e.Node]
 	start := n == nil || n.final() && !e.State.Final() // (again, after a failure)
 	if start {
 		n = &ttyNode{key: e.Node, name: e.Name, start: e.Time, tail: t.opts.tail}
 		t.nodes[e.Node] = n
-	}
-	t.mu.Unlock()
-	if start && !(e.From == lifecycle.Pending && e.State.Final()) {
 		// A node cancelled before it started gets no line.
-		bar := t.progress().New(0, mpb.SpinnerStyle(),
-			mpb.BarWidth(1),
-			mpb.BarFillerMiddleware(func(spin mpb.BarFiller) mpb.BarFiller { return n.mark(spin) }),
-			mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string {
-				t.width.Store(int64(s.AvailableWidth))
-				return n.line(s.AvailableWidth)
-			})),
-			mpb.BarExtender(mpb.BarFillerFunc(func(w io.Writer, s decor.Statistics) error { return n.tailLines(w, s.AvailableWidth) }), false),
-		)
-		n.mu.Lock()
-		n.bar = bar
-		n.mu.Unlock()
+		if !(e.From == lifecycle.Pending && e.State.Final()) {
+			n.shown = true
+			t.order = append(t.order, n)
+			if !t.held {
+				t.draw(n)
+			}
+		}
 	}
 	n.mu.Lock()
 	n.state = e.State
 	if e.State == lifecycle.Failed {
 		n.errText = firstLine(e.Error)
 	}
-	bar := n.bar
+	bar, shown := n.bar, n.shown
 	if e.State.Final() {
 		n.end = e.Time
+		n.bar = nil
 	}
 	n.mu.Unlock()
-	if e.State.Final() && bar != nil {
-		// The node's line leaves the live part for good, above it, in the
-		// order nodes end.
-		w := int(t.width.Load())
-		if w <= 0 {
-			w = t.opts.width - 4
-		}
+	if !e.State.Final() || !shown {
+		return
+	}
+	// The node's line leaves the live part for good, above it, in the
+	// order nodes end.
+	line := " " + n.markText() + " " + n.line(t.lineWidth()) + "\n"
+	if t.held {
+		t.pending = append(t.pending, line)
+		return
+	}
+	if bar != nil {
 		bar.Abort(true)
-		_, _ = t.p.Write([]byte(" " + n.markText() + " " + n.line(w) + "\n"))
+	}
+	_, _ = t.progress().Write([]byte(line))
+}
+
+// Hold lends the terminal to another speaker, a debugger stopped at node
+// (why says why), until release is called: the view erases its live
+// part, prints node's line marked as stopped, and draws nothing until
+// release; node's time does not run meanwhile. Release prints the lines
+// of the nodes that ended meanwhile and draws the live part again, under
+// what the other speaker wrote. A second Hold before release does
+// nothing.
+func (t *TTY) Hold(node, why string) (release func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held {
+		return func() {}
+	}
+	t.held = true
+	t.stopDrawing()
+	now := time.Now()
+	if n := t.nodes[node]; n != nil && !n.final() {
+		n.mu.Lock()
+		n.stopped, n.stoppedAt = why, now
+		n.mu.Unlock()
+		_, _ = io.WriteString(t.out, " ‖ "+n.line(t.lineWidth())+"\n")
+	}
+	var once sync.Once
+	return func() { once.Do(func() { t.release(node) }) }
+}
+
+// stopDrawing drops the live lines and ends the mpb container, which
+// erases them: once it returns, mpb writes nothing. t.mu is held.
+func (t *TTY) stopDrawing() {
+	if t.p == nil {
+		return
+	}
+	for _, n := range t.order {
+		n.mu.Lock()
+		bar := n.bar
+		n.bar = nil
+		n.mu.Unlock()
+		if bar != nil {
+			bar.Abort(true)
+		}
+	}
+	t.p.Wait()
+	t.p = nil
+}
+
+// release ends a Hold for node.
+func (t *TTY) release(node string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.held {
+		return // closed
+	}
+	t.held = false
+	if n := t.nodes[node]; n != nil {
+		n.mu.Lock()
+		if n.stopped != "" {
+			n.start = n.start.Add(time.Since(n.stoppedAt))
+			n.stopped = ""
+		}
+		n.mu.Unlock()
+	}
+	for _, l := range t.pending {
+		_, _ = io.WriteString(t.out, l)
+	}
+	t.pending = nil
+	for _, n := range t.order {
+		if !n.final() {
+			t.draw(n)
+		}
 	}
 }
 
@@ -252,17 +355,19 @@ func (n *ttyNode) line(width int) string {
 		end = time.Now()
 	}
 	var suffix string
-	switch n.state {
-	case lifecycle.Cached:
+	switch {
+	case n.stopped != "":
+		suffix = seconds(n.stoppedAt.Sub(n.start)) + " stopped " + n.stopped
+	case n.state == lifecycle.Cached:
 		suffix = "CACHED"
-	case lifecycle.Failed:
+	case n.state == lifecycle.Failed:
 		suffix = fmt.Sprintf("%s FAILED", seconds(end.Sub(n.start)))
 		if n.errText != "" {
 			suffix += ": " + n.errText
 		}
-	case lifecycle.Cancelled:
+	case n.state == lifecycle.Cancelled:
 		suffix = "CANCELLED"
-	case lifecycle.Done, lifecycle.Passed:
+	case n.state == lifecycle.Done, n.state == lifecycle.Passed:
 		suffix = seconds(end.Sub(n.start))
 	default:
 		suffix = seconds(end.Sub(n.start))
@@ -321,24 +426,13 @@ type Summary struct {
 // after.
 func (t *TTY) Close(s Summary) error {
 	t.mu.Lock()
-	var working []*mpb.Bar
-	for _, n := range t.nodes {
-		n.mu.Lock()
-		if n.bar != nil && !n.state.Final() {
-			working = append(working, n.bar)
-		}
-		n.mu.Unlock()
+	t.stopDrawing()
+	t.held = false
+	for _, l := range t.pending {
+		_, _ = io.WriteString(t.out, l)
 	}
+	t.pending = nil
 	t.mu.Unlock()
-	for _, b := range working {
-		b.Abort(true)
-	}
-	t.mu.Lock()
-	started := t.p != nil
-	t.mu.Unlock()
-	if started {
-		t.p.Wait()
-	}
 	var line string
 	if s.Err == nil {
 		line = fmt.Sprintf("✔ built %s in %s: %s ran, %d cached\n", s.Digest, s.Duration.Round(time.Millisecond), Count(s.Ran, "step"), s.Cached)

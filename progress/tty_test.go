@@ -148,3 +148,72 @@ func TestClean(t *testing.T) {
 		})
 	}
 }
+
+// TestTTYHold: while a debugger holds the view, it draws nothing, not
+// even the lines of the nodes that end meanwhile; its live part is
+// erased and the stopped node's line says why it is stopped, its time
+// frozen. Release prints what ended and draws again, under what the
+// debugger wrote; the stopped node's time leaves out the hold.
+func TestTTYHold(t *testing.T) {
+	var out syncBuffer
+	v, err := NewTTY(&out, WithRefresh(20*time.Millisecond), WithWidth(80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(node, name string, from, to lifecycle.State) {
+		v.Event(lifecycle.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
+	}
+	waitFor := func(s string, from int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(out.String()[from:], s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the view never drew %q:\n%s", s, out.String()[from:])
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ev("main/0", "run: a", lifecycle.Pending, lifecycle.CheckingCache)
+	ev("main/0", "run: a", lifecycle.CheckingCache, lifecycle.Creating)
+	ev("main/0", "run: a", lifecycle.Creating, lifecycle.Running)
+	ev("b/0", "run: b", lifecycle.Pending, lifecycle.CheckingCache)
+	waitFor("[b/0] run: b", 0)
+
+	release := v.Hold("b/0", "at breakpoint 4")
+	held := len(out.String())
+	if got := terminal(out.String()); !regexp.MustCompile(`^ ‖ \[b/0\] run: b +0\.\ds stopped at breakpoint 4\n$`).MatchString(got) {
+		t.Errorf("held, the terminal shows %q, want only the stopped node's line", got)
+	}
+	if again := v.Hold("b/0", "again"); again == nil {
+		t.Fatal("a second Hold returned no release")
+	} else {
+		again() // does nothing: the first Hold still holds
+	}
+	if _, err := out.Write([]byte("(kiln) c\n")); err != nil { // the debugger speaks
+		t.Fatal(err)
+	}
+	ev("main/0", "run: a", lifecycle.Running, lifecycle.Committing)
+	ev("main/0", "run: a", lifecycle.Committing, lifecycle.Done)
+	v.Output("b/0", []byte("said while held\n"))
+	time.Sleep(1100 * time.Millisecond) // many frames' time, and more than a second on b/0's clock
+	if got := out.String()[held:]; got != "(kiln) c\n" {
+		t.Errorf("while held, the view wrote %q", got)
+	}
+
+	release()
+	release() // once is enough
+	waitFor("✔ [main/0] run: a", held)
+	ev("b/0", "run: b", lifecycle.CheckingCache, lifecycle.Creating)
+	ev("b/0", "run: b", lifecycle.Creating, lifecycle.Running)
+	waitFor("│ said while held", held) // drawn live again
+	ev("b/0", "run: b", lifecycle.Running, lifecycle.Committing)
+	ev("b/0", "run: b", lifecycle.Committing, lifecycle.Done)
+	if err := v.Close(Summary{Ran: 2, Duration: time.Second, Digest: "sha256:x"}); err != nil {
+		t.Fatal(err)
+	}
+	shown := regexp.MustCompile(` +`).ReplaceAllString(terminal(out.String()), " ")
+	want := regexp.MustCompile(`^ ‖ \[b/0\] run: b 0\.\ds stopped at breakpoint 4\n\(kiln\) c\n ✔ \[main/0\] run: a \d\.\ds\n ✔ \[b/0\] run: b 0\.\ds\n✔ built sha256:x in 1s: 2 steps ran, 0 cached\n$`)
+	if !want.MatchString(shown) {
+		t.Errorf("the terminal shows:\n%s\nwant it to match %s (b/0's time without the hold)", shown, want)
+	}
+}

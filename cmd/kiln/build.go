@@ -235,7 +235,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if f.pull {
 		a.pulls = &basePulls{}
 	}
-	if obs, err = f.debug.observer(a, obs); err != nil {
+	if obs, err = f.debug.observer(a, obs, view.screen()); err != nil {
 		return badInput(err)
 	}
 	if f.observe != nil {

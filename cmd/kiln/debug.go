@@ -35,8 +35,10 @@ func (f *debugFlags) add(c *cobra.Command) {
 	fl.StringArrayVar(&f.breaks, "break", nil, "stop before the step at LINE, FILE:LINE, or STEP (a node key or part of its name) (repeatable)")
 }
 
-// observer wraps obs in a debugger when a debugger flag is given.
-func (f *debugFlags) observer(a *app, obs lifecycle.Observer) (lifecycle.Observer, error) {
+// observer wraps obs in a debugger when a debugger flag is given; the
+// debugger holds screen, the live view (or nil), while it has the
+// terminal.
+func (f *debugFlags) observer(a *app, obs lifecycle.Observer, screen debugger.Screen) (lifecycle.Observer, error) {
 	if !f.debug && !f.onFail && len(f.breaks) == 0 {
 		return obs, nil
 	}
@@ -46,6 +48,7 @@ func (f *debugFlags) observer(a *app, obs lifecycle.Observer) (lifecycle.Observe
 		NoEntry: !f.debug,
 		Breaks:  f.breaks,
 		Keep:    a.keepFailed,
+		Screen:  screen,
 		AttachCommand: func(name string) string {
 			if a.root != defaultRoot() {
 				return "kiln --root " + shellQuote(a.root) + " debug attach " + name

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/debugger"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/history"
 	"github.com/kiln-build/kiln/lifecycle"
@@ -75,6 +76,15 @@ func liveTerminal(f *os.File) bool {
 func envSet(name string) bool {
 	v := os.Getenv(name)
 	return v != "" && v != "0" && v != "false"
+}
+
+// screen is the live view, for the debugger to hold while it has the
+// terminal; nil when the view is not live.
+func (v *buildView) screen() debugger.Screen {
+	if v.tty == nil {
+		return nil
+	}
+	return v.tty
 }
 
 // summarises reports whether the view prints the build's summary itself.

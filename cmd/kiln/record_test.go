@@ -135,7 +135,7 @@ func TestBuildRecordsAndExplains(t *testing.T) {
 		t.Errorf("build --explain after changing src/sub/b.sh:\n%s", r.stderr)
 	}
 
-	// kiln history lists the three builds.
+	// kiln history lists the three builds, newest first.
 	r = mustKiln(t, root, "history", "--format", "json")
 	var list []historyEntry
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
@@ -148,7 +148,7 @@ func TestBuildRecordsAndExplains(t *testing.T) {
 			t.Errorf("history entry %+v", e)
 		}
 	}
-	if diff := cmp.Diff([]string{" succeeded 4/1", "greeting=bonjour succeeded 4/1", "greeting=bonjour succeeded 3/2"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"greeting=bonjour succeeded 3/2", "greeting=bonjour succeeded 4/1", " succeeded 4/1"}, got); diff != "" {
 		t.Errorf("kiln history (-want +got):\n%s", diff)
 	}
 	if r := mustKiln(t, root, "history"); !strings.Contains(r.stdout, "--set greeting=bonjour") || strings.Count(r.stdout, "\n") != 4 {

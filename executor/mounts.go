@@ -495,6 +495,9 @@ func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts bu
 		}
 		xo := opts
 		xo.KeepOwner = !chowned
+		// An unpacked archive keeps its modes: BuildKit's unpack passes
+		// no --chmod (solver/llbsolver/file/unpack.go:45-57).
+		xo.Mode, xo.ModeDirs = nil, false
 		if err := r.extract(ctx, r.opts.Context.Dir(), n, root, dst, xo); err != nil {
 			return fmt.Errorf("unpacking %s: %w", n, err)
 		}

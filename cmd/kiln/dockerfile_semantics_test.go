@@ -146,9 +146,9 @@ COPY --from=src --chown=7:8 /d /chowned
 //     os.Link to the first copy; one copier per copied source
 //     (copy.go:110, called once per match by buildkit
 //     solver/llbsolver/file/backend.go:316-327).
-//   - ADD unpacks with containerd's archive.Apply (buildkit
-//     solver/llbsolver/file/unpack.go), which makes a tar's hardlink
-//     entries as hard links.
+//   - ADD unpacks with moby/go-archive's chrootarchive.Untar (buildkit
+//     solver/llbsolver/file/unpack.go:57), which makes a tar's hardlink
+//     entries as hard links (go-archive v0.2.0 archive.go:469).
 func TestDockerfileHardLinks(t *testing.T) {
 	enginetest.RequireRoot(t)
 	root := buildRoot(t)

@@ -175,6 +175,9 @@ func parseDockerfile(ctx context.Context, file string, data []byte, opts Options
 				metaArgs = append(metaArgs, dfCommand{cmd, n})
 				continue
 			}
+			for _, kv := range cmd.Args {
+				c.usedArgs[kv.Key] = true // used, even in a stage the target does not need
+			}
 			c.stages[len(c.stages)-1].cmds = append(c.stages[len(c.stages)-1].cmds, dfCommand{cmd, n})
 		case instructions.Command:
 			if len(c.stages) == 0 {
@@ -415,14 +418,20 @@ func (c *converter) target() (string, error) {
 func (c *converter) checkCopyFrom() error {
 	for _, s := range c.stages {
 		for _, dc := range s.cmds {
-			cmd, ok := dc.cmd.(*instructions.CopyCommand)
-			if !ok || cmd.From == "" {
-				continue
-			}
-			if v, err := c.expand(cmd.From, nil); err != nil || v != cmd.From {
-				return dfErrorf(c.file, dc.node, "COPY --from=%s: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround", cmd.From)
+			if cmd, ok := dc.cmd.(*instructions.CopyCommand); ok {
+				if err := c.literalFrom(cmd.From); err != nil {
+					return dfErrorf(c.file, dc.node, "COPY %v", err)
+				}
 			}
 		}
+	}
+	return nil
+}
+
+// literalFrom refuses a COPY --from value that has variables (or quotes).
+func (c *converter) literalFrom(from string) error {
+	if v, err := c.expand(from, nil); err != nil || v != from {
+		return fmt.Errorf("--from=%s: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround", from)
 	}
 	return nil
 }
@@ -650,7 +659,11 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 			return err
 		}
 		if cmd.From != "" {
-			// Taken as written: checkCopyFrom refused variables.
+			// Taken as written (checkCopyFrom checked the Dockerfile's,
+			// not a base's ONBUILD triggers).
+			if err := c.literalFrom(cmd.From); err != nil {
+				return failf("%v", err)
+			}
 			if cp.From, err = c.fromRef(i, cmd.From, pos); err != nil {
 				return failf("%v", err)
 			}
@@ -812,6 +825,11 @@ func (c *converter) fromRef(i int, ref string, pos Pos) (string, error) {
 		return "", fmt.Errorf("--from=%s: a stage cannot use itself", ref)
 	}
 	if j, ok := c.stageIndex(ref, i, true); ok {
+		if _, done := c.states[c.stages[j].name]; !done {
+			// Only a base's ONBUILD trigger can name a stage that needed()
+			// did not see.
+			return "", fmt.Errorf("--from=%s: stage %q is not built for this target (kiln does not add the stages that a base's ONBUILD trigger uses)", ref, c.stages[j].name)
+		}
 		return c.stages[j].name, nil
 	}
 	if j, ok := c.stageIndex(ref, len(c.stages), true); ok {

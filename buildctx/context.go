@@ -119,6 +119,18 @@ func (c *Context) Resolve(src string) ([]string, error) {
 	return names, nil
 }
 
+// ErrNoMatch is wrapped by the error for a copy source with wildcards
+// that matches nothing; nothing was read or written. A Dockerfile's COPY
+// and ADD allow it and copy nothing, as BuildKit does.
+var ErrNoMatch = errors.New("the wildcard matches no file")
+
+// noMatch is the error for a wildcard that matches nothing: the source's
+// own not-found error, which is also ErrNoMatch.
+type noMatch struct{ error }
+
+func (e noMatch) Unwrap() error        { return e.error }
+func (e noMatch) Is(target error) bool { return target == ErrNoMatch }
+
 // source is a tree that files are copied from: a build context, or another
 // stage's root filesystem.
 type source struct {
@@ -227,8 +239,6 @@ func (s *source) matches(src string) ([]match, error) {
 			for _, n := range names {
 				real, fi, err := s.res.resolve(path.Join(cd.real, n), true)
 				switch {
-				case errors.Is(err, errOutside):
-					return nil, s.outside(src)
 				case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 					continue
 				case err != nil:
@@ -264,6 +274,9 @@ func (s *source) matches(src string) ([]match, error) {
 		out = append(out, m)
 	}
 	if len(out) == 0 {
+		if hasMeta(p) {
+			return nil, noMatch{s.notFound(src)}
+		}
 		return nil, s.notFound(src)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
@@ -293,8 +306,22 @@ func (s *source) glob(dir, pattern string) ([]string, error) {
 	return names, nil
 }
 
-// hasMeta reports whether a path component has filepath.Match wildcards.
-func hasMeta(comp string) bool { return strings.ContainsAny(comp, `*?[\`) }
+// hasMeta reports whether a path (or a component) has filepath.Match
+// wildcards: "*", "?" or "[" not escaped by a backslash. A backslash alone
+// is no wildcard: a name whose only specials are escaped is the file of
+// that very name, backslashes included, as BuildKit reads a copy source
+// on Linux (fsutil copy/copy.go:674-685, containsWildcards).
+func hasMeta(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '*', '?', '[':
+			return true
+		case '\\':
+			i++
+		}
+	}
+	return false
+}
 
 // copyable reports whether a file of this type is copied: regular files,
 // directories and symbolic links are; sockets, FIFOs and devices are not.

@@ -21,18 +21,51 @@ import (
 // CopyOptions are the options of a copy.
 type CopyOptions struct {
 	// Mode, when not nil, is the mode of every regular file copied or
-	// written (its permission, setuid, setgid and sticky bits). The default
-	// keeps each file's own mode (0644 for WriteFile). Directories and links
-	// keep theirs.
+	// written (its permission, setuid, setgid and sticky bits, as Go's
+	// fs.ModeSetuid, fs.ModeSetgid and fs.ModeSticky: see UnixMode). The
+	// default keeps each file's own mode (0644 for WriteFile). Directories
+	// and links keep theirs, unless ModeDirs.
 	Mode *os.FileMode
+	// ModeDirs, with Mode, also gives Mode to every directory copied, and
+	// Mode's permission bits to the directories made for the destination,
+	// as BuildKit's COPY --chmod does.
+	ModeDirs bool
 	// UID and GID own every file, directory and link copied or made. The
 	// default is 0:0.
 	UID, GID int
 	// KeepOwner keeps the owner of every file, directory and link copied
 	// (as COPY --from and ADD of an archive do without --chown); UID and
-	// GID then own only the missing parents made for the destination. The
+	// GID then own only the directories made for the destination (the
+	// destination of a directory's contents included, as in BuildKit). The
 	// default is false.
 	KeepOwner bool
+}
+
+// UnixMode returns the fs.FileMode of a Unix octal mode such as 04755: its
+// permission bits, and its 04000, 02000 and 01000 bits as fs.ModeSetuid,
+// fs.ModeSetgid and fs.ModeSticky (a plain conversion, fs.FileMode(04755),
+// drops them).
+func UnixMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// dirMode is the mode of a directory made for a destination: 0755, or
+// with ModeDirs Mode's permission bits.
+func (o CopyOptions) dirMode() fs.FileMode {
+	if o.Mode != nil && o.ModeDirs {
+		return o.Mode.Perm()
+	}
+	return 0o755
 }
 
 // Copy copies the copy source src (see Resolve) into the root filesystem
@@ -40,7 +73,9 @@ type CopyOptions struct {
 // dst ends with "/" or is a directory; a directory's contents go into dst,
 // which is made (mode 0755, owned by opts.UID:opts.GID, with any missing
 // parents) if it does not exist and otherwise kept as it is. Several matches
-// need a directory dst. Links under a copied directory are copied as links.
+// need a directory dst. Links under a copied directory are copied as links;
+// files of one match that are hard links of each other are copied as hard
+// links of each other.
 // Files keep their mode bits (or get opts.Mode) and modification times, and
 // are owned by opts.UID:opts.GID. An existing file or link in the way is
 // replaced; an existing directory in the way of a file is an error; an
@@ -92,7 +127,7 @@ func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
 	if strings.HasSuffix(dst, "/") || (fi != nil && fi.IsDir()) {
 		return fmt.Errorf("write %s in %s: it is a directory", dst, root)
 	}
-	if err := mkdirAll(rootAbs, path.Dir(real), opts.UID, opts.GID); err != nil {
+	if err := mkdirAll(rootAbs, path.Dir(real), opts.dirMode(), opts.UID, opts.GID); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
 	mode := fs.FileMode(0o644)
@@ -140,6 +175,10 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 	}
 	c := newCopier(rootAbs, opts)
 	for _, m := range ms {
+		// As in BuildKit, hard links are kept within one match: fsutil's
+		// copier, which remembers the inodes copied, is made per source
+		// path (fsutil copy/copy.go:110, 436-445).
+		c.links = map[devIno]string{}
 		es, err := s.walk(ctx, m, nil)
 		if err != nil {
 			return fmt.Errorf("copy %q: %w", src, err)
@@ -149,15 +188,11 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 			if fi != nil && !isDir {
 				return fmt.Errorf("copy %q to %s: a directory cannot replace a file", src, dst)
 			}
-			if err := mkdirAll(rootAbs, real, opts.UID, opts.GID); err != nil {
+			// A destination made for the directory is owned by
+			// opts.UID:opts.GID, not by the directory's owner, as BuildKit
+			// makes it (fsutil copy/copy.go:169-173).
+			if err := mkdirAll(rootAbs, real, opts.dirMode(), opts.UID, opts.GID); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
-			}
-			if fi == nil && opts.KeepOwner {
-				// A destination made for the directory takes its owner.
-				uid, gid := c.owner(m.fi)
-				if err := lchown(filepath.Join(rootAbs, real), uid, gid); err != nil {
-					return fmt.Errorf("copy %q to %s: %w", src, dst, err)
-				}
 			}
 			if err := c.tree(ctx, srcAbs, es, real); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
@@ -168,7 +203,7 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 		if intoDir {
 			target = path.Join(real, path.Base(m.name))
 		}
-		if err := mkdirAll(rootAbs, path.Dir(target), opts.UID, opts.GID); err != nil {
+		if err := mkdirAll(rootAbs, path.Dir(target), opts.dirMode(), opts.UID, opts.GID); err != nil {
 			return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 		}
 		if err := c.place(srcAbs, es[0], target); err != nil {
@@ -188,6 +223,24 @@ type copier struct {
 	opts  CopyOptions
 	chown bool // whether made files need an explicit chown
 	dirs  []dirMeta
+	// links holds the absolute path of the copy of each multiply linked
+	// file of the current match, by the source's device and inode.
+	links map[devIno]string
+}
+
+// devIno identifies a file.
+type devIno struct{ dev, ino uint64 }
+
+// linkID returns the identity of the regular file fi when it has other
+// hard links.
+func linkID(fi fs.FileInfo) (devIno, bool) {
+	switch st := fi.Sys().(type) {
+	case *unix.Stat_t: // a walk's entries
+		return devIno{uint64(st.Dev), st.Ino}, st.Nlink > 1
+	case *syscall.Stat_t: // os.Lstat's
+		return devIno{uint64(st.Dev), st.Ino}, st.Nlink > 1
+	}
+	return devIno{}, false
 }
 
 // dirMeta is the mode and time to give a copied directory once its
@@ -259,7 +312,7 @@ func (c *copier) dir(target string, e entry) (string, error) {
 	case err != nil:
 		return "", err
 	case fi.IsDir():
-		c.dirs = append(c.dirs, dirMeta{abs: abs, mode: e.fi.Mode(), mtime: e.fi.ModTime()})
+		c.dirs = append(c.dirs, dirMeta{abs: abs, mode: c.copiedDirMode(e.fi), mtime: e.fi.ModTime()})
 		uid, gid := c.owner(e.fi)
 		return target, lchown(abs, uid, gid)
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -281,8 +334,19 @@ func (c *copier) dir(target string, e entry) (string, error) {
 			return "", err
 		}
 	}
-	c.dirs = append(c.dirs, dirMeta{abs: abs, mode: e.fi.Mode(), mtime: e.fi.ModTime()})
+	c.dirs = append(c.dirs, dirMeta{abs: abs, mode: c.copiedDirMode(e.fi), mtime: e.fi.ModTime()})
 	return target, nil
+}
+
+// copiedDirMode is the mode to give the copy of the directory fi: its own,
+// or with ModeDirs the options' Mode (special bits included), as BuildKit
+// gives --chmod's mode to every directory it copies (fsutil
+// copy/copy_linux.go:31-44).
+func (c *copier) copiedDirMode(fi fs.FileInfo) fs.FileMode {
+	if c.opts.Mode != nil && c.opts.ModeDirs {
+		return *c.opts.Mode
+	}
+	return fi.Mode()
 }
 
 // place copies the file or link e, at srcAbs, to target (relative to the
@@ -293,6 +357,14 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		return err
 	}
 	mtime := e.fi.ModTime()
+	if id, ok := linkID(e.fi); ok && e.fi.Mode().IsRegular() {
+		if first, ok := c.links[id]; ok {
+			return os.Link(first, abs) // shares the first copy's contents, mode, owner and times
+		}
+		if c.links != nil {
+			c.links[id] = abs
+		}
+	}
 	switch {
 	case e.fi.Mode().IsRegular():
 		// O_NONBLOCK: a file swapped for a FIFO since the walk must not

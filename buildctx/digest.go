@@ -20,12 +20,13 @@ import (
 
 // digestVersion starts every digest's encoding; change it whenever the
 // encoding changes.
-const digestVersion = "kiln buildctx digest v1"
+const digestVersion = "kiln buildctx digest v2"
 
 // Digest returns a digest of what copying src would copy: for each match
 // of src (by its matched name) and each file, directory and link under it
 // (ignore rules applied), its relative path, type, mode bits (permissions,
-// setuid, setgid, sticky), link target and the sha256 of its contents. It
+// setuid, setgid, sticky), link target and the sha256 of its contents, and
+// for a file hard-linked to files before it in the match, the first. It
 // never covers modification or access times, owners, or the mode of a
 // directory whose contents are what is copied. The same files anywhere give
 // the same digest.
@@ -85,6 +86,7 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 	for i, m := range ms {
 		e.str(m.name)
 		e.uint(uint64(len(walks[i])))
+		links := map[devIno]string{} // a copy keeps hard links within a match
 		for _, en := range walks[i] {
 			e.str(en.rel)
 			mode := en.fi.Mode()
@@ -93,6 +95,13 @@ func (c *Context) digest(ctx context.Context, src string) (v1.Hash, []match, [][
 				e.str("f")
 				e.uint(uint64(modeBits(mode)))
 				e.bytes(en.sum[:])
+				first := ""
+				if id, ok := linkID(en.fi); ok {
+					if first, ok = links[id]; !ok {
+						links[id], first = en.rel, ""
+					}
+				}
+				e.str(first)
 			case mode.IsDir():
 				e.str("d")
 				if en.rel == "." {

@@ -48,12 +48,12 @@ func TestDigestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ src, want string }{
-		{".", "sha256:f5d148467857b65408824418bfc5f97c9e6ef837d4d4cbe9f08d3d95e13e3414"},
-		{"dir", "sha256:69ca8b0b131c9dd7d7fad5482f8242180af88c35b68dff6d334e3742be1e9746"},
-		{"*.txt", "sha256:c1a19fc8e2953c3f1f25b3a24dd9fab4cb2788493901645f9030931bc3c09768"},
-		{"big.bin", "sha256:fca4050234d2099457959a603e799dc6613d511e40286c29c8361dcefbe73433"},
-		{"keep", "sha256:21fbd495a5ad305913e62f00b75abf566c43940db11f195033740d0b7d37d30c"},
-		{"modes", "sha256:038eee8c88bae7956b26a65ebafdcd9de333e33d914e6763722d6f68adcab222"},
+		{".", "sha256:e6608467121e0d9e3338d626d8b31f0dc00f976d58aab0fb48ff635f5e66d679"},
+		{"dir", "sha256:469b830ef6f99a4f81bdfa09feb99af5313cf8da4363ba3cbb8198de8d5f8e25"},
+		{"*.txt", "sha256:9e01631cfa922f67226e95612f4a65690023e10d8dc2e4c2e9586a393fa7b0c2"},
+		{"big.bin", "sha256:854fcb3eeb96df3c3dc8d295cea083819f84fd277d5f66fa68b3cf7b9a81d46d"},
+		{"keep", "sha256:f23a7aa45388dc4c0b2ae225db349c11ef7d7c502c2004157e48279a1673846b"},
+		{"modes", "sha256:2e725259bc10dd39188d83e9b92c9370bab55943cb6db64c0a0ee0f314897c09"},
 	} {
 		t.Run(tc.src, func(t *testing.T) {
 			got, err := c.Digest(context.Background(), tc.src)

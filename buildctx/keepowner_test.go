@@ -36,10 +36,10 @@ func TestCopyTreeKeepOwner(t *testing.T) {
 		opts CopyOptions
 		want map[string][2]int
 	}{
-		// The missing parent gets UID:GID; the destination made for the
-		// tree takes the tree's owner.
+		// The missing parent and the destination made for the tree get
+		// UID:GID, as BuildKit makes them (not the tree's owner).
 		{"keep", CopyOptions{KeepOwner: true, UID: 7, GID: 7}, map[string][2]int{
-			"p": {7, 7}, "p/new": {1003, 1013}, "p/new/d": {1000, 1010}, "p/new/d/f": {1001, 1011}, "p/new/d/l": {1002, 1012}}},
+			"p": {7, 7}, "p/new": {7, 7}, "p/new/d": {1000, 1010}, "p/new/d/f": {1001, 1011}, "p/new/d/l": {1002, 1012}}},
 		{"chown", CopyOptions{UID: 5, GID: 6}, map[string][2]int{
 			"p": {5, 6}, "p/new": {5, 6}, "p/new/d": {5, 6}, "p/new/d/f": {5, 6}, "p/new/d/l": {5, 6}}},
 	} {

@@ -16,16 +16,15 @@ import (
 // as the kernel's ELOOP limit for a path (40) but per whole resolution.
 const maxLinks = 255
 
-// errOutside is returned by a strict resolver when a path leads out of its
-// root.
-var errOutside = errors.New("outside the root")
-
 // resolver resolves paths inside a root directory without ever leaving it.
 type resolver struct {
 	root string // absolute, cleaned
-	// strict makes a path that leads out of the root (by "..", or a link
-	// to an absolute path outside it) an error. Otherwise such paths are
-	// clamped to the root, as a container would see them.
+	// strict makes a missing directory on the way an error (for a copy's
+	// sources). Either way, ".." at the root stays at the root, and a
+	// link's absolute target starts from the root: paths resolve as a
+	// process chrooted there would see them, as continuity's fs.RootPath
+	// resolves BuildKit's copy sources (a context's link "/real/f" is the
+	// context's real/f).
 	strict bool
 	// hidden, if not nil, reports whether a root-relative path (a
 	// directory, if dir) is ignored; resolution treats it as missing.
@@ -53,9 +52,6 @@ func (r *resolver) resolve(p string, followLast bool) (string, fs.FileInfo, erro
 			continue
 		case "..":
 			if len(cur) == 0 {
-				if r.strict {
-					return "", nil, errOutside
-				}
 				continue
 			}
 			cur = cur[:len(cur)-1]
@@ -82,13 +78,6 @@ func (r *resolver) resolve(p string, followLast bool) (string, fs.FileInfo, erro
 				return "", nil, err
 			}
 			if path.IsAbs(filepath.ToSlash(target)) {
-				if r.strict {
-					rel, ok := within(r.root, target)
-					if !ok {
-						return "", nil, errOutside
-					}
-					target = rel
-				}
 				cur = nil
 			}
 			todo = append(splitPath(target), todo...)
@@ -139,16 +128,6 @@ func onlyDots(comps []string) bool {
 	return true
 }
 
-// within returns target (an absolute path) relative to root, if it is root
-// or inside it.
-func within(root, target string) (string, bool) {
-	rel, err := filepath.Rel(root, filepath.Clean(target))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	return filepath.ToSlash(rel), true
-}
-
 func splitPath(p string) []string {
 	return strings.Split(filepath.ToSlash(p), "/")
 }
@@ -162,9 +141,9 @@ func joinRel(comps []string) string {
 }
 
 // mkdirAll makes the directory rel (a real path relative to root, as resolve
-// returns) and its missing parents, mode 0755 and owned by uid:gid. It
+// returns) and its missing parents, with mode and owned by uid:gid. It
 // fails if a component exists and is not a directory.
-func mkdirAll(root, rel string, uid, gid int) error {
+func mkdirAll(root, rel string, mode fs.FileMode, uid, gid int) error {
 	p := root
 	for _, c := range splitPath(rel) {
 		if c == "" || c == "." {
@@ -181,10 +160,10 @@ func mkdirAll(root, rel string, uid, gid int) error {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := os.Mkdir(p, 0o755); err != nil {
+		if err := os.Mkdir(p, mode); err != nil {
 			return err
 		}
-		if err := os.Chmod(p, 0o755); err != nil { // past the umask
+		if err := os.Chmod(p, mode); err != nil { // past the umask
 			return err
 		}
 		if err := lchown(p, uid, gid); err != nil {

@@ -6,13 +6,14 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/image"
 	"github.com/kiln-build/kiln/manifest"
 )
 
 // applyConfig applies a config step's change to c (see
 // manifest.ImageConfig for what each field does), and returns the change
 // as the step's cache key arguments.
-func applyConfig(c *v1.Config, d *manifest.ImageConfig) ([]string, error) {
+func applyConfig(c *image.Config, d *manifest.ImageConfig) ([]string, error) {
 	if d == nil {
 		return nil, nil
 	}
@@ -77,6 +78,10 @@ func applyConfig(c *v1.Config, d *manifest.ImageConfig) ([]string, error) {
 	if h := d.Healthcheck; h != nil {
 		c.Healthcheck = &v1.HealthConfig{Test: append([]string{}, h.Test...), Interval: h.Interval,
 			Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		c.StartInterval = h.StartInterval
+	}
+	if d.Author != "" {
+		c.Author = d.Author
 	}
 	switch {
 	case d.OnBuild == nil:

@@ -147,7 +147,7 @@ func (v *NodeView) Image(ctx context.Context) (v1.Image, error) {
 		}
 		layers = append(layers, image.Layer{Layer: l, CreatedBy: v.Name + " (failed; kept by the debugger)", Created: now})
 	}
-	cfg := *v.parent.config.DeepCopy()
+	cfg := v.parent.config.Clone()
 	cfg.Env, cfg.WorkingDir, cfg.User = v.Env, v.Workdir, v.User
 	cfg.Entrypoint, cfg.Cmd = nil, []string{"/bin/sh"}
 	cfg.Labels = map[string]string{}

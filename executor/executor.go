@@ -130,7 +130,7 @@ type fsState struct {
 	base   v1.Image      // the stage's base image; nil for scratch
 	layers []image.Layer // the layers steps added on top of base
 	dirs   []string      // every layer's directory, base first
-	config v1.Config
+	config image.Config
 	key    cache.Key
 }
 
@@ -138,7 +138,7 @@ func (s *fsState) clone() *fsState {
 	c := *s
 	c.layers = append([]image.Layer(nil), s.layers...)
 	c.dirs = append([]string(nil), s.dirs...)
-	c.config = *s.config.DeepCopy()
+	c.config = s.config.Clone()
 	return &c
 }
 

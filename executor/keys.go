@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -81,6 +83,10 @@ func (r *run) sourceDigest(ctx context.Context, n *dag.Node, src string) (v1.Has
 		if c, err = r.contextOf(n.Step); err == nil {
 			d, files, err = c.DigestFiles(ctx, src)
 		}
+	}
+	if err != nil && n.Step.Copy != nil && n.Step.Copy.AllowEmptyWildcard && errors.Is(err, buildctx.ErrNoMatch) {
+		// A wildcard matching nothing copies nothing (a Dockerfile's COPY).
+		d, _, err = v1.SHA256(strings.NewReader("no match: " + src))
 	}
 	if err != nil {
 		return v1.Hash{}, err

@@ -475,7 +475,7 @@ func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts bu
 	}
 	var archives []string
 	for _, n := range names {
-		ok, err := isArchive(filepath.Join(r.opts.Context.Dir(), n))
+		ok, err := isArchive(r.opts.Context.Dir(), n)
 		if err != nil {
 			return err
 		}
@@ -495,7 +495,10 @@ func (r *run) addFromContext(ctx context.Context, src, root, dst string, opts bu
 		}
 		xo := opts
 		xo.KeepOwner = !chowned
-		if err := r.extract(ctx, filepath.Join(r.opts.Context.Dir(), n), root, dst, xo); err != nil {
+		// An unpacked archive keeps its modes: BuildKit's unpack passes
+		// no --chmod (solver/llbsolver/file/unpack.go:45-57).
+		xo.Mode, xo.ModeDirs = nil, false
+		if err := r.extract(ctx, r.opts.Context.Dir(), n, root, dst, xo); err != nil {
 			return fmt.Errorf("unpacking %s: %w", n, err)
 		}
 	}
@@ -511,14 +514,14 @@ func containsStr(l []string, s string) bool {
 	return false
 }
 
-// isArchive reports whether the file is a tar archive, maybe compressed
-// with gzip, bzip2, xz or zstd.
-func isArchive(name string) (bool, error) {
-	fi, err := os.Stat(name)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false, err
+// isArchive reports whether the file name of the context dir is a tar
+// archive, maybe compressed with gzip, bzip2, xz or zstd. Its links are
+// resolved inside dir, as the copy resolves them.
+func isArchive(dir, name string) (bool, error) {
+	f, err := regfile.OpenInRoot(dir, name)
+	if errors.Is(err, regfile.ErrNotRegular) {
+		return false, nil
 	}
-	f, err := os.Open(name)
 	if err != nil {
 		return false, err
 	}
@@ -559,10 +562,10 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	return io.NopCloser(br), nil
 }
 
-// extract unpacks the archive into a directory of its own, safely, then
-// copies that tree into root at dst.
-func (r *run) extract(ctx context.Context, archive, root, dst string, opts buildctx.CopyOptions) error {
-	f, err := os.Open(archive)
+// extract unpacks the archive name of the context dir into a directory of
+// its own, safely, then copies that tree into root at dst.
+func (r *run) extract(ctx context.Context, dir, name, root, dst string, opts buildctx.CopyOptions) error {
+	f, err := regfile.OpenInRoot(dir, name)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			if err != nil {
 				return nil, err
 			}
-			cf, err := img.ConfigFile()
+			cfg, err := image.ConfigOf(img)
 			if err != nil {
 				return nil, fmt.Errorf("reading config of %s: %w", n.Stage.From, err)
 			}
@@ -53,10 +53,10 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			if err != nil {
 				return nil, err
 			}
-			st = &fsState{base: img, dirs: dirs, config: *cf.Config.DeepCopy(), key: cache.BaseKey(d)}
+			st = &fsState{base: img, dirs: dirs, config: cfg, key: cache.BaseKey(d)}
 		}
 	}
-	applyStage(&st.config, n.Stage)
+	applyStage(&st.config.Config, n.Stage)
 	m.SetCacheKey(st.key.String())
 	if err := r.noteBase(n, st); err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (r *run) parentState(n *dag.Node) (*fsState, error) {
 	c := p.clone()
 	if n.Parent.Stage != n.Stage {
 		// A stage FROM another stage: its own env, workdir, user apply.
-		applyStage(&c.config, n.Stage)
+		applyStage(&c.config.Config, n.Stage)
 	}
 	return c, nil
 }
@@ -310,7 +310,10 @@ func (r *run) inputDigest(ctx context.Context, n *dag.Node) (v1.Hash, []string, 
 	switch s.Kind {
 	case manifest.StepCopy:
 		c := s.Copy
-		args := []string{c.From, c.Src, c.Dst, c.Mode, c.Own}
+		// copy-v2: copies keep hard links, made destinations are owned
+		// by the copy's owner, and modes keep their special bits.
+		args := []string{c.From, c.Src, c.Dst, c.Mode, c.Own, "\x00copy-v2",
+			strconv.FormatBool(c.ModeDirs), strconv.FormatBool(c.AllowEmptyWildcard)}
 		if len(c.Sources) > 0 || len(c.Inline) > 0 || c.Extract {
 			// A Dockerfile's COPY and ADD: every source, and inline files.
 			args = append(args, "\x00sources")
@@ -585,17 +588,9 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 			dst += "/"
 		}
 		for _, src := range s.Copy.AllSources() {
-			var err error
-			switch {
-			case s.Copy.From != "":
-				err = buildctx.CopyTree(ctx, roots[1], src, roots[0], dst, opts)
-			case s.Copy.Extract:
-				err = r.addFromContext(ctx, src, roots[0], dst, opts, s.Copy.Own != "")
-			default:
-				var c *buildctx.Context
-				if c, err = r.contextOf(s); err == nil {
-					err = c.Copy(ctx, src, roots[0], dst, opts)
-				}
+			err := r.copySource(ctx, s, src, roots, dst, opts)
+			if s.Copy.AllowEmptyWildcard && errors.Is(err, buildctx.ErrNoMatch) {
+				continue // a Dockerfile's wildcard that matches nothing copies nothing
 			}
 			if err != nil {
 				return err
@@ -619,6 +614,22 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 		}
 		return nil
 	})
+}
+
+// copySource copies the source src of the copy step s into roots[0] (the
+// step's root filesystem; roots[1] is the stage it copies from, if any).
+func (r *run) copySource(ctx context.Context, s *manifest.Step, src string, roots []string, dst string, opts buildctx.CopyOptions) error {
+	switch {
+	case s.Copy.From != "":
+		return buildctx.CopyTree(ctx, roots[1], src, roots[0], dst, opts)
+	case s.Copy.Extract:
+		return r.addFromContext(ctx, src, roots[0], dst, opts, s.Copy.Own != "")
+	}
+	c, err := r.contextOf(s)
+	if err != nil {
+		return err
+	}
+	return c.Copy(ctx, src, roots[0], dst, opts)
 }
 
 // uniqueDirs drops all but the top-most of layer directories that repeat
@@ -666,8 +677,9 @@ func copyOptions(s *manifest.Step) (buildctx.CopyOptions, error) {
 		if err != nil || v > 0o7777 {
 			return o, fmt.Errorf("mode %q: want an octal mode like 0644", mode)
 		}
-		fm := os.FileMode(v)
+		fm := buildctx.UnixMode(uint32(v)) // with its setuid, setgid and sticky bits
 		o.Mode = &fm
+		o.ModeDirs = s.Copy != nil && s.Copy.ModeDirs
 	}
 	if own != "" {
 		u, g, _ := strings.Cut(own, ":")
@@ -799,7 +811,7 @@ func (r *run) assemble(target *dag.Node) (v1.Image, error) {
 		return nil, fmt.Errorf("the target %s left no state", target.Key)
 	}
 	// The manifest's image: config, applied as a config step's change is.
-	cfg := st.config
+	cfg := st.config.Clone()
 	ic := r.b.Image
 	if ic.Entrypoint != nil && ic.Cmd == nil {
 		cfg.Cmd = nil // as Docker: a new entrypoint resets the base's cmd

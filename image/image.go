@@ -22,7 +22,7 @@ type Layer struct {
 // Assemble returns base (nil for scratch) with layers on top and the
 // config cfg, dated created. The result has OCI media types, the host's
 // architecture when the base has none, and one history entry per layer.
-func Assemble(base v1.Image, layers []Layer, cfg v1.Config, created time.Time) (v1.Image, error) {
+func Assemble(base v1.Image, layers []Layer, cfg Config, created time.Time) (v1.Image, error) {
 	img := base
 	if img == nil {
 		img = empty.Image
@@ -50,7 +50,8 @@ func Assemble(base v1.Image, layers []Layer, cfg v1.Config, created time.Time) (
 		return nil, fmt.Errorf("reading image config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.Config = cfg
+	cf.Config = cfg.Config
+	cf.Author = cfg.Author
 	cf.Created = v1.Time{Time: created}
 	if cf.OS == "" {
 		cf.OS = "linux"
@@ -61,6 +62,11 @@ func Assemble(base v1.Image, layers []Layer, cfg v1.Config, created time.Time) (
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("setting image config: %w", err)
+	}
+	if cfg.Healthcheck != nil && cfg.StartInterval != 0 {
+		if img, err = withStartInterval(img, cfg.StartInterval); err != nil {
+			return nil, fmt.Errorf("setting the healthcheck's start interval: %w", err)
+		}
 	}
 	return img, nil
 }

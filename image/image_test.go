@@ -21,8 +21,8 @@ func TestAssemble(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := time.Unix(1700000000, 0).UTC()
-	cfg := v1.Config{Cmd: []string{"/app"}, Env: []string{"A=b"}, WorkingDir: "/w", User: "app",
-		ExposedPorts: map[string]struct{}{"8080/tcp": {}}, Labels: map[string]string{"k": "v"}}
+	cfg := Config{Config: v1.Config{Cmd: []string{"/app"}, Env: []string{"A=b"}, WorkingDir: "/w", User: "app",
+		ExposedPorts: map[string]struct{}{"8080/tcp": {}}, Labels: map[string]string{"k": "v"}}}
 	for _, tc := range []struct {
 		name   string
 		base   v1.Image

@@ -175,6 +175,9 @@ func parseDockerfile(ctx context.Context, file string, data []byte, opts Options
 				metaArgs = append(metaArgs, dfCommand{cmd, n})
 				continue
 			}
+			for _, kv := range cmd.Args {
+				c.usedArgs[kv.Key] = true // used, even in a stage the target does not need
+			}
 			c.stages[len(c.stages)-1].cmds = append(c.stages[len(c.stages)-1].cmds, dfCommand{cmd, n})
 		case instructions.Command:
 			if len(c.stages) == 0 {
@@ -198,9 +201,18 @@ func parseDockerfile(ctx context.Context, file string, data []byte, opts Options
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkCopyFrom(); err != nil {
+		return nil, err
+	}
+	// As BuildKit, only the stages the target needs are converted: the
+	// others' instructions are parsed (above) but never expanded nor
+	// checked (dockerfile2llb/convert.go:770-775, dispatchStages).
 	needed := c.needed(target)
 	for i, s := range c.stages {
-		st, err := c.convertStage(ctx, i, s, needed[s.name])
+		if !needed[s.name] {
+			continue
+		}
+		st, err := c.convertStage(ctx, i, s)
 		if err != nil {
 			return nil, err
 		}
@@ -399,9 +411,34 @@ func (c *converter) target() (string, error) {
 	return "", Errorf(Pos{File: c.file}, "--target %q: no stage has that name (stages: %s)", c.opts.Target, strings.Join(names, ", "))
 }
 
+// checkCopyFrom refuses a variable in the --from of any stage's COPY, as
+// BuildKit does before it chooses the stages to build
+// (dockerfile2llb/convert.go:941-952, toCommand): --from, expanded with no
+// variables, must stay as written.
+func (c *converter) checkCopyFrom() error {
+	for _, s := range c.stages {
+		for _, dc := range s.cmds {
+			if cmd, ok := dc.cmd.(*instructions.CopyCommand); ok {
+				if err := c.literalFrom(cmd.From); err != nil {
+					return dfErrorf(c.file, dc.node, "COPY %v", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// literalFrom refuses a COPY --from value that has variables (or quotes).
+func (c *converter) literalFrom(from string) error {
+	if v, err := c.expand(from, nil); err != nil || v != from {
+		return fmt.Errorf("--from=%s: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround", from)
+	}
+	return nil
+}
+
 // needed returns the stages the target uses: through FROM, COPY --from
-// and RUN --mount=from=, read before expansion of the stage (the --from
-// values expand with the meta ARGs only).
+// and RUN --mount=from=, read before expansion of the stage (RUN --mount's
+// from= values expand with the meta ARGs only).
 func (c *converter) needed(target string) map[string]bool {
 	deps := map[string][]string{}
 	for i, s := range c.stages {
@@ -421,7 +458,9 @@ func (c *converter) needed(target string) map[string]bool {
 					}
 					for _, field := range strings.Split(spec, ",") {
 						if v, ok := strings.CutPrefix(strings.TrimSpace(field), "from="); ok {
-							froms = append(froms, v)
+							if v, err := c.expand(v, c.global); err == nil {
+								froms = append(froms, v)
+							}
 						}
 					}
 				}
@@ -429,10 +468,6 @@ func (c *converter) needed(target string) map[string]bool {
 		}
 		for _, f := range froms {
 			if f == "" {
-				continue
-			}
-			f, err := c.expand(f, c.global)
-			if err != nil {
 				continue
 			}
 			if j, ok := c.stageIndex(f, i, true); ok {
@@ -455,9 +490,8 @@ func (c *converter) needed(target string) map[string]bool {
 	return need
 }
 
-// convertStage converts the stage at index i. Only a needed stage has
-// its base image resolved.
-func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed bool) (*Stage, error) {
+// convertStage converts the stage at index i, which the target needs.
+func (c *converter) convertStage(ctx context.Context, i int, s *dfStage) (*Stage, error) {
 	out := &Stage{Name: s.name, From: s.base, Pos: c.pos(s.node)}
 	st := &dfState{shell: defaultShell}
 	if !s.isImg {
@@ -465,7 +499,7 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed 
 		st.env = slices.Clone(p.env)
 		st.shell = p.shell
 		st.onBuild = slices.Clone(p.onBuild)
-	} else if s.base != "scratch" && needed && c.opts.ResolveBase != nil {
+	} else if s.base != "scratch" && c.opts.ResolveBase != nil {
 		cfg, err := c.opts.ResolveBase(ctx, s.base)
 		if err != nil {
 			return nil, dfErrorf(c.file, s.node, "FROM %s: resolving the base image: %v", s.base, err)
@@ -480,7 +514,7 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage, needed 
 			st.onBuild = slices.Clone(cfg.OnBuild)
 		}
 	}
-	if _, ok := envValue(st.env, "PATH"); !ok && s.isImg && (s.base == "scratch" || needed && c.opts.ResolveBase != nil) {
+	if _, ok := envValue(st.env, "PATH"); !ok && s.isImg && (s.base == "scratch" || c.opts.ResolveBase != nil) {
 		// As BuildKit does, every stage has a PATH: a base without one
 		// gets the default.
 		st.env = SetEnv(st.env, "PATH="+defaultPath)
@@ -625,11 +659,12 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 			return err
 		}
 		if cmd.From != "" {
-			from, err := c.expand(cmd.From, c.global)
-			if err != nil {
-				return fail(err)
+			// Taken as written (checkCopyFrom checked the Dockerfile's,
+			// not a base's ONBUILD triggers).
+			if err := c.literalFrom(cmd.From); err != nil {
+				return failf("%v", err)
 			}
-			if cp.From, err = c.fromRef(i, from, pos); err != nil {
+			if cp.From, err = c.fromRef(i, cmd.From, pos); err != nil {
 				return failf("%v", err)
 			}
 		}
@@ -738,15 +773,14 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 		h := cmd.Health
 		hc := &Healthcheck{Test: slices.Clone(h.Test), Interval: h.Interval, Timeout: h.Timeout,
 			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
-		if hc.StartInterval != 0 {
-			c.b.Warnings = append(c.b.Warnings, fmt.Sprintf("%s: HEALTHCHECK --start-interval is not stored: the image config has no field for it", pos))
-		}
 		add(&Step{Kind: StepConfig, Config: &ImageConfig{Healthcheck: hc}})
 	case *instructions.OnbuildCommand:
 		st.onBuild = append(st.onBuild, cmd.Expression)
 		add(&Step{Kind: StepConfig, Config: &ImageConfig{OnBuild: []string{cmd.Expression}}})
 	case *instructions.MaintainerCommand:
-		c.b.Warnings = append(c.b.Warnings, fmt.Sprintf("%s: MAINTAINER is deprecated and ignored: use LABEL maintainer=...", pos))
+		// The image's author, as BuildKit sets it
+		// (dockerfile2llb/convert.go:1570-1572).
+		add(&Step{Kind: StepConfig, Config: &ImageConfig{Author: cmd.Maintainer}})
 	default:
 		return failf("the instruction is not supported")
 	}
@@ -791,6 +825,11 @@ func (c *converter) fromRef(i int, ref string, pos Pos) (string, error) {
 		return "", fmt.Errorf("--from=%s: a stage cannot use itself", ref)
 	}
 	if j, ok := c.stageIndex(ref, i, true); ok {
+		if _, done := c.states[c.stages[j].name]; !done {
+			// Only a base's ONBUILD trigger can name a stage that needed()
+			// did not see.
+			return "", fmt.Errorf("--from=%s: stage %q is not built for this target (kiln does not add the stages that a base's ONBUILD trigger uses)", ref, c.stages[j].name)
+		}
 		return c.stages[j].name, nil
 	}
 	if j, ok := c.stageIndex(ref, len(c.stages), true); ok {
@@ -819,7 +858,9 @@ func (c *converter) copySpec(sd *instructions.SourcesAndDest, chown, chmod strin
 			return nil, failf("--chmod=%s: only octal modes (0755) are supported", chmod)
 		}
 		cp.Mode = fmt.Sprintf("%04o", v)
+		cp.ModeDirs = true // fsutil copy/copy_linux.go:31-44: every file and directory copied
 	}
+	cp.AllowEmptyWildcard = true // dockerfile2llb/convert_copy.go:289
 	if chown != "" {
 		u, g, _ := strings.Cut(chown, ":")
 		if u == "" || strings.Contains(g, ":") {

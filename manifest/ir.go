@@ -172,7 +172,15 @@ type Copy struct {
 	// relative to in place of the build context: a registry module's
 	// files (see UsedModule).
 	Dir  string `json:",omitempty"`
-	Mode string // optional octal mode, "0644"
+	Mode string // optional octal mode, "0644", of the files copied
+	// ModeDirs (a Dockerfile's --chmod) also gives Mode to the directories
+	// copied, and its permission bits to those made for Dst, as BuildKit
+	// does.
+	ModeDirs bool `json:",omitempty"`
+	// AllowEmptyWildcard (a Dockerfile's COPY and ADD) makes a source with
+	// wildcards that matches nothing copy nothing, as BuildKit does; a
+	// missing source without wildcards still fails.
+	AllowEmptyWildcard bool `json:",omitempty"`
 	// Own is an optional owner, "uid:gid", or a user and group name
 	// looked up in the destination's /etc/passwd and /etc/group.
 	Own string
@@ -249,6 +257,9 @@ type ImageConfig struct {
 	Shell       []string     `json:",omitempty"`
 	Healthcheck *Healthcheck `json:",omitempty"`
 	OnBuild     []string     `json:",omitempty"` // Dockerfile instructions run by builds FROM the image
+	// Author (a Dockerfile's MAINTAINER) is the image config's author,
+	// replaced when not empty.
+	Author string `json:",omitempty"`
 }
 
 // Healthcheck is how a container checks it is healthy. Test is ["NONE"],
@@ -259,7 +270,7 @@ type Healthcheck struct {
 	Interval      time.Duration
 	Timeout       time.Duration
 	StartPeriod   time.Duration
-	StartInterval time.Duration // not stored in the image config (it has no field for it)
+	StartInterval time.Duration // between checks during StartPeriod
 	Retries       int
 }
 

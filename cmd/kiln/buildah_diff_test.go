@@ -55,12 +55,30 @@ var diffKnown = map[string]func(tree map[string]diffEntry, cfg *diffConfig){
 	// ADD --chown of an archive: BuildKit gives the unpacked files the
 	// --chown owner (solver/llbsolver/file/unpack.go: TarOptions.ChownOpts);
 	// buildah 1.28 keeps the owners in the tar.
+	// The tar's "./" entry does not apply to the destination: BuildKit
+	// makes it root's (unpack.go: copy.MkdirAll) and moby/go-archive
+	// v0.2.0 archive.go:875 skips a "." entry when the destination exists;
+	// buildah gives it the entry's owner.
 	"add": func(tree map[string]diffEntry, _ *diffConfig) {
 		for p, e := range tree {
 			if strings.HasPrefix(p, "/chowned/") {
 				e.UID, e.GID = 1, 1
 				tree[p] = e
 			}
+		}
+		if e, ok := tree["/plain"]; ok {
+			e.UID, e.GID = 0, 0
+			tree["/plain"] = e
+		}
+	},
+	// COPY --chmod=0700 b.sh /modes/: BuildKit makes the missing
+	// destination directory with --chmod's permission bits
+	// (tonistiigi/fsutil copy/copy.go:85-89, since fsutil#228; see
+	// moby/buildkit#5943); buildah makes it 0755.
+	"chown": func(tree map[string]diffEntry, _ *diffConfig) {
+		if e, ok := tree["/modes"]; ok {
+			e.Mode = "0700"
+			tree["/modes"] = e
 		}
 	},
 	// EXPOSE 8000-8002: BuildKit expands a range into one port each

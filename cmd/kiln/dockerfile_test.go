@@ -58,6 +58,9 @@ RUN exit 1
 
 FROM ${BASE}
 COPY --from=build /opt/app/src/out.txt /state /secret-ok /result/
+# --chmod also sets the mode of the directories the copy makes, as in
+# BuildKit: /home/app is made first, so that it stays 0755.
+WORKDIR /home/app
 COPY --chown=nobody:nogroup --chmod=0640 hello.txt /home/app/
 USER nobody
 WORKDIR /home/app/work

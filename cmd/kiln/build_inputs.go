@@ -28,7 +28,8 @@ func checkInputs(b *manifest.Build, g *dag.Graph, bctx *buildctx.Context) error 
 		switch {
 		case s.Copy != nil && s.Copy.From == "" && s.Copy.Dir == "":
 			for _, src := range s.Copy.AllSources() {
-				if _, err := bctx.Resolve(src); err != nil {
+				_, err := bctx.Resolve(src)
+				if err != nil && !(s.Copy.AllowEmptyWildcard && errors.Is(err, buildctx.ErrNoMatch)) {
 					errs = append(errs, err)
 				}
 			}

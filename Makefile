@@ -6,7 +6,7 @@ KILN    := bin/kiln
 WORK    ?= /tmp/kiln-demo
 # Packages the tests use: the busybox base, and the ecosystem's own tools
 # that check kiln's output.
-TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser
+TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2
 
 .PHONY: demo test lint build deps test-deps bench fuzz clean
 

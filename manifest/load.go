@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
 )
 
@@ -257,7 +258,7 @@ func split(file, data string) (documents, error) {
 
 // first is the manifest's first document.
 type first struct {
-	vars    map[string]any
+	vars    *jinja.Dict
 	envVars []string
 }
 
@@ -300,7 +301,7 @@ func readFirst(file, doc string) (first, error) {
 			if err != nil {
 				return f, err
 			}
-			f.vars = v.(map[string]any)
+			f.vars = v.(*jinja.Dict)
 		case "env_vars":
 			names, err := d.strList(p.v, "env_vars")
 			if err != nil {
@@ -321,7 +322,9 @@ func readFirst(file, doc string) (first, error) {
 // opts.Values files < opts.Set; then host and env.
 func buildValues(f first, opts Options) (map[string]any, error) {
 	values := map[string]any{}
-	mergeValues(values, f.vars)
+	if f.vars != nil {
+		mergeValues(values, f.vars)
+	}
 	for _, file := range opts.Values {
 		v, err := readValues(file)
 		if err != nil {
@@ -345,19 +348,19 @@ func buildValues(f first, opts Options) (map[string]any, error) {
 	if opts.Host != nil {
 		h = *opts.Host
 	}
-	values["host"] = map[string]any{"arch": h.Arch, "os": h.OS, "cpus": h.CPUs}
+	values["host"] = hostValue(h)
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	env := map[string]any{}
+	env := jinja.NewDict()
 	names := append(append([]string(nil), f.envVars...), opts.EnvVars...)
 	sort.Strings(names)
 	for _, name := range names {
 		if !envNameRE.MatchString(name) {
 			return nil, fmt.Errorf("--env-var %q: not an environment variable name", name)
 		}
-		env[name] = getenv(name)
+		env.Set(name, getenv(name))
 	}
 	values["env"] = env
 	return values, nil

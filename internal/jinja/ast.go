@@ -184,13 +184,13 @@ type (
 
 // macroDef is a macro's (or a call block's caller's) definition.
 type macroDef struct {
-	name      string
-	params    []string
-	defaults  []expr // for the last len(defaults) params
-	body      []stmt
-	varargs   bool // the body uses varargs
-	kwargs    bool // the body uses kwargs
-	caller    bool // the body uses caller
-	src       *source
-	off       int
+	name     string
+	params   []string
+	defaults []expr // for the last len(defaults) params
+	body     []stmt
+	varargs  bool // the body uses varargs
+	kwargs   bool // the body uses kwargs
+	caller   bool // the body uses caller
+	src      *source
+	off      int
 }

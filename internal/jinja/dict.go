@@ -133,30 +133,73 @@ func (d *Dict) del(k any) bool {
 	return true
 }
 
-// MarshalJSON writes d as a JSON object in its order.
+// MarshalJSON writes d as a JSON object in its order; floats keep
+// their point (1.0, not 1), so that they read back as floats.
 func (d *Dict) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range d.keys {
+	if err := encodeJSON(&b, d); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func encodeJSON(b *bytes.Buffer, v any) error {
+	switch x := v.(type) {
+	case *Dict:
+		b.WriteByte('{')
+		for i, k := range x.keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			ks, ok := k.(string)
+			if !ok {
+				ks = str(k)
+			}
+			kb, _ := json.Marshal(ks)
+			b.Write(kb)
+			b.WriteByte(':')
+			e, _ := x.get(k)
+			if err := encodeJSON(b, e); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+		return nil
+	case map[string]any:
+		return encodeJSON(b, FromGo(x))
+	case []any:
+		return encodeList(b, x)
+	case *List:
+		return encodeList(b, x.items)
+	case tuple:
+		return encodeList(b, x)
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return fmt.Errorf("no JSON for the float %v", x)
+		}
+		b.WriteString(floatRepr(x))
+		return nil
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Write(j)
+	return nil
+}
+
+func encodeList(b *bytes.Buffer, l []any) error {
+	b.WriteByte('[')
+	for i, e := range l {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		ks, ok := k.(string)
-		if !ok {
-			ks = str(k)
+		if err := encodeJSON(b, e); err != nil {
+			return err
 		}
-		kb, _ := json.Marshal(ks)
-		b.Write(kb)
-		b.WriteByte(':')
-		v, _ := d.get(k)
-		vb, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(vb)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	b.WriteByte(']')
+	return nil
 }
 
 // UnmarshalJSON reads a JSON object into d, keeping its order: objects

@@ -61,15 +61,15 @@ func pad2(n int) string {
 
 // spec is a conversion's flags, width and precision.
 type spec struct {
-	fill      rune
-	align     byte // < > ^ =, or 0
-	sign      byte // + - space, or 0
-	alt       bool
-	zero      bool
-	width     int
-	grouping  byte // , or _
-	prec      int // -1 when not given
-	verb      byte
+	fill     rune
+	align    byte // < > ^ =, or 0
+	sign     byte // + - space, or 0
+	alt      bool
+	zero     bool
+	width    int
+	grouping byte // , or _
+	prec     int  // -1 when not given
+	verb     byte
 }
 
 // formatValue formats v by sp (the shared core of % and format()).

@@ -149,10 +149,11 @@ func (ev *evaluator) eval(x expr, sc *scope) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if u, ok := v.(*Undefined); ok {
-				return nil, u.err()
+			out, err := printable(v)
+			if err != nil {
+				return nil, ev.errAt(err, p.offset())
 			}
-			b.WriteString(str(v))
+			b.WriteString(out)
 		}
 		return b.String(), nil
 	case *compareExpr:
@@ -193,7 +194,9 @@ func (ev *evaluator) eval(x expr, sc *scope) (any, error) {
 			return ev.eval(t.yes, sc)
 		}
 		if t.no == nil {
-			return &Undefined{name: "", pos: ev.pos(t.off), hint: "the inline if expression evaluated to false and no else section was defined"}, nil
+			// Jinja2 makes this one a plain Undefined, whatever the
+			// environment's: it prints as ""
+			return &Undefined{name: "", pos: ev.pos(t.off), hint: "the inline if expression evaluated to false and no else section was defined", lenient: true}, nil
 		}
 		return ev.eval(t.no, sc)
 	case *listExpr:
@@ -302,6 +305,14 @@ func binop(op string, l, r any) (any, error) {
 	}
 	switch op {
 	case "+":
+		_, lm := l.(Markup)
+		_, rm := r.(Markup)
+		if lm || rm {
+			// Markup's __add__ and __radd__ escape the other side
+			if isString(l) && isString(r) || lm && !rm || rm && !lm {
+				return escape(l) + escape(r), nil
+			}
+		}
 		if isString(l) && isString(r) {
 			return str(l) + str(r), nil
 		}
@@ -384,7 +395,7 @@ func intOp(op string, a, b int64) (any, error) {
 		z.DivMod(A, B, &m) // Euclidean: m >= 0
 		if m.Sign() != 0 && b < 0 {
 			// Python floors: the remainder takes the divisor's sign
-			z.Add(&z, big.NewInt(1))
+			z.Sub(&z, big.NewInt(1))
 			m.Add(&m, B)
 		}
 		if op == "%" {
@@ -539,10 +550,11 @@ func (ev *evaluator) slice(obj any, sl *sliceExpr, sc *scope) (any, error) {
 	case Markup:
 		items = strChars(string(o))
 	case rangeValue:
-		var err error
-		if items, err = iterate(o); err != nil {
+		start, stop, step, err := sliceIndices(o.len(), idx)
+		if err != nil {
 			return nil, err
 		}
+		return rangeValue{o.start + start*o.step, o.start + stop*o.step, o.step * step}, nil
 	default:
 		var ok bool
 		if items, ok = seqItems(obj); !ok {
@@ -566,17 +578,15 @@ func (ev *evaluator) slice(obj any, sl *sliceExpr, sc *scope) (any, error) {
 	return &List{out}, nil
 }
 
-// pySlice is Python's seq[start:stop:step].
-func pySlice(items []any, idx [3]*int64) ([]any, error) {
-	n := int64(len(items))
-	step := int64(1)
+// sliceIndices is Python's slice(start, stop, step).indices(n).
+func sliceIndices(n int64, idx [3]*int64) (start, stop, step int64, err error) {
+	step = 1
 	if idx[2] != nil {
 		step = *idx[2]
 		if step == 0 {
-			return nil, typeErrorf("slice step cannot be zero")
+			return 0, 0, 0, typeErrorf("slice step cannot be zero")
 		}
 	}
-	var start, stop int64
 	norm := func(p *int64, dflt, lo, hi int64) int64 {
 		if p == nil {
 			return dflt
@@ -593,9 +603,16 @@ func pySlice(items []any, idx [3]*int64) ([]any, error) {
 		return v
 	}
 	if step > 0 {
-		start, stop = norm(idx[0], 0, 0, n), norm(idx[1], n, 0, n)
-	} else {
-		start, stop = norm(idx[0], n-1, -1, n-1), norm(idx[1], -1, -1, n-1)
+		return norm(idx[0], 0, 0, n), norm(idx[1], n, 0, n), step, nil
+	}
+	return norm(idx[0], n-1, -1, n-1), norm(idx[1], -1, -1, n-1), step, nil
+}
+
+// pySlice is Python's seq[start:stop:step].
+func pySlice(items []any, idx [3]*int64) ([]any, error) {
+	start, stop, step, err := sliceIndices(int64(len(items)), idx)
+	if err != nil {
+		return nil, err
 	}
 	var out []any
 	for i := start; (step > 0 && i < stop) || (step < 0 && i > stop); i += step {

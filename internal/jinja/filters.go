@@ -747,26 +747,14 @@ func filterJoin(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 	}
 	get := attrGetter(v[1], nil, false)
 	parts := make([]string, len(items))
-	markup := false
 	for i, it := range items {
 		x, err := get(it)
 		if err != nil {
 			return nil, err
 		}
-		if u, ok := x.(*Undefined); ok {
-			return nil, u.err()
+		if parts[i], err = printable(x); err != nil {
+			return nil, err
 		}
-		if _, ok := x.(Markup); ok {
-			markup = true
-		}
-		parts[i] = str(x)
-	}
-	if markup {
-		for i, it := range items {
-			x, _ := get(it)
-			parts[i] = string(escape(x))
-		}
-		return Markup(strings.Join(parts, string(escape(v[0])))), nil
 	}
 	return strings.Join(parts, str(v[0])), nil
 }
@@ -1367,6 +1355,9 @@ func filterTojson(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 func printable(v any) (string, error) {
 	switch x := v.(type) {
 	case *Undefined:
+		if x.lenient {
+			return "", nil
+		}
 		return "", x.err()
 	case *generator:
 		return "", unsupportedf("printing the generator %s returns (add | list)", x.name)

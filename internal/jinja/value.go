@@ -39,6 +39,9 @@ type Undefined struct {
 	hint string // why, when it is not a plain missing name
 	pos  Pos
 	top  bool // a missing top-level name (not an attribute)
+	// lenient is Jinja2's plain Undefined (an inline if without else):
+	// it prints as "", is false, iterates as empty
+	lenient bool
 }
 
 // namespace is what namespace() returns.
@@ -144,6 +147,9 @@ func truth(v any) (bool, error) {
 	case *dictView:
 		return x.d.Len() > 0, nil
 	case *Undefined:
+		if x.lenient {
+			return false, nil
+		}
 		return false, x.err()
 	}
 	return true, nil
@@ -514,6 +520,9 @@ func iterate(v any) ([]any, error) {
 		}
 		return x.items(), nil
 	case *Undefined:
+		if x.lenient {
+			return nil, nil
+		}
 		return nil, x.err()
 	case *generator, *dictView:
 		return list(x)
@@ -554,6 +563,9 @@ func length(v any) (int64, error) {
 	case *namespace:
 		return 0, typeErrorf("object of type 'Namespace' has no len()")
 	case *Undefined:
+		if x.lenient {
+			return 0, nil
+		}
 		return 0, x.err()
 	}
 	return 0, typeErrorf("object of type '%s' has no len()", typeName(v))

@@ -70,7 +70,7 @@ func parseJinjaCase(name, data string) (*jinjaCase, error) {
 	return c, nil
 }
 
-func readJinjaCases(t *testing.T) []*jinjaCase {
+func readJinjaCases(t testing.TB) []*jinjaCase {
 	t.Helper()
 	dir := filepath.Join("testdata", "jinja2", "cases")
 	des, err := os.ReadDir(dir)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"strconv"
 	"strings"
 )
 
@@ -875,6 +874,3 @@ func (l *loopContext) attr(name string) (any, bool) {
 	}
 	return nil, false
 }
-
-// itoa formats an int as Python does.
-func itoa(i int64) string { return strconv.FormatInt(i, 10) }

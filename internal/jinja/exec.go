@@ -105,7 +105,12 @@ type run struct {
 	main   *source
 	values *scope
 	depth  int
+	steps  int // loop iterations so far
 }
+
+// maxSteps bounds the loop iterations of one rendering: a template that
+// nests ranges to billions fails instead of running for hours.
+const maxSteps = 5_000_000
 
 // maxDepth bounds nested calls and includes (Python's recursion limit
 // stops Jinja2 at about this depth).
@@ -133,9 +138,15 @@ type writer struct {
 	b     strings.Builder
 	track bool
 	lines []int // per output line: the template line, or 0
+	over  bool  // more than maxString was written
 }
 
 func (w *writer) text(s string, line int) {
+	if w.b.Len()+len(s) > maxString {
+		// the caller's next write fails: stop growing
+		w.over = true
+		return
+	}
 	if !w.track {
 		w.b.WriteString(s)
 		return
@@ -200,6 +211,9 @@ func (ev *evaluator) body(body []stmt, sc *scope) error {
 	for _, s := range body {
 		if err := ev.stmt(s, sc); err != nil {
 			return err
+		}
+		if ev.w.over {
+			return ev.errAt(unsupportedf("an output of more than %d bytes", maxString), s.offset())
 		}
 	}
 	return nil
@@ -418,6 +432,9 @@ func (ev *evaluator) loop(t *forStmt, items []any, sc *scope, depth int) error {
 		}
 	}
 	for i, it := range items {
+		if ev.r.steps++; ev.r.steps > maxSteps {
+			return ev.errAt(unsupportedf("a rendering of more than %d loop iterations", maxSteps), t.off)
+		}
 		lc.index0 = i
 		inner := sc.child()
 		inner.vars["loop"] = lc

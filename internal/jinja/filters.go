@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html"
 	"math"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -820,7 +819,7 @@ func minMax(name string, want int) filterFunc {
 			return nil, err
 		}
 		if len(items) == 0 {
-			return &Undefined{name: name, hint: fmt.Sprintf("No aggregated item, sequence was empty.")}, nil
+			return &Undefined{name: name, hint: "No aggregated item, sequence was empty."}, nil
 		}
 		cs, _ := truth(v[0])
 		get := multiAttrGetter(v[1], cs)
@@ -1053,6 +1052,7 @@ var (
 	spacesRE  = regexp.MustCompile(`\s+`)
 	wordRE    = regexp.MustCompile(`\w+`)
 	xmlAttrRE = regexp.MustCompile(`[\s/>=]`)
+	chunkRE   = regexp.MustCompile(`\s+|\S+`)
 )
 
 func filterStriptags(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
@@ -1205,8 +1205,6 @@ func filterUrlencode(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 	return strings.Join(parts, "&"), nil
 }
 
-var _ = url.QueryEscape
-
 func filterWordcount(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 	return int64(len(wordRE.FindAllString(soft(in), -1))), nil
 }
@@ -1247,10 +1245,7 @@ func splitlines(s string) []string {
 // textwrap is Python's textwrap.wrap(line, width, expand_tabs=False,
 // replace_whitespace=False, break_on_hyphens=False).
 func textwrap(text string, width int, breakLong bool) []string {
-	var chunks []string
-	for _, m := range regexp.MustCompile(`\s+|\S+`).FindAllString(text, -1) {
-		chunks = append(chunks, m)
-	}
+	chunks := chunkRE.FindAllString(text, -1)
 	// reversed, as textwrap pops from the end
 	for i, j := 0, len(chunks)-1; i < j; i, j = i+1, j-1 {
 		chunks[i], chunks[j] = chunks[j], chunks[i]

@@ -2,7 +2,6 @@ package jinja
 
 import (
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -149,5 +148,3 @@ func hex4(r rune) string {
 	s := strconv.FormatInt(int64(r), 16)
 	return strings.Repeat("0", 4-len(s)) + s
 }
-
-var _ = sort.Strings

@@ -55,9 +55,8 @@ type cycler struct {
 
 // joiner is what joiner() returns.
 type joiner struct {
-	sep   string
-	used  bool
-	fresh bool
+	sep  string
+	used bool
 }
 
 // module is an imported template.

@@ -264,13 +264,12 @@ func jsonValue(dec *json.Decoder) (any, error) {
 	return t, nil
 }
 
-// FromGo converts a Go value to a template value: maps with string keys
-// become Dicts (with sorted keys), slices and arrays lists, integer types
-// int64, float32 float64.
+// FromGo converts a Go value to a template value, deeply: maps with
+// string keys become Dicts (with sorted keys: a Go map has no order), a
+// Dict a copy of it with its values converted, slices and arrays lists,
+// integer types int64, float32 float64.
 func FromGo(v any) any {
 	switch x := v.(type) {
-	case nil, bool, int64, float64, string, *Dict, *List:
-		return v
 	case int:
 		return int64(x)
 	case int32:
@@ -279,6 +278,12 @@ func FromGo(v any) any {
 		return int64(x)
 	case float32:
 		return float64(x)
+	case *Dict:
+		c := NewDict()
+		for k, e := range x.All() {
+			_ = c.put(k, FromGo(e))
+		}
+		return c
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -304,28 +309,4 @@ func FromGo(v any) any {
 		return &List{l}
 	}
 	return v
-}
-
-// fromGoDeep converts the values inside a Dict given by the caller (a
-// Dict of YAML values holds []any and int).
-func fromGoDeep(v any) any {
-	switch x := v.(type) {
-	case *Dict:
-		c := NewDict()
-		for k, e := range x.All() {
-			_ = c.put(k, fromGoDeep(e))
-		}
-		return c
-	case []any:
-		l := make([]any, len(x))
-		for i, e := range x {
-			l[i] = fromGoDeep(e)
-		}
-		return &List{l}
-	case map[string]any:
-		return fromGoDeep(FromGo(x))
-	case *List:
-		return x
-	}
-	return FromGo(v)
 }

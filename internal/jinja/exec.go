@@ -83,7 +83,7 @@ func (e *Env) load(name string) (*Template, error) {
 func (t *Template) Render(values map[string]any, lines bool) (string, []int, error) {
 	root := &scope{vars: make(map[string]any, len(values))}
 	for k, v := range values {
-		root.vars[k] = fromGoDeep(v)
+		root.vars[k] = FromGo(v)
 	}
 	r := &run{env: t.env, main: t.src, values: root}
 	w := &writer{track: lines}
@@ -265,15 +265,9 @@ func (ev *evaluator) stmt(s stmt, sc *scope) error {
 		}
 		return ev.assign(t.target, v, sc)
 	case *setBlockStmt:
-		out, err := ev.capture(func(c *evaluator) error { return c.body(t.body, sc.child()) })
+		v, err := ev.filtered(t.body, t.filters, sc)
 		if err != nil {
 			return err
-		}
-		var v any = out
-		for _, f := range t.filters {
-			if v, err = ev.filter(f, v, sc); err != nil {
-				return err
-			}
 		}
 		return ev.assign(t.target, v, sc)
 	case *macroStmt:
@@ -289,17 +283,15 @@ func (ev *evaluator) stmt(s stmt, sc *scope) error {
 		}
 		ev.w.text(str(v), 0)
 	case *filterBlockStmt:
-		out, err := ev.capture(func(c *evaluator) error { return c.body(t.body, sc.child()) })
+		v, err := ev.filtered(t.body, t.filters, sc)
 		if err != nil {
 			return err
 		}
-		var v any = out
-		for _, f := range t.filters {
-			if v, err = ev.filter(f, v, sc); err != nil {
-				return err
-			}
+		out, err := printable(v)
+		if err != nil {
+			return ev.errAt(err, t.off)
 		}
-		ev.w.text(str(v), 0)
+		ev.w.text(out, 0)
 	case *includeStmt:
 		return ev.include(t, sc)
 	case *importStmt:
@@ -336,6 +328,22 @@ func (ev *evaluator) stmt(s stmt, sc *scope) error {
 		return fmt.Errorf("internal error: statement %T", s)
 	}
 	return nil
+}
+
+// filtered renders body in a scope of its own and passes the output
+// through filters (a block set's or a filter block's).
+func (ev *evaluator) filtered(body []stmt, filters []*filterExpr, sc *scope) (any, error) {
+	out, err := ev.capture(func(c *evaluator) error { return c.body(body, sc.child()) })
+	if err != nil {
+		return nil, err
+	}
+	var v any = out
+	for _, f := range filters {
+		if v, err = ev.filter(f, v, sc); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
 }
 
 // assign binds target (a name, tuple of names or namespace attribute).

@@ -597,36 +597,34 @@ func (p *parser) parseCondExpr() (expr, error) {
 	return x, nil
 }
 
-func (p *parser) parseOr() (expr, error) {
-	l, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	for p.isName("or") {
-		p.next()
-		r, err := p.parseAnd()
-		if err != nil {
-			return nil, err
-		}
-		l = &binExpr{node{l.offset()}, "or", l, r}
-	}
-	return l, nil
-}
+func (p *parser) parseOr() (expr, error) { return p.leftAssoc(p.parseAnd, "or") }
 
-func (p *parser) parseAnd() (expr, error) {
-	l, err := p.parseNot()
+func (p *parser) parseAnd() (expr, error) { return p.leftAssoc(p.parseNot, "and") }
+
+// leftAssoc parses operands of next joined by the operators ops (names
+// like and, or; or symbols), left to right.
+func (p *parser) leftAssoc(next func() (expr, error), ops ...string) (expr, error) {
+	l, err := next()
 	if err != nil {
 		return nil, err
 	}
-	for p.isName("and") {
+	for {
+		op := ""
+		for _, o := range ops {
+			if p.isOp(o) || p.isName(o) {
+				op = o
+			}
+		}
+		if op == "" {
+			return l, nil
+		}
 		p.next()
-		r, err := p.parseNot()
+		r, err := next()
 		if err != nil {
 			return nil, err
 		}
-		l = &binExpr{node{l.offset()}, "and", l, r}
+		l = &binExpr{node{l.offset()}, op, l, r}
 	}
-	return l, nil
 }
 
 func (p *parser) parseNot() (expr, error) {
@@ -675,21 +673,7 @@ func (p *parser) parseCompare() (expr, error) {
 	}
 }
 
-func (p *parser) parseMath1() (expr, error) {
-	l, err := p.parseConcat()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("+") || p.isOp("-") {
-		op := p.next().val
-		r, err := p.parseConcat()
-		if err != nil {
-			return nil, err
-		}
-		l = &binExpr{node{l.offset()}, op, l, r}
-	}
-	return l, nil
-}
+func (p *parser) parseMath1() (expr, error) { return p.leftAssoc(p.parseConcat, "+", "-") }
 
 func (p *parser) parseConcat() (expr, error) {
 	x, err := p.parseMath2()
@@ -712,35 +696,11 @@ func (p *parser) parseConcat() (expr, error) {
 }
 
 func (p *parser) parseMath2() (expr, error) {
-	l, err := p.parsePow()
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("*") || p.isOp("/") || p.isOp("//") || p.isOp("%") {
-		op := p.next().val
-		r, err := p.parsePow()
-		if err != nil {
-			return nil, err
-		}
-		l = &binExpr{node{l.offset()}, op, l, r}
-	}
-	return l, nil
+	return p.leftAssoc(p.parsePow, "*", "/", "//", "%")
 }
 
 func (p *parser) parsePow() (expr, error) {
-	l, err := p.parseUnary(true)
-	if err != nil {
-		return nil, err
-	}
-	for p.isOp("**") {
-		p.next()
-		r, err := p.parseUnary(true)
-		if err != nil {
-			return nil, err
-		}
-		l = &binExpr{node{l.offset()}, "**", l, r}
-	}
-	return l, nil
+	return p.leftAssoc(func() (expr, error) { return p.parseUnary(true) }, "**")
 }
 
 func (p *parser) parseUnary(withFilter bool) (expr, error) {
@@ -815,51 +775,27 @@ func (p *parser) parsePrimary() (expr, error) {
 		case "[":
 			p.next()
 			l := &listExpr{node: node{t.off}}
-			for !p.isOp("]") {
-				if len(l.items) > 0 {
-					if err := p.expectOp(","); err != nil {
-						return nil, err
-					}
-					if p.isOp("]") {
-						break
-					}
-				}
+			return l, p.commaList("]", func() error {
 				x, err := p.parseExpression(true)
-				if err != nil {
-					return nil, err
-				}
 				l.items = append(l.items, x)
-			}
-			p.next()
-			return l, nil
+				return err
+			})
 		case "{":
 			p.next()
 			d := &dictExpr{node: node{t.off}}
-			for !p.isOp("}") {
-				if len(d.keys) > 0 {
-					if err := p.expectOp(","); err != nil {
-						return nil, err
-					}
-					if p.isOp("}") {
-						break
-					}
-				}
+			return d, p.commaList("}", func() error {
 				k, err := p.parseExpression(true)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if err := p.expectOp(":"); err != nil {
-					return nil, err
+					return err
 				}
 				v, err := p.parseExpression(true)
-				if err != nil {
-					return nil, err
-				}
 				d.keys = append(d.keys, k)
 				d.vals = append(d.vals, v)
-			}
-			p.next()
-			return d, nil
+				return err
+			})
 		}
 	}
 	return nil, p.unexpected()
@@ -1000,22 +936,12 @@ func (p *parser) parseSubscript(x expr) (expr, error) {
 		return nil, p.errorf(a.off, "expected a name or number after \".\", got %s", describe(a))
 	}
 	var args []expr
-	for !p.isOp("]") {
-		if len(args) > 0 {
-			if err := p.expectOp(","); err != nil {
-				return nil, err
-			}
-			if p.isOp("]") {
-				break
-			}
-		}
+	err := p.commaList("]", func() error {
 		a, err := p.parseSubscribed()
-		if err != nil {
-			return nil, err
-		}
 		args = append(args, a)
-	}
-	if err := p.expectOp("]"); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(args) == 0 {
@@ -1065,53 +991,52 @@ func (p *parser) parseCallArgs() (callArgs, error) {
 	if err := p.expectOp("("); err != nil {
 		return a, err
 	}
-	first := true
-	for !p.isOp(")") {
-		if !first {
-			if err := p.expectOp(","); err != nil {
-				return a, err
-			}
-			if p.isOp(")") {
-				break
-			}
-		}
-		first = false
+	err := p.commaList(")", func() error {
 		switch {
 		case p.isOp("*"):
 			p.next()
 			x, err := p.parseExpression(true)
-			if err != nil {
-				return a, err
-			}
 			a.dynArgs = x
+			return err
 		case p.isOp("**"):
 			p.next()
 			x, err := p.parseExpression(true)
-			if err != nil {
-				return a, err
-			}
 			a.dynKwargs = x
+			return err
 		case p.cur().kind == tName && p.peek().kind == tOp && p.peek().val == "=":
 			n := p.next()
 			p.next()
 			x, err := p.parseExpression(true)
-			if err != nil {
-				return a, err
-			}
 			a.kwargs = append(a.kwargs, kwArg{n.val, x})
-		default:
-			if len(a.kwargs) > 0 || a.dynArgs != nil || a.dynKwargs != nil {
-				return a, p.errorf(p.cur().off, "positional argument follows keyword argument")
+			return err
+		}
+		if len(a.kwargs) > 0 || a.dynArgs != nil || a.dynKwargs != nil {
+			return p.errorf(p.cur().off, "positional argument follows keyword argument")
+		}
+		x, err := p.parseExpression(true)
+		a.args = append(a.args, x)
+		return err
+	})
+	return a, err
+}
+
+// commaList parses items separated by commas (one after the last is
+// allowed) up to close, which it consumes.
+func (p *parser) commaList(close string, item func() error) error {
+	for n := 0; !p.isOp(close); n++ {
+		if n > 0 {
+			if err := p.expectOp(","); err != nil {
+				return err
 			}
-			x, err := p.parseExpression(true)
-			if err != nil {
-				return a, err
+			if p.isOp(close) {
+				break
 			}
-			a.args = append(a.args, x)
+		}
+		if err := item(); err != nil {
+			return err
 		}
 	}
-	p.next()
-	return a, nil
+	return p.expectOp(close)
 }
 
 func (p *parser) parseCall(x expr) (expr, error) {
@@ -1122,22 +1047,30 @@ func (p *parser) parseCall(x expr) (expr, error) {
 	return &callExpr{node{x.offset()}, x, args}, nil
 }
 
-// parseFilter parses a filter's name and arguments (after the |).
-func (p *parser) parseFilter(in expr) (*filterExpr, error) {
+// dottedName parses a filter's or test's name: names joined by dots.
+func (p *parser) dottedName() (token, error) {
 	n, err := p.expectName()
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	name := n.val
 	for p.isOp(".") {
 		p.next()
 		m, err := p.expectName()
 		if err != nil {
-			return nil, err
+			return n, err
 		}
-		name += "." + m.val
+		n.val += "." + m.val
 	}
-	f := &filterExpr{node: node{n.off}, in: in, name: name}
+	return n, nil
+}
+
+// parseFilter parses a filter's name and arguments (after the |).
+func (p *parser) parseFilter(in expr) (*filterExpr, error) {
+	n, err := p.dottedName()
+	if err != nil {
+		return nil, err
+	}
+	f := &filterExpr{node: node{n.off}, in: in, name: n.val}
 	if p.isOp("(") {
 		if f.args, err = p.parseCallArgs(); err != nil {
 			return nil, err
@@ -1149,20 +1082,11 @@ func (p *parser) parseFilter(in expr) (*filterExpr, error) {
 func (p *parser) parseTest(x expr) (expr, error) {
 	p.next() // is
 	negated := p.skipName("not")
-	n, err := p.expectName()
+	n, err := p.dottedName()
 	if err != nil {
 		return nil, err
 	}
-	name := n.val
-	for p.isOp(".") {
-		p.next()
-		m, err := p.expectName()
-		if err != nil {
-			return nil, err
-		}
-		name += "." + m.val
-	}
-	t := &testExpr{node: node{n.off}, in: x, name: name}
+	t := &testExpr{node: node{n.off}, in: x, name: n.val}
 	c := p.cur()
 	switch {
 	case p.isOp("("):

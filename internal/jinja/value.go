@@ -341,18 +341,11 @@ func floatRepr(f float64) string {
 
 // toFloat returns a number as a float64.
 func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return float64(x), true
-	case float64:
-		return x, true
-	case bool:
-		if x {
-			return 1, true
-		}
-		return 0, true
+	if f, ok := v.(float64); ok {
+		return f, true
 	}
-	return 0, false
+	i, ok := toInt(v)
+	return float64(i), ok
 }
 
 // toInt returns an int or bool as an int64.

@@ -6,14 +6,16 @@
 // error), float (printed as Python's repr), str, list, tuple, dict (a
 // [*Dict], which keeps the order of its keys), range, and Jinja2's own
 // objects (loop, macro, namespace, cycler, joiner). Go values given to
-// [Template.Render] are converted: map[string]any becomes a Dict with its
-// keys sorted (a Go map has no order: give a *Dict to keep one), slices
-// lists, every integer type int.
+// [Template.Render] are converted ([FromGo]): map[string]any becomes a
+// Dict with its keys sorted (a Go map has no order: give a *Dict to keep
+// one), slices lists, every integer type int.
 //
 // Every statement, expression, filter, test and global of Jinja2's
 // Template Designer Documentation is implemented, except the few listed
-// in unsupported.go, which fail with "Jinja2 CONSTRUCT is not supported
-// by kiln" at the construct's position. An undefined name, attribute,
+// in docs/templates.md (extends and block, autoescape, the random and
+// urlize filters, lipsum, printing a generator, …), which fail with
+// "Jinja2 CONSTRUCT is not supported by kiln" at the construct's
+// position. An undefined name, attribute,
 // filter or test is an error at its file, line and column, through
 // includes, imports and macros ([*Error]).
 //

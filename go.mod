@@ -7,7 +7,6 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/docker/cli v29.8.2+incompatible
 	github.com/elastic/go-seccomp-bpf v1.6.0
-	github.com/flosch/pongo2/v6 v6.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-dap v0.12.0
@@ -46,5 +45,6 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	gopkg.in/check.v1 v1.0.0-20201130134442-10cb98267c6c // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )

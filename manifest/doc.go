@@ -4,8 +4,8 @@
 //
 // A manifest is YAML in two documents: an optional first one declaring
 // defaults for template variables (read as is), and a second one rendered
-// as a pongo2 (Jinja2 syntax) template with defaults < --values files <
-// --set values, then decoded strictly. Every error names the file, line
+// as a Jinja2 template (package internal/jinja) with defaults < --values
+// files < --set values, then decoded strictly. Every error names the file, line
 // and column the user wrote.
 //
 // # The first document
@@ -57,20 +57,19 @@
 //
 // # Templates
 //
-// Rendering is strict: a variable that is not defined ({{ nope }},
-// {{ a.nope }}, {% if nope %}, {% for x in nope %}) is an error naming it
-// and its position, unless it is filtered by default ({{ x | default("y")
-// }}) or tested ({% if x is defined %}, {% if x is not defined %}). Output
-// is not HTML-escaped. include and import only read files under the
-// manifest's directory (symbolic links cannot leave it either); ssi, now
-// and lorem and the random filter are banned. extends cannot be used.
-//
-// pongo2's syntax is Django's; these Jinja2 forms are rewritten to it:
-// filter calls |f(arg) (|f:arg; arguments after the first are dropped, so
-// default(x, true) works), the filter names d, count and int, m.items() and
-// m.keys() in loops, loop.index, loop.index0, loop.revindex,
-// loop.revindex0, loop.first, loop.last and loop.length, True and False,
-// x is [not] defined, and {% else %} in a {% for %}. Not supported:
-// {% raw %}, inline if expressions, the ~ operator, list literals, and
-// filters pongo2 does not have (trim, replace with two arguments, tojson).
+// Templates render exactly as Python's Jinja2 3.1 renders them, with
+// StrictUndefined, no autoescape, the trailing newline kept and
+// trim_blocks and lstrip_blocks off (package internal/jinja; the
+// differential suite testdata/jinja2 checks it against Jinja2 itself).
+// Values keep the order they were written in (maps are *jinja.Dict). A
+// name that is not defined ({{ nope }}, {{ a.nope }}, {% if nope %},
+// {% for x in nope %}) is an error naming it and its position, unless it
+// is filtered by default ({{ x | default("y") }}) or tested ({% if x is
+// defined %}); so is an unknown filter or test. Output is not
+// HTML-escaped. include, import and from-import only read files under the
+// manifest's directory (a module's, for a module), named relative to it;
+// symbolic links cannot leave it either. What kiln does not support
+// (extends, block, autoescape, random, urlize, lipsum, …: see
+// internal/jinja) is an error "Jinja2 CONSTRUCT is not supported by
+// kiln" at its position.
 package manifest

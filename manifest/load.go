@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
 )
 
@@ -241,7 +242,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}
-	b.Warnings = append(b.Warnings, unreadWarnings(b, first, opts, r.refs, len(d.dockerfiles) > 0)...)
+	b.Warnings = append(b.Warnings, unreadWarnings(b, first, opts, r.env.Names(), len(d.dockerfiles) > 0)...)
 	return b, out + mods, nil
 }
 
@@ -323,7 +324,7 @@ func split(file, data string) (documents, error) {
 
 // first is the manifest's first document.
 type first struct {
-	vars    map[string]any
+	vars    *jinja.Dict
 	envVars []string
 }
 
@@ -366,7 +367,7 @@ func readFirst(file, doc string) (first, error) {
 			if err != nil {
 				return f, err
 			}
-			f.vars = v.(map[string]any)
+			f.vars = v.(*jinja.Dict)
 		case "env_vars":
 			names, err := d.strList(p.v, "env_vars")
 			if err != nil {
@@ -387,7 +388,9 @@ func readFirst(file, doc string) (first, error) {
 // opts.Values files < opts.Set; then host and env.
 func buildValues(f first, opts Options) (map[string]any, error) {
 	values := map[string]any{}
-	mergeValues(values, f.vars)
+	if f.vars != nil {
+		mergeValues(values, f.vars)
+	}
 	for _, file := range opts.Values {
 		v, err := readValues(file)
 		if err != nil {
@@ -411,19 +414,19 @@ func buildValues(f first, opts Options) (map[string]any, error) {
 	if opts.Host != nil {
 		h = *opts.Host
 	}
-	values["host"] = map[string]any{"arch": h.Arch, "os": h.OS, "cpus": h.CPUs}
+	values["host"] = hostValue(h)
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	env := map[string]any{}
+	env := jinja.NewDict()
 	names := append(append([]string(nil), f.envVars...), opts.EnvVars...)
 	sort.Strings(names)
 	for _, name := range names {
 		if !envNameRE.MatchString(name) {
 			return nil, fmt.Errorf("--env-var %q: not an environment variable name", name)
 		}
-		env[name] = getenv(name)
+		env.Set(name, getenv(name))
 	}
 	values["env"] = env
 	return values, nil

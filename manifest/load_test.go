@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/jinja"
 )
 
 func TestParseSet(t *testing.T) {
@@ -53,7 +55,7 @@ func TestParseSet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, plain(got)); diff != "" {
 				t.Errorf("parseSet mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -61,18 +63,59 @@ func TestParseSet(t *testing.T) {
 }
 
 func TestMergeValues(t *testing.T) {
-	dst := map[string]any{"a": map[string]any{"x": 1, "y": 2}, "b": []any{1}, "c": "keep"}
-	src := map[string]any{"a": map[string]any{"y": 3, "z": map[string]any{"q": 1}}, "b": []any{2, 3}}
+	dst := map[string]any{"a": dict("y", 2, "x", 1), "b": []any{1}, "c": "keep"}
+	src := dict("a", dict("z", dict("q", 1), "y", 3), "b", []any{2, 3})
 	mergeValues(dst, src)
 	want := map[string]any{"a": map[string]any{"x": 1, "y": 3, "z": map[string]any{"q": 1}}, "b": []any{2, 3}, "c": "keep"}
-	if diff := cmp.Diff(want, dst); diff != "" {
+	if diff := cmp.Diff(want, plain(dst)); diff != "" {
 		t.Errorf("mergeValues mismatch (-want +got):\n%s", diff)
 	}
+	// a key dst has keeps its place, a new one goes last (Python's update)
+	if got, _ := json.Marshal(dst["a"]); string(got) != `{"y":3,"x":1,"z":{"q":1}}` {
+		t.Errorf("merged map in the order %s, want y, x, z", got)
+	}
 	// src's maps are copied, not shared
-	src["a"].(map[string]any)["z"].(map[string]any)["q"] = 2
-	if got := dst["a"].(map[string]any)["z"].(map[string]any)["q"]; got != 1 {
+	a, _ := src.Get("a")
+	z, _ := a.(*jinja.Dict).Get("z")
+	z.(*jinja.Dict).Set("q", 2)
+	za, _ := dst["a"].(*jinja.Dict).Get("z")
+	if got, _ := za.(*jinja.Dict).Get("q"); got != 1 {
 		t.Errorf("dst changed with src: q = %v", got)
 	}
+}
+
+// dict makes a *jinja.Dict of keys and values, in order.
+func dict(kv ...any) *jinja.Dict {
+	d := jinja.NewDict()
+	for i := 0; i+1 < len(kv); i += 2 {
+		d.Set(kv[i].(string), kv[i+1])
+	}
+	return d
+}
+
+// plain turns the Dicts in v into maps, for cmp.
+func plain(v any) any {
+	switch x := v.(type) {
+	case *jinja.Dict:
+		m := map[string]any{}
+		for k, e := range x.All() {
+			m[k.(string)] = plain(e)
+		}
+		return m
+	case map[string]any:
+		m := map[string]any{}
+		for k, e := range x {
+			m[k] = plain(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = plain(e)
+		}
+		return l
+	}
+	return v
 }
 
 func TestSplit(t *testing.T) {
@@ -199,7 +242,7 @@ func TestLoadOptions(t *testing.T) {
 			if b.Context != wantCtx {
 				t.Errorf("Context = %q, want %q", b.Context, wantCtx)
 			}
-			h := b.Values["host"].(map[string]any)
+			h := plain(b.Values["host"]).(map[string]any)
 			if h["os"] != "linux" || h["arch"] == "" || h["cpus"].(int) < 1 {
 				t.Errorf("host = %v", h)
 			}

@@ -82,6 +82,14 @@ func fuzzLoad(t *testing.T, name string, data []byte, load func(ctx context.Cont
 
 func FuzzLoad(f *testing.F) {
 	addSeeds(f, "app.yml")
+	// and the templates of the Jinja2 differential suite
+	for _, c := range readJinjaCases(f) {
+		if m, ok := c.files["manifest"]; ok {
+			f.Add([]byte(m))
+		} else {
+			f.Add([]byte("from: busybox\nsteps:\n  - run: |\n" + c.files["template"]))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzLoad(t, "kiln.yml", data, Load)
 	})

@@ -562,7 +562,7 @@ func (u *useStep) values(m *module, h Host) (map[string]any, error) {
 			return nil, Errorf(u.pos, "module %s: parameter %q is required: set it under with:", m.file, p.Name)
 		}
 	}
-	values["host"] = map[string]any{"arch": h.Arch, "os": h.OS, "cpus": h.CPUs}
+	values["host"] = hostValue(h)
 	return values, nil
 }
 

@@ -20,11 +20,12 @@ import (
 // and opts.Values that neither the manifest's vars: nor any template
 // (the manifest, its includes, its template: files) mentions, naming the
 // closest name they do mention; and one for each --build-arg when the
-// manifest has no Dockerfile stage. refs are the manifest's references.
+// manifest has no Dockerfile stage. names are the names the manifest's
+// templates read.
 // A build whose steps may read the values at run time (a command that
 // mentions /.kiln, where kiln's helper is; a toolbox:) reads any name:
 // none is warned about.
-func unreadWarnings(b *Build, f first, opts Options, refs []ref, dockerfiles bool) []string {
+func unreadWarnings(b *Build, f first, opts Options, names []string, dockerfiles bool) []string {
 	var out []string
 	if !dockerfiles {
 		for _, a := range opts.BuildArgs {
@@ -36,15 +37,17 @@ func unreadWarnings(b *Build, f first, opts Options, refs []ref, dockerfiles boo
 		return out
 	}
 	known := map[string]bool{}
-	for k := range f.vars {
-		known[k] = true
-	}
-	for _, r := range append(refs, templateRefs(b)...) {
-		if len(r.path) > 0 {
-			known[r.path[0]] = true
+	if f.vars != nil {
+		for k := range f.vars.All() {
+			if s, ok := k.(string); ok {
+				known[s] = true
+			}
 		}
 	}
-	names := make([]string, 0, len(known))
+	for _, n := range append(names, templateNames(b)...) {
+		known[n] = true
+	}
+	names = names[:0:0]
 	for k := range known {
 		names = append(names, k)
 	}
@@ -70,9 +73,11 @@ func unreadWarnings(b *Build, f first, opts Options, refs []ref, dockerfiles boo
 		if err != nil {
 			continue // buildValues said so already
 		}
-		ks := make([]string, 0, len(v))
-		for k := range v {
-			ks = append(ks, k)
+		ks := make([]string, 0, v.Len())
+		for k := range v.All() {
+			if s, ok := k.(string); ok {
+				ks = append(ks, s)
+			}
 		}
 		sort.Strings(ks)
 		for _, k := range ks {
@@ -109,12 +114,12 @@ func mentionsKiln(c Command) bool {
 	return strings.Contains(c.Shell, "/.kiln") || slices.ContainsFunc(c.Exec, func(a string) bool { return strings.Contains(a, "/.kiln") })
 }
 
-// templateRefs returns the references of the template: files of b's
-// own steps (a module's templates see its parameters only), read and
-// rendered as their steps will; a file that cannot be is the build's
-// error to report, not this one's.
-func templateRefs(b *Build) []ref {
-	var refs []ref
+// templateNames returns the names the template: files of b's own steps
+// read (a module's templates see its parameters only), parsed as their
+// steps will; a file that cannot be is the build's error to report, not
+// this one's.
+func templateNames(b *Build) []string {
+	var names []string
 	for _, s := range b.Stages {
 		for _, st := range s.Steps {
 			t := st.Template
@@ -129,10 +134,10 @@ func templateRefs(b *Build) []ref {
 			}
 			r := newRenderer(fsys, b.Context, b.Values)
 			_, _, _ = r.render(filepath.Join(b.Context, name), 0, string(data), false)
-			refs = append(refs, r.refs...)
+			names = append(names, r.env.Names()...)
 		}
 	}
-	return refs
+	return names
 }
 
 // closest returns the name of names nearest to s by edit distance, if

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
 )
 
@@ -23,26 +24,57 @@ func defaultHost() Host {
 	return Host{Arch: runtime.GOARCH, OS: "linux", CPUs: runtime.NumCPU()}
 }
 
-// mergeValues merges src into dst, deeply: maps merge key by key, any
-// other value replaces what dst held.
-func mergeValues(dst, src map[string]any) {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				mergeValues(dm, sm)
+// hostValue is what templates see as host (its keys sorted, as they
+// always were).
+func hostValue(h Host) *jinja.Dict {
+	d := jinja.NewDict()
+	d.Set("arch", h.Arch)
+	d.Set("cpus", h.CPUs)
+	d.Set("os", h.OS)
+	return d
+}
+
+// mergeValues merges src into dst, deeply: maps merge key by key (a new
+// key goes last, one dst has keeps its place, as Python's dict.update),
+// any other value replaces what dst held.
+func mergeValues(dst map[string]any, src *jinja.Dict) {
+	for k, v := range src.All() {
+		ks := k.(string)
+		if sm, ok := v.(*jinja.Dict); ok {
+			if dm, ok := dst[ks].(*jinja.Dict); ok {
+				mergeDict(dm, sm)
 				continue
 			}
-			cp := map[string]any{}
-			mergeValues(cp, sm)
+			cp := jinja.NewDict()
+			mergeDict(cp, sm)
 			v = cp
 		}
-		dst[k] = v
+		dst[ks] = v
+	}
+}
+
+func mergeDict(dst, src *jinja.Dict) {
+	for k, v := range src.All() {
+		ks := k.(string)
+		if sm, ok := v.(*jinja.Dict); ok {
+			if old, ok := dst.Get(ks); ok {
+				if dm, ok := old.(*jinja.Dict); ok {
+					mergeDict(dm, sm)
+					continue
+				}
+			}
+			cp := jinja.NewDict()
+			mergeDict(cp, sm)
+			v = cp
+		}
+		dst.Set(ks, v)
 	}
 }
 
 // nodeValue converts a YAML node to template values: maps with string
-// keys, []any, and scalars. With setRules, plain scalars follow --set's
-// rules (see parseSet) instead of YAML's.
+// keys (*jinja.Dict, in the order written), []any, and scalars. With
+// setRules, plain scalars follow --set's rules (see parseSet) instead of
+// YAML's.
 func nodeValue(n *yaml.Node, file string, setRules bool) (any, error) {
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -53,20 +85,20 @@ func nodeValue(n *yaml.Node, file string, setRules bool) (any, error) {
 	case yaml.AliasNode:
 		return nodeValue(n.Alias, file, setRules)
 	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
+		m := jinja.NewDict()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
 				return nil, Errorf(Pos{File: file, Line: k.Line, Col: k.Column}, "a key must be a string")
 			}
-			if _, dup := m[k.Value]; dup {
+			if _, dup := m.Get(k.Value); dup {
 				return nil, Errorf(Pos{File: file, Line: k.Line, Col: k.Column}, "duplicate key %q", k.Value)
 			}
 			x, err := nodeValue(v, file, setRules)
 			if err != nil {
 				return nil, err
 			}
-			m[k.Value] = x
+			m.Set(k.Value, x)
 		}
 		return m, nil
 	case yaml.SequenceNode:
@@ -117,7 +149,7 @@ func setScalar(s string) any {
 // {a: {b: c}}. A value starting with [ or { is YAML flow syntax
 // (pkgs=[curl, jq], opts={a: 1}), and {a, b}, a flow map whose keys all
 // have no value, is read as the list [a, b], as Helm users write it.
-func parseSet(kv string) (map[string]any, error) {
+func parseSet(kv string) (*jinja.Dict, error) {
 	key, val, ok := strings.Cut(kv, "=")
 	if !ok || key == "" {
 		return nil, fmt.Errorf("--set %q: want key=value", kv)
@@ -132,8 +164,8 @@ func parseSet(kv string) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--set %s: %w", key, err)
 		}
-		if m, ok := x.(map[string]any); ok && len(n.Content) > 0 {
-			if l, ok := helmList(n.Content[0]); ok && len(m) > 0 {
+		if m, ok := x.(*jinja.Dict); ok && len(n.Content) > 0 {
+			if l, ok := helmList(n.Content[0]); ok && m.Len() > 0 {
 				x = l
 			}
 		}
@@ -145,14 +177,14 @@ func parseSet(kv string) (map[string]any, error) {
 			return nil, fmt.Errorf("--set %q: empty name in the key %q", kv, key)
 		}
 	}
-	out := map[string]any{}
+	out := jinja.NewDict()
 	m := out
 	for _, p := range parts[:len(parts)-1] {
-		next := map[string]any{}
-		m[p] = next
+		next := jinja.NewDict()
+		m.Set(p, next)
 		m = next
 	}
-	m[parts[len(parts)-1]] = v
+	m.Set(parts[len(parts)-1], v)
 	return out, nil
 }
 
@@ -177,7 +209,7 @@ func helmList(n *yaml.Node) ([]any, bool) {
 }
 
 // readValues reads a --values file: a YAML map.
-func readValues(file string) (map[string]any, error) {
+func readValues(file string) (*jinja.Dict, error) {
 	b, err := regfile.ReadPath(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading values: %w", err)
@@ -187,7 +219,7 @@ func readValues(file string) (map[string]any, error) {
 		return nil, yamlError(err, &decoder{file: file, rendered: strings.Split(string(b), "\n")})
 	}
 	if len(n.Content) == 0 {
-		return map[string]any{}, nil
+		return jinja.NewDict(), nil
 	}
 	if n.Content[0].Kind != yaml.MappingNode {
 		c := n.Content[0]
@@ -197,7 +229,7 @@ func readValues(file string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.(map[string]any), nil
+	return v.(*jinja.Dict), nil
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

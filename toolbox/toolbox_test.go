@@ -2,6 +2,7 @@ package toolbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/jinja"
 )
 
 func TestParseEntry(t *testing.T) {
@@ -63,8 +65,14 @@ func TestMounts(t *testing.T) {
 	}
 }
 
+// TestValues: the values a template step renders with in a container
+// come back as the build had them: maps in their order (templates
+// iterate them so), integers as int64, floats as floats (2.0 too).
 func TestValues(t *testing.T) {
-	in := map[string]any{"n": 3, "f": 1.5, "s": "x", "l": []any{1, "y"}, "m": map[string]any{"k": 2}}
+	m := jinja.NewDict()
+	m.Set("z", 2)
+	m.Set("a", map[string]any{"k": 1})
+	in := map[string]any{"n": 3, "f": 1.5, "g": 2.0, "s": "x", "l": []any{1, "y"}, "m": m}
 	p, err := WriteValues(t.TempDir(), "v-*.json", in)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +81,15 @@ func TestValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"n": int64(3), "f": 1.5, "s": "x", "l": []any{int64(1), "y"}, "m": map[string]any{"k": int64(2)}}
+	gm, ok := got["m"].(*jinja.Dict)
+	if !ok {
+		t.Fatalf("m is a %T, want a *jinja.Dict", got["m"])
+	}
+	if j, _ := json.Marshal(gm); string(j) != `{"z":2,"a":{"k":1}}` {
+		t.Errorf("m = %s, want its keys in their order", j)
+	}
+	delete(got, "m")
+	want := map[string]any{"n": int64(3), "f": 1.5, "g": 2.0, "s": "x", "l": []any{int64(1), "y"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

@@ -1,17 +1,18 @@
 package toolbox
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/jinja"
 )
 
 // WriteValues writes the template values as a JSON object to a new file
 // in dir, named after pattern as os.CreateTemp does, and returns its path.
 func WriteValues(dir, pattern string, values map[string]any) (string, error) {
-	b, err := json.Marshal(values)
+	b, err := json.Marshal(jinja.FromGo(values))
 	if err != nil {
 		return "", fmt.Errorf("encoding the template values: %w", err)
 	}
@@ -36,38 +37,21 @@ func WriteValues(dir, pattern string, values map[string]any) (string, error) {
 	return f.Name(), nil
 }
 
-// ReadValues reads a values file. Integers come back as int64 and other
-// numbers as float64, so that templates print 3, not 3.000000.
+// ReadValues reads a values file. Maps keep their order (as
+// *jinja.Dict), integers come back as int64 and other numbers as
+// float64, so that templates print 3, not 3.000000.
 func ReadValues(p string) (map[string]any, error) {
 	b, err := os.ReadFile(filepath.Clean(p))
 	if err != nil {
 		return nil, fmt.Errorf("reading the template values: %w", err)
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v map[string]any
-	if err := d.Decode(&v); err != nil {
+	var d jinja.Dict
+	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("reading the template values %s: %w", p, err)
 	}
-	return numbers(v).(map[string]any), nil
-}
-
-func numbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
-		}
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
+	v := make(map[string]any, d.Len())
+	for k, e := range d.All() {
+		v[k.(string)] = e
 	}
-	return v
+	return v, nil
 }

@@ -153,7 +153,7 @@ func newBuildCommand(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "build [flags] [CONTEXT]",
 		Short: "Build an image from a manifest",
-		Long: `Build renders the manifest (a pongo2/Jinja2 template of YAML), compiles it into a
+		Long: `Build renders the manifest (a Jinja2 template of YAML), compiles it into a
 graph of steps, runs what the cache does not already hold in kiln's own
 containers, runs the test branches, and assembles the image.
 

@@ -230,7 +230,7 @@ func TestMakeBuildVersion(t *testing.T) {
 func TestValueTypoWarns(t *testing.T) {
 	root := newRoot(t)
 	dir := writeContext(t, map[string]string{
-		"kiln.yml": "---\nvars: {port: 80}\n---\nfrom: busybox\nsteps:\n  - run: echo {{ port }} {{ name|default:\"x\" }}\n",
+		"kiln.yml": "---\nvars: {port: 80}\n---\nfrom: busybox\nsteps:\n  - run: echo {{ port }} {{ name|default(\"x\") }}\n",
 	})
 	r := mustKiln(t, root, "graph", "--set", "prot=1", "--set", "name=a", "--build-arg", "V=1", dir)
 	if !strings.Contains(r.stderr, "--set prot") || !strings.Contains(r.stderr, `"port"`) {

@@ -98,7 +98,11 @@ type diffEntry struct {
 	UID  int
 	GID  int
 	Data string // sha256 and size of a regular file's content
-	Link string
+	Link string // a symlink's target
+	// HardLinks names every path of a hard-linked file's group, sorted
+	// (the same whichever path the image's tar gives first).
+	HardLinks string
+	Xattrs    string // "name=value" pairs, sorted
 }
 
 // diffConfig is the part of an image config that the test compares.
@@ -115,6 +119,7 @@ type diffConfig struct {
 	Healthcheck  *v1.HealthConfig
 	Shell        []string
 	OnBuild      []string
+	Author       string
 }
 
 // buildah runs buildah with the test's storage and configuration.
@@ -333,9 +338,11 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	out := map[string]diffEntry{}
+	links := map[string]string{} // a hard link → the path it names
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			groupHardLinks(out, links)
 			return out
 		}
 		if err != nil {
@@ -349,6 +356,18 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 		if e.Type == '\x00' { // the old tar's regular file
 			e.Type = tar.TypeReg
 		}
+		if e.Type == tar.TypeLink {
+			links[p] = path.Clean("/" + h.Linkname)
+			e.Link = ""
+		}
+		var xattrs []string
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				xattrs = append(xattrs, name+"="+v)
+			}
+		}
+		slices.Sort(xattrs)
+		e.Xattrs = strings.Join(xattrs, " ")
 		if e.Type == tar.TypeReg {
 			hs := sha256.New()
 			var small bytes.Buffer
@@ -362,6 +381,33 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 			}
 		}
 		out[p] = e
+	}
+}
+
+// groupHardLinks turns the hard links of a flattened tree into entries
+// like their target's, each naming the whole group.
+func groupHardLinks(tree map[string]diffEntry, links map[string]string) {
+	find := func(p string) string {
+		for seen := 0; links[p] != "" && seen < len(links); seen++ {
+			p = links[p]
+		}
+		return p
+	}
+	groups := map[string][]string{}
+	for p := range links {
+		r := find(p)
+		if len(groups[r]) == 0 {
+			groups[r] = []string{r}
+		}
+		groups[r] = append(groups[r], p)
+	}
+	for r, members := range groups {
+		slices.Sort(members)
+		e := tree[r]
+		e.HardLinks = strings.Join(members, " ")
+		for _, m := range members {
+			tree[m] = e
+		}
 	}
 }
 
@@ -389,5 +435,6 @@ func configOf(t *testing.T, img v1.Image) diffConfig {
 		Env: env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir, User: c.User,
 		ExposedPorts: keys(c.ExposedPorts), Labels: c.Labels, Volumes: keys(c.Volumes),
 		StopSignal: c.StopSignal, Healthcheck: c.Healthcheck, Shell: c.Shell, OnBuild: c.OnBuild,
+		Author: cf.Author,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,10 +117,21 @@ type diffConfig struct {
 	Labels       map[string]string
 	Volumes      []string
 	StopSignal   string
-	Healthcheck  *v1.HealthConfig
+	Healthcheck  *diffHealth
 	Shell        []string
 	OnBuild      []string
 	Author       string
+}
+
+// diffHealth is an image's healthcheck, with StartInterval, which
+// go-containerregistry's v1.HealthConfig does not have.
+type diffHealth struct {
+	Test          []string      `json:",omitempty"`
+	Interval      time.Duration `json:",omitempty"`
+	Timeout       time.Duration `json:",omitempty"`
+	StartPeriod   time.Duration `json:",omitempty"`
+	StartInterval time.Duration `json:",omitempty"`
+	Retries       int           `json:",omitempty"`
 }
 
 // buildah runs buildah with the test's storage and configuration.
@@ -426,6 +438,16 @@ func configOf(t *testing.T, img v1.Image) diffConfig {
 		sort.Strings(out)
 		return out
 	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hc struct {
+		Config struct{ Healthcheck *diffHealth }
+	}
+	if err := json.Unmarshal(raw, &hc); err != nil {
+		t.Fatal(err)
+	}
 	// The order of Env is not compared: ENV of a variable the base sets
 	// replaces it in place in kiln, as in BuildKit, and moves it to the
 	// end in buildah.
@@ -434,7 +456,7 @@ func configOf(t *testing.T, img v1.Image) diffConfig {
 	return diffConfig{
 		Env: env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir, User: c.User,
 		ExposedPorts: keys(c.ExposedPorts), Labels: c.Labels, Volumes: keys(c.Volumes),
-		StopSignal: c.StopSignal, Healthcheck: c.Healthcheck, Shell: c.Shell, OnBuild: c.OnBuild,
+		StopSignal: c.StopSignal, Healthcheck: hc.Config.Healthcheck, Shell: c.Shell, OnBuild: c.OnBuild,
 		Author: cf.Author,
 	}
 }

@@ -231,14 +231,7 @@ func TestBuildahDiff(t *testing.T) {
 	}
 	root := buildRoot(t)
 	bh := newBuildah(t)
-	cases, err := filepath.Abs(filepath.Join("testdata", "diff"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := os.ReadDir(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cases, dirs := caseDirs(t, "diff")
 	// buildah names an oci: image after its path, which must be lowercase.
 	baseDir, err := os.MkdirTemp("", "kiln-diff-")
 	if err != nil {
@@ -278,6 +271,20 @@ func TestBuildahDiff(t *testing.T) {
 		})
 	}
 	t.Logf("%d cases in %s", len(dirs), time.Since(start).Round(time.Millisecond))
+}
+
+// caseDirs returns the absolute path of testdata/sub and its entries.
+func caseDirs(t *testing.T, sub string) (string, []os.DirEntry) {
+	t.Helper()
+	cases, err := filepath.Abs(filepath.Join("testdata", sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := os.ReadDir(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cases, dirs
 }
 
 // kilnImage exports kiln's image tag as an OCI layout at dir and reads it.

@@ -337,14 +337,7 @@ func TestBuildKitDiff(t *testing.T) {
 	mustKiln(t, root, "push", "busybox", base)
 	baseTree := flatten(t, kilnImage(t, root, "busybox", filepath.Join(t.TempDir(), "base")))
 
-	cases, err := filepath.Abs(filepath.Join("testdata", "dockerfiles"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := os.ReadDir(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cases, dirs := caseDirs(t, "dockerfiles")
 	if len(dirs) < 60 {
 		t.Errorf("%d cases, want at least 60", len(dirs))
 	}

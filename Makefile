@@ -9,7 +9,7 @@ WORK    ?= /tmp/kiln-demo
 # nodejs and npm, installed by test-deps when the commands are missing).
 TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux
 
-.PHONY: demo test lint build deps test-deps bench fuzz clean
+.PHONY: demo test lint build deps test-deps buildkit test-buildkit bench fuzz clean
 
 # kiln version says these: the commit, a version from git describe, the
 # build date (SOURCE_DATE_EPOCH's when set, for a reproducible binary).
@@ -47,8 +47,19 @@ demo: deps build
 	$(KILN) run hello
 	$(KILN) images
 
-test: test-deps
+test: test-deps buildkit
 	go test ./...
+
+# BuildKit (buildkitd, buildctl), the reference of the Dockerfile
+# differential test, built once from the Go module proxy and cached under
+# /var/cache/kiln-buildkit (or ~/.cache/kiln-buildkit): minutes the first
+# time, instant after.
+buildkit:
+	scripts/buildkit.sh build
+
+# Only the differential test of kiln against BuildKit (about 100 cases).
+test-buildkit: test-deps buildkit
+	go test -count=1 -run '^TestBuildKitDiff$$' ./cmd/kiln/
 
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

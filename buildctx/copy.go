@@ -145,17 +145,14 @@ func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
 	return nil
 }
 
-// resolveDst resolves dst inside a root without following its last
-// component, unless that is a link that leads to a directory.
+// resolveDst resolves dst inside a root, following its last component
+// too when it is a link, even a dangling one: BuildKit writes through a
+// link at the destination (fsutil's copy resolves the destination with
+// continuity's fs.RootPath, which follows every link and keeps the
+// result inside the root), so `COPY f /link` writes the link's target
+// and leaves the link.
 func resolveDst(dr *resolver, dst string) (string, fs.FileInfo, error) {
-	real, fi, err := dr.resolve(dst, false)
-	if err != nil || fi == nil || fi.Mode()&fs.ModeSymlink == 0 {
-		return real, fi, err
-	}
-	if r2, fi2, err := dr.resolve(dst, true); err == nil && fi2 != nil && fi2.IsDir() {
-		return r2, fi2, nil
-	}
-	return real, fi, nil
+	return dr.resolve(dst, true)
 }
 
 func copyMatches(ctx context.Context, s *source, src string, ms []match, root, dst string, opts CopyOptions) error {

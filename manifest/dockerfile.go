@@ -521,6 +521,11 @@ func (c *converter) convertStage(ctx context.Context, i int, s *dfStage) (*Stage
 		out.Steps = append(out.Steps, &Step{Kind: StepEnv, Name: "ENV PATH=" + defaultPath + " (the default: the base has no PATH)",
 			Env: []KV{{"PATH", defaultPath}}, Pos: out.Pos})
 	}
+	if s.base == "scratch" {
+		// BuildKit's empty image has the working directory /
+		// (frontend/dockerfile/dockerfile2llb/image.go, emptyImage).
+		out.Steps = append(out.Steps, &Step{Kind: StepWorkdir, Name: "WORKDIR / (the default of scratch)", Workdir: "/", Pos: out.Pos})
+	}
 	st.vars = slices.Clone(st.env)
 	c.states[s.name] = st
 
@@ -638,9 +643,10 @@ func (c *converter) command(i int, out *Stage, st *dfState, cmd instructions.Com
 			if val == nil {
 				continue
 			}
-			if _, ok := envValue(st.env, kv.Key); ok {
-				continue // an ENV of the same name wins over the ARG, in expansion and in runs
-			}
+			// An ARG after an ENV of the same name wins in expansion and
+			// in runs, though not in the image's config, as in BuildKit
+			// (dockerfile2llb/convert.go, dispatchArg: d.state.AddEnv).
+			// An ENV after the ARG wins again.
 			st.vars = SetEnv(st.vars, kv.Key+"="+*val)
 			st.args = slices.DeleteFunc(st.args, func(a KV) bool { return a.Key == kv.Key })
 			st.args = append(st.args, KV{kv.Key, *val})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,18 @@ var diffKnown = map[string]func(tree map[string]diffEntry, cfg *diffConfig){
 			tree["/modes"] = e
 		}
 	},
+	// `ARG A=from-arg` after `ENV A=10`: in BuildKit the ARG wins in
+	// the RUNs after it (dockerfile2llb/convert.go, dispatchArg:
+	// d.state.AddEnv; TestBuildKitDiff/arg-env-precedence); buildah 1.28
+	// keeps the ENV's value (in RUNs and in LABEL l1=$A).
+	"argenv": func(tree map[string]diffEntry, cfg *diffConfig) {
+		cfg.Labels["l1"] = "from-arg"
+		for p, old := range map[string]string{"/args.txt": "a=10 ", "/env.txt": "A=10\n"} {
+			e := tree[p]
+			e.Data = strings.Replace(e.Data, old, strings.Replace(old, "10", "from-arg", 1), 1)
+			tree[p] = e
+		}
+	},
 	// EXPOSE 8000-8002: BuildKit expands a range into one port each
 	// (nat.ParsePortSpecs); buildah keeps "8000-8002/tcp" as one key,
 	// which no runtime reads as a range.
@@ -116,7 +129,11 @@ type diffEntry struct {
 	UID  int
 	GID  int
 	Data string // sha256 and size of a regular file's content
-	Link string
+	Link string // a symlink's target
+	// HardLinks names every path of a hard-linked file's group, sorted
+	// (the same whichever path the image's tar gives first).
+	HardLinks string
+	Xattrs    string // "name=value" pairs, sorted
 }
 
 // diffConfig is the part of an image config that the test compares.
@@ -130,9 +147,21 @@ type diffConfig struct {
 	Labels       map[string]string
 	Volumes      []string
 	StopSignal   string
-	Healthcheck  *v1.HealthConfig
+	Healthcheck  *diffHealth
 	Shell        []string
 	OnBuild      []string
+	Author       string
+}
+
+// diffHealth is an image's healthcheck, with StartInterval, which
+// go-containerregistry's v1.HealthConfig does not have.
+type diffHealth struct {
+	Test          []string      `json:",omitempty"`
+	Interval      time.Duration `json:",omitempty"`
+	Timeout       time.Duration `json:",omitempty"`
+	StartPeriod   time.Duration `json:",omitempty"`
+	StartInterval time.Duration `json:",omitempty"`
+	Retries       int           `json:",omitempty"`
 }
 
 // buildah runs buildah with the test's storage and configuration.
@@ -220,14 +249,7 @@ func TestBuildahDiff(t *testing.T) {
 	}
 	root := buildRoot(t)
 	bh := newBuildah(t)
-	cases, err := filepath.Abs(filepath.Join("testdata", "diff"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := os.ReadDir(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cases, dirs := caseDirs(t, "diff")
 	// buildah names an oci: image after its path, which must be lowercase.
 	baseDir, err := os.MkdirTemp("", "kiln-diff-")
 	if err != nil {
@@ -267,6 +289,20 @@ func TestBuildahDiff(t *testing.T) {
 		})
 	}
 	t.Logf("%d cases in %s", len(dirs), time.Since(start).Round(time.Millisecond))
+}
+
+// caseDirs returns the absolute path of testdata/sub and its entries.
+func caseDirs(t *testing.T, sub string) (string, []os.DirEntry) {
+	t.Helper()
+	cases, err := filepath.Abs(filepath.Join("testdata", sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := os.ReadDir(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cases, dirs
 }
 
 // kilnImage exports kiln's image tag as an OCI layout at dir and reads it.
@@ -351,9 +387,11 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	out := map[string]diffEntry{}
+	links := map[string]string{} // a hard link → the path it names
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			groupHardLinks(out, links)
 			return out
 		}
 		if err != nil {
@@ -367,6 +405,18 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 		if e.Type == '\x00' { // the old tar's regular file
 			e.Type = tar.TypeReg
 		}
+		if e.Type == tar.TypeLink {
+			links[p] = path.Clean("/" + h.Linkname)
+			e.Link = ""
+		}
+		var xattrs []string
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				xattrs = append(xattrs, name+"="+v)
+			}
+		}
+		slices.Sort(xattrs)
+		e.Xattrs = strings.Join(xattrs, " ")
 		if e.Type == tar.TypeReg {
 			hs := sha256.New()
 			var small bytes.Buffer
@@ -380,6 +430,33 @@ func flatten(t *testing.T, img v1.Image) map[string]diffEntry {
 			}
 		}
 		out[p] = e
+	}
+}
+
+// groupHardLinks turns the hard links of a flattened tree into entries
+// like their target's, each naming the whole group.
+func groupHardLinks(tree map[string]diffEntry, links map[string]string) {
+	find := func(p string) string {
+		for seen := 0; links[p] != "" && seen < len(links); seen++ {
+			p = links[p]
+		}
+		return p
+	}
+	groups := map[string][]string{}
+	for p := range links {
+		r := find(p)
+		if len(groups[r]) == 0 {
+			groups[r] = []string{r}
+		}
+		groups[r] = append(groups[r], p)
+	}
+	for r, members := range groups {
+		slices.Sort(members)
+		e := tree[r]
+		e.HardLinks = strings.Join(members, " ")
+		for _, m := range members {
+			tree[m] = e
+		}
 	}
 }
 
@@ -398,6 +475,16 @@ func configOf(t *testing.T, img v1.Image) diffConfig {
 		sort.Strings(out)
 		return out
 	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hc struct {
+		Config struct{ Healthcheck *diffHealth }
+	}
+	if err := json.Unmarshal(raw, &hc); err != nil {
+		t.Fatal(err)
+	}
 	// The order of Env is not compared: ENV of a variable the base sets
 	// replaces it in place in kiln, as in BuildKit, and moves it to the
 	// end in buildah.
@@ -406,6 +493,7 @@ func configOf(t *testing.T, img v1.Image) diffConfig {
 	return diffConfig{
 		Env: env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir, User: c.User,
 		ExposedPorts: keys(c.ExposedPorts), Labels: c.Labels, Volumes: keys(c.Volumes),
-		StopSignal: c.StopSignal, Healthcheck: c.Healthcheck, Shell: c.Shell, OnBuild: c.OnBuild,
+		StopSignal: c.StopSignal, Healthcheck: hc.Config.Healthcheck, Shell: c.Shell, OnBuild: c.OnBuild,
+		Author: cf.Author,
 	}
 }

@@ -61,30 +61,9 @@ import (
 // An entry whose case no longer differs fails the test, so that the list
 // stays true: remove it then.
 var bkKnown = map[string]string{
-	// Known: fixed by branch dfix (issue 16, "What to build" item 1;
-	// the nine bugs are listed in the issue). Remove these entries once
-	// it is merged.
-	"copy-chmod-special":        "known: fixed by branch dfix (issue 16 item 1: --chmod drops the setuid, setgid and sticky bits)",
-	"copy-chmod-dir":            "known: fixed by branch dfix (issue 16 item 1: --chmod is not applied to directories)",
-	"copy-from-dest-owner":      "known: fixed by branch dfix (issue 16 item 2: a destination directory made by COPY --from takes the source's owner)",
-	"copy-hardlinks":            "known: fixed by branch dfix (issue 16 item 3: hard links in the context are not kept)",
-	"add-tar-hardlinks":         "known: fixed by branch dfix (issue 16 item 3: hard links in an ADDed tar are not kept)",
-	"copy-symlink-absolute":     "known: fixed by branch dfix (issue 16 item 4: an absolute link in the context is resolved against the context root)",
-	"copy-wildcard-empty-mixed": "known: fixed by branch dfix (issue 16 item 5: a wildcard that matches nothing is allowed)",
-	"copy-wildcard-empty-alone": "known: fixed by branch dfix (issue 16 item 5: a wildcard that matches nothing is allowed)",
-	"target-broken-expansion":   "known: fixed by branch dfix (issue 16 item 6: stages the target does not need are not evaluated)",
-	"target-broken-copy":        "known: fixed by branch dfix (issue 16 item 6: stages the target does not need are not evaluated)",
-	"maintainer":                "known: fixed by branch dfix (issue 16 item 7: MAINTAINER sets the config's author)",
-	"healthcheck-flags":         "known: fixed by branch dfix (issue 16 item 7: HEALTHCHECK --start-interval is kept in the config)",
-	"copy-from-global-var":      "known: fixed by branch dfix (issue 16 item 9: BuildKit refuses a variable in --from)",
-	// Item 8 too, but BuildKit cannot copy such a file at all, so a
-	// difference stays after dfix: keep this entry, with only the
-	// second reason.
-	"copy-backslash-name": "known: fixed by branch dfix (issue 16 item 8: kiln reads the backslash of back\\slash.txt as an escape and copies backslash.txt); " +
-		"deliberate after that: BuildKit fails with \"/back\\\\slash.txt\": not found, because it sends the context through fsutil with the source as an " +
-		"include pattern, where a backslash escapes (frontend/dockerfile/dockerfile2llb/convert_copy.go: IncludePatterns: patterns); kiln copies the file of that name",
-
 	// Deliberate.
+	"copy-backslash-name": "deliberate: BuildKit fails with \"/back\\\\slash.txt\": not found, because it sends the context through fsutil with the source as an " +
+		"include pattern, where a backslash escapes (frontend/dockerfile/dockerfile2llb/convert_copy.go: IncludePatterns: patterns); kiln copies the file of that name",
 	"copy-several-sources-no-slash": "deliberate: kiln refuses `COPY a.txt b.txt /multi` with a line, as the Dockerfile reference says " +
 		"(COPY: \"If multiple <src> resources are specified, ... then <dest> must be a directory, and it must end with a slash /\"); " +
 		"BuildKit 0.34 copies each source onto the same file /multi, and the last one wins",

@@ -66,7 +66,7 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 		}
 		return "", err
 	}
-	if err := s.recordMeta(ctx, diffID); err != nil {
+	if _, err := s.recordTree(ctx, diffID); err != nil {
 		return "", fmt.Errorf("unpack %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)
@@ -183,7 +183,7 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
-	if err := s.recordMeta(ctx, diffID); err != nil {
+	if _, err := s.recordTree(ctx, diffID); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)

@@ -23,23 +23,10 @@ func (s *Store) treesDir() string { return filepath.Join(s.root, "layertrees") }
 
 func (s *Store) treePath(diffID v1.Hash) string { return filepath.Join(s.treesDir(), diffID.Hex) }
 
-// recordMeta stores the metadata digest of the layer directory of diffID,
-// just made. That walk is all a build pays: the content digest (Tree) is
-// taken later, by VerifyLayerDir, while the metadata still proves the
-// directory unchanged.
-func (s *Store) recordMeta(ctx context.Context, diffID v1.Hash) error {
-	d, err := layer.DigestTree(ctx, s.LayerPath(diffID), false)
-	if err != nil {
-		return err
-	}
-	return s.writeTree(diffID, d)
-}
-
-// treeRecord is the stored form of a layer.TreeDigests: Tree is empty
-// until the content was first hashed.
-type treeRecord struct {
-	Tree string `json:"tree,omitempty"`
-	Meta string `json:"meta"`
+// recordTree computes and stores the digests of the layer directory of
+// diffID.
+func (s *Store) recordTree(ctx context.Context, diffID v1.Hash) (layer.TreeDigests, error) {
+	return s.recordTreeIf(ctx, diffID, func(layer.TreeDigests) bool { return true })
 }
 
 // readTree returns the stored digests of the layer directory of diffID;
@@ -53,17 +40,8 @@ func (s *Store) readTree(diffID v1.Hash) (d layer.TreeDigests, ok bool, err erro
 	if err != nil {
 		return d, false, err
 	}
-	var r treeRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, &d); err != nil || d.Tree.Hex == "" {
 		return d, false, nil // a damaged record is recomputed
-	}
-	if d.Meta, err = v1.NewHash(r.Meta); err != nil {
-		return d, false, nil
-	}
-	if r.Tree != "" {
-		if d.Tree, err = v1.NewHash(r.Tree); err != nil {
-			return d, false, nil
-		}
 	}
 	return d, true, nil
 }
@@ -95,25 +73,12 @@ func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 // VerifyLayerDir hashes the whole tree of the layer directory of diffID
 // and fails, with an error wrapping ErrLayerDirChanged that names it and
 // the repair, when it differs from the digest stored when it was unpacked
-// (a directory without one has it computed now). A directory whose record
-// has only the metadata digest (taken when it was made) is unchanged only
-// while that digest still matches, and then gets its content digest. A
-// directory that matches has its metadata digest renewed.
+// (a directory without one has it computed now). A directory that matches
+// has its metadata digest renewed.
 func (s *Store) VerifyLayerDir(ctx context.Context, diffID v1.Hash) error {
 	want, ok, err := s.readTree(diffID)
 	if err != nil {
 		return fmt.Errorf("verify layer directory %s: %w", diffID, err)
-	}
-	if ok && want.Tree.Hex == "" {
-		got, err := layer.DigestTree(ctx, s.LayerPath(diffID), false)
-		if err != nil {
-			return fmt.Errorf("verify layer directory %s: %w", diffID, err)
-		}
-		if got.Meta != want.Meta {
-			return fmt.Errorf("layer directory %s (diffID %s) %w (its metadata no longer matches, and no content digest was taken yet); run kiln cache verify --repair",
-				s.LayerPath(diffID), diffID, ErrLayerDirChanged)
-		}
-		ok = false // unchanged: take its content digest now
 	}
 	got, err := s.recordTreeIf(ctx, diffID, func(got layer.TreeDigests) bool { return !ok || got.Tree == want.Tree })
 	if err != nil {
@@ -133,23 +98,14 @@ func (s *Store) recordTreeIf(ctx context.Context, diffID v1.Hash, keep func(laye
 	if err != nil || !keep(d) {
 		return d, err
 	}
-	return d, s.writeTree(diffID, d)
-}
-
-// writeTree stores the digests of the layer directory of diffID.
-func (s *Store) writeTree(diffID v1.Hash, d layer.TreeDigests) error {
-	r := treeRecord{Meta: d.Meta.String()}
-	if d.Tree.Hex != "" {
-		r.Tree = d.Tree.String()
-	}
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(d)
 	if err != nil {
-		return err
+		return d, err
 	}
 	if err := os.MkdirAll(s.treesDir(), 0o700); err != nil {
-		return err
+		return d, err
 	}
-	return s.writeFileAtomic(s.treePath(diffID), b, 0o600)
+	return d, s.writeFileAtomic(s.treePath(diffID), b, 0o600)
 }
 
 // LayerDirIDs returns the diffIDs of the store's unpacked layer

@@ -267,11 +267,15 @@ func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.
 	if before && v.Snapshot == "" && len(v.parentDirs) > 0 || before && v.Snapshot != "" {
 		dirs = v.parentDirs
 	}
+	dirs, err := v.d.store.Stack(ctx, uniqueDirs(dirs))
+	if err != nil {
+		return nil, "", err
+	}
 	if !writable {
-		return readOnly(uniqueDirs(dirs)), "", nil
+		return readOnly(dirs), "", nil
 	}
 	key := "dbg-" + randomSuffix()
-	m, err := v.d.sn.Prepare(ctx, key, uniqueDirs(dirs))
+	m, err := v.d.sn.Prepare(ctx, key, dirs)
 	if err != nil {
 		return nil, "", err
 	}

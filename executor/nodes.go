@@ -389,7 +389,11 @@ func snapshotKey(n *dag.Node) string {
 // snapshot over the parent's layers.
 func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
+	dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(st.dirs))
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -552,7 +556,11 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
 		src := r.state(r.g.Last(s.Copy.From))
-		sets = append(sets, readOnly(uniqueDirs(src.dirs)))
+		dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(src.dirs))
+		if err != nil {
+			return err
+		}
+		sets = append(sets, readOnly(dirs))
 	}
 	var data []byte
 	if s.Kind == manifest.StepTemplate {
@@ -728,7 +736,11 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
+	dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(st.dirs))
+	if err != nil {
+		return err
+	}
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, dirs)
 	if err != nil {
 		return err
 	}

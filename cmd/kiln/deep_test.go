@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
 // deepManifest builds one run step per entry of the list n, from a
@@ -80,4 +85,56 @@ func TestBuildDeepDockerfile(t *testing.T) {
 func lastLines(s string, n int) string {
 	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// BenchmarkChain builds chains of n tiny run steps (as bench/run.sh's
+// chainN), cold (a fresh root with only the base) and cached, and reports
+// the cost per step: a deep chain should cost per step about what a short
+// one does.
+func BenchmarkChain(b *testing.B) {
+	enginetest.RequireRoot(b)
+	base := enginetest.Busybox(b)
+	for _, n := range []int{10, 50, 100, 500} {
+		var m strings.Builder
+		m.WriteString("from: busybox:latest\nsteps:\n")
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(&m, "  - run: echo step%d > /step%d\n", i, i)
+		}
+		dir := b.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(m.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		newRoot := func() string {
+			root := filepath.Join(b.TempDir(), "root")
+			benchKiln(b, root, "import", base, "-t", "busybox", "--cmd", "/bin/sh")
+			return root
+		}
+		build := []string{"build", "-f", filepath.Join(dir, "kiln.yml"), dir}
+		b.Run(fmt.Sprintf("%d/cold", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				root := newRoot()
+				b.StartTimer()
+				benchKiln(b, root, build...)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/step")
+		})
+		b.Run(fmt.Sprintf("%d/cached", n), func(b *testing.B) {
+			root := newRoot()
+			benchKiln(b, root, build...)
+			for b.Loop() {
+				benchKiln(b, root, build...)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/step")
+		})
+	}
+}
+
+// benchKiln runs a kiln command line that must succeed, for a benchmark.
+func benchKiln(b *testing.B, root string, args ...string) {
+	b.Helper()
+	var stderr bytes.Buffer
+	if code := run(b.Context(), append([]string{"--root", root}, args...), strings.NewReader(""), io.Discard, &stderr); code != 0 {
+		b.Fatalf("kiln %s: exit %d\n%s", strings.Join(args, " "), code, lastLines(stderr.String(), 5))
+	}
 }

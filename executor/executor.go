@@ -169,6 +169,21 @@ type run struct {
 	// not unpacked yet, by directory; see layerDir.
 	unpacks sync.Map
 	early   earlyDigests // see prefetch.go
+	// bg runs what a step leaves in the background (its layer's
+	// compression and cache record), under bgCtx, the build's context;
+	// Build waits for it.
+	bg    sync.WaitGroup
+	bgCtx context.Context
+	bgErr func(error)
+}
+
+// background runs fn beside the build; its error fails the build.
+func (r *run) background(fn func() error) {
+	r.bg.Go(func() {
+		if err := fn(); err != nil {
+			r.bgErr(err)
+		}
+	})
 }
 
 // Build runs the nodes of g that the target needs, and assembles the
@@ -220,6 +235,18 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
+	r.bgCtx = ctx
+	r.bgErr = func(err error) {
+		if ctx.Err() != nil {
+			return // the build stopped for another reason: its own error says why
+		}
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+		if !opts.KeepGoing {
+			cancel(err)
+		}
+	}
 	for _, n := range nodes {
 		wg.Add(1)
 		go func(n *dag.Node) {
@@ -246,6 +273,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		}(n)
 	}
 	wg.Wait()
+	r.bg.Wait()
 	stopEarly()
 	r.early.wg.Wait()
 

@@ -110,3 +110,17 @@ func withLog(fd int, err error) error {
 	}
 	return fmt.Errorf("%w (%s)", err, strings.Join(msgs, "; "))
 }
+
+// OverlayLayersUnlimited reports whether the kernel takes an overlay's
+// lower layers one "lowerdir+" parameter each (Linux 6.8+): then their
+// number is bounded by overlayfs alone (500), not by the one page of
+// mount(2)'s options. It only asks a file system context, mounting
+// nothing.
+func OverlayLayersUnlimited() bool {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.FsconfigSetString(fd, "lowerdir+", "/") == nil
+}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,9 @@ type Options struct {
 	// toolbox.go). The default, "", mounts /.kiln only for stages with a
 	// toolbox.
 	KilnBinary string
+	// MaxStack is how many layer directories a snapshot stacks before
+	// its bottom ones are merged (store.Stack); 0 means store.MaxStack.
+	MaxStack int
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
@@ -175,6 +179,12 @@ type run struct {
 	bg    sync.WaitGroup
 	bgCtx context.Context
 	bgErr func(error)
+}
+
+// stack returns the layer directories dirs, base first, ready to stack:
+// without repeats, and with the bottom ones merged past opts.MaxStack.
+func (r *run) stack(ctx context.Context, dirs []string) ([]string, error) {
+	return r.opts.Store.Stack(ctx, uniqueDirs(dirs), cmp.Or(r.opts.MaxStack, store.MaxStack))
 }
 
 // background runs fn beside the build; its error fails the build.

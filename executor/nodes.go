@@ -400,7 +400,7 @@ func snapshotKey(n *dag.Node) string {
 // snapshot over the parent's layers.
 func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
 	sk := snapshotKey(n)
-	dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(st.dirs))
+	dirs, err := r.stack(ctx, st.dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -567,7 +567,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
 		src := r.state(r.g.Last(s.Copy.From))
-		dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(src.dirs))
+		dirs, err := r.stack(ctx, src.dirs)
 		if err != nil {
 			return err
 		}
@@ -747,7 +747,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	sk := snapshotKey(n)
-	dirs, err := r.opts.Store.Stack(ctx, uniqueDirs(st.dirs))
+	dirs, err := r.stack(ctx, st.dirs)
 	if err != nil {
 		return err
 	}

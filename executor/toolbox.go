@@ -184,7 +184,7 @@ func (r *run) resolveTool(ctx context.Context, e toolbox.Entry) (toolbox.Tool, e
 		if err != nil {
 			return t, err
 		}
-		t.Dirs, err = r.opts.Store.Stack(ctx, uniqueDirs(dirs))
+		t.Dirs, err = r.stack(ctx, dirs)
 		return t, err
 	}
 	// A directory of the build context, or (an absolute path, which

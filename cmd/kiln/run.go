@@ -104,7 +104,7 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 	if err != nil {
 		return err
 	}
-	if dirs, err = s.Stack(ctx, dirs); err != nil {
+	if dirs, err = s.Stack(ctx, dirs, maxStack()); err != nil {
 		return err
 	}
 	sn, rt, err := a.engine(ctx)

@@ -9,7 +9,7 @@ WORK    ?= /tmp/kiln-demo
 # nodejs and npm, installed by test-deps when the commands are missing).
 TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux
 
-.PHONY: demo test lint build deps test-deps buildkit test-buildkit bench fuzz clean
+.PHONY: demo test test-deep lint build deps test-deps buildkit test-buildkit bench fuzz clean
 
 # kiln version says these: the commit, a version from git describe, the
 # build date (SOURCE_DATE_EPOCH's when set, for a reproducible binary).
@@ -60,6 +60,10 @@ buildkit:
 # Only the differential test of kiln against BuildKit (about 100 cases).
 test-buildkit: test-deps buildkit
 	go test -count=1 -run '^TestBuildKitDiff$$' ./cmd/kiln/
+
+# A build of 510 steps, past overlayfs's 500 layers (20-45 s).
+test-deep: test-deps
+	KILN_TEST_DEEP=1 go test -count=1 -run '^TestBuildDeepDockerfile$$' ./cmd/kiln/
 
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

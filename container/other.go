@@ -30,3 +30,6 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (engine.Container, error) {
 	return nil, fmt.Errorf("container runtime: %w", engine.ErrUnsupported)
 }
+
+// OverlayLayersUnlimited reports false: overlays mount only on Linux.
+func OverlayLayersUnlimited() bool { return false }

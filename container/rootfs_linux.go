@@ -51,6 +51,11 @@ func mountOne(m engine.Mount, target string) error {
 	case "bind", "rbind":
 		return bindTree(m.Source, target, flags)
 	case "overlay":
+		// One lowerdir+ parameter per layer, with no page limit; before
+		// Linux 6.8, mount(2) below.
+		if ok, err := mountOverlay(target, flags, data); ok {
+			return err
+		}
 		// A long lowerdir list can pass the page-size limit of mount
 		// data: mount from the layers' common parent with relative
 		// paths, as containerd does.

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -280,11 +281,15 @@ func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.
 	if before && v.Snapshot == "" && len(v.parentDirs) > 0 || before && v.Snapshot != "" {
 		dirs = v.parentDirs
 	}
+	dirs, err := v.d.store.Stack(ctx, uniqueDirs(dirs), v.d.maxStack)
+	if err != nil {
+		return nil, "", err
+	}
 	if !writable {
-		return readOnly(uniqueDirs(dirs)), "", nil
+		return readOnly(dirs), "", nil
 	}
 	key := "dbg-" + randomSuffix()
-	m, err := v.d.sn.Prepare(ctx, key, uniqueDirs(dirs))
+	m, err := v.d.sn.Prepare(ctx, key, dirs)
 	if err != nil {
 		return nil, "", err
 	}
@@ -294,12 +299,13 @@ func (v *NodeView) rootfs(ctx context.Context, before, writable bool) ([]engine.
 // debugRun is the executor's side of an Inspector: it keeps the
 // snapshots of failed steps and the exit codes of their containers.
 type debugRun struct {
-	in      Inspector
-	store   *store.Store
-	sn      engine.Snapshotter // the build's own, unwrapped
-	rt      engine.Runtime
-	tmp     string
-	network engine.Network
+	in       Inspector
+	store    *store.Store
+	sn       engine.Snapshotter // the build's own, unwrapped
+	rt       engine.Runtime
+	tmp      string
+	network  engine.Network
+	maxStack int
 
 	mu      sync.Mutex
 	holding map[string]bool             // snapshot key prefixes whose removal waits
@@ -320,7 +326,7 @@ func newDebug(r *run) *debugRun {
 		return nil
 	}
 	d := &debugRun{
-		in: in, store: r.opts.Store, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network,
+		in: in, store: r.opts.Store, sn: r.opts.Snapshotter, rt: r.opts.Runtime, tmp: r.opts.Tmp, network: r.opts.Network, maxStack: cmp.Or(r.opts.MaxStack, store.MaxStack),
 		holding: map[string]bool{}, held: map[string]string{}, status: map[string]engine.Status{},
 		layers: map[*dag.Node]image.Layer{}, onTop: map[*dag.Node]v1.Layer{}, noStop: map[*dag.Node]bool{}, outputs: map[string]*strings.Builder{},
 		keys: map[string]string{},

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,9 @@ type Options struct {
 	// toolbox.go). The default, "", mounts /.kiln only for stages with a
 	// toolbox.
 	KilnBinary string
+	// MaxStack is how many layer directories a snapshot stacks before
+	// its bottom ones are merged (store.Stack); 0 means store.MaxStack.
+	MaxStack int
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
@@ -169,6 +173,27 @@ type run struct {
 	// not unpacked yet, by directory; see layerDir.
 	unpacks sync.Map
 	early   earlyDigests // see prefetch.go
+	// bg runs what a step leaves in the background (its layer's
+	// compression and cache record), under bgCtx, the build's context;
+	// Build waits for it.
+	bg    sync.WaitGroup
+	bgCtx context.Context
+	bgErr func(error)
+}
+
+// stack returns the layer directories dirs, base first, ready to stack:
+// without repeats, and with the bottom ones merged past opts.MaxStack.
+func (r *run) stack(ctx context.Context, dirs []string) ([]string, error) {
+	return r.opts.Store.Stack(ctx, uniqueDirs(dirs), cmp.Or(r.opts.MaxStack, store.MaxStack))
+}
+
+// background runs fn beside the build; its error fails the build.
+func (r *run) background(fn func() error) {
+	r.bg.Go(func() {
+		if err := fn(); err != nil {
+			r.bgErr(err)
+		}
+	})
 }
 
 // Build runs the nodes of g that the target needs, and assembles the
@@ -220,6 +245,18 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
+	r.bgCtx = ctx
+	r.bgErr = func(err error) {
+		if ctx.Err() != nil {
+			return // the build stopped for another reason: its own error says why
+		}
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+		if !opts.KeepGoing {
+			cancel(err)
+		}
+	}
 	for _, n := range nodes {
 		wg.Add(1)
 		go func(n *dag.Node) {
@@ -246,6 +283,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		}(n)
 	}
 	wg.Wait()
+	r.bg.Wait()
 	stopEarly()
 	r.early.wg.Wait()
 

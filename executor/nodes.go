@@ -213,7 +213,12 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	if ok, err := hit(r.cachedOrRemote); ok {
 		return st, err
 	} else if err != nil {
@@ -229,22 +234,28 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	if err != nil {
 		return nil, err
 	}
-	dg, err := l.Digest()
-	if err != nil {
-		return nil, err
-	}
 	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, err
 	}
-	size, err := l.Size()
-	if err != nil {
-		return nil, err
-	}
-	rec := cache.Record{Key: key, Layer: v1.Descriptor{Digest: dg, Size: size, MediaType: types.OCILayer}, DiffID: diffID, Created: time.Now().UTC(), Step: s.Name}
-	if err := r.opts.Cache.Put(ctx, rec); err != nil {
-		return nil, err
-	}
+	// The layer's blob is compressed in the background: the record, which
+	// must name a durable blob, is written once it is, and the key's lock
+	// is held until then.
+	rec := cache.Record{Key: key, DiffID: diffID, Created: time.Now().UTC(), Step: s.Name}
+	locked = false
+	r.background(func() error {
+		defer unlock()
+		dg, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("committing %s: %w", s.Name, err)
+		}
+		size, err := l.Size()
+		if err != nil {
+			return fmt.Errorf("committing %s: %w", s.Name, err)
+		}
+		rec.Layer = v1.Descriptor{Digest: dg, Size: size, MediaType: types.OCILayer}
+		return r.opts.Cache.Put(context.WithoutCancel(ctx), rec)
+	})
 	if err := r.addLayer(ctx, st, cachedLayer{l, rec.Created}, s.Name); err != nil {
 		return nil, err
 	}
@@ -392,7 +403,11 @@ func snapshotKey(n *dag.Node) string {
 // snapshot over the parent's layers.
 func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
+	dirs, err := r.stack(ctx, st.dirs)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +460,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 	if err := m.To(ctx, lifecycle.Committing, nil); err != nil {
 		return nil, err
 	}
-	l, err := r.opts.Store.WriteLayer(ctx, func(w io.Writer) error {
+	l, err := r.opts.Store.StageLayer(r.bgCtx, func(w io.Writer) error {
 		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
 	if err != nil {
@@ -555,7 +570,11 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
 		src := r.state(r.g.Last(s.Copy.From))
-		sets = append(sets, readOnly(uniqueDirs(src.dirs)))
+		dirs, err := r.stack(ctx, src.dirs)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, readOnly(dirs))
 	}
 	var data []byte
 	if s.Kind == manifest.StepTemplate {
@@ -740,7 +759,11 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	sk := snapshotKey(n)
-	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, uniqueDirs(st.dirs))
+	dirs, err := r.stack(ctx, st.dirs)
+	if err != nil {
+		return err
+	}
+	mounts, err := r.opts.Snapshotter.Prepare(ctx, sk, dirs)
 	if err != nil {
 		return err
 	}

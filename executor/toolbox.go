@@ -184,8 +184,8 @@ func (r *run) resolveTool(ctx context.Context, e toolbox.Entry) (toolbox.Tool, e
 		if err != nil {
 			return t, err
 		}
-		t.Dirs = uniqueDirs(dirs)
-		return t, nil
+		t.Dirs, err = r.stack(ctx, dirs)
+		return t, err
 	}
 	// A directory of the build context, or (an absolute path, which
 	// only the inlining of a registry module writes) of a module

@@ -3,6 +3,8 @@ package image
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -68,5 +70,43 @@ func Assemble(base v1.Image, layers []Layer, cfg Config, created time.Time) (v1.
 			return nil, fmt.Errorf("setting the healthcheck's start interval: %w", err)
 		}
 	}
-	return img, nil
+	var all []v1.Layer
+	if base != nil {
+		if all, err = base.Layers(); err != nil {
+			return nil, fmt.Errorf("reading base layers: %w", err)
+		}
+	}
+	for _, l := range layers {
+		all = append(all, l.Layer)
+	}
+	return &assembled{Image: img, layers: all}, nil
+}
+
+// assembled is an image made by Assemble: mutate's, with its layers known
+// as they were given. mutate finds each layer by digest, hashing the
+// config again at each (and at each image it wraps): a cost quadratic in
+// the number of layers, a second for an image of 500.
+type assembled struct {
+	v1.Image
+	layers []v1.Layer
+
+	once     sync.Once
+	byDigest map[v1.Hash]v1.Layer
+}
+
+func (a *assembled) Layers() ([]v1.Layer, error) { return slices.Clone(a.layers), nil }
+
+func (a *assembled) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	a.once.Do(func() {
+		a.byDigest = make(map[v1.Hash]v1.Layer, len(a.layers))
+		for _, l := range a.layers {
+			if d, err := l.Digest(); err == nil {
+				a.byDigest[d] = l
+			}
+		}
+	})
+	if l, ok := a.byDigest[h]; ok {
+		return l, nil
+	}
+	return a.Image.LayerByDigest(h) // the config, or a layer whose digest was not known
 }

@@ -77,3 +77,53 @@ func mustRandom(t *testing.T) v1.Image {
 	}
 	return img
 }
+
+// TestAssembleDeep assembles an image of 500 layers and checks that its
+// layers come as the manifest lists them, and cheaply: mutate's image
+// hashed its config again for each layer (and for each image it wraps),
+// a second of JSON for a 500-step build.
+func TestAssembleDeep(t *testing.T) {
+	const n = 500
+	layers := make([]Layer, n)
+	for i := range layers {
+		l, err := random.Layer(16, types.OCILayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers[i] = Layer{Layer: l, CreatedBy: "run: step"}
+	}
+	img, err := Assemble(mustRandom(t), layers, Config{}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != len(m.Layers) {
+		t.Fatalf("%d layers, the manifest lists %d", len(ls), len(m.Layers))
+	}
+	for i, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != m.Layers[i].Digest {
+			t.Fatalf("layer %d has digest %s, the manifest lists %s", i, d, m.Layers[i].Digest)
+		}
+		if byDigest, err := img.LayerByDigest(d); err != nil || byDigest != l {
+			t.Fatalf("LayerByDigest(%s) = %v, %v; want layer %d", d, byDigest, err, i)
+		}
+	}
+	if allocs := testing.AllocsPerRun(3, func() {
+		if _, err := img.Layers(); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs > 10 {
+		t.Errorf("Layers of a %d-layer image made %.0f allocations, want at most 10", n+2, allocs)
+	}
+}

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,12 @@ type Plain struct {
 	mu      sync.Mutex
 	w       io.Writer
 	partial map[string][]byte // output not yet ended by a newline
+	out     []byte            // the buffer of Output's write
 }
+
+// maxLine is the longest line Plain holds back for its newline: a longer
+// one is printed in pieces of maxLine bytes.
+const maxLine = 64 << 10
 
 // NewPlain returns a Plain printer writing to w.
 func NewPlain(w io.Writer) *Plain { return &Plain{w: w, partial: map[string][]byte{}} }
@@ -29,6 +35,9 @@ func (p *Plain) Event(e lifecycle.Event) {
 	case lifecycle.CheckingCache, lifecycle.Creating, lifecycle.Committing:
 		return // too fine-grained for a log
 	}
+	if e.State.Final() {
+		p.flush(e.Node)
+	}
 	line := fmt.Sprintf("[%s] %s: %s", e.Node, e.State, e.Name)
 	if e.State.Final() && e.State != lifecycle.Cached {
 		// The node's whole time, not its last state's.
@@ -40,29 +49,56 @@ func (p *Plain) Event(e lifecycle.Event) {
 	fmt.Fprintln(p.w, line)
 }
 
-// Output prints a node's output line by line.
+// Output prints a node's output line by line, each line prefixed by its
+// node, in one write per call: a chunk of output is often thousands of
+// lines.
 func (p *Plain) Output(node string, b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	buf := append(p.partial[node], b...)
-	for {
-		i := indexByte(buf, '\n')
+	prefix := "[" + node + "] | "
+	out := p.out[:0]
+	part := p.partial[node]
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		next := i + 1
 		if i < 0 {
-			break
+			if len(part)+len(b) <= maxLine {
+				part = append(part, b...)
+				break
+			}
+			i = maxLine - len(part) // a piece of a line too long to hold
+			next = i
 		}
-		fmt.Fprintf(p.w, "[%s] | %s\n", node, buf[:i])
-		buf = buf[i+1:]
+		out = append(append(append(append(out, prefix...), part...), b[:i]...), '\n')
+		part = part[:0]
+		b = b[next:]
 	}
-	p.partial[node] = append([]byte(nil), buf...)
+	p.partial[node] = part
+	p.write(out)
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
+// write writes out, and keeps its buffer for the next line when it is
+// not too big to hold.
+func (p *Plain) write(out []byte) {
+	if len(out) > 0 {
+		_, _ = p.w.Write(out)
 	}
-	return -1
+	if cap(out) <= 1<<20 {
+		p.out = out
+	}
+}
+
+// flush prints the unfinished line of node, if it has one; the caller
+// holds p.mu.
+func (p *Plain) flush(node string) {
+	part, ok := p.partial[node]
+	if !ok {
+		return
+	}
+	delete(p.partial, node)
+	if len(part) > 0 {
+		p.write(append(append(append(p.out[:0], "["+node+"] | "...), part...), '\n'))
+	}
 }
 
 func firstLine(s string) string {

@@ -86,3 +86,58 @@ func TestJSONResult(t *testing.T) {
 		})
 	}
 }
+
+// writeCounter counts the writes made to it and their bytes.
+type writeCounter struct{ writes, bytes int }
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes++
+	w.bytes += len(p)
+	return len(p), nil
+}
+
+// TestPlainOutputAtSpeed checks that Plain writes a chunk of output in
+// one write, however many lines it holds (a write per line made step
+// output crawl), that a line longer than maxLine is printed in pieces
+// instead of growing without bound, and that a last line without a
+// newline is printed when its node ends.
+func TestPlainOutputAtSpeed(t *testing.T) {
+	var w writeCounter
+	p := NewPlain(&w)
+	chunk := bytes.Repeat([]byte(strings.Repeat("a", 99)+"\n"), 1000)
+	p.Output("n", chunk)
+	if w.writes != 1 || w.bytes != 1000*len("[n] | \n"+strings.Repeat("a", 99)) {
+		t.Errorf("1000 lines in one chunk: %d writes of %d bytes in all, want 1 of %d", w.writes, w.bytes, 1000*106)
+	}
+
+	var b bytes.Buffer
+	p = NewPlain(&b)
+	long := bytes.Repeat([]byte("x"), 4096)
+	for range 100 { // a line of 400 KiB, no newline
+		p.Output("n", long)
+	}
+	if got := len(p.partial["n"]); got > maxLine {
+		t.Errorf("Plain holds %d bytes of an unfinished line, want at most %d", got, maxLine)
+	}
+	p.Output("n", []byte("\nend"))
+	p.Event(lifecycle.Event{Node: "n", Name: "run: x", From: lifecycle.Running, State: lifecycle.Done})
+	var pieces int
+	for l := range strings.SplitSeq(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(l, "[n] | x"):
+			if len(l) > len("[n] | ")+maxLine {
+				t.Errorf("a piece of %d bytes, want at most %d", len(l), len("[n] | ")+maxLine)
+			}
+			pieces += len(l) - len("[n] | ")
+		case l == "[n] | end", l == "[n] done: run: x (0s)":
+		default:
+			t.Errorf("unexpected line %.80q", l)
+		}
+	}
+	if pieces != 100*4096 {
+		t.Errorf("the pieces hold %d bytes of the long line, want %d", pieces, 100*4096)
+	}
+	if !strings.HasSuffix(b.String(), "[n] | end\n[n] done: run: x (0s)\n") {
+		t.Errorf("the last, unfinished line was not printed before the node's end:\n%.200s", b.String()[max(0, b.Len()-200):])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,16 +285,24 @@ func (t *TTY) Output(node string, b []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	buf := append(n.partial, b...)
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
+	if end := bytes.LastIndexByte(buf, '\n'); end >= 0 {
+		// Only the last n.tail lines can show: clean those alone, not
+		// each of the thousands a chunk may hold.
+		var last []string
+		for rest := buf[:end]; len(last) < n.tail; {
+			i := bytes.LastIndexByte(rest, '\n')
+			last = append(last, clean(rest[i+1:]))
+			if i < 0 {
+				break
+			}
+			rest = rest[:i]
 		}
-		n.lines = append(n.lines, clean(buf[:i]))
+		slices.Reverse(last)
+		n.lines = append(n.lines, last...)
 		if len(n.lines) > n.tail {
-			n.lines = n.lines[len(n.lines)-n.tail:]
+			n.lines = append(n.lines[:0], n.lines[len(n.lines)-n.tail:]...)
 		}
-		buf = buf[i+1:]
+		buf = buf[end+1:]
 	}
 	if len(buf) > 4096 {
 		buf = buf[len(buf)-4096:]

@@ -32,12 +32,13 @@ import (
 // types.OCILayer. It stays unreferenced, and so collectable after GCGrace,
 // until an image that contains it is tagged.
 func (s *Store) WriteLayer(ctx context.Context, write func(w io.Writer) error) (v1.Layer, error) {
-	return s.writeLayer(ctx, Gzip, write)
+	return s.writeLayer(ctx, Gzip, write, v1.Hash{})
 }
 
 // writeLayer is WriteLayer with the compression c: Gzip with pgzip, Zstd
 // with klauspost/compress/zstd at its default level (types.OCILayerZStd).
-func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.Writer) error) (v1.Layer, error) {
+// A non-zero diffID is the tar's, known already: it is not hashed again.
+func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.Writer) error, diffID v1.Hash) (v1.Layer, error) {
 	f, err := s.createTemp()
 	if err != nil {
 		return nil, fmt.Errorf("write layer: %w", err)
@@ -55,7 +56,10 @@ func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.W
 		return nil, fmt.Errorf("write layer: %w", err)
 	}
 	differ := sha256.New()
-	w := &ctxWriter{ctx: ctx, w: io.MultiWriter(zw, differ)}
+	w := &ctxWriter{ctx: ctx, w: zw}
+	if diffID == (v1.Hash{}) {
+		w.w = io.MultiWriter(zw, differ)
+	}
 	if err := write(w); err != nil {
 		zw.Close()
 		return nil, fmt.Errorf("write layer: %w", err)
@@ -70,10 +74,13 @@ func (s *Store) writeLayer(ctx context.Context, c Compression, write func(w io.W
 	if err := s.commitTemp(f, d); err != nil {
 		return nil, fmt.Errorf("write layer %s: %w", d, err)
 	}
+	if diffID == (v1.Hash{}) {
+		diffID = hashOf(differ)
+	}
 	return &storeLayer{
 		path:   s.BlobPath(d),
 		desc:   v1.Descriptor{MediaType: mt, Size: counter.n, Digest: d},
-		diffID: hashOf(differ),
+		diffID: diffID,
 	}, nil
 }
 

@@ -138,7 +138,7 @@ func (s *Store) recompressLayer(ctx context.Context, l v1.Layer, c Compression) 
 	nl, err := s.writeLayer(ctx, c, func(w io.Writer) error {
 		_, err := io.Copy(w, rc)
 		return err
-	})
+	}, v1.Hash{})
 	if err != nil {
 		return nil, err
 	}

@@ -315,6 +315,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
 		Remote:     remote,
 		KilnBinary: kiln,
+		MaxStack:   maxStack(),
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if err != nil {

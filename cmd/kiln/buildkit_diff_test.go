@@ -181,6 +181,7 @@ func (bk *buildkit) build(ctx context.Context, dockerfile, ctxDir string, flags 
 	return nil
 }
 
+// lastLines returns the last n lines of s.
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(l) > n {

@@ -307,3 +307,13 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	}
 	return sn, rt, nil
 }
+
+// maxStack is how many layer directories an overlay stacks before the
+// bottom ones are merged: fewer where the kernel takes them in one page
+// of mount options only (before Linux 6.8).
+func maxStack() int {
+	if container.OverlayLayersUnlimited() {
+		return store.MaxStack
+	}
+	return store.LegacyMaxStack
+}

@@ -104,6 +104,9 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 	if err != nil {
 		return err
 	}
+	if dirs, err = s.Stack(ctx, dirs, maxStack()); err != nil {
+		return err
+	}
 	sn, rt, err := a.engine(ctx)
 	if err != nil {
 		return err

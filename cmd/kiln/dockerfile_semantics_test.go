@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,16 +184,11 @@ RUN stat -c '%h %n' /ctx/a.txt /ctx/sub/c.txt /x/f /x/d/g > /nlinks
 // one regular file, the others hardlink entries naming it.
 func wantLinked(t *testing.T, tree map[string]diffEntry, ps ...string) {
 	t.Helper()
-	first := ""
+	want := slices.Clone(ps)
+	slices.Sort(want)
 	for _, p := range ps {
-		if tree[p].Type == tar.TypeReg {
-			first = strings.TrimPrefix(p, "/")
-		}
-	}
-	for _, p := range ps {
-		e := tree[p]
-		if strings.TrimPrefix(p, "/") != first && (e.Type != tar.TypeLink || strings.TrimPrefix(e.Link, "/") != first) {
-			t.Errorf("%s: tar type %q link %q, want one hard-link group of %v (the regular file: %q)", p, e.Type, e.Link, ps, first)
+		if e := tree[p]; e.Type != tar.TypeReg || e.HardLinks != strings.Join(want, " ") {
+			t.Errorf("%s: tar type %q, hard-link group %q; want a regular file in one hard-link group of %v", p, e.Type, e.HardLinks, want)
 		}
 	}
 }

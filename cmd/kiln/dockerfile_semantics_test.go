@@ -180,8 +180,9 @@ RUN stat -c '%h %n' /ctx/a.txt /ctx/sub/c.txt /x/f /x/d/g > /nlinks
 	wantLinked(t, tree, "/x/f", "/x/d/g")
 }
 
-// wantLinked checks that the files ps of a tree are one hard-link group:
-// one regular file, the others hardlink entries naming it.
+// wantLinked checks that the files ps of a tree are one hard-link group
+// (the flattening gives each path of a group as a regular entry naming
+// the whole group).
 func wantLinked(t *testing.T, tree map[string]diffEntry, ps ...string) {
 	t.Helper()
 	want := slices.Clone(ps)

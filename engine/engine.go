@@ -169,8 +169,8 @@ type Spec struct {
 	Network  Network
 	// NetNS, when set, is the path of a network namespace (a Pod's) that
 	// the container joins in place of Network's.
-	NetNS string
-	Limits   Limits
+	NetNS  string
+	Limits Limits
 	// Timeout kills the container when it has run this long.
 	Timeout time.Duration
 	// Exec keeps a helper in the container so that Container.Exec can

@@ -202,3 +202,42 @@ tests:
 		})
 	}
 }
+
+// TestExampleServices builds examples/services: a test of a client
+// against an HTTP service built in the same manifest, and one writing
+// and reading Debian's redis-server, built offline into busybox.
+func TestExampleServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (apt-get install redis-server redis-tools; the Makefile's TEST_PACKAGES)")
+	}
+	root := newRoot(t)
+	importBusybox(t, root)
+	src, err := filepath.Abs("../../examples/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"kiln.yml", "prepare.sh"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(filepath.Join(dir, "prepare.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("prepare.sh: %v\n%s", err, out)
+	}
+	r := kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	b := parseJSONBuild(t, r.stdout)
+	for _, n := range []string{"client/test/fetch", "client/test/write-read"} {
+		if b.final[n] != "passed" {
+			t.Errorf("%s ended %q, want passed", n, b.final[n])
+		}
+	}
+}

@@ -284,7 +284,7 @@ func (r *run) startService(ctx context.Context, s *service, spec engine.Spec, ti
 			return context.Cause(ctx)
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 100*time.Millisecond)
+		wait = min(2*wait, 5*time.Millisecond) // a check reads a small file: poll often
 	}
 }
 

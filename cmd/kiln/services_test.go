@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,16 +187,7 @@ tests:
 				}
 			}()
 			_ = cmd.Wait()
-			deadline := time.Now().Add(3 * time.Second)
-			for len(sleeping(marker)) > 0 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if left := sleeping(marker); len(left) > 0 {
-				t.Errorf("the service outlived kiln: %v", left)
-			}
-			if left := processesUnder(root); len(left) > 0 {
-				t.Errorf("processes left: %v", left)
-			}
+			noneLeft(t, root, marker, 3*time.Second)
 			if sig == syscall.SIGKILL {
 				mustKiln(t, root, "run", "busybox", "--", "true") // the next kiln sweeps what the crash left
 			}
@@ -239,5 +231,45 @@ func TestExampleServices(t *testing.T) {
 		if b.final[n] != "passed" {
 			t.Errorf("%s ended %q, want passed", n, b.final[n])
 		}
+	}
+}
+
+// BenchmarkServiceOverhead builds, uncached, a test alone and the same
+// test beside one busybox service ready by port: the difference of the
+// two is what a service costs a test.
+//
+//	go test -run '^$' -bench ServiceOverhead -benchtime 20x ./cmd/kiln/
+func BenchmarkServiceOverhead(b *testing.B) {
+	enginetest.RequireRoot(b)
+	const base = `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: exec httpd -f -p 8080
+    ready: {port: 8080}
+tests:
+  - name: t
+`
+	for _, bc := range []struct{ name, test string }{
+		{"alone", "    run: \"true\"\n"},
+		{"with-service", "    services: [web]\n    run: \"true\"\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			root := filepath.Join(b.TempDir(), "root")
+			if r := run(b.Context(), []string{"--root", root, "import", enginetest.Busybox(b), "-t", "busybox"}, strings.NewReader(""), io.Discard, io.Discard); r != 0 {
+				b.Fatal("import failed")
+			}
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(base+bc.test), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				var stderr strings.Builder
+				if r := run(b.Context(), []string{"--root", root, "build", "--no-cache", "--progress", "plain", dir}, strings.NewReader(""), io.Discard, &stderr); r != 0 {
+					b.Fatalf("build: %s", stderr.String())
+				}
+			}
+		})
 	}
 }

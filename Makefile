@@ -7,7 +7,7 @@ WORK    ?= /tmp/kiln-demo
 # Packages the tests use: the busybox base, and the ecosystem's own tools
 # that check kiln's output. TestDAPClient also needs node and npm (Debian's
 # nodejs and npm, installed by test-deps when the commands are missing).
-TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux
+TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux redis-server redis-tools
 
 .PHONY: demo test test-deep lint build deps test-deps buildkit test-buildkit bench fuzz clean
 

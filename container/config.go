@@ -27,6 +27,7 @@ type initConfig struct {
 	Mounts    []engine.Mount `json:"mounts,omitempty"`
 	Hostname  string         `json:"hostname"`
 	Network   engine.Network `json:"network"`
+	InPod     bool           `json:"inPod,omitempty"` // in a pod's network namespace, whose lo is up
 	Process   processConfig  `json:"process"`
 	DropMknod bool           `json:"dropMknod,omitempty"` // no device filter: take CAP_MKNOD away
 	CtrlFd    int            `json:"ctrlFd,omitempty"`    // the exec helper's control socket, with Spec.Exec

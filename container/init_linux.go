@@ -84,7 +84,7 @@ func runInit() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("setting hostname: %w", err)
 	}
-	if cfg.Network == engine.NetworkNone {
+	if cfg.Network == engine.NetworkNone && !cfg.InPod {
 		if err := loopbackUp(); err != nil {
 			return err
 		}

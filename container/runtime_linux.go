@@ -292,6 +292,7 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 	cfg := initConfig{
 		Rootdir: rootdir, Rootfs: spec.Rootfs, Mounts: spec.Mounts,
 		Hostname: hostname, Network: spec.Network,
+		InPod:     spec.NetNS != "",
 		Process:   newProcessConfig(spec.Process),
 		DropMknod: !cg.DeviceFilter(),
 	}
@@ -384,7 +385,7 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 	}
 
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if cfg.Network == engine.NetworkNone {
+	if cfg.Network == engine.NetworkNone && c.spec.NetNS == "" {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{
@@ -549,11 +550,30 @@ func statusOf(ws syscall.WaitStatus) engine.Status {
 // goroutine that locked it returns, as Mounted and the snapshotter's
 // private mount namespaces do: forked from any thread, a container could
 // be killed by an unrelated goroutine's exit.
+//
+// With Spec.NetNS, the thread joins that network namespace first, so that
+// the init is forked into it; the thread then ends with the goroutine
+// instead of serving others from a namespace not the process's.
 func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
+	var ns *os.File
+	if c.spec.NetNS != "" {
+		var err error
+		if ns, err = os.Open(c.spec.NetNS); err != nil {
+			return fmt.Errorf("opening the pod's network namespace: %w", err)
+		}
+		defer ns.Close()
+	}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread() // the thread is as it was: it may serve others again
+		if ns != nil {
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				started <- fmt.Errorf("joining the pod's network namespace: %w", err)
+				return // locked: the thread ends
+			}
+		} else {
+			defer runtime.UnlockOSThread() // the thread is as it was: it may serve others again
+		}
 		err := cmd.Start()
 		started <- err
 		if err == nil {

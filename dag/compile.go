@@ -81,6 +81,7 @@ func Compile(b *manifest.Build) (*Graph, error) {
 		for _, t := range s.Tests {
 			add(&Node{Key: s.Name + "/test/" + t.Name, Name: "test: " + t.Name, Kind: KindTest, Stage: s, Test: t, Index: -1})
 		}
+		addServices(s, add)
 	}
 
 	// The last node of every stage; the stages have no cycle.
@@ -127,6 +128,18 @@ func Compile(b *manifest.Build) (*Graph, error) {
 		case KindTest:
 			n.Parent = g.last[s.Name]
 			n.Deps = []*Node{n.Parent}
+			for _, name := range n.Test.Services {
+				key := s.Name + "/test/" + n.Test.Name + "/service/" + name
+				if s.ServiceByName(name).Share {
+					key = s.Name + "/service/" + name
+				}
+				n.Deps = append(n.Deps, g.keys[key])
+			}
+			slices.SortFunc(n.Deps, byID)
+		case KindService:
+			if n.Service.Stage != "" {
+				n.Deps = []*Node{g.last[n.Service.Stage]}
+			}
 		}
 	}
 
@@ -211,6 +224,9 @@ func validate(b *manifest.Build) error {
 					return unknown(st.Pos, "stage", from)
 				}
 			}
+		}
+		if err := validateServices(s, seen, unknown); err != nil {
+			return err
 		}
 		tests := map[string]*manifest.Test{}
 		for i, t := range s.Tests {

@@ -98,6 +98,26 @@ func multiStage() *manifest.Build {
 	}
 }
 
+// withServices has a test with two services of its own, one built by
+// another stage, a second test with that service too (its own instance),
+// and a test with a shared service.
+func withServices() *manifest.Build {
+	web := &manifest.Service{Name: "web", Image: "busybox", Pos: at(5)}
+	cache := &manifest.Service{Name: "cache", Stage: "db", Pos: at(6)}
+	log := &manifest.Service{Name: "log", Image: "busybox", Share: true, Pos: at(7)}
+	ta, tb, tc := test("a", 9), test("b", 10), test("c", 11)
+	ta.Services = []string{"web", "cache"}
+	tb.Services = []string{"cache"}
+	tc.Services = []string{"log"}
+	return &manifest.Build{
+		File: "app.yml", Target: "app",
+		Stages: []*manifest.Stage{
+			{Name: "db", From: "debian:12", Pos: at(1), Steps: []*manifest.Step{run("install redis", 2)}},
+			{Name: "app", From: "busybox", Pos: at(3), Services: []*manifest.Service{web, cache, log}, Tests: []*manifest.Test{ta, tb, tc}},
+		},
+	}
+}
+
 func TestCompile(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -169,6 +189,27 @@ func TestCompile(t *testing.T) {
 		needed: []string{"base/base", "base/test/t", "tools/0"},
 		target: "tools/0",
 		last:   map[string]string{"app": "app/0", "base": "base/base", "tools": "tools/0"},
+	}, {
+		name:  "services",
+		build: withServices(),
+		nodes: []summary{
+			{Key: "db/base", Name: "from: debian:12", Kind: KindBase, Stage: "db", Index: -1, Deps2: []string{"db/0"}},
+			{Key: "db/0", Name: "run: install redis", Kind: KindStep, Stage: "db", Index: 0, Parent: "db/base", Deps: []string{"db/base"}, Deps2: []string{"app/test/a/service/cache", "app/test/b/service/cache"}},
+			{Key: "app/base", Name: "from: busybox", Kind: KindBase, Stage: "app", Index: -1, Deps2: []string{"app/test/a", "app/test/b", "app/test/c"}},
+			{Key: "app/test/a", Name: "test: a", Kind: KindTest, Stage: "app", Index: -1, Parent: "app/base", Deps: []string{"app/base", "app/test/a/service/web", "app/test/a/service/cache"}},
+			{Key: "app/test/b", Name: "test: b", Kind: KindTest, Stage: "app", Index: -1, Parent: "app/base", Deps: []string{"app/base", "app/test/b/service/cache"}},
+			{Key: "app/test/c", Name: "test: c", Kind: KindTest, Stage: "app", Index: -1, Parent: "app/base", Deps: []string{"app/base", "app/service/log"}},
+			{Key: "app/test/a/service/web", Name: "service: web (a)", Kind: KindService, Stage: "app", Index: -1, Deps2: []string{"app/test/a"}},
+			{Key: "app/test/a/service/cache", Name: "service: cache (a)", Kind: KindService, Stage: "app", Index: -1, Deps: []string{"db/0"}, Deps2: []string{"app/test/a"}},
+			{Key: "app/test/b/service/cache", Name: "service: cache (b)", Kind: KindService, Stage: "app", Index: -1, Deps: []string{"db/0"}, Deps2: []string{"app/test/b"}},
+			{Key: "app/service/log", Name: "service: log", Kind: KindService, Stage: "app", Index: -1, Deps2: []string{"app/test/c"}},
+		},
+		order: []string{"db/base", "db/0", "app/base", "app/test/a/service/web", "app/test/a/service/cache", "app/test/a",
+			"app/test/b/service/cache", "app/test/b", "app/service/log", "app/test/c"},
+		needed: []string{"db/base", "db/0", "app/base", "app/test/a/service/web", "app/test/a/service/cache", "app/test/a",
+			"app/test/b/service/cache", "app/test/b", "app/service/log", "app/test/c"},
+		target: "app/base",
+		last:   map[string]string{"db": "db/0", "app": "app/base"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

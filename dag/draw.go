@@ -20,6 +20,8 @@ func shape(k Kind) string {
 		return "box3d"
 	case KindTest:
 		return "note"
+	case KindService:
+		return "cylinder"
 	}
 	return "box"
 }
@@ -38,7 +40,8 @@ func (n gnode) Attributes() []encoding.Attribute {
 
 // DOT returns the graph in Graphviz's DOT language, as
 // "strict digraph build {…}": nodes are named by key, labelled with their
-// Name and shaped by kind (base: box3d, step: box, test: note), and edges
+// Name and shaped by kind (base: box3d, step: box, test: note, service:
+// cylinder), and edges
 // go from a dependency to its dependent. The output is deterministic.
 func (g *Graph) DOT() ([]byte, error) {
 	b, err := dot.Marshal(g.g, "build", "", "  ")
@@ -50,7 +53,7 @@ func (g *Graph) DOT() ([]byte, error) {
 
 // Mermaid returns the graph as a Mermaid "flowchart TD": a subgraph per
 // stage, nodes n<ID> labelled with their Name (base: stadium, step:
-// rectangle, test: hexagon) and edges from a dependency to its dependent.
+// rectangle, test: hexagon, service: cylinder) and edges from a dependency to its dependent.
 // The output is deterministic.
 func (g *Graph) Mermaid() string {
 	var sb strings.Builder
@@ -73,6 +76,8 @@ func (g *Graph) Mermaid() string {
 			l, r = "([", "])"
 		case KindTest:
 			l, r = "{{", "}}"
+		case KindService:
+			l, r = "[(", ")]"
 		}
 		fmt.Fprintf(&sb, "    n%d%s\"%s\"%s\n", n.ID, l, mermaidEscape(n.Name), r)
 	}

@@ -17,6 +17,10 @@ const (
 	KindStep Kind = "step"
 	// KindTest is a test of a stage, a branch off its last node.
 	KindTest Kind = "test"
+	// KindService is a service instance: a container started before the
+	// tests that need it and stopped after the last of them. Tests
+	// depend on it; it depends on its image's stage, when it has one.
+	KindService Kind = "service"
 )
 
 // Node is one vertex of the graph. Nodes belong to their Graph: treat
@@ -26,7 +30,9 @@ type Node struct {
 	// stage, base node, steps, then tests.
 	ID int64
 	// Key is unique and stable: "<stage>/base", "<stage>/<index>" (the
-	// 0-based step index) or "<stage>/test/<name>".
+	// 0-based step index), "<stage>/test/<name>", or for a service
+	// "<stage>/test/<name>/service/<name>" (shared:
+	// "<stage>/service/<name>").
 	Key string
 	// Name is what the user wrote: the step's Name, "test: <name>" or
 	// "from: <ref>".
@@ -35,7 +41,10 @@ type Node struct {
 	Stage *manifest.Stage
 	Step  *manifest.Step // KindStep
 	Test  *manifest.Test // KindTest
-	Index int            // the step's index in its stage (KindStep), -1 otherwise
+	// Service is the service a KindService node starts; its Test, when
+	// not shared, is the one test it serves.
+	Service *manifest.Service
+	Index   int // the step's index in its stage (KindStep), -1 otherwise
 	// Parent is the node whose filesystem this one builds on: the
 	// previous step, the stage's base node, or (FROM another stage) the
 	// last node of that stage. It is nil for a base node.

@@ -167,7 +167,10 @@ type Spec struct {
 	Process  Process // PID 1 of the container
 	Hostname string  // the default is the ID, shortened to 12 characters
 	Network  Network
-	Limits   Limits
+	// NetNS, when set, is the path of a network namespace (a Pod's) that
+	// the container joins in place of Network's.
+	NetNS  string
+	Limits Limits
 	// Timeout kills the container when it has run this long.
 	Timeout time.Duration
 	// Exec keeps a helper in the container so that Container.Exec can
@@ -196,6 +199,21 @@ func (s Status) Err() error {
 		return errors.New("killed: cancelled")
 	}
 	return nil
+}
+
+// Pod is a network namespace of its own, with only a loopback interface
+// up, that containers join (Spec.NetNS): they reach each other on
+// 127.0.0.1, as a Kubernetes pod's containers do, and nothing of the
+// host. It lives while the Pod is open or a container is in it.
+type Pod interface {
+	NetNS() string // the path that Spec.NetNS takes
+	Close() error
+}
+
+// PodRuntime is a Runtime that makes pods.
+type PodRuntime interface {
+	Runtime
+	NewPod(ctx context.Context) (Pod, error)
 }
 
 // Runtime creates containers.

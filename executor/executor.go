@@ -179,6 +179,7 @@ type run struct {
 	bg    sync.WaitGroup
 	bgCtx context.Context
 	bgErr func(error)
+	svcs  services // see services.go
 }
 
 // stack returns the layer directories dirs, base first, ready to stack:
@@ -227,10 +228,15 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	r.debug = newDebug(r)
 	defer r.dropToolbox()
 	nodes := g.Needed()
+	r.initServices(nodes)
+	defer r.endServices(context.WithoutCancel(ctx))
 	for _, n := range nodes {
 		kind := lifecycle.Step
-		if n.Kind == dag.KindTest {
+		switch n.Kind {
+		case dag.KindTest:
 			kind = lifecycle.Test
+		case dag.KindService:
+			kind = lifecycle.Service
 		}
 		r.machines[n] = lifecycle.New(n.Key, n.Name, kind, r.obs)
 		r.done[n] = make(chan struct{})
@@ -286,6 +292,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	r.bg.Wait()
 	stopEarly()
 	r.early.wg.Wait()
+	r.endServices(context.WithoutCancel(ctx))
 
 	r.skipTests(ctx, nodes, errs)
 	res := &Result{Tests: r.tests, Failed: r.failures, States: map[string]lifecycle.State{}}
@@ -367,6 +374,10 @@ func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
 func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	m := r.machines[n]
 	defer r.dropDownloads(n)
+	if n.Kind == dag.KindTest {
+		// Its services stop after it, however it ends.
+		defer r.releaseServices(context.WithoutCancel(ctx), n)
+	}
 	for _, d := range n.Deps {
 		select {
 		case <-r.done[d]:
@@ -388,8 +399,10 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		return errDependencyFailed
 	}
 	defer j.release()
-	if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
-		return err
+	if n.Kind != dag.KindService {
+		if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
+			return err
+		}
 	}
 	nctx, stop := r.nodeContext(ctx, n)
 	defer stop()
@@ -403,6 +416,8 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		st, err = r.debugStep(nctx, n, m)
 	case dag.KindTest:
 		err = r.runTest(nctx, n, m)
+	case dag.KindService:
+		err = r.runService(nctx, n, m)
 	}
 	if err != nil && ctx.Err() == nil && nctx.Err() != nil {
 		if cause := context.Cause(nctx); !errors.Is(err, cause) {
@@ -512,6 +527,7 @@ type stepError struct {
 	err            error
 	output         string // stdout and stderr as they came
 	stdout, stderr string // each alone
+	services       string // the last output of a test's services, when it failed
 }
 
 func (e *stepError) Error() string {
@@ -523,6 +539,7 @@ func (e *stepError) Error() string {
 	if out := strings.TrimRight(e.output, "\n"); out != "" {
 		b.WriteString("\n  last output:\n    " + strings.ReplaceAll(out, "\n", "\n    "))
 	}
+	b.WriteString(e.services)
 	return b.String()
 }
 

@@ -434,7 +434,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 		status, err := r.runContainerWith(ctx, n, sk, mounts, extra, nw, engine.Process{
 			Args: s.Run.Args(), Env: runEnv(runEnv(st.config.Env, s.RunEnv), env), Cwd: st.config.WorkingDir, User: st.config.User,
 			Stdout: out.outW, Stderr: out.errW,
-		}, 0, m, out.all)
+		}, 0, m, out.all, nil)
 		out.flush()
 		if err != nil {
 			return nil, out.failed("step", s.Name, s.Pos, err)
@@ -491,13 +491,17 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 // and a network, and waits for it. It holds one of the build's container
 // slots instead of n's job while the container exists.
 // Its output, out, is passed on from when n is running.
-func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine, out *tail) (st engine.Status, err error) {
+func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine, out *tail, pd *pod) (st engine.Status, err error) {
 	lim, to := r.limitsFor(n)
 	if timeout > 0 {
 		to = timeout
 	}
+	spec := engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}
+	if pd != nil {
+		pd.join(&spec)
+	}
 	err = r.whileContainer(ctx, r.jobs[n], func() error {
-		st, err = r.startWait(ctx, engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}, m, out)
+		st, err = r.startWait(ctx, spec, m, out)
 		return err
 	})
 	return st, err
@@ -734,6 +738,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	if kin.Inputs, err = r.valuesInput(kin.Args); err != nil {
 		return err
 	}
+	kin.Inputs = append(kin.Inputs, r.servicesInput(n)...)
 	key := cache.ComputeKey(kin)
 	m.SetCacheKey(key.String())
 	r.noteKey(n, key, kin)
@@ -773,10 +778,14 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		return err
 	}
 	out := r.newOutput(n)
+	pd, err := r.podOf(ctx, n)
+	if err != nil {
+		return err
+	}
 	status, err := r.runContainerWith(ctx, n, sk, mounts, tb, r.opts.Network, engine.Process{
 		Args: t.Run.Args(), Env: st.config.Env, Cwd: st.config.WorkingDir, User: st.config.User,
 		Stdout: out.outW, Stderr: out.errW,
-	}, t.Timeout, m, out.all)
+	}, t.Timeout, m, out.all, pd)
 	out.flush()
 	res.Duration, res.Code = time.Since(start), status.Code
 	res.Output, res.Stdout, res.Stderr = out.all.String(), out.stdout.String(), out.stderr.String()
@@ -784,7 +793,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 		err = r.exitError(n, status)
 	}
 	if err != nil {
-		res.Err = out.failed("test", t.Name, t.Pos, err)
+		se := out.failed("test", t.Name, t.Pos, err)
+		se.services = r.serviceLogs(n)
+		res.Err = se
 		if ctx.Err() == nil {
 			r.addTest(res)
 		}

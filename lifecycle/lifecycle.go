@@ -25,12 +25,16 @@ const (
 	Passed        State = "passed"
 	Failed        State = "failed"
 	Cancelled     State = "cancelled"
+	// A service's life: pending → starting → ready → stopped.
+	Starting State = "starting"
+	Ready    State = "ready"
+	Stopped  State = "stopped"
 )
 
 // Final reports whether a node in state s has ended.
 func (s State) Final() bool {
 	switch s {
-	case Cached, Done, Passed, Failed, Cancelled:
+	case Cached, Done, Passed, Failed, Cancelled, Stopped:
 		return true
 	}
 	return false
@@ -82,8 +86,9 @@ type Kind int
 
 // The kinds of life.
 const (
-	Step Kind = iota // … → committing → done
-	Test             // … → running → passed
+	Step    Kind = iota // … → committing → done
+	Test                // … → running → passed
+	Service             // pending → starting → ready → stopped
 )
 
 // transitions, by name: the events a machine accepts.
@@ -91,18 +96,26 @@ var transitions = []struct {
 	name string
 	src  []State
 	dst  State
+	// service: the transition is a service's (only); else a step's or
+	// a test's.
+	service bool
 }{
-	{"check", []State{Pending}, CheckingCache},
-	{"hit", []State{CheckingCache}, Cached},
-	{"miss", []State{CheckingCache}, Creating},
-	{"start", []State{Creating}, Running},
-	{"commit", []State{Running}, Committing},
-	{"finish", []State{Committing}, Done},
-	{"pass", []State{Running}, Passed},
-	{"fail", []State{Pending, CheckingCache, Creating, Running, Committing}, Failed},
-	{"cancel", []State{Pending, CheckingCache, Creating, Running, Committing}, Cancelled},
+	{"check", []State{Pending}, CheckingCache, false},
+	{"hit", []State{CheckingCache}, Cached, false},
+	{"miss", []State{CheckingCache}, Creating, false},
+	{"start", []State{Creating}, Running, false},
+	{"commit", []State{Running}, Committing, false},
+	{"finish", []State{Committing}, Done, false},
+	{"pass", []State{Running}, Passed, false},
+	{"fail", []State{Pending, CheckingCache, Creating, Running, Committing}, Failed, false},
+	{"cancel", []State{Pending, CheckingCache, Creating, Running, Committing}, Cancelled, false},
 	// A failed node checks the cache again when a debugger retries it.
-	{"retry", []State{Failed}, CheckingCache},
+	{"retry", []State{Failed}, CheckingCache, false},
+	{"boot", []State{Pending}, Starting, true},
+	{"up", []State{Starting}, Ready, true},
+	{"stop", []State{Ready}, Stopped, true},
+	{"fail", []State{Pending, Starting, Ready}, Failed, true},
+	{"cancel", []State{Pending, Starting, Ready}, Cancelled, true},
 }
 
 // Machine is one node's life.
@@ -123,7 +136,8 @@ type Machine struct {
 func New(node, name string, kind Kind, obs Observer) *Machine {
 	var evs fsm.Events
 	for _, t := range transitions {
-		if kind == Step && t.name == "pass" || kind == Test && (t.name == "commit" || t.name == "finish") {
+		if t.service != (kind == Service) ||
+			kind == Step && t.name == "pass" || kind == Test && (t.name == "commit" || t.name == "finish") {
 			continue
 		}
 		src := make([]string, len(t.src))

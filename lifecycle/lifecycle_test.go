@@ -44,6 +44,11 @@ func TestLives(t *testing.T) {
 		{"test fails", Test, []State{CheckingCache, Creating, Running, Failed}, Passed},
 		{"cancelled while running", Step, []State{CheckingCache, Creating, Running, Cancelled}, Done},
 		{"failed while committing", Step, []State{CheckingCache, Creating, Running, Committing, Failed}, Cancelled},
+		{"service stops", Service, []State{Starting, Ready, Stopped}, Ready},
+		{"service never ready", Service, []State{Starting, Failed}, Ready},
+		{"service cancelled when ready", Service, []State{Starting, Ready, Cancelled}, Stopped},
+		{"a service does not run", Service, []State{Starting, Ready}, Running},
+		{"a step does not get ready", Step, []State{CheckingCache, Creating}, Ready},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{}

@@ -324,11 +324,11 @@ func (d *decoder) command(n *yaml.Node, what string) (Command, error) {
 	return Command{Shell: n.Value}, nil
 }
 
-var topKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script", "image", "stages", "target"}
+var topKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script", "services", "image", "stages", "target"}
 
 // stageKeys are the keys a stage has; at the top level they make the
 // stage "main".
-var stageKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script"}
+var stageKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script", "services"}
 
 func (d *decoder) decode(out string) (*Build, error) {
 	dec := yaml.NewDecoder(strings.NewReader(out))
@@ -520,7 +520,17 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 			if s.Tests, err = d.tests(p.v, p.key); err != nil {
 				return nil, err
 			}
+		case "services":
+			if isNull(p.v) {
+				continue
+			}
+			if s.Services, err = d.services(p.v); err != nil {
+				return nil, err
+			}
 		}
+	}
+	if err := checkServices(s); err != nil {
+		return nil, err
 	}
 	if !fromSeen {
 		return nil, Errorf(pos, "%s has no from: (the base image: scratch, an image reference, oci-layout:DIR, docker-archive:FILE, or another stage)", what)
@@ -752,7 +762,7 @@ func (d *decoder) copy(n *yaml.Node) (*Copy, error) {
 	return c, nil
 }
 
-var testKeys = []string{"name", "run", "timeout"}
+var testKeys = []string{"name", "run", "timeout", "services"}
 
 func (d *decoder) tests(n *yaml.Node, key string) ([]*Test, error) {
 	items, err := d.seq(n, key)
@@ -794,6 +804,10 @@ func (d *decoder) tests(n *yaml.Node, key string) ([]*Test, error) {
 				hasRun = true
 			case "timeout":
 				if t.Timeout, err = d.duration(p.v); err != nil {
+					return nil, err
+				}
+			case "services":
+				if t.Services, t.ServicesPos, err = d.serviceNames(p.v); err != nil {
 					return nil, err
 				}
 			}

@@ -34,7 +34,56 @@ type Stage struct {
 	Toolbox []string // directories, relative to the context
 	Steps   []*Step
 	Tests   []*Test
-	Pos     Pos
+	// Services are the containers the stage's tests (and run steps that
+	// name them) need beside them, by name, in the order written.
+	Services []*Service `json:",omitempty"`
+	Pos      Pos
+}
+
+// DefaultServiceTimeout is how long a service has to get ready when it
+// does not say.
+const DefaultServiceTimeout = 60 * time.Second
+
+// Service is a container started beside the tests that need it, in
+// their pod: they share one network namespace (loopback), and each
+// service's name resolves to 127.0.0.1 there. It never enters the image.
+type Service struct {
+	Name string
+	// Image is an image reference; Stage, instead, is a stage of the
+	// same build. One of them is set.
+	Image string `json:",omitempty"`
+	Stage string `json:",omitempty"`
+	// Command replaces the image's entrypoint and cmd; nil runs them.
+	Command *Command `json:",omitempty"`
+	Env     []KV     `json:",omitempty"` // over the image's
+	User    string   `json:",omitempty"`
+	Workdir string   `json:",omitempty"`
+	Ready   Ready
+	// Timeout bounds the wait for Ready; 0 is DefaultServiceTimeout.
+	Timeout time.Duration `json:",omitempty"`
+	// Share starts the service once for every test of the stage that
+	// needs it, in one pod with the stage's other shared services,
+	// instead of once per test.
+	Share bool `json:",omitempty"`
+	Pos   Pos
+}
+
+// Ready is how kiln knows a service is ready: a TCP port listening in
+// the pod, or a command run in the service's container that exits 0
+// (retried). Neither set: ready once started.
+type Ready struct {
+	Port int      `json:",omitempty"`
+	Run  *Command `json:",omitempty"`
+}
+
+// ServiceByName returns the stage's service called name, or nil.
+func (s *Stage) ServiceByName(name string) *Service {
+	for _, sv := range s.Services {
+		if sv.Name == name {
+			return sv
+		}
+	}
+	return nil
 }
 
 // KV is one environment variable or label.
@@ -84,7 +133,10 @@ type Step struct {
 	// Network (StepRun) overrides the build's network: "none" or "host";
 	// "" is the build's.
 	Network string `json:",omitempty"`
-	Pos     Pos
+	// Services (StepRun) are services of the stage the command runs
+	// beside, in their pod.
+	Services []string `json:",omitempty"`
+	Pos      Pos
 	// Limits, for a run step, bound its container; zero fields take the
 	// build's defaults.
 	Limits *Limits `json:",omitempty"`
@@ -234,7 +286,11 @@ type Test struct {
 	Name    string
 	Run     Command
 	Timeout time.Duration // 0: no limit
-	Pos     Pos
+	// Services are the stage's services the test runs beside, by name;
+	// ServicesPos is where each is written.
+	Services    []string `json:",omitempty"`
+	ServicesPos []Pos    `json:"-"`
+	Pos         Pos
 }
 
 // ImageConfig is the config of the built image. A nil slice leaves the

@@ -26,6 +26,7 @@ const schema = `{
     "install": {"$ref": "#/$defs/steps", "description": "Travis-style alias of steps."},
     "tests": {"$ref": "#/$defs/tests"},
     "script": {"$ref": "#/$defs/script"},
+    "services": {"$ref": "#/$defs/services"},
     "image": {"$ref": "#/$defs/image"},
     "stages": {
       "type": "object",
@@ -47,7 +48,8 @@ const schema = `{
         {"not": {"required": ["steps"]}}, {"not": {"required": ["install"]}},
         {"not": {"required": ["tests"]}}, {"not": {"required": ["script"]}},
         {"not": {"required": ["env"]}}, {"not": {"required": ["workdir"]}},
-        {"not": {"required": ["user"]}}, {"not": {"required": ["toolbox"]}}
+        {"not": {"required": ["user"]}}, {"not": {"required": ["toolbox"]}},
+        {"not": {"required": ["services"]}}
       ]},
       "else": {"anyOf": [{"required": ["from"]}, {"required": ["language"]}]}
     }
@@ -131,9 +133,43 @@ const schema = `{
         "properties": {
           "name": {"type": "string", "minLength": 1},
           "run": {"$ref": "#/$defs/command"},
-          "timeout": {"type": ["string", "integer"], "description": "A Go duration (30s, 2m) or a number of seconds."}
+          "timeout": {"type": ["string", "integer"], "description": "A Go duration (30s, 2m) or a number of seconds."},
+          "services": {"$ref": "#/$defs/serviceNames"}
         }
       }
+    },
+    "serviceNames": {
+      "type": "array",
+      "description": "The stage's services the test runs beside, in one pod (a network namespace: each service's name is 127.0.0.1).",
+      "uniqueItems": true,
+      "items": {"type": "string", "minLength": 1}
+    },
+    "services": {
+      "type": "object",
+      "description": "Containers started beside the tests that name them, by name: an image reference, or a map.",
+      "propertyNames": {"pattern": "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"},
+      "additionalProperties": {"oneOf": [
+        {"type": "string", "minLength": 1, "description": "An image reference."},
+        {
+          "type": "object",
+          "additionalProperties": false,
+          "oneOf": [{"required": ["image"]}, {"required": ["stage"]}],
+          "properties": {
+            "image": {"type": "string", "minLength": 1, "description": "An image reference."},
+            "stage": {"type": "string", "minLength": 1, "description": "A stage of this manifest."},
+            "command": {"$ref": "#/$defs/command", "description": "Replaces the image's entrypoint and cmd."},
+            "env": {"$ref": "#/$defs/env"},
+            "user": {"type": "string", "minLength": 1},
+            "workdir": {"type": "string", "minLength": 1},
+            "ready": {"oneOf": [
+              {"type": "object", "additionalProperties": false, "required": ["port"], "properties": {"port": {"type": ["integer", "string"], "description": "Ready when this TCP port listens in the pod."}}},
+              {"type": "object", "additionalProperties": false, "required": ["run"], "properties": {"run": {"$ref": "#/$defs/command", "description": "Ready when this command, run in the service's container, exits 0 (retried)."}}}
+            ]},
+            "timeout": {"type": ["string", "integer"], "description": "How long it may take to get ready; the default is 60s."},
+            "share": {"type": "boolean", "description": "Start it once for every test of the stage that needs it, instead of once per test."}
+          }
+        }
+      ]}
     },
     "script": {
       "type": "array",
@@ -153,7 +189,8 @@ const schema = `{
         "steps": {"$ref": "#/$defs/steps"},
         "install": {"$ref": "#/$defs/steps"},
         "tests": {"$ref": "#/$defs/tests"},
-        "script": {"$ref": "#/$defs/script"}
+        "script": {"$ref": "#/$defs/script"},
+        "services": {"$ref": "#/$defs/services"}
       },
       "anyOf": [{"required": ["from"]}, {"required": ["language"]}]
     },

@@ -182,16 +182,7 @@ func checkAfterCrash(t *testing.T, root string, killed int, marker string) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", killed)); err == nil {
 		t.Errorf("the killed kiln (pid %d) still exists", killed)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(sleeping(marker)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if left := sleeping(marker); len(left) > 0 {
-		t.Errorf("processes of the killed build live on: %v", left)
-	}
-	if left := processesUnder(root); len(left) > 0 {
-		t.Errorf("processes still use the root: %v", left)
-	}
+	noneLeft(t, root, marker, 2*time.Second)
 	ents, err := os.ReadDir(filepath.Join(root, "tmp"))
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +220,23 @@ func processesUnder(root string) []string {
 		}
 	}
 	return found
+}
+
+// noneLeft waits up to d for the processes running sleep with marker to
+// die, then fails the test naming those that live on, and any process
+// that uses root.
+func noneLeft(t *testing.T, root, marker string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for len(sleeping(marker)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := sleeping(marker); len(left) > 0 {
+		t.Errorf("processes of the killed build live on: %v", left)
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes still use the root: %v", left)
+	}
 }
 
 // verifyCache opens the store and cache of root (which sweeps them, so

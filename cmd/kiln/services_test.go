@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/engine/enginetest"
+)
+
+// servicesManifest has an HTTP service ready by port, one ready by
+// command, and two tests that each start their own web service on the
+// same port 8080 at once.
+const servicesManifest = `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: mkdir -p /www && echo "hello from $HOSTNAME $GREETING" > /www/index.html && echo web-booted && exec httpd -f -p 8080 -h /www
+    env: {GREETING: services}
+    ready: {port: 8080}
+    timeout: 10s
+  marker:
+    image: busybox
+    command: sleep 0.2; touch /tmp/up; exec sleep 1000
+    ready: {run: test -e /tmp/up}
+tests:
+  - name: by-name
+    services: [web]
+    run: wget -qO- http://web:8080/ | grep -x "hello from web services" && wget -qO- http://localhost:8080/ >/dev/null
+  - name: same-port
+    services: [web, marker]
+    run: wget -qO- http://127.0.0.1:8080/ | grep hello && grep -w marker /etc/hosts
+`
+
+// TestBuildServices: tests reach their services by name and on
+// localhost; readiness by port and by command; two tests each with its
+// own service on port 8080 both pass at once (nothing is published on
+// the host: port 8080 of the host stays free); the services are nodes
+// that end stopped; nothing is left.
+func TestBuildServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": servicesManifest})
+	r := kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	b := parseJSONBuild(t, r.stdout)
+	for node, want := range map[string]string{
+		"main/test/by-name":                  "passed",
+		"main/test/same-port":                "passed",
+		"main/test/by-name/service/web":      "stopped",
+		"main/test/same-port/service/web":    "stopped",
+		"main/test/same-port/service/marker": "stopped",
+	} {
+		if got := b.final[node]; got != want {
+			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, want, b.final)
+		}
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	// A second build hits the tests' cache; a change to a service's
+	// settings runs them again.
+	r = mustKiln(t, root, "build", "--progress", "json", dir)
+	if b := parseJSONBuild(t, r.stdout); b.final["main/test/by-name"] != "cached" {
+		t.Errorf("second build: by-name ended %q, want cached", b.final["main/test/by-name"])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(strings.Replace(servicesManifest, "GREETING: services", "GREETING: changed", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = kiln(t, root, nil, "build", "--progress", "json", dir)
+	final := map[string]string{}
+	var errText string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var e struct{ Type, Node, State, Error string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if e.Type == "state" {
+			final[e.Node] = e.State
+		}
+		if e.Type == "result" {
+			errText = e.Error
+		}
+	}
+	if r.code == 0 || final["main/test/by-name"] != "failed" || final["main/test/same-port"] != "passed" {
+		t.Errorf("after a change to the service: exit %d, by-name %q (want failed: it greps the old greeting), same-port %q (want passed, not cached)",
+			r.code, final["main/test/by-name"], final["main/test/same-port"])
+	}
+	// A failing test prints its service's logs.
+	if !strings.Contains(errText, "service web's last output") || !strings.Contains(errText, "web-booted") {
+		t.Errorf("a failing test's error does not show its service's output:\n%s", errText)
+	}
+}
+
+// TestBuildServiceNeverReady: a service that never gets ready fails the
+// build within its timeout, naming it, with its last lines; its test
+// does not run; nothing is left.
+func TestBuildServiceNeverReady(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": `
+from: busybox
+services:
+  db:
+    image: busybox
+    command: 'echo "db starting"; echo "db: bad config" >&2; exec sleep 1000'
+    ready: {port: 5432}
+    timeout: 1s
+tests:
+  - name: query
+    services: [db]
+    run: "true"
+`})
+	start := time.Now()
+	r := kiln(t, root, nil, "build", dir)
+	took := time.Since(start)
+	if r.code == 0 {
+		t.Fatalf("the build passed: %s", r.stderr)
+	}
+	for _, want := range []string{`service "db" failed`, "never got ready within 1s", "nothing listens on port 5432", "db: bad config"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if took > 5*time.Second {
+		t.Errorf("the build took %v to fail, with a timeout of 1s", took)
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}
+
+// TestBuildServicesKilled: Ctrl-C and SIGKILL of kiln while a test runs
+// beside its service leave no process of the service (nor, checked by
+// newRoot, mount, container or snapshot after the next kiln).
+func TestBuildServicesKilled(t *testing.T) {
+	enginetest.RequireRoot(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			root := newRoot(t)
+			importBusybox(t, root)
+			marker := fmt.Sprintf("%d.%d", 5000+os.Getpid()%1000, time.Now().UnixNano()%1000)
+			dir := writeContext(t, map[string]string{"kiln.yml": `
+from: busybox
+services:
+  svc:
+    image: busybox
+    command: exec sleep ` + marker + `
+tests:
+  - name: long
+    services: [svc]
+    run: echo started; exec sleep 100
+`})
+			cmd := exec.Command(os.Args[0], "--root", root, "build", "--progress", "plain", dir)
+			cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+			out, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+			}
+			if len(sleeping(marker)) == 0 {
+				t.Fatal("the service is not running")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			_ = cmd.Wait()
+			noneLeft(t, root, marker, 3*time.Second)
+			if sig == syscall.SIGKILL {
+				mustKiln(t, root, "run", "busybox", "--", "true") // the next kiln sweeps what the crash left
+			}
+		})
+	}
+}
+
+// TestExampleServices builds examples/services: a test of a client
+// against an HTTP service built in the same manifest, and one writing
+// and reading Debian's redis-server, built offline into busybox.
+func TestExampleServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (apt-get install redis-server redis-tools; the Makefile's TEST_PACKAGES)")
+	}
+	root := newRoot(t)
+	importBusybox(t, root)
+	src, err := filepath.Abs("../../examples/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"kiln.yml", "prepare.sh"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(filepath.Join(dir, "prepare.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("prepare.sh: %v\n%s", err, out)
+	}
+	r := kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	b := parseJSONBuild(t, r.stdout)
+	for _, n := range []string{"client/test/fetch", "client/test/write-read"} {
+		if b.final[n] != "passed" {
+			t.Errorf("%s ended %q, want passed", n, b.final[n])
+		}
+	}
+}
+
+// BenchmarkServiceOverhead builds, uncached, a test alone and the same
+// test beside one busybox service ready by port: the difference of the
+// two is what a service costs a test.
+//
+//	go test -run '^$' -bench ServiceOverhead -benchtime 20x ./cmd/kiln/
+func BenchmarkServiceOverhead(b *testing.B) {
+	enginetest.RequireRoot(b)
+	const base = `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: exec httpd -f -p 8080
+    ready: {port: 8080}
+tests:
+  - name: t
+`
+	for _, bc := range []struct{ name, test string }{
+		{"alone", "    run: \"true\"\n"},
+		{"with-service", "    services: [web]\n    run: \"true\"\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			root := filepath.Join(b.TempDir(), "root")
+			if r := run(b.Context(), []string{"--root", root, "import", enginetest.Busybox(b), "-t", "busybox"}, strings.NewReader(""), io.Discard, io.Discard); r != 0 {
+				b.Fatal("import failed")
+			}
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(base+bc.test), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				var stderr strings.Builder
+				if r := run(b.Context(), []string{"--root", root, "build", "--no-cache", "--progress", "plain", dir}, strings.NewReader(""), io.Discard, &stderr); r != 0 {
+					b.Fatalf("build: %s", stderr.String())
+				}
+			}
+		})
+	}
+}

@@ -22,11 +22,11 @@ vars:
 ---
 from: busybox:latest
 steps:
-{% for _ in ""|ljust:n|make_list %}
-{% if forloop.Counter == 40 %}
+{% for i in range(1, n + 1) %}
+{% if i == 40 %}
   - run: rm /step7 && echo step40 > /step40
 {% else %}
-  - run: echo step{{ forloop.Counter }} > /step{{ forloop.Counter }}
+  - run: echo step{{ i }} > /step{{ i }}
 {% endif %}
 {% endfor %}
 `

@@ -387,7 +387,7 @@ func TestRegistryErrorMessage(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"401", &transport.Error{StatusCode: 401}, "r.example:5000: authentication failed (401 Unauthorized): check kiln login"},
+		{"401", &transport.Error{StatusCode: 401}, "r.example:5000: authentication failed (401 Unauthorized): log in with kiln login r.example:5000"},
 		{"403", &transport.Error{StatusCode: 403, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}},
 			"r.example:5000: access denied (403 Forbidden): requested access to the resource is denied"},
 		{"404", &transport.Error{StatusCode: 404, Errors: []transport.Diagnostic{{Code: transport.ManifestUnknownErrorCode}}},

@@ -158,3 +158,31 @@ func TestPushPullShortName(t *testing.T) {
 		t.Errorf("after pulling myapp and docker.io/library/myapp:latest, kiln images -q = %q, want one name", r.stdout)
 	}
 }
+
+// TestRemoteCacheNoCredentials: without credentials for the cache's
+// registry, --cache-from warns and --cache-to fails, each on one line
+// that names the registry and says to run kiln login HOST, not with a
+// library's raw error.
+func TestRemoteCacheNoCredentials(t *testing.T) {
+	root := buildRoot(t)
+	reg := startDockerRegistry(t)
+	isolateDockerConfig(t)
+	ca := "--ca-file=" + reg.caFile
+	dir := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo hi > /hi\n"})
+	cache := "registry://" + reg.host + "/cache/app:1"
+	hint := reg.host + ": authentication failed (401 Unauthorized): log in with kiln login " + reg.host
+
+	r := mustKiln(t, root, "build", "--progress", "plain", "--cache-from", cache, ca, dir)
+	if !strings.Contains(r.stderr, "kiln: warning: "+cache+": ") || !strings.Contains(r.stderr, hint) {
+		t.Errorf("--cache-from without credentials: stderr %q, want a warning with %q", r.stderr, hint)
+	}
+	for _, raw := range []string{"UNAUTHORIZED", "GET https://", "\"errors\""} {
+		if strings.Contains(r.stderr, raw) {
+			t.Errorf("--cache-from without credentials: stderr %q has the raw %q", r.stderr, raw)
+		}
+	}
+	r = kiln(t, root, nil, "build", "--progress", "plain", "--cache-to", cache, ca, dir)
+	if r.code == 0 || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "UNAUTHORIZED") {
+		t.Errorf("--cache-to without credentials: exit %d, stderr %q, want %q", r.code, r.stderr, hint)
+	}
+}

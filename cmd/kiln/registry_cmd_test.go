@@ -46,7 +46,7 @@ func TestRegistryDockerRegistry(t *testing.T) {
 	// Before login, a push fails on one line that names the registry and
 	// the 401.
 	r := kiln(t, root, nil, "push", "busybox", ref, ca)
-	if want := "kiln: pushing " + ref + ": " + reg.host + ": authentication failed (401 Unauthorized): check kiln login\n"; r.code == 0 || r.stderr != want {
+	if want := "kiln: pushing " + ref + ": " + reg.host + ": authentication failed (401 Unauthorized): log in with kiln login " + reg.host + "\n"; r.code == 0 || r.stderr != want {
 		t.Errorf("push without credentials: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 

@@ -72,7 +72,7 @@ func (t *registryTarget) String() string { return "registry://" + t.ref.String()
 func (t *registryTarget) describe(err error) error {
 	return registry.Describe(t.ref.RegistryStr(), err)
 }
-func (t *registryTarget) tag() string    { return t.ref.TagStr() }
+func (t *registryTarget) tag() string { return t.ref.TagStr() }
 
 func (t *registryTarget) with(ctx context.Context) []remote.Option {
 	return append(append([]remote.Option(nil), t.opts...), remote.WithContext(ctx))

@@ -66,13 +66,13 @@ type registryTarget struct {
 }
 
 func (t *registryTarget) String() string { return "registry://" + t.ref.String() }
+func (t *registryTarget) tag() string    { return t.ref.TagStr() }
 
 // describe makes err, from the registry, one line that names it and,
 // for the usual causes (no credentials, TLS), says what to do.
 func (t *registryTarget) describe(err error) error {
 	return registry.Describe(t.ref.RegistryStr(), err)
 }
-func (t *registryTarget) tag() string { return t.ref.TagStr() }
 
 func (t *registryTarget) with(ctx context.Context) []remote.Option {
 	return append(append([]remote.Option(nil), t.opts...), remote.WithContext(ctx))

@@ -27,6 +27,11 @@ type Options struct {
 	// CAFile is a PEM file of CA certificates trusted in addition to the
 	// system pool.
 	CAFile string
+	// CertDirs are directories of per-registry CA certificates, as Docker
+	// and Podman lay them out: DIR/HOST[:PORT]/*.crt are trusted, besides
+	// the system pool and CAFile, for HOST[:PORT]. nil means
+	// DefaultCertDirs(); an empty list, none.
+	CertDirs []string
 	// Insecure lists registries, as "host" or "host:port", that may be
 	// reached over plain HTTP or over TLS without verifying the
 	// certificate.
@@ -83,7 +88,11 @@ func New(o Options) (*Client, error) {
 	t := o.Transport
 	if t == nil {
 		var err error
-		if t, err = newTransport(o.CAFile, insecure); err != nil {
+		dirs := o.CertDirs
+		if dirs == nil {
+			dirs = DefaultCertDirs()
+		}
+		if t, err = newTransport(o.CAFile, dirs, insecure); err != nil {
 			return nil, err
 		}
 	}
@@ -121,9 +130,9 @@ func New(o Options) (*Client, error) {
 }
 
 // newTransport returns go-containerregistry's default transport trusting
-// the system pool plus caFile, and skipping verification for the insecure
-// hosts.
-func newTransport(caFile string, insecure []string) (http.RoundTripper, error) {
+// the system pool plus caFile plus, for each host, its certificates in
+// certDirs, and skipping verification for the insecure hosts.
+func newTransport(caFile string, certDirs, insecure []string) (http.RoundTripper, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
@@ -141,8 +150,9 @@ func newTransport(caFile string, insecure []string) (http.RoundTripper, error) {
 	if !ok {
 		return nil, errors.New("go-containerregistry's default transport is not an *http.Transport")
 	}
-	verified := base.Clone()
-	verified.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	clone := base.Clone()
+	clone.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	verified := &certsTransport{base: clone, pool: pool, dirs: certDirs}
 	if len(insecure) == 0 {
 		return verified, nil
 	}

@@ -186,3 +186,49 @@ func TestRemoteCacheNoCredentials(t *testing.T) {
 		t.Errorf("--cache-to without credentials: exit %d, stderr %q, want %q", r.code, r.stderr, hint)
 	}
 }
+
+// TestLoginRemembersCA: kiln login --ca-file keeps the CA for the
+// registry, so the next push needs no flag.
+func TestLoginRemembersCA(t *testing.T) {
+	root := buildRoot(t)
+	reg := startDockerRegistry(t)
+	isolateDockerConfig(t)
+	r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", "--ca-file", reg.caFile)
+	if r.code != 0 {
+		t.Fatalf("login: exit %d: %s", r.code, r.stderr)
+	}
+	kept := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "kiln", "certs.d", reg.host, "ca.crt")
+	if !strings.Contains(r.stderr, kept) {
+		t.Errorf("login does not say where it kept the CA (%s): %q", kept, r.stderr)
+	}
+	if r := kiln(t, root, nil, "push", "busybox", reg.host+"/test/busybox:1"); r.code != 0 {
+		t.Errorf("push after login --ca-file, without the flag: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestCertsDir: a registry's CA in certs.d/HOST/ca.crt, where a Docker
+// user puts it, is trusted without --ca-file (here the user's
+// ~/.config/kiln/certs.d; /etc/docker/certs.d and /etc/containers/certs.d
+// are read the same way, which package registry's TestCertDirs checks).
+func TestCertsDir(t *testing.T) {
+	root := buildRoot(t)
+	reg := startDockerRegistry(t)
+	isolateDockerConfig(t)
+	ca, err := os.ReadFile(reg.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "kiln", "certs.d", reg.host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := kiln(t, root, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin"); r.code != 0 {
+		t.Fatalf("login without --ca-file, the CA in %s: exit %d: %s", dir, r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "push", "busybox", reg.host+"/test/busybox:1"); r.code != 0 {
+		t.Errorf("push without --ca-file, the CA in %s: exit %d: %s", dir, r.code, r.stderr)
+	}
+}

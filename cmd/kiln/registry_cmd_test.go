@@ -21,11 +21,14 @@ import (
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
-// isolateDockerConfig points HOME and DOCKER_CONFIG at empty directories
-// and returns the config file kiln login should write.
+// isolateDockerConfig points HOME, XDG_CONFIG_HOME (where kiln keeps the
+// CAs of kiln login --ca-file) and DOCKER_CONFIG at empty directories and
+// returns the config file kiln login should write.
 func isolateDockerConfig(t *testing.T) string {
 	t.Helper()
-	t.Setenv("HOME", t.TempDir())
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	dir := filepath.Join(t.TempDir(), "docker")
 	t.Setenv("DOCKER_CONFIG", dir)
 	return filepath.Join(dir, "config.json")

@@ -240,3 +240,27 @@ func TestCertDirs(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeConf: the registries.conf example of the README parses, and
+// means what the README says.
+func TestReadmeConf(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```toml\n")
+	text, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no toml block")
+	}
+	c, err := ParseConf("README.md", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"mirror.internal:5000/library/alpine:3.19", "docker.io/library/alpine:3.19"}, c.Pull(mustRef(t, "alpine:3.19"))); diff != "" {
+		t.Errorf("alpine:3.19 (-want +got):\n%s", diff)
+	}
+	if got := c.Push(mustRef(t, "team/app:1")); got != "registry.internal/team/app:1" {
+		t.Errorf("team/app:1 is pushed to %s", got)
+	}
+}

@@ -2,11 +2,7 @@ package registry
 
 import (
 	"context"
-	"encoding/pem"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -189,56 +184,6 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// TestCertDirs: a registry's CA in a certs.d directory, as Docker
-// (DIR/HOST:PORT/ca.crt) and Podman (any *.crt) lay it out, is trusted
-// for that host only.
-func TestCertDirs(t *testing.T) {
-	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewUnstartedServer(reg)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "https://")
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	write := func(p string, b []byte) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	docker, podman, other, bad := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
-	write(filepath.Join(docker, host, "ca.crt"), ca)
-	write(filepath.Join(podman, host, "registry.crt"), ca)
-	write(filepath.Join(podman, host, "client.cert"), []byte("not read"))
-	write(filepath.Join(other, "127.0.0.1:1", "ca.crt"), ca)
-	write(filepath.Join(bad, host, "ca.crt"), []byte("garbage"))
-	tests := []struct {
-		name    string
-		dirs    []string
-		wantErr string
-	}{
-		{name: "docker", dirs: []string{docker}},
-		{name: "podman", dirs: []string{t.TempDir(), podman}},
-		{name: "none", dirs: []string{}, wantErr: "unknown authority"},
-		{name: "another host", dirs: []string{other}, wantErr: "unknown authority"},
-		{name: "not PEM", dirs: []string{bad}, wantErr: "no PEM certificate in " + filepath.Join(bad, host, "ca.crt")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := pushAndCheck(t, newClient(t, Options{CertDirs: tt.dirs}), host, randomImage(t, 1))
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("push: %v", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("push: %v, want an error with %q", err, tt.wantErr)
-			}
-		})
-	}
 }
 
 // TestReadmeConf: the registries.conf example of the README parses, and

@@ -3,6 +3,7 @@ module github.com/kiln-build/kiln
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d
 	github.com/creack/pty v1.1.24
 	github.com/docker/cli v29.8.2+incompatible

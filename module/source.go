@@ -14,14 +14,14 @@ import (
 const Scheme = "oci://"
 
 // Reference parses a module reference: a source with or without
-// oci://. The registry must be named (a module never comes from Docker
-// Hub by a short name).
+// oci://. A name without a registry is Docker Hub's, as for an image
+// (oci://kiln/go:1 is docker.io/kiln/go:1).
 func Reference(rc *registry.Client, source string) (name.Reference, error) {
-	s := strings.TrimPrefix(source, Scheme)
-	if !registry.HasHost(s) {
-		return nil, fmt.Errorf("module %q: name its registry, as in %s127.0.0.1:5000/modules/NAME:TAG", source, Scheme)
+	r, err := rc.Reference(strings.TrimPrefix(source, Scheme))
+	if err != nil {
+		return nil, fmt.Errorf("module %q: %w", source, err)
 	}
-	return rc.Reference(s)
+	return r, nil
 }
 
 // Source returns the use: source of a reference: oci://REF.

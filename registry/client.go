@@ -27,6 +27,11 @@ type Options struct {
 	// CAFile is a PEM file of CA certificates trusted in addition to the
 	// system pool.
 	CAFile string
+	// CertDirs are directories of per-registry CA certificates, as Docker
+	// and Podman lay them out: DIR/HOST[:PORT]/*.crt are trusted, besides
+	// the system pool and CAFile, for HOST[:PORT]. nil means
+	// DefaultCertDirs(); an empty list, none.
+	CertDirs []string
 	// Insecure lists registries, as "host" or "host:port", that may be
 	// reached over plain HTTP or over TLS without verifying the
 	// certificate.
@@ -41,6 +46,10 @@ type Options struct {
 	// Backoff is how a request that failed with a 5xx status, 408, 429 or
 	// a broken connection is retried. The default is DefaultBackoff.
 	Backoff *remote.Backoff
+	// Conf, if set, is the registries.conf whose [[registry]] tables say
+	// where a name is pulled from (mirrors, then location) and pushed to
+	// (location), and which registries are insecure.
+	Conf *Conf
 	// Transport, if set, replaces the HTTP transport that CAFile and
 	// Insecure configure (tests use it to count requests).
 	Transport http.RoundTripper
@@ -63,6 +72,7 @@ var retryStatusCodes = []int{
 
 // Client talks to registries with one set of Options.
 type Client struct {
+	conf      *Conf
 	insecure  []string
 	transport http.RoundTripper // without retries, auth or scheme choice
 	opts      []remote.Option
@@ -70,10 +80,19 @@ type Client struct {
 
 // New checks o and returns a Client that uses it.
 func New(o Options) (*Client, error) {
+	conf := o.Conf
+	if conf == nil {
+		conf = &Conf{}
+	}
+	insecure := append(slices.Clip(o.Insecure), conf.insecureHosts()...)
 	t := o.Transport
 	if t == nil {
 		var err error
-		if t, err = newTransport(o.CAFile, o.Insecure); err != nil {
+		dirs := o.CertDirs
+		if dirs == nil {
+			dirs = DefaultCertDirs()
+		}
+		if t, err = newTransport(o.CAFile, dirs, insecure); err != nil {
 			return nil, err
 		}
 	}
@@ -95,7 +114,8 @@ func New(o Options) (*Client, error) {
 		}
 	}
 	return &Client{
-		insecure:  o.Insecure,
+		conf:      conf,
+		insecure:  insecure,
 		transport: t,
 		opts: []remote.Option{
 			remote.WithTransport(t),
@@ -110,9 +130,9 @@ func New(o Options) (*Client, error) {
 }
 
 // newTransport returns go-containerregistry's default transport trusting
-// the system pool plus caFile, and skipping verification for the insecure
-// hosts.
-func newTransport(caFile string, insecure []string) (http.RoundTripper, error) {
+// the system pool plus caFile plus, for each host, its certificates in
+// certDirs, and skipping verification for the insecure hosts.
+func newTransport(caFile string, certDirs, insecure []string) (http.RoundTripper, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
@@ -130,8 +150,9 @@ func newTransport(caFile string, insecure []string) (http.RoundTripper, error) {
 	if !ok {
 		return nil, errors.New("go-containerregistry's default transport is not an *http.Transport")
 	}
-	verified := base.Clone()
-	verified.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	clone := base.Clone()
+	clone.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	verified := &certsTransport{base: clone, pool: pool, dirs: certDirs}
 	if len(insecure) == 0 {
 		return verified, nil
 	}
@@ -197,19 +218,72 @@ func (c *Client) Registry(s string) (name.Registry, error) {
 	return r, nil
 }
 
+// Location returns where ref is pushed: ref, or the location that
+// Options.Conf gives its name.
+func (c *Client) Location(ref name.Reference) (name.Reference, error) {
+	return c.Reference(c.conf.Push(ref))
+}
+
+// sources returns where ref is pulled from: the mirrors and then the
+// location that Options.Conf gives its name, else ref itself.
+func (c *Client) sources(ref name.Reference) ([]name.Reference, error) {
+	var out []name.Reference
+	for _, s := range c.conf.Pull(ref) {
+		r, err := c.Reference(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.conf.Path, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// fromSources returns what fetch gives for the first of ref's sources
+// that it succeeds with, else the errors of all of them.
+func fromSources[T any](c *Client, ref name.Reference, fetch func(name.Reference) (T, error)) (T, error) {
+	var zero T
+	srcs, err := c.sources(ref)
+	if err != nil {
+		return zero, err
+	}
+	var errs error
+	for _, src := range srcs {
+		v, err := fetch(src)
+		if err == nil {
+			return v, nil
+		}
+		if errs == nil {
+			errs = err
+		} else {
+			errs = fmt.Errorf("%w; %w", errs, err)
+		}
+	}
+	return zero, errs
+}
+
 // Push uploads img's blobs (those the registry does not have, up to
-// Options.Jobs at once) and its manifest to ref.
+// Options.Jobs at once) and its manifest to ref's location (see
+// Location).
 func (c *Client) Push(ctx context.Context, img v1.Image, ref name.Reference) error {
+	ref, err := c.Location(ref)
+	if err != nil {
+		return err
+	}
 	if err := remote.Write(ref, img, c.with(ctx)...); err != nil {
 		return describe(ref.Context().RegistryStr(), err)
 	}
 	return nil
 }
 
-// Image returns the image ref names; an image index gives its image for
-// linux and kiln's architecture. The manifest and config are fetched now,
-// the layers when they are read.
+// Image returns the image ref names, from the first of its mirrors and
+// location (see Options.Conf) that has it; an image index gives its image
+// for linux and kiln's architecture. The manifest and config are fetched
+// now, the layers when they are read.
 func (c *Client) Image(ctx context.Context, ref name.Reference) (v1.Image, error) {
+	return fromSources(c, ref, func(ref name.Reference) (v1.Image, error) { return c.image(ctx, ref) })
+}
+
+func (c *Client) image(ctx context.Context, ref name.Reference) (v1.Image, error) {
 	img, err := remote.Image(ref, c.with(ctx)...)
 	if err != nil {
 		return nil, describe(ref.Context().RegistryStr(), err)
@@ -221,14 +295,16 @@ func (c *Client) Image(ctx context.Context, ref name.Reference) (v1.Image, error
 	return img, nil
 }
 
-// Head returns the descriptor of the manifest ref names, without fetching
-// it.
+// Head returns the descriptor of the manifest ref names, from the first
+// of its mirrors and location that has it, without fetching it.
 func (c *Client) Head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
-	d, err := remote.Head(ref, c.with(ctx)...)
-	if err != nil {
-		return nil, describe(ref.Context().RegistryStr(), err)
-	}
-	return d, nil
+	return fromSources(c, ref, func(ref name.Reference) (*v1.Descriptor, error) {
+		d, err := remote.Head(ref, c.with(ctx)...)
+		if err != nil {
+			return nil, describe(ref.Context().RegistryStr(), err)
+		}
+		return d, nil
+	})
 }
 
 // RemoteOptions returns the go-containerregistry remote options of c

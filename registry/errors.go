@@ -30,7 +30,7 @@ func (e *Error) Error() string {
 	case 0:
 		msg = noResponse(e.Err)
 	case http.StatusUnauthorized:
-		msg = "authentication failed (401 Unauthorized): check kiln login"
+		msg = "authentication failed (401 Unauthorized): log in with kiln login " + e.Registry
 		if e.login {
 			msg = "authentication failed (401 Unauthorized): wrong user name or password"
 		}
@@ -52,7 +52,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// describe turns err, from an exchange with registry, into an *Error.
+// Describe turns err, from an exchange with registry ("host[:port]")
+// through go-containerregistry, into an *Error; nil stays nil. Packages
+// that call go-containerregistry's remote themselves (remotecache) use
+// it for messages as this package's own.
+func Describe(registry string, err error) error { return describe(registry, err) }
+
+// describe is Describe.
 func describe(registry string, err error) error {
 	if err == nil {
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kiln-build/kiln/internal/ocilayout"
+	"github.com/kiln-build/kiln/registry"
 )
 
 // errNoArtifact is returned, wrapped, when a target has no artifact under
@@ -67,6 +68,12 @@ type registryTarget struct {
 func (t *registryTarget) String() string { return "registry://" + t.ref.String() }
 func (t *registryTarget) tag() string    { return t.ref.TagStr() }
 
+// describe makes err, from the registry, one line that names it and,
+// for the usual causes (no credentials, TLS), says what to do.
+func (t *registryTarget) describe(err error) error {
+	return registry.Describe(t.ref.RegistryStr(), err)
+}
+
 func (t *registryTarget) with(ctx context.Context) []remote.Option {
 	return append(append([]remote.Option(nil), t.opts...), remote.WithContext(ctx))
 }
@@ -87,7 +94,7 @@ func (t *registryTarget) tags(ctx context.Context) ([]string, error) {
 	if isNotFound(err) {
 		return nil, nil // a repository that does not exist yet
 	}
-	return tags, err
+	return tags, t.describe(err)
 }
 
 func (t *registryTarget) config(ctx context.Context, tag string) ([]byte, error) {
@@ -96,7 +103,7 @@ func (t *registryTarget) config(ctx context.Context, tag string) ([]byte, error)
 		return nil, fmt.Errorf("%s: %w", tag, errNoArtifact)
 	}
 	if err != nil {
-		return nil, err
+		return nil, t.describe(err)
 	}
 	return configOf(img)
 }
@@ -104,21 +111,23 @@ func (t *registryTarget) config(ctx context.Context, tag string) ([]byte, error)
 func (t *registryTarget) blob(ctx context.Context, d v1.Hash) (io.ReadCloser, error) {
 	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.read(ctx)...)
 	if err != nil {
-		return nil, err
+		return nil, t.describe(err)
 	}
-	return l.Compressed()
+	rc, err := l.Compressed()
+	return rc, t.describe(err)
 }
 
 func (t *registryTarget) exists(ctx context.Context, d v1.Hash) (bool, error) {
 	l, err := remote.Layer(t.ref.Context().Digest(d.String()), t.read(ctx)...)
 	if err != nil {
-		return false, err
+		return false, t.describe(err)
 	}
-	return partial.Exists(l)
+	ok, err := partial.Exists(l)
+	return ok, t.describe(err)
 }
 
 func (t *registryTarget) write(ctx context.Context, tag string, img v1.Image) error {
-	return remote.Write(t.ref.Context().Tag(tag), img, t.with(ctx)...)
+	return t.describe(remote.Write(t.ref.Context().Tag(tag), img, t.with(ctx)...))
 }
 
 // isNotFound reports whether err is a registry's 404 (or its

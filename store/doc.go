@@ -7,8 +7,10 @@
 //	oci/               an OCI image layout holding every blob by sha256; an
 //	                   image is named by an entry of oci/index.json whose
 //	                   org.opencontainers.image.ref.name annotation is the
-//	                   full local name ("busybox:latest", "127.0.0.1:5000/app:1");
-//	                   an entry without it is an untagged image (see below)
+//	                   full name, as docker normalises it (FullName:
+//	                   "docker.io/library/busybox:latest" for busybox,
+//	                   "127.0.0.1:5000/app:1"); an entry without it is an
+//	                   untagged image (see below)
 //	oci/index.lock     flock(2)ed around every read-modify-write of index.json
 //	layers/<diffid>/   each layer unpacked once, in overlay form (whiteouts are
 //	                   0/0 character devices, opaque directories carry the
@@ -22,6 +24,11 @@
 // made in tmp/ and renamed into place, so they appear whole or not at all and
 // need no lock; index.json is only rewritten (to a temp file, then renamed)
 // while holding the flock on oci/index.lock, so readers never need the lock.
+//
+// Every name given to the store (Tag, Image, Remove) is normalised so: busybox,
+// busybox:latest and docker.io/library/busybox are one name. An entry that
+// an older kiln wrote as given ("busybox:latest") is the same name too.
+// List and Name print names as docker does (Familiar: "busybox:latest").
 //
 // # Integrity
 //

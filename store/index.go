@@ -120,7 +120,7 @@ func (s *Store) add(ctx context.Context, img v1.Image, n string) (v1.Hash, error
 		} else {
 			im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool {
 				name, named := d.Annotations[refNameAnnotation]
-				return name == n || (!named && d.Digest == desc.Digest)
+				return (named && sameName(name, n)) || (!named && d.Digest == desc.Digest)
 			})
 		}
 		im.Manifests = append(im.Manifests, desc)
@@ -214,7 +214,8 @@ func (s *Store) writeImage(ctx context.Context, img v1.Image) (v1.Descriptor, []
 	return desc, blobs, nil
 }
 
-// Image returns the image named name ("busybox" means "busybox:latest"), or
+// Image returns the image named name (as FullName normalises it: "busybox"
+// means "docker.io/library/busybox:latest"), or
 // the one whose digest is name ("sha256:" and all or at least 12 hex digits
 // of it, naming one image; or 12 to 64 hex digits alone, as docker's short
 // ids, when no image has that name), or the one of digest d in "repo@d".
@@ -242,7 +243,7 @@ func (s *Store) lookup(n string) (v1.Descriptor, error) {
 }
 
 // Name returns the name of the image that ref names (as Image takes it),
-// normalised, or "" when ref names it by digest.
+// as docker prints it (Familiar), or "" when ref names it by digest.
 func (s *Store) Name(ctx context.Context, ref string) (string, error) {
 	im, err := s.readIndex()
 	if err != nil {
@@ -252,7 +253,15 @@ func (s *Store) Name(ctx context.Context, ref string) (string, error) {
 	if err != nil || byDigest {
 		return "", err
 	}
-	return d.Annotations[refNameAnnotation], nil
+	return displayName(d.Annotations[refNameAnnotation]), nil
+}
+
+// displayName returns the name of an index entry as List prints it.
+func displayName(entry string) string {
+	if full, err := normalize(entry); err == nil {
+		return Familiar(full)
+	}
+	return entry
 }
 
 // find finds the entry of im that n names (see Image), and says whether n
@@ -276,15 +285,15 @@ func find(im *v1.IndexManifest, n string) (d v1.Descriptor, byDigest bool, err e
 	}
 	if repo, dig, ok := strings.Cut(norm, "@"); ok {
 		for _, d := range im.Manifests {
-			named := d.Annotations[refNameAnnotation]
-			if d.Digest.String() == dig && repoOf(named) == repo {
+			named, err := normalize(d.Annotations[refNameAnnotation])
+			if err == nil && d.Digest.String() == dig && repoOf(named) == repo {
 				return d, false, nil
 			}
 		}
 		return v1.Descriptor{}, false, fmt.Errorf("image %q: %w", n, ErrNotFound)
 	}
 	for i := len(im.Manifests) - 1; i >= 0; i-- {
-		if d := im.Manifests[i]; d.Annotations[refNameAnnotation] == norm {
+		if d := im.Manifests[i]; d.Annotations[refNameAnnotation] != "" && sameName(d.Annotations[refNameAnnotation], norm) {
 			return d, false, nil
 		}
 	}
@@ -345,6 +354,9 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 	var out []Summary
 	for _, d := range im.Manifests {
 		n := d.Annotations[refNameAnnotation]
+		if n != "" {
+			n = displayName(n)
+		}
 		img, err := s.readImage(d)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %s: %w", cmp.Or(n, d.Digest.String()), err)
@@ -395,7 +407,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		var names []string
 		for _, d := range im.Manifests {
 			if dn, ok := d.Annotations[refNameAnnotation]; ok && d.Digest == desc.Digest {
-				names = append(names, dn)
+				names = append(names, displayName(dn))
 			}
 		}
 		if len(names) > 1 {

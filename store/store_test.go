@@ -307,7 +307,7 @@ func TestImageListRemove(t *testing.T) {
 	created := map[string]time.Time{"busybox:latest": epoch, "127.0.0.1:5000/app:1": epoch.Add(time.Hour)}
 	digests := map[string]v1.Hash{}
 	for i, n := range []string{"busybox", "127.0.0.1:5000/app:1"} {
-		full, _ := normalize(n)
+		full, _ := ParseTag(n)
 		d, err := s.Import(ctx, writeTree(t, map[string]string{"f": strconv.Itoa(i)}), n, ImportOptions{Created: created[full]})
 		if err != nil {
 			t.Fatal(err)
@@ -606,7 +606,7 @@ func TestExportToTools(t *testing.T) {
 		if _, err := exec.LookPath("skopeo"); err != nil {
 			t.Skip("skopeo is not installed")
 		}
-		out, err := exec.CommandContext(ctx, "skopeo", "inspect", "--raw", "oci:"+filepath.Join(s.Root(), "oci")+":tools:latest").Output()
+		out, err := exec.CommandContext(ctx, "skopeo", "inspect", "--raw", "oci:"+filepath.Join(s.Root(), "oci")+":docker.io/library/tools:latest").Output()
 		if err != nil {
 			t.Fatalf("skopeo inspect: %v\n%s", err, stderrOf(err))
 		}
@@ -996,16 +996,27 @@ func TestOpenSweepsTmp(t *testing.T) {
 	}
 }
 
+// TestNormalize: names are normalised as docker normalises them, to a
+// full name with registry, Docker Hub's library/ namespace and a tag; and
+// printed back in docker's familiar form.
 func TestNormalize(t *testing.T) {
 	tests := []struct {
-		in, want, errText string
+		in, want, familiar, errText string
 	}{
-		{in: "busybox", want: "busybox:latest"},
-		{in: "busybox:1.36", want: "busybox:1.36"},
-		{in: "127.0.0.1:5000/app", want: "127.0.0.1:5000/app:latest"},
-		{in: "127.0.0.1:5000/app:1", want: "127.0.0.1:5000/app:1"},
-		{in: "a/b/c", want: "a/b/c:latest"},
-		{in: "Upper", errText: `invalid image name "Upper:latest"`},
+		{in: "busybox", want: "docker.io/library/busybox:latest", familiar: "busybox:latest"},
+		{in: "busybox:1.36", want: "docker.io/library/busybox:1.36", familiar: "busybox:1.36"},
+		{in: "library/busybox", want: "docker.io/library/busybox:latest", familiar: "busybox:latest"},
+		{in: "docker.io/library/busybox", want: "docker.io/library/busybox:latest", familiar: "busybox:latest"},
+		{in: "index.docker.io/library/busybox:latest", want: "docker.io/library/busybox:latest", familiar: "busybox:latest"},
+		{in: "docker.io/busybox:1", want: "docker.io/library/busybox:1", familiar: "busybox:1"},
+		{in: "user/app", want: "docker.io/user/app:latest", familiar: "user/app:latest"},
+		{in: "a/b/c", want: "docker.io/a/b/c:latest", familiar: "a/b/c:latest"},
+		{in: "library/a/b", want: "docker.io/library/a/b:latest", familiar: "library/a/b:latest"},
+		{in: "127.0.0.1:5000/app", want: "127.0.0.1:5000/app:latest", familiar: "127.0.0.1:5000/app:latest"},
+		{in: "127.0.0.1:5000/app:1", want: "127.0.0.1:5000/app:1", familiar: "127.0.0.1:5000/app:1"},
+		{in: "localhost/app", want: "localhost/app:latest", familiar: "localhost/app:latest"},
+		{in: "quay.io/a/b@sha256:" + strings.Repeat("a", 64), want: "quay.io/a/b@sha256:" + strings.Repeat("a", 64), familiar: "quay.io/a/b@sha256:" + strings.Repeat("a", 64)},
+		{in: "Upper", errText: `invalid image name "Upper"`},
 		{in: "a:b:c", errText: "invalid image name"},
 		{in: "", errText: "invalid image name"},
 	}
@@ -1023,6 +1034,9 @@ func TestNormalize(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("normalize(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if f := Familiar(got); f != tc.familiar {
+				t.Errorf("Familiar(%q) = %q, want %q", got, f, tc.familiar)
 			}
 		})
 	}

@@ -250,10 +250,11 @@ func toArchive(ctx context.Context, img v1.Image, file string, names []string) e
 	refs := map[name.Reference]v1.Image{}
 	var tags []string
 	for _, n := range names {
-		norm, err := normalizeTag(n)
+		full, err := normalizeTag(n)
 		if err != nil {
 			return err
 		}
+		norm := Familiar(full) // as docker save writes RepoTags
 		t, err := name.NewTag(norm, name.WeakValidation)
 		if err != nil {
 			return fmt.Errorf("invalid image name %q: %w", n, err)

@@ -108,7 +108,7 @@ func TestKeep(t *testing.T) {
 	if _, err := s.Keep(ctx, img); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"named:latest"}, entryNames(t, s, d)); diff != "" {
+	if diff := cmp.Diff([]string{"docker.io/library/named:latest"}, entryNames(t, s, d)); diff != "" {
 		t.Errorf("entries after Tag and Keep (-want +got):\n%s", diff)
 	}
 	if n, err := s.Name(ctx, "named"); err != nil || n != "named:latest" {

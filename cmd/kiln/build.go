@@ -23,7 +23,6 @@ import (
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/progress"
-	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -454,30 +453,43 @@ func optionalEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// resolveBase finds a base image: scratch, the local store (by name, or
-// oci-layout:, docker-archive:), else the registry (with the global
-// registry flags), pulling it into the store so that its layers are
-// unpacked once and reused.
+// resolveBase finds a base image: scratch, oci-layout:, docker-archive:,
+// the local store (by name, as store.FullName normalises it, or digest),
+// else the registry (with the global registry flags and registries.conf:
+// a short name is Docker Hub's), pulling it into the store so that its
+// layers are unpacked once and reused. kiln build --pull (a.pulls) pulls
+// every name again, as docker build --pull does.
 func (a *app) resolveBase(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
 	if ref == "scratch" {
 		return nil, nil
 	}
-	if a.pulls != nil && registry.HasHost(ref) {
+	if store.IsTransport(ref) || isDigest(ref) {
+		return s.Resolve(ctx, ref)
+	}
+	if a.pulls != nil {
 		return a.pulls.pull(ctx, a, s, ref) // kiln build --pull
 	}
 	img, err := s.Resolve(ctx, ref)
-	if err == nil || strings.HasPrefix(ref, "oci-layout:") || strings.HasPrefix(ref, "docker-archive:") {
+	if !errors.Is(err, store.ErrNotFound) {
 		return img, err
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+	img, pullErr := a.pullInto(ctx, s, ref)
+	if pullErr != nil {
+		full, _ := store.FullName(ref)
+		return nil, fmt.Errorf("%w, and pulling %s failed (%w): import it (kiln import DIR -t %s) or pull it (kiln pull %s)", err, full, pullErr, ref, full)
 	}
-	if !registry.HasHost(ref) {
-		// A short name that is not in the store: say so, without
-		// reaching out to Docker Hub.
-		return nil, fmt.Errorf("not in the local store (kiln images lists it; import or pull it first): %w", err)
+	return img, nil
+}
+
+// isDigest reports whether ref names an image of the store by its digest
+// (sha256:…, or 12 to 64 hex digits as docker's short ids), which no
+// registry is asked for.
+func isDigest(ref string) bool {
+	if strings.HasPrefix(ref, "sha256:") {
+		return true
 	}
-	return a.pullInto(ctx, s, ref)
+	hex := strings.Trim(ref, "0123456789abcdef") == ""
+	return hex && len(ref) >= 12 && len(ref) <= 64
 }
 
 // baseConfig is what a Dockerfile needs of a base image's config: its

@@ -414,7 +414,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"unknown stage", "stages:\n  main:\n    from: busybox\n    steps:\n      - copy: {from: nosuch, src: /a, dst: /b}\n", 5, []string{"nosuch"}},
 		{"cycle", "stages:\n  a:\n    from: busybox\n    steps:\n      - copy: {from: b, src: /x, dst: /x}\n  b:\n    from: busybox\n    steps:\n      - copy: {from: a, src: /x, dst: /x}\n", 0, []string{"cycle"}},
 		{"copy outside the context", "from: busybox\nsteps:\n  - copy: {src: ../../etc/passwd, dst: /p}\n", 3, []string{"../../etc/passwd"}},
-		{"missing base", "from: nosuchimage\nsteps:\n  - run: echo hi\n", 1, []string{"nosuchimage"}},
+		{"missing base", "from: nosuchimage\nsteps:\n  - run: echo hi\n", 1, []string{"docker.io/library/nosuchimage:latest", "kiln import DIR -t nosuchimage"}},
 		{"include outside", "from: busybox\nsteps:\n  - run: echo '{% include \"/etc/passwd\" %}'\n", 3, []string{"/etc/passwd"}},
 		{"failing step", "from: busybox\nsteps:\n  - run: exit 7\n  - run: echo never\n", 3, []string{"exit status 7"}},
 	}

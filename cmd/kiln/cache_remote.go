@@ -66,6 +66,9 @@ func (a *app) cacheTarget(ctx context.Context, flag, ref string) (remotecache.Ta
 		return nil, err
 	}
 	r, err := rc.Reference(ref)
+	if err == nil {
+		r, err = rc.Location(r) // registries.conf's location for the name
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}

@@ -21,7 +21,11 @@ func newLoginCommand(a *app) *cobra.Command {
 (GET /v2/ with them) and, if it accepts them, saves them where docker login
 would: the credential helper the Docker config file names, else
 "auths.REGISTRY.auth" in $DOCKER_CONFIG/config.json or ~/.docker/config.json
-(created with mode 0600). push, pull and inspect use them.`,
+(created with mode 0600). push, pull and inspect use them. With --ca-file,
+the CA is kept for REGISTRY too, in ~/.config/kiln/certs.d/REGISTRY/ca.crt
+($XDG_CONFIG_HOME/kiln/certs.d), so later commands trust it without the
+flag; kiln also reads Docker's and Podman's /etc/docker/certs.d and
+/etc/containers/certs.d.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -54,7 +58,17 @@ would: the credential helper the Docker config file names, else
 			if err != nil {
 				return fmt.Errorf("logging in to %s: %w", reg.RegistryStr(), err)
 			}
-			_, err = fmt.Fprintf(a.stderr, "logged in to %s as %s (credentials in %s)\n", reg.RegistryStr(), user, path)
+			if _, err := fmt.Fprintf(a.stderr, "logged in to %s as %s (credentials in %s)\n", reg.RegistryStr(), user, path); err != nil {
+				return err
+			}
+			if a.reg.caFile == "" {
+				return nil
+			}
+			ca, err := registry.SaveCA(reg.RegistryStr(), a.reg.caFile)
+			if err != nil {
+				return fmt.Errorf("logging in to %s: %w", reg.RegistryStr(), err)
+			}
+			_, err = fmt.Fprintf(a.stderr, "trusting the CA of %s from %s from now on\n", reg.RegistryStr(), ca)
 			return err
 		},
 	}

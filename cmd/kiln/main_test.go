@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine/enginetest"
+	"github.com/kiln-build/kiln/registry"
 )
 
 // TestMain lets the test binary act as a container's init and exec
@@ -24,7 +25,30 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KILN_TEST_MAIN") == "1" {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	os.Exit(runOffline(m))
+}
+
+// offlineConf sends Docker Hub's names to a port that refuses connections.
+const offlineConf = `[[registry]]
+prefix = "docker.io"
+location = "127.0.0.1:1"
+`
+
+// runOffline runs the tests with a registries.conf (see offlineConf) that
+// keeps every short name off the internet, unless a test sets
+// $KILN_REGISTRIES_CONF itself.
+func runOffline(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "kiln-test-registries-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	conf := filepath.Join(dir, "registries.conf")
+	if err := os.WriteFile(conf, []byte(offlineConf), 0o644); err != nil {
+		panic(err)
+	}
+	os.Setenv(registry.ConfEnv, conf)
+	return m.Run()
 }
 
 // commandTimeout bounds one kiln command, so that a hung container fails

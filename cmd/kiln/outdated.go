@@ -46,11 +46,17 @@ func (p *basePulls) pull(ctx context.Context, a *app, s *store.Store, ref string
 		p.done[ref] = r
 	}
 	p.mu.Unlock()
-	r.once.Do(func() { r.img, r.err = a.pullInto(ctx, s, ref) })
+	r.once.Do(func() {
+		if r.img, r.err = a.pullInto(ctx, s, ref); r.err != nil {
+			full, _ := store.FullName(ref)
+			r.err = fmt.Errorf("pulling %s: %w", full, r.err)
+		}
+	})
 	return r.img, r.err
 }
 
-// pullInto fetches ref from its registry and tags it in the store.
+// pullInto fetches ref from its registry (a short name is Docker Hub's)
+// and tags it in the store.
 func (a *app) pullInto(ctx context.Context, s *store.Store, ref string) (v1.Image, error) {
 	rc, err := a.registry()
 	if err != nil {
@@ -62,7 +68,7 @@ func (a *app) pullInto(ctx context.Context, s *store.Store, ref string) (v1.Imag
 	}
 	img, err := rc.Image(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+		return nil, err
 	}
 	tag := ref
 	if repo, d, ok := strings.Cut(ref, "@"); ok {

@@ -22,9 +22,14 @@ func addRegistryFlags(root *cobra.Command, a *app) {
 	f.StringArrayVar(&a.reg.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP or unverified TLS (repeatable; localhost and 127.0.0.1 may always use HTTP)")
 }
 
-// registry returns a registry client configured by the global flags.
+// registry returns a registry client configured by the global flags and
+// the registries.conf that registry.ConfPath finds.
 func (a *app) registry() (*registry.Client, error) {
-	return registry.New(registry.Options{CAFile: a.reg.caFile, Insecure: a.reg.insecure})
+	conf, err := registry.LoadConf(registry.ConfPath())
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(registry.Options{CAFile: a.reg.caFile, Insecure: a.reg.insecure, Conf: conf})
 }
 
 func newPushCommand(a *app) *cobra.Command {

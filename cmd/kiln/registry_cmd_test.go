@@ -21,11 +21,14 @@ import (
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
-// isolateDockerConfig points HOME and DOCKER_CONFIG at empty directories
-// and returns the config file kiln login should write.
+// isolateDockerConfig points HOME, XDG_CONFIG_HOME (where kiln keeps the
+// CAs of kiln login --ca-file) and DOCKER_CONFIG at empty directories and
+// returns the config file kiln login should write.
 func isolateDockerConfig(t *testing.T) string {
 	t.Helper()
-	t.Setenv("HOME", t.TempDir())
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	dir := filepath.Join(t.TempDir(), "docker")
 	t.Setenv("DOCKER_CONFIG", dir)
 	return filepath.Join(dir, "config.json")
@@ -46,7 +49,7 @@ func TestRegistryDockerRegistry(t *testing.T) {
 	// Before login, a push fails on one line that names the registry and
 	// the 401.
 	r := kiln(t, root, nil, "push", "busybox", ref, ca)
-	if want := "kiln: pushing " + ref + ": " + reg.host + ": authentication failed (401 Unauthorized): check kiln login\n"; r.code == 0 || r.stderr != want {
+	if want := "kiln: pushing " + ref + ": " + reg.host + ": authentication failed (401 Unauthorized): log in with kiln login " + reg.host + "\n"; r.code == 0 || r.stderr != want {
 		t.Errorf("push without credentials: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 
@@ -130,7 +133,12 @@ func TestRegistryDockerRegistry(t *testing.T) {
 		if r := mustKiln(t, fresh, "images", "-q"); r.stdout != ref+"\nagain:latest\n" {
 			t.Errorf("images after two pulls: %q", r.stdout)
 		}
-		// Without the CA: one line that says what to do.
+		// Without the flag, the CA that login --ca-file kept is trusted;
+		// without that either, one line says what to do.
+		if r := kiln(t, newRoot(t), nil, "pull", ref); r.code != 0 {
+			t.Errorf("pull without --ca-file after login --ca-file: exit %d, stderr %q", r.code, r.stderr)
+		}
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 		r = kiln(t, newRoot(t), nil, "pull", ref)
 		if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, reg.host+": TLS certificate signed by an unknown authority: pass --ca-file") {
 			t.Errorf("pull without the CA: exit %d, stderr %q", r.code, r.stderr)

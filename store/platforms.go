@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/platform"
@@ -276,4 +279,21 @@ func (x *storeIndex) Image(h v1.Hash) (v1.Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("image index %s has no image %s", x.desc.Digest, h)
+}
+
+// ExportIndex writes idx into the OCI layout dir (made if missing), named
+// by the org.opencontainers.image.ref.name annotation tag and replacing
+// what had that name.
+func ExportIndex(ctx context.Context, idx v1.ImageIndex, dir, tag string) error {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if p, err = layout.Write(dir, empty.Index); err != nil {
+			return fmt.Errorf("export to %s: %w", dir, err)
+		}
+	}
+	ann := map[string]string{refNameAnnotation: tag}
+	if err := p.ReplaceIndex(idx, match.Annotation(refNameAnnotation, tag), layout.WithAnnotations(ann)); err != nil {
+		return fmt.Errorf("export to %s: %w", dir, err)
+	}
+	return ctx.Err()
 }

@@ -144,6 +144,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	kilnBinary    string
 	quiet         bool
+	platform      string // --platform P1,P2,…
 	progressSet   bool                                        // --progress was given
 	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
 }
@@ -194,6 +195,7 @@ the manifest or Dockerfile from stdin; CONTEXT is then the context.`,
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "after the build, write its cache records and layers to registry://REGISTRY/REPO:TAG[,mode=min|max][,mounts=true] (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "look steps the local cache lacks up in registry://REGISTRY/REPO:TAG (repeatable, first wins)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringVar(&f.platform, "platform", "", "build for these platforms, os/arch[/variant] separated by commas (linux/amd64,linux/arm64): several give an image index of an image each; a foreign platform's run steps are emulated (kiln binfmt)")
 	fl.StringVar(&f.kilnBinary, "kiln-binary", "", "the static kiln mounted at /.kiln/bin/kiln in build containers (default: this one)")
 	_ = fl.MarkHidden("kiln-binary")
 	return c
@@ -253,6 +255,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err != nil {
 		return err
 	}
+	plats, err := f.platforms()
+	if err != nil {
+		return badInput(err)
+	}
 	s, err := a.store(ctx)
 	if err != nil {
 		return err
@@ -264,11 +270,33 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
 		return a.baseConfig(ctx, s, pinned(lk, ref))
 	}
+	if len(plats) == 1 {
+		opts.Platform = plats[0]
+		opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
+			img, err := a.resolveBaseFor(ctx, s, pinned(lk, ref), plats[0])
+			if err != nil || img == nil {
+				return nil, err
+			}
+			return imageConfigOf(ref, img)
+		}
+	}
 	pctx, stop := f.phase(ctx)
 	b, err := manifest.Load(pctx, path, opts)
 	err = f.phaseEnd(ctx, pctx, stop, "loading the manifest and its bases", err)
 	if err != nil {
 		return badInput(err)
+	}
+	if len(plats) == 0 {
+		if plats, err = manifestPlatforms(b); err != nil {
+			return badInput(err)
+		}
+	}
+	if len(plats) > 1 {
+		return a.buildIndex(ctx, &f, plats, path, opts, s, view, start, outputs, &res, &digest, executor.Options{
+			Store: s, Tmp: filepath.Join(a.root, "tmp"), Jobs: f.jobs, KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
+			Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
+			Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
+		})
 	}
 	if err := a.checkLock(ctx, b, path, lk); err != nil {
 		return badInput(err)
@@ -309,6 +337,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	res, err = executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
+		BaseFor:   singleBaseFor(a, s, plats),
 		Jobs:      f.jobs,
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
@@ -606,6 +635,7 @@ func writeJUnit(path string, s junit.Suite) error {
 // output is one --output.
 type output struct {
 	typ, dest string
+	platform  string // of a multi-platform build, the image that type=docker, local or tar writes
 }
 
 func parseOutputs(specs []string) ([]output, error) {
@@ -619,6 +649,8 @@ func parseOutputs(specs []string) ([]output, error) {
 				o.typ = v
 			case "dest":
 				o.dest = v
+			case "platform":
+				o.platform = v
 			default:
 				return nil, fmt.Errorf("--output %q: unknown key %q (use type=oci|docker|local|tar,dest=PATH)", s, k)
 			}

@@ -94,4 +94,3 @@ stages:
 		t.Errorf("error %q does not give the position %s", err, want)
 	}
 }
-

@@ -144,7 +144,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	kilnBinary    string
 	quiet         bool
-	platform      string // --platform P1,P2,…
+	platform      string                                      // --platform P1,P2,…
 	progressSet   bool                                        // --progress was given
 	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
@@ -391,15 +392,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
 		return err
 	}
-	ran, cached := 0, 0
-	for _, st := range res.States {
-		switch st {
-		case lifecycle.Done, lifecycle.Passed:
-			ran++
-		case lifecycle.Cached:
-			cached++
-		}
-	}
+	ran, cached := countStates(res.States)
 	if f.progress != "json" && !f.quiet && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %s ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), progress.Count(ran, "node"), cached)
 	}
@@ -515,16 +508,7 @@ func (a *app) baseConfig(ctx context.Context, s *store.Store, ref string) (*mani
 	if err != nil || img == nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
-	}
-	ic := &manifest.ImageConfig{Shell: cf.Config.Shell, OnBuild: cf.Config.OnBuild}
-	for _, e := range cf.Config.Env {
-		k, v, _ := strings.Cut(e, "=")
-		ic.Env = append(ic.Env, manifest.KV{Key: k, Value: v})
-	}
-	return ic, nil
+	return imageConfigOf(ref, img)
 }
 
 // readSecrets reads the --secret values: id=ID,src=FILE (or source=),
@@ -668,13 +652,32 @@ func parseOutputs(specs []string) ([]output, error) {
 	return outs, nil
 }
 
-func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
-	tag := "latest"
+// layoutTag is the tag an OCI layout output names the image by: that of
+// the first -t, else latest.
+func layoutTag(tags []string) string {
 	if len(tags) > 0 {
 		if i := strings.LastIndex(tags[0], ":"); i > strings.LastIndex(tags[0], "/") {
-			tag = tags[0][i+1:]
+			return tags[0][i+1:]
 		}
 	}
+	return "latest"
+}
+
+// countStates counts the nodes that ran and those the cache held.
+func countStates(states map[string]lifecycle.State) (ran, cached int) {
+	for _, st := range states {
+		switch st {
+		case lifecycle.Done, lifecycle.Passed:
+			ran++
+		case lifecycle.Cached:
+			cached++
+		}
+	}
+	return ran, cached
+}
+
+func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
+	tag := layoutTag(tags)
 	switch {
 	case o.typ == "local" || o.typ == "tar":
 		return writeFilesystem(ctx, img, o.typ, o.dest)
@@ -716,6 +719,11 @@ func tarDir(ctx context.Context, dir, dest string) error {
 
 // pushTags pushes img to the registry of each tag.
 func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
+	return a.pushEach(ctx, tags, func(rc *registry.Client, ref name.Reference) error { return rc.Push(ctx, img, ref) })
+}
+
+// pushEach pushes, with push, to the registry of each tag.
+func (a *app) pushEach(ctx context.Context, tags []string, push func(*registry.Client, name.Reference) error) error {
 	rc, err := a.registry()
 	if err != nil {
 		return err
@@ -725,7 +733,7 @@ func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
 		if err != nil {
 			return err
 		}
-		if err := rc.Push(ctx, img, ref); err != nil {
+		if err := push(rc, ref); err != nil {
 			return fmt.Errorf("pushing %s: %w", t, err)
 		}
 		fmt.Fprintf(a.stderr, "pushed %s\n", t)

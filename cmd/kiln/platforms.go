@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -281,13 +282,7 @@ func indexImages(idx v1.ImageIndex) ([]store.PlatformImage, error) {
 // o names with platform=) elsewhere.
 func (o output) writeIndex(ctx context.Context, idx v1.ImageIndex, tags []string) error {
 	if o.typ == "oci" && !strings.HasSuffix(o.dest, ".tar") {
-		tag := "latest"
-		if len(tags) > 0 {
-			if i := strings.LastIndex(tags[0], ":"); i > strings.LastIndex(tags[0], "/") {
-				tag = tags[0][i+1:]
-			}
-		}
-		return store.ExportIndex(ctx, idx, filepath.Clean(o.dest), tag)
+		return store.ExportIndex(ctx, idx, filepath.Clean(o.dest), layoutTag(tags))
 	}
 	want := platform.Host()
 	if o.platform != "" {
@@ -311,21 +306,7 @@ func (o output) writeIndex(ctx context.Context, idx v1.ImageIndex, tags []string
 
 // pushIndex pushes idx to the registry of each tag.
 func (a *app) pushIndex(ctx context.Context, idx v1.ImageIndex, tags []string) error {
-	rc, err := a.registry()
-	if err != nil {
-		return err
-	}
-	for _, t := range tags {
-		ref, err := rc.Reference(t)
-		if err != nil {
-			return err
-		}
-		if err := rc.PushIndex(ctx, idx, ref); err != nil {
-			return fmt.Errorf("pushing %s: %w", t, err)
-		}
-		fmt.Fprintf(a.stderr, "pushed %s\n", t)
-	}
-	return nil
+	return a.pushEach(ctx, tags, func(rc *registry.Client, ref name.Reference) error { return rc.PushIndex(ctx, idx, ref) })
 }
 
 // singleBaseFor is the executor's BaseFor of a build for one platform
@@ -391,15 +372,7 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 			return err
 		}
 	}
-	ran, cached := 0, 0
-	for _, st := range r.States {
-		switch st {
-		case lifecycle.Done, lifecycle.Passed:
-			ran++
-		case lifecycle.Cached:
-			cached++
-		}
-	}
+	ran, cached := countStates(r.States)
 	if f.progress != "json" && !f.quiet && !view.summarises() {
 		names := make([]string, len(plats))
 		for i, p := range plats {
@@ -430,11 +403,7 @@ func (a *app) runImage(ctx context.Context, s *store.Store, ref, p string) (v1.I
 		}
 	}
 	if store.IsTransport(ref) {
-		img, err := s.Resolve(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		return img, checkPlatform(ref, img, pl)
+		return a.resolveBaseFor(ctx, s, ref, pl)
 	}
 	return s.ImageFor(ctx, ref, pl)
 }

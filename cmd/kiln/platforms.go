@@ -281,7 +281,10 @@ func indexImages(idx v1.ImageIndex) ([]store.PlatformImage, error) {
 // index to an OCI layout; a platform's image (the host's, or the one
 // o names with platform=) elsewhere.
 func (o output) writeIndex(ctx context.Context, idx v1.ImageIndex, tags []string) error {
-	if o.typ == "oci" && !strings.HasSuffix(o.dest, ".tar") {
+	if o.typ == "oci" && strings.HasSuffix(o.dest, ".tar") {
+		return fmt.Errorf("--output type=oci,dest=%s: an image index is written to an OCI layout directory only, not yet to a .tar", o.dest)
+	}
+	if o.typ == "oci" {
 		return store.ExportIndex(ctx, idx, filepath.Clean(o.dest), layoutTag(tags))
 	}
 	want := platform.Host()

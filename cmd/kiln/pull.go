@@ -32,6 +32,9 @@ fetched again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if store.IsTransport(args[0]) && plat != "" {
+				return badInput(fmt.Errorf("pulling %s: --platform takes a registry reference only", args[0]))
+			}
 			if store.IsTransport(args[0]) {
 				return a.pullTransport(ctx, args[0], tag)
 			}

@@ -7,7 +7,10 @@ WORK    ?= /tmp/kiln-demo
 # Packages the tests use: the busybox base, and the ecosystem's own tools
 # that check kiln's output. TestDAPClient also needs node and npm (Debian's
 # nodejs and npm, installed by test-deps when the commands are missing).
-TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux redis-server redis-tools
+TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux redis-server redis-tools file qemu-user-static
+# The multi-platform tests' arm64 base: Debian's busybox-static:arm64,
+# downloaded (not installed) where engine/enginetest.BusyboxFor unpacks it.
+TEST_DEBS := /var/cache/kiln-test
 
 .PHONY: demo test test-deep lint build deps test-deps buildkit test-buildkit bench fuzz clean
 
@@ -33,6 +36,7 @@ deps:
 
 test-deps:
 	$(call apt_install,$(TEST_PACKAGES))
+	@ls $(TEST_DEBS)/busybox-static_*_arm64.deb >/dev/null 2>&1 || { dpkg --add-architecture arm64 && apt-get update -qq && mkdir -p $(TEST_DEBS) && cd $(TEST_DEBS) && apt-get download -qq busybox-static:arm64; }
 	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 

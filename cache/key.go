@@ -55,6 +55,10 @@ type KeyInput struct {
 	// Epoch is the SOURCE_DATE_EPOCH the layer's times are clamped to
 	// ("" for none): the same step gives another layer under another one.
 	Epoch string
+	// Platform is the platform a run step or test of a foreign platform
+	// runs for ("linux/arm64", emulated); "" for the host's, which keeps
+	// the keys of single-platform builds as they were.
+	Platform string `json:",omitempty"`
 }
 
 // keyVersion starts every encoding; change it whenever the encoding or the
@@ -82,6 +86,10 @@ func ComputeKey(in KeyInput) Key {
 		e.str(h.Hex)
 	}
 	e.str(in.Epoch)
+	if in.Platform != "" {
+		e.str("platform")
+		e.str(in.Platform)
+	}
 	return e.sum()
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-build/kiln/image"
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -85,6 +86,25 @@ type Options struct {
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
 	// be nil.
 	DryRun bool
+	// Slots, when set, are the job and container slots in place of Jobs
+	// and Containers: shared with builds running at once.
+	Slots *Slots
+	// BaseFor, when set, resolves a stage's base for the stage's
+	// platform in place of Base (a multi-platform build, or --platform).
+	BaseFor func(ctx context.Context, ref string, p platform.Platform) (v1.Image, error)
+}
+
+// defaults fills in the defaults of Jobs, Containers and Network.
+func (o *Options) defaults() {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Containers <= 0 {
+		o.Containers = 4 * o.Jobs
+	}
+	if o.Network == "" {
+		o.Network = engine.NetworkHost
+	}
 }
 
 // TestResult is how one test branch went.
@@ -201,15 +221,7 @@ func (r *run) background(fn func() error) {
 // image. The first failure cancels the rest, unless KeepGoing; a failed
 // test fails the build, after the other tests have ended.
 func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (*Result, error) {
-	if opts.Jobs <= 0 {
-		opts.Jobs = runtime.NumCPU()
-	}
-	if opts.Containers <= 0 {
-		opts.Containers = 4 * opts.Jobs
-	}
-	if opts.Network == "" {
-		opts.Network = engine.NetworkHost
-	}
+	opts.defaults()
 	r := &run{
 		opts: opts, b: b, g: g, obs: opts.Observer, epoch: opts.SourceDateEpoch,
 		sem:       make(chan struct{}, opts.Jobs),
@@ -221,6 +233,9 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		failed:    map[*dag.Node]bool{},
 		downloads: map[*dag.Node]*downloaded{},
 		inputs:    map[*dag.Node]*NodeInputs{},
+	}
+	if opts.Slots != nil {
+		r.sem, r.ctrs = opts.Slots.jobs, opts.Slots.ctrs
 	}
 	if r.obs == nil {
 		r.obs = lifecycle.Observers(nil)
@@ -315,6 +330,9 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		return res, nil
 	}
 	img, err := r.assemble(g.Target())
+	if err == nil {
+		img, err = r.withPlatform(img)
+	}
 	if err != nil {
 		return res, err
 	}

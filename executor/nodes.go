@@ -36,7 +36,7 @@ var scratchKey = cache.ComputeKey(cache.KeyInput{Kind: "scratch"})
 func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
 	st := &fsState{key: scratchKey}
 	if n.Stage.From != "scratch" {
-		img, err := r.opts.Base(ctx, n.Stage.From)
+		img, err := r.base(ctx, n)
 		if err != nil {
 			return nil, manifest.Errorf(n.Stage.Pos, "base image %q: %v", n.Stage.From, err)
 		}
@@ -154,6 +154,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 		in.Network = string(nw)
+		in.Platform = r.keyPlatform(n)
 		if in.Inputs, err = r.valuesInput(in.Args); err != nil {
 			return nil, err
 		}
@@ -496,6 +497,9 @@ func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, moun
 	if timeout > 0 {
 		to = timeout
 	}
+	if err := r.emulation(n); err != nil {
+		return engine.Status{}, err
+	}
 	spec := engine.Spec{ID: id, Rootfs: mounts, Mounts: extra, Process: p, Network: nw, Limits: lim, Timeout: to}
 	if pd != nil {
 		pd.join(&spec)
@@ -733,7 +737,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	kin := cache.KeyInput{
 		Parent: st.key, Kind: "test", Args: t.Run.Args(), Env: st.config.Env,
 		Workdir: st.config.WorkingDir, User: st.config.User, Network: string(r.opts.Network),
-		Shell: []string{t.Timeout.String()},
+		Shell: []string{t.Timeout.String()}, Platform: r.keyPlatform(n),
 	}
 	if kin.Inputs, err = r.valuesInput(kin.Args); err != nil {
 		return err

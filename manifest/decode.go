@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // decoder walks the rendered manifest's YAML nodes into the IR. It maps
@@ -324,7 +326,7 @@ func (d *decoder) command(n *yaml.Node, what string) (Command, error) {
 	return Command{Shell: n.Value}, nil
 }
 
-var topKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script", "services", "image", "stages", "target"}
+var topKeys = []string{"from", "language", "env", "workdir", "user", "toolbox", "steps", "install", "tests", "script", "services", "image", "stages", "target", "platforms"}
 
 // stageKeys are the keys a stage has; at the top level they make the
 // stage "main".
@@ -370,6 +372,10 @@ func (d *decoder) decode(out string) (*Build, error) {
 			d.targetPos = d.pos(p.v)
 		case "stages":
 			stages = &p
+		case "platforms":
+			if b.Platforms, err = d.platforms(p.v); err != nil {
+				return nil, err
+			}
 		default:
 			stageLevel = append(stageLevel, p)
 		}
@@ -462,7 +468,11 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 				return nil, Errorf(d.pos(p.k), "%s: %s already has %s: (language: is an alias of from:)", p.key, what, fromKey.key)
 			}
 			fromKey = p
-			if s.From, err = d.str(p.v, p.key); err != nil {
+			if p.v.Kind == yaml.MappingNode {
+				if s.From, s.Platform, err = d.fromPlatform(p.v, p.key); err != nil {
+					return nil, err
+				}
+			} else if s.From, err = d.str(p.v, p.key); err != nil {
 				return nil, err
 			}
 			if strings.TrimSpace(s.From) == "" {
@@ -994,4 +1004,58 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a size like 512m or 2g", s)
 	}
 	return n * mult, nil
+}
+
+// platforms decodes a manifest's platforms: list.
+func (d *decoder) platforms(n *yaml.Node) ([]string, error) {
+	list, err := d.strList(n, "platforms")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, v := range list {
+		p, err := platform.Parse(v)
+		if err != nil {
+			return nil, &Error{Pos: d.pos(n.Content[i]), Msg: "platforms", Err: err}
+		}
+		out = append(out, p.String())
+	}
+	return out, nil
+}
+
+// fromPlatform decodes from: {image: REF, platform: build|target|OS/ARCH}:
+// the base, and the stage's own platform ("" for the build's target).
+func (d *decoder) fromPlatform(n *yaml.Node, key string) (from, plat string, err error) {
+	ps, err := d.mapping(n, key, "image", "platform")
+	if err != nil {
+		return "", "", err
+	}
+	for _, p := range ps {
+		switch p.key {
+		case "image":
+			if from, err = d.nonEmpty(p.v, key+".image"); err != nil {
+				return "", "", err
+			}
+		case "platform":
+			v, err := d.nonEmpty(p.v, key+".platform")
+			if err != nil {
+				return "", "", err
+			}
+			switch v {
+			case "build":
+				plat = platform.Host().String()
+			case "target":
+			default:
+				pl, err := platform.Parse(v)
+				if err != nil {
+					return "", "", &Error{Pos: d.pos(p.v), Msg: key + ".platform (build, target or os/arch)", Err: err}
+				}
+				plat = pl.String()
+			}
+		}
+	}
+	if from == "" {
+		return "", "", Errorf(d.pos(n), "%s: needs image: (the base image)", key)
+	}
+	return from, plat, nil
 }

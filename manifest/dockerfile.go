@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // This file is the Dockerfile frontend, and the only file of kiln that
@@ -68,6 +69,8 @@ type dfStage struct {
 	name  string // the stage's name, or its index
 	base  string // the expanded base: "scratch", an image, or a stage's name
 	isImg bool   // base is an image (or scratch)
+	// platform is FROM --platform's when it is not the target's
+	platform string
 }
 
 // dfState is what a stage's instructions see as they are converted.
@@ -127,7 +130,7 @@ func parseDockerfile(ctx context.Context, file string, data []byte, opts Options
 		usedArgs:  map[string]bool{},
 		states:    map[string]*dfState{},
 		images:    map[string]*Stage{},
-		b:         &Build{File: file},
+		b:         &Build{File: file, Platform: platformName(opts)},
 	}
 	c.rawLex.SkipProcessQuotes = true
 	if syntax, _, _, ok := parser.DetectSyntax(data); ok {
@@ -280,26 +283,13 @@ func dfErrorf(file string, n *parser.Node, format string, args ...any) *Error {
 
 func (c *converter) pos(n *parser.Node) Pos { return Pos{File: c.file, Line: n.StartLine} }
 
-// hostPlatform is the one platform kiln builds for.
-func hostPlatform() (os, arch, variant string) {
-	arch = runtime.GOARCH
-	if arch == "arm64" {
-		variant = "v8"
-	}
-	return "linux", arch, variant
-}
-
 // metaArgs evaluates the ARGs before the first FROM, over the platform
 // ARGs.
 func (c *converter) metaArgs(cmds []dfCommand) error {
-	osName, arch, variant := hostPlatform()
-	platform := osName + "/" + arch
-	if variant != "" {
-		platform += "/" + variant
-	}
+	build, target := platform.Host(), c.targetPlatform()
 	for _, kv := range [][2]string{
-		{"BUILDPLATFORM", platform}, {"BUILDOS", osName}, {"BUILDARCH", arch}, {"BUILDVARIANT", variant},
-		{"TARGETPLATFORM", platform}, {"TARGETOS", osName}, {"TARGETARCH", arch}, {"TARGETVARIANT", variant},
+		{"BUILDPLATFORM", build.String()}, {"BUILDOS", build.OS}, {"BUILDARCH", build.Arch}, {"BUILDVARIANT", build.Variant},
+		{"TARGETPLATFORM", target.String()}, {"TARGETOS", target.OS}, {"TARGETARCH", target.Arch}, {"TARGETVARIANT", target.Variant},
 	} {
 		c.global = SetEnv(c.global, kv[0]+"="+kv[1])
 	}
@@ -364,8 +354,12 @@ func (c *converter) resolveBases() error {
 			if err != nil {
 				return dfError(c.file, s.node, "FROM --platform", err)
 			}
-			if err := checkPlatform(p); err != nil {
+			pl, err := platform.Parse(p)
+			if err != nil {
 				return dfErrorf(c.file, s.node, "FROM --platform=%s: %v", p, err)
+			}
+			if pl != c.targetPlatform() {
+				s.platform = pl.String()
 			}
 		}
 		if j, ok := c.stageIndex(base, i, false); ok {
@@ -380,18 +374,13 @@ func (c *converter) resolveBases() error {
 	return nil
 }
 
-// checkPlatform accepts only the host's platform.
-func checkPlatform(p string) error {
-	osName, arch, variant := hostPlatform()
-	parts := strings.Split(strings.ToLower(p), "/")
-	ok := len(parts) >= 2 && len(parts) <= 3 && parts[0] == osName && parts[1] == arch
-	if ok && len(parts) == 3 {
-		ok = parts[2] == variant || (arch == "amd64" && parts[2] == "v1")
+// targetPlatform is the platform the build is for: opts.Platform, or
+// the host's.
+func (c *converter) targetPlatform() platform.Platform {
+	if c.opts.Platform.IsZero() {
+		return platform.Host()
 	}
-	if !ok {
-		return fmt.Errorf("kiln builds only for the host platform %s/%s (no emulation)", osName, arch)
-	}
-	return nil
+	return c.opts.Platform
 }
 
 // target returns the name of the target stage.
@@ -492,7 +481,7 @@ func (c *converter) needed(target string) map[string]bool {
 
 // convertStage converts the stage at index i, which the target needs.
 func (c *converter) convertStage(ctx context.Context, i int, s *dfStage) (*Stage, error) {
-	out := &Stage{Name: s.name, From: s.base, Pos: c.pos(s.node)}
+	out := &Stage{Name: s.name, From: s.base, Platform: s.platform, Pos: c.pos(s.node)}
 	st := &dfState{shell: defaultShell}
 	if !s.isImg {
 		p := c.states[s.base]

@@ -9,12 +9,18 @@ import (
 // manifest (or, later, a Dockerfile) compiles to, and what package dag
 // turns into a graph. It knows nothing of containers.
 type Build struct {
-	File    string         // the manifest's path, as given
-	Context string         // the build context directory, absolute
-	Stages  []*Stage       // in the order written; names are unique
-	Target  string         // the stage that becomes the image
-	Image   ImageConfig    // the image's config
-	Values  map[string]any // the template values, for template steps
+	File    string   // the manifest's path, as given
+	Context string   // the build context directory, absolute
+	Stages  []*Stage // in the order written; names are unique
+	// Platform is the platform the build is for ("linux/arm64"); "" is
+	// the host's. Platforms are those a manifest's platforms: lists, for
+	// a build given no --platform: the CLI loads the manifest once for
+	// each.
+	Platform  string         `json:",omitempty"`
+	Platforms []string       `json:",omitempty"`
+	Target    string         // the stage that becomes the image
+	Image     ImageConfig    // the image's config
+	Values    map[string]any // the template values, for template steps
 	// Warnings are notes for the user about what was accepted but not
 	// acted on (a Dockerfile's # syntax= directive); the CLI prints them
 	// on stderr.
@@ -26,14 +32,19 @@ type Build struct {
 
 // Stage is a base and the steps on top of it.
 type Stage struct {
-	Name    string // "main" for a manifest without stages:
-	From    string // "scratch", an image reference, oci-layout:DIR[:TAG], docker-archive:FILE, or a stage's Name
-	Env     []KV   // in the order written
-	Workdir string
-	User    string
-	Toolbox []string // directories, relative to the context
-	Steps   []*Step
-	Tests   []*Test
+	Name string // "main" for a manifest without stages:
+	From string // "scratch", an image reference, oci-layout:DIR[:TAG], docker-archive:FILE, or a stage's Name
+	// Platform, when set, is the stage's own platform ("linux/amd64"):
+	// a build stage on the build platform (FROM --platform=$BUILDPLATFORM,
+	// from: {image: …, platform: build}). "" is the build's (Build.Platform),
+	// or, for a stage FROM another stage, that stage's.
+	Platform string `json:",omitempty"`
+	Env      []KV   // in the order written
+	Workdir  string
+	User     string
+	Toolbox  []string // directories, relative to the context
+	Steps    []*Step
+	Tests    []*Test
 	// Services are the containers the stage's tests (and run steps that
 	// name them) need beside them, by name, in the order written.
 	Services []*Service `json:",omitempty"`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Options are the inputs of a manifest besides the manifest itself:
@@ -43,6 +44,11 @@ type Options struct {
 	// Target is the stage that becomes the image. The default is the
 	// manifest's target:, else its last stage.
 	Target string
+	// Platform is the platform the build is for: what templates see as
+	// target.os, target.arch and target.variant, and a Dockerfile's
+	// TARGETPLATFORM, TARGETOS, TARGETARCH and TARGETVARIANT. The zero
+	// Platform is the host's.
+	Platform platform.Platform
 	// Host is what templates see as host.arch, host.os and host.cpus. The
 	// default is this machine's (host.os is always "linux").
 	Host *Host
@@ -242,6 +248,7 @@ func load(ctx context.Context, path string, opts Options) (*Build, string, error
 	if err := d.target(b, opts.Target); err != nil {
 		return nil, "", err
 	}
+	b.Platform = platformName(opts)
 	b.Warnings = append(b.Warnings, unreadWarnings(b, first, opts, r.env.Names(), len(d.dockerfiles) > 0)...)
 	return b, out + mods, nil
 }
@@ -405,9 +412,9 @@ func buildValues(f first, opts Options) (map[string]any, error) {
 		}
 		mergeValues(values, v)
 	}
-	for _, k := range []string{"host", "env"} {
+	for _, k := range []string{"host", "env", "target"} {
 		if _, ok := values[k]; ok {
-			return nil, fmt.Errorf("template value %q: the name is reserved (kiln sets host.arch, host.os, host.cpus, and env.NAME for each --env-var NAME)", k)
+			return nil, fmt.Errorf("template value %q: the name is reserved (kiln sets host.arch, host.os, host.cpus, target.os, target.arch, target.variant, and env.NAME for each --env-var NAME)", k)
 		}
 	}
 	h := defaultHost()
@@ -415,6 +422,11 @@ func buildValues(f first, opts Options) (map[string]any, error) {
 		h = *opts.Host
 	}
 	values["host"] = hostValue(h)
+	t := opts.Platform
+	if t.IsZero() {
+		t, _ = platform.Parse(h.OS + "/" + h.Arch)
+	}
+	values["target"] = targetValue(t)
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -430,4 +442,12 @@ func buildValues(f first, opts Options) (map[string]any, error) {
 	}
 	values["env"] = env
 	return values, nil
+}
+
+// platformName is the Build.Platform of a build with opts.
+func platformName(opts Options) string {
+	if opts.Platform.IsZero() {
+		return ""
+	}
+	return opts.Platform.String()
 }

@@ -35,7 +35,8 @@ const schema = `{
       "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
       "additionalProperties": {"oneOf": [{"$ref": "#/$defs/stage"}, {"$ref": "#/$defs/dockerfileStage"}]}
     },
-    "target": {"type": "string", "minLength": 1, "description": "The stage that becomes the image (--target overrides it)."}
+    "target": {"type": "string", "minLength": 1, "description": "The stage that becomes the image (--target overrides it)."},
+    "platforms": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^[A-Za-z0-9_]+(/[A-Za-z0-9_]+){0,2}$"}, "description": "The platforms to build for (os/arch[/variant]) when --platform is not given: one image index of an image each."}
   },
   "allOf": [
     {"not": {"required": ["from", "language"]}},
@@ -56,9 +57,18 @@ const schema = `{
   ],
   "$defs": {
     "from": {
-      "type": "string",
-      "minLength": 1,
-      "description": "The base: scratch, an image reference, oci-layout:DIR[:TAG], docker-archive:FILE, or another stage's name."
+      "oneOf": [
+        {"type": "string", "minLength": 1, "description": "The base: scratch, an image reference, oci-layout:DIR[:TAG], docker-archive:FILE, or another stage's name."},
+        {
+          "type": "object",
+          "additionalProperties": false,
+          "required": ["image"],
+          "properties": {
+            "image": {"type": "string", "minLength": 1, "description": "The base, as from: takes it."},
+            "platform": {"type": "string", "minLength": 1, "description": "build (the machine's: a build stage that runs no emulated step), target (the default), or os/arch[/variant]."}
+          }
+        }
+      ]
     },
     "scalar": {"type": ["string", "number", "boolean"]},
     "env": {"type": "object", "additionalProperties": {"$ref": "#/$defs/scalar"}},

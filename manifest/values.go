@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Host is what templates see as host.
@@ -31,6 +32,17 @@ func hostValue(h Host) *jinja.Dict {
 	d.Set("arch", h.Arch)
 	d.Set("cpus", h.CPUs)
 	d.Set("os", h.OS)
+	return d
+}
+
+// targetValue is the template value target: the platform the build is
+// for, as host is the machine it runs on.
+func targetValue(t platform.Platform) *jinja.Dict {
+	d := jinja.NewDict()
+	d.Set("arch", t.Arch)
+	d.Set("os", t.OS)
+	d.Set("platform", t.String())
+	d.Set("variant", t.Variant)
 	return d
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/platform"
 )
 
 // ImportOptions configures Import.
@@ -29,6 +30,11 @@ type ImportOptions struct {
 	// Config is the image's runtime configuration (Env, Cmd, Entrypoint,
 	// WorkingDir, User, Labels, …); it is copied as it is.
 	Config v1.Config
+	// Platform, when given, is the image's platform (its config's os,
+	// architecture and variant) and the import adds the image to the
+	// index named name, replacing that platform's image (see
+	// Store.TagPlatform), so that one name serves several platforms.
+	Platform platform.Platform
 }
 
 // Import makes an image of one layer from src and names it name. src is a
@@ -89,10 +95,14 @@ func (s *Store) Import(ctx context.Context, src string, name string, opts Import
 	cf := v1.ConfigFile{
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
+		Variant:      opts.Platform.Variant,
 		Created:      v1.Time{Time: created},
 		Config:       opts.Config,
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
 		History:      []v1.History{{Created: v1.Time{Time: created}, CreatedBy: "kiln import"}},
+	}
+	if !opts.Platform.IsZero() {
+		cf.OS, cf.Architecture = opts.Platform.OS, opts.Platform.Arch
 	}
 	rawConfig, err := json.Marshal(cf)
 	if err != nil {
@@ -121,7 +131,11 @@ func (s *Store) Import(ctx context.Context, src string, name string, opts Import
 		layers:      []*storeLayer{l.(*storeLayer)},
 	}
 	img.desc.Digest, _, _ = v1.SHA256(bytes.NewReader(rawManifest))
-	d, err := s.Tag(ctx, img, n)
+	tag := s.Tag
+	if !opts.Platform.IsZero() {
+		tag = s.TagPlatform
+	}
+	d, err := tag(ctx, img, n)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("import %s: %w", src, err)
 	}

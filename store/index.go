@@ -17,6 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/platform"
 )
 
 // Summary describes an image of the store.
@@ -26,6 +28,9 @@ type Summary struct {
 	Digest  v1.Hash // of the manifest
 	Size    int64   // manifest + config + compressed layers
 	Created time.Time
+	// Platforms are an image index's platforms, in its order; none for
+	// an image.
+	Platforms []platform.Platform
 }
 
 // readIndex reads oci/index.json. It needs no lock: the file is only ever
@@ -99,6 +104,12 @@ func (s *Store) add(ctx context.Context, img v1.Image, n string) (v1.Hash, error
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	return s.addEntry(ctx, desc, blobs, n)
+}
+
+// addEntry gives desc, whose blobs are written, the entry named n (see add).
+func (s *Store) addEntry(ctx context.Context, desc v1.Descriptor, blobs []blobSource, n string) (v1.Hash, error) {
+	var err error
 	if n != "" {
 		desc.Annotations = map[string]string{refNameAnnotation: n}
 	}
@@ -224,6 +235,10 @@ func (s *Store) Image(ctx context.Context, name string) (v1.Image, error) {
 	desc, err := s.lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if desc.MediaType.IsIndex() {
+		// An image index (a multi-platform build): this machine's image.
+		return s.indexImage(name, desc, platform.Host())
 	}
 	img, err := s.readImage(desc)
 	if err != nil {
@@ -356,6 +371,15 @@ func (s *Store) List(ctx context.Context) ([]Summary, error) {
 		n := d.Annotations[refNameAnnotation]
 		if n != "" {
 			n = displayName(n)
+		}
+		if d.MediaType.IsIndex() {
+			sum, err := s.indexSummary(d)
+			if err != nil {
+				return nil, fmt.Errorf("list images: %s: %w", cmp.Or(n, d.Digest.String()), err)
+			}
+			sum.Name = n
+			out = append(out, sum)
+			continue
 		}
 		img, err := s.readImage(d)
 		if err != nil {

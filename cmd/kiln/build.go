@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/progress"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -143,6 +145,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	kilnBinary    string
 	quiet         bool
+	platform      string                                      // --platform P1,P2,…
 	progressSet   bool                                        // --progress was given
 	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
 }
@@ -193,6 +196,7 @@ the manifest or Dockerfile from stdin; CONTEXT is then the context.`,
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "after the build, write its cache records and layers to registry://REGISTRY/REPO:TAG[,mode=min|max][,mounts=true] (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "look steps the local cache lacks up in registry://REGISTRY/REPO:TAG (repeatable, first wins)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringVar(&f.platform, "platform", "", "build for these platforms, os/arch[/variant] separated by commas (linux/amd64,linux/arm64): several give an image index of an image each; a foreign platform's run steps are emulated (kiln binfmt)")
 	fl.StringVar(&f.kilnBinary, "kiln-binary", "", "the static kiln mounted at /.kiln/bin/kiln in build containers (default: this one)")
 	_ = fl.MarkHidden("kiln-binary")
 	return c
@@ -252,6 +256,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err != nil {
 		return err
 	}
+	plats, err := f.platforms()
+	if err != nil {
+		return badInput(err)
+	}
 	s, err := a.store(ctx)
 	if err != nil {
 		return err
@@ -263,11 +271,33 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
 		return a.baseConfig(ctx, s, pinned(lk, ref))
 	}
+	if len(plats) == 1 {
+		opts.Platform = plats[0]
+		opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
+			img, err := a.resolveBaseFor(ctx, s, pinned(lk, ref), plats[0])
+			if err != nil || img == nil {
+				return nil, err
+			}
+			return imageConfigOf(ref, img)
+		}
+	}
 	pctx, stop := f.phase(ctx)
 	b, err := manifest.Load(pctx, path, opts)
 	err = f.phaseEnd(ctx, pctx, stop, "loading the manifest and its bases", err)
 	if err != nil {
 		return badInput(err)
+	}
+	if len(plats) == 0 {
+		if plats, err = manifestPlatforms(b); err != nil {
+			return badInput(err)
+		}
+	}
+	if len(plats) > 1 {
+		return a.buildIndex(ctx, &f, plats, path, opts, s, view, start, outputs, &res, &digest, executor.Options{
+			Store: s, Tmp: filepath.Join(a.root, "tmp"), Jobs: f.jobs, KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
+			Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
+			Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
+		})
 	}
 	if err := a.checkLock(ctx, b, path, lk); err != nil {
 		return badInput(err)
@@ -308,6 +338,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	res, err = executor.Build(ctx, b, g, executor.Options{
 		Store: s, Cache: c, Snapshotter: sn, Runtime: rt, Context: bctx, Tmp: tmp,
 		Base:      func(ctx context.Context, ref string) (v1.Image, error) { return a.resolveBase(ctx, s, ref) },
+		BaseFor:   singleBaseFor(a, s, plats),
 		Jobs:      f.jobs,
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
@@ -362,15 +393,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
 		return err
 	}
-	ran, cached := 0, 0
-	for _, st := range res.States {
-		switch st {
-		case lifecycle.Done, lifecycle.Passed:
-			ran++
-		case lifecycle.Cached:
-			cached++
-		}
-	}
+	ran, cached := countStates(res.States)
 	if f.progress != "json" && !f.quiet && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %s ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), progress.Count(ran, "node"), cached)
 	}
@@ -499,16 +522,7 @@ func (a *app) baseConfig(ctx context.Context, s *store.Store, ref string) (*mani
 	if err != nil || img == nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
-	}
-	ic := &manifest.ImageConfig{Shell: cf.Config.Shell, OnBuild: cf.Config.OnBuild}
-	for _, e := range cf.Config.Env {
-		k, v, _ := strings.Cut(e, "=")
-		ic.Env = append(ic.Env, manifest.KV{Key: k, Value: v})
-	}
-	return ic, nil
+	return imageConfigOf(ref, img)
 }
 
 // readSecrets reads the --secret values: id=ID,src=FILE (or source=),
@@ -619,6 +633,7 @@ func writeJUnit(path string, s junit.Suite) error {
 // output is one --output.
 type output struct {
 	typ, dest string
+	platform  string // of a multi-platform build, the image that type=docker, local or tar writes
 }
 
 func parseOutputs(specs []string) ([]output, error) {
@@ -632,6 +647,8 @@ func parseOutputs(specs []string) ([]output, error) {
 				o.typ = v
 			case "dest":
 				o.dest = v
+			case "platform":
+				o.platform = v
 			default:
 				return nil, fmt.Errorf("--output %q: unknown key %q (use type=oci|docker|local|tar,dest=PATH)", s, k)
 			}
@@ -649,13 +666,32 @@ func parseOutputs(specs []string) ([]output, error) {
 	return outs, nil
 }
 
-func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
-	tag := "latest"
+// layoutTag is the tag an OCI layout output names the image by: that of
+// the first -t, else latest.
+func layoutTag(tags []string) string {
 	if len(tags) > 0 {
 		if i := strings.LastIndex(tags[0], ":"); i > strings.LastIndex(tags[0], "/") {
-			tag = tags[0][i+1:]
+			return tags[0][i+1:]
 		}
 	}
+	return "latest"
+}
+
+// countStates counts the nodes that ran and those the cache held.
+func countStates(states map[string]lifecycle.State) (ran, cached int) {
+	for _, st := range states {
+		switch st {
+		case lifecycle.Done, lifecycle.Passed:
+			ran++
+		case lifecycle.Cached:
+			cached++
+		}
+	}
+	return ran, cached
+}
+
+func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
+	tag := layoutTag(tags)
 	switch {
 	case o.typ == "local" || o.typ == "tar":
 		return writeFilesystem(ctx, img, o.typ, o.dest)
@@ -697,6 +733,11 @@ func tarDir(ctx context.Context, dir, dest string) error {
 
 // pushTags pushes img to the registry of each tag.
 func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
+	return a.pushEach(ctx, tags, func(rc *registry.Client, ref name.Reference) error { return rc.Push(ctx, img, ref) })
+}
+
+// pushEach pushes, with push, to the registry of each tag.
+func (a *app) pushEach(ctx context.Context, tags []string, push func(*registry.Client, name.Reference) error) error {
 	rc, err := a.registry()
 	if err != nil {
 		return err
@@ -706,7 +747,7 @@ func (a *app) pushTags(ctx context.Context, img v1.Image, tags []string) error {
 		if err != nil {
 			return err
 		}
-		if err := rc.Push(ctx, img, ref); err != nil {
+		if err := push(rc, ref); err != nil {
 			return fmt.Errorf("pushing %s: %w", t, err)
 		}
 		fmt.Fprintf(a.stderr, "pushed %s\n", t)

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -19,6 +20,7 @@ func newImportCommand(a *app) *cobra.Command {
 		tag                 string
 		cfg                 v1.Config
 		cmdFlag, entrypoint string
+		platformFlag        string
 	)
 	c := &cobra.Command{
 		Use:   "import ROOTFS_DIR|TARBALL -t NAME[:TAG]",
@@ -26,7 +28,11 @@ func newImportCommand(a *app) *cobra.Command {
 		Long: `Import makes a one-layer OCI image in the local store from a root filesystem
 directory or a tarball (plain, gzip or zstd). The result is reproducible: every
 timestamp is clamped to SOURCE_DATE_EPOCH (default 0) and entries are sorted, so
-importing the same tree twice gives the same digest.`,
+importing the same tree twice gives the same digest.
+
+--platform P says the tree is P's (linux/arm64): the image's config names
+P, and NAME becomes an image index holding it beside the images of other
+platforms NAME held, so that builds for each platform find their base.`,
 		Example: `  scripts/busybox-rootfs.sh /tmp/rootfs && kiln import /tmp/rootfs -t busybox --cmd /bin/sh`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,11 +53,17 @@ importing the same tree twice gives the same digest.`,
 			if !hasEnv(cfg.Env, "PATH") {
 				cfg.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, cfg.Env...)
 			}
+			opts := store.ImportOptions{Created: created, Config: cfg}
+			if platformFlag != "" {
+				if opts.Platform, err = platform.Parse(platformFlag); err != nil {
+					return badInput(fmt.Errorf("--platform: %w", err))
+				}
+			}
 			s, err := a.store(ctx)
 			if err != nil {
 				return err
 			}
-			d, err := s.Import(ctx, args[0], tag, store.ImportOptions{Created: created, Config: cfg})
+			d, err := s.Import(ctx, args[0], tag, opts)
 			if err != nil {
 				return err
 			}
@@ -61,6 +73,7 @@ importing the same tree twice gives the same digest.`,
 	}
 	f := c.Flags()
 	f.StringVarP(&tag, "tag", "t", "", "name of the image, NAME[:TAG]")
+	f.StringVar(&platformFlag, "platform", "", "the tree's platform, os/arch[/variant]: NAME becomes an index of it and NAME's images of other platforms")
 	f.StringVar(&cmdFlag, "cmd", "", `default command: a JSON array ["/bin/sh","-c","…"] or a single program`)
 	f.StringVar(&entrypoint, "entrypoint", "", "entrypoint: a JSON array or a single program")
 	f.StringArrayVarP(&cfg.Env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")

@@ -250,6 +250,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newLockCommand(a),
 		newDebugCommand(a),
 		newDAPCommand(a),
+		newBinfmtCommand(a),
 	)
 	root.AddCommand(registryCommands(a)...)
 	addRegistryFlags(root, a)

@@ -8,11 +8,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/platform"
 	"github.com/kiln-build/kiln/store"
 )
 
 func newPullCommand(a *app) *cobra.Command {
-	var tag string
+	var tag, plat string
 	c := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Copy an image from a registry, an OCI layout or a docker archive into the local store",
@@ -31,6 +32,9 @@ fetched again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if store.IsTransport(args[0]) && plat != "" {
+				return badInput(fmt.Errorf("pulling %s: --platform takes a registry reference only", args[0]))
+			}
 			if store.IsTransport(args[0]) {
 				return a.pullTransport(ctx, args[0], tag)
 			}
@@ -54,10 +58,24 @@ fetched again.`,
 				return err
 			}
 			img, err := rc.Image(ctx, ref)
+			tagFn := s.Tag
+			if plat != "" {
+				// One platform's image of an index: added to what the
+				// local name holds, beside other platforms' images.
+				p, perr := platform.Parse(plat)
+				if perr != nil {
+					return badInput(fmt.Errorf("--platform: %w", perr))
+				}
+				img, err = rc.ImageFor(ctx, ref, p.OCI())
+				if err == nil {
+					err = checkPlatform(args[0], img, p)
+				}
+				tagFn = s.TagPlatform
+			}
 			if err != nil {
 				return fmt.Errorf("pulling %s: %w", args[0], err)
 			}
-			d, err := s.Tag(ctx, img, local)
+			d, err := tagFn(ctx, img, local)
 			if err != nil {
 				return fmt.Errorf("pulling %s: %w", args[0], err)
 			}
@@ -66,6 +84,7 @@ fetched again.`,
 		},
 	}
 	c.Flags().StringVarP(&tag, "tag", "t", "", "local `NAME` of the image (default REF)")
+	c.Flags().StringVar(&plat, "platform", "", "pull the image for os/arch[/variant] of an image index (default: this machine's)")
 	return c
 }
 

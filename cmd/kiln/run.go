@@ -32,6 +32,7 @@ type runFlags struct {
 	cpus                 float64
 	timeout              time.Duration
 	mounts               []engine.Mount // further mounts (kiln debug attach's /.kiln)
+	platform             string         // --platform: an index's image for it, emulated when foreign
 }
 
 func newRunCommand(a *app) *cobra.Command {
@@ -69,6 +70,7 @@ The container and its writable layer are always removed when it ends.`,
 	fl.StringVar(&f.name, "name", "", "name of the container")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint (a program)")
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit, e.g. 512m or 2g")
+	fl.StringVar(&f.platform, "platform", "", "run IMAGE's image for os/arch[/variant] (of an image index), emulated when foreign (kiln binfmt)")
 	fl.Int64Var(&f.pids, "pids-limit", 0, "most processes at once (default 2048)")
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit, in CPUs (1.5)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "kill the container after this long (e.g. 30s)")
@@ -88,7 +90,7 @@ func (a *app) runContainer(ctx context.Context, f runFlags, ref string, command 
 	if err != nil {
 		return err
 	}
-	img, err := s.Resolve(ctx, ref)
+	img, err := a.runImage(ctx, s, ref, f.platform)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 func newCache(t *testing.T) (*store.Store, *Cache) {

@@ -8,7 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // blobLayer is a cached layer: a blob of the store whose streams verify

@@ -13,13 +13,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/toolbox"
 )
 
@@ -31,7 +31,7 @@ import (
 // for them, the rest of the graph goes on. Steps that only change the
 // config (env, user, a workdir that makes no directory) are not stopped.
 type Inspector interface {
-	lifecycle.Observer
+	fsm.Observer
 	Before(ctx context.Context, v *NodeView) Action
 	After(ctx context.Context, v *NodeView) Action
 }
@@ -413,11 +413,11 @@ func (c *statusContainer) Wait(ctx context.Context) (engine.Status, error) {
 // outputObserver keeps the end of each node's output, and its cache
 // key.
 type outputObserver struct {
-	lifecycle.Observer
+	fsm.Observer
 	d *debugRun
 }
 
-func (o *outputObserver) Event(e lifecycle.Event) {
+func (o *outputObserver) Event(e fsm.Event) {
 	if e.CacheKey != "" {
 		o.d.mu.Lock()
 		o.d.keys[e.Node] = e.CacheKey
@@ -487,7 +487,7 @@ func (r *run) view(ctx context.Context, n *dag.Node, st *fsState, key string) *N
 
 // beforeStep asks the Inspector what to do with step n, whose key is
 // known. It returns stop when the step must end now with st and err.
-func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, key cache.Key) (*fsState, bool, error) {
+func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fsState, key cache.Key) (*fsState, bool, error) {
 	r.debug.mu.Lock()
 	quiet := r.debug.noStop[n]
 	delete(r.debug.noStop, n)
@@ -513,7 +513,7 @@ func (r *run) beforeStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 		r.debug.mu.Unlock()
 		return nil, false, nil
 	case Skip:
-		return st, true, m.To(ctx, lifecycle.Cached, nil)
+		return st, true, m.To(ctx, fsm.Cached, nil)
 	case Abort:
 		return nil, true, ErrAborted
 	case Edit:
@@ -542,8 +542,8 @@ func (r *run) inspect(ctx context.Context, n *dag.Node, call func() Action) (Act
 // under key: the state's key becomes a digest of key and the layer's
 // DiffID, so the steps after it are cached under keys no normal build
 // computes, and a later build runs n again.
-func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, v *NodeView, key cache.Key) (*fsState, error) {
-	for _, to := range []lifecycle.State{lifecycle.Creating, lifecycle.Running, lifecycle.Committing} {
+func (r *run) commitShell(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fsState, v *NodeView, key cache.Key) (*fsState, error) {
+	for _, to := range []fsm.State{fsm.Creating, fsm.Running, fsm.Committing} {
 		if err := m.To(ctx, to, nil); err != nil {
 			return nil, err
 		}
@@ -557,7 +557,7 @@ func (r *run) commitShell(ctx context.Context, n *dag.Node, m *lifecycle.Machine
 		return nil, err
 	}
 	m.SetCacheKey(st.key.String())
-	return st, m.To(ctx, lifecycle.Done, nil)
+	return st, m.To(ctx, fsm.Done, nil)
 }
 
 // shellLayer writes the changes of v's last Run, a shell at a stop at
@@ -625,7 +625,7 @@ func (r *run) beforeTest(ctx context.Context, n *dag.Node, st *fsState, key cach
 }
 
 // runStepAgain runs n again from the start, from checking-cache.
-func (r *run) runStepAgain(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, bool, error) {
+func (r *run) runStepAgain(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsState, bool, error) {
 	st, err := r.runStep(ctx, n, m)
 	return st, true, err
 }
@@ -644,7 +644,7 @@ func editStep(n *dag.Node, command string) error {
 
 // debugStep runs step n, with the Inspector's After on its result, as
 // often as the Inspector retries it.
-func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+func (r *run) debugStep(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsState, error) {
 	if r.debug == nil {
 		return r.runStep(ctx, n, m)
 	}
@@ -696,7 +696,7 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		}
 		d.mu.Unlock()
 		if err == nil {
-			v.Cached = m.State() == lifecycle.Cached
+			v.Cached = m.State() == fsm.Cached
 			if v.Snapshot != "" {
 				// A committed overlay snapshot was emptied into the layer.
 				_ = d.sn.Remove(context.WithoutCancel(ctx), v.Snapshot)
@@ -714,9 +714,9 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 		act, jerr := r.inspect(ctx, n, func() Action { return d.in.After(ctx, v) })
 		if act.Kind == Commit && err != nil && jerr == nil {
 			if !m.State().Final() {
-				_ = m.To(ctx, lifecycle.Failed, err)
+				_ = m.To(ctx, fsm.Failed, err)
 			}
-			if terr := m.To(ctx, lifecycle.CheckingCache, nil); terr != nil {
+			if terr := m.To(ctx, fsm.CheckingCache, nil); terr != nil {
 				_ = v.Release(ctx)
 				return nil, errors.Join(err, terr)
 			}
@@ -744,13 +744,13 @@ func (r *run) debugStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) 
 				}
 			}
 			if !m.State().Final() {
-				_ = m.To(ctx, lifecycle.Failed, err)
+				_ = m.To(ctx, fsm.Failed, err)
 			}
-			if terr := m.To(ctx, lifecycle.CheckingCache, nil); terr != nil {
+			if terr := m.To(ctx, fsm.CheckingCache, nil); terr != nil {
 				return nil, errors.Join(err, terr)
 			}
 			if act.Kind == Skip {
-				return parent.clone(), m.To(ctx, lifecycle.Cached, nil)
+				return parent.clone(), m.To(ctx, fsm.Cached, nil)
 			}
 			d.mu.Lock()
 			d.noStop[n] = true

@@ -15,15 +15,15 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/image/platform"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
-	"github.com/kiln-build/kiln/store"
 )
 
 // Options are what a build runs with.
@@ -52,7 +52,7 @@ type Options struct {
 	// or name is listed (and, through their keys, those after them).
 	NoCache       bool
 	NoCacheFilter []string
-	Observer      lifecycle.Observer
+	Observer      fsm.Observer
 	// SourceDateEpoch, when set, dates the image and its history and
 	// clamps the layers' timestamps, for reproducible digests.
 	SourceDateEpoch *time.Time
@@ -142,8 +142,8 @@ type Failure struct {
 type Result struct {
 	Image  v1.Image
 	Tests  []TestResult
-	Failed []Failure                  // in the order they failed
-	States map[string]lifecycle.State // by node key
+	Failed []Failure            // in the order they failed
+	States map[string]fsm.State // by node key
 	// Inputs are what each node's cache key covers, by node key, for the
 	// nodes that got as far as computing one.
 	Inputs map[string]NodeInputs
@@ -171,14 +171,14 @@ type run struct {
 	opts  Options
 	b     *manifest.Build
 	g     *dag.Graph
-	obs   lifecycle.Observer
+	obs   fsm.Observer
 	sem   chan struct{} // a job: one per node doing kiln's own work
 	ctrs  chan struct{} // one per running container
 	epoch *time.Time
 
 	mu       sync.Mutex
 	states   map[*dag.Node]*fsState
-	machines map[*dag.Node]*lifecycle.Machine
+	machines map[*dag.Node]*fsm.Machine
 	jobs     map[*dag.Node]*job // read-only once the nodes start
 	tests    []TestResult
 	failures []Failure
@@ -227,7 +227,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		sem:       make(chan struct{}, opts.Jobs),
 		ctrs:      make(chan struct{}, opts.Containers),
 		states:    map[*dag.Node]*fsState{},
-		machines:  map[*dag.Node]*lifecycle.Machine{},
+		machines:  map[*dag.Node]*fsm.Machine{},
 		jobs:      map[*dag.Node]*job{},
 		done:      map[*dag.Node]chan struct{}{},
 		failed:    map[*dag.Node]bool{},
@@ -238,7 +238,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		r.sem, r.ctrs = opts.Slots.jobs, opts.Slots.ctrs
 	}
 	if r.obs == nil {
-		r.obs = lifecycle.Observers(nil)
+		r.obs = fsm.Observers(nil)
 	}
 	r.debug = newDebug(r)
 	defer r.dropToolbox()
@@ -246,14 +246,14 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	r.initServices(nodes)
 	defer r.endServices(context.WithoutCancel(ctx))
 	for _, n := range nodes {
-		kind := lifecycle.Step
+		kind := fsm.Step
 		switch n.Kind {
 		case dag.KindTest:
-			kind = lifecycle.Test
+			kind = fsm.Test
 		case dag.KindService:
-			kind = lifecycle.Service
+			kind = fsm.Service
 		}
-		r.machines[n] = lifecycle.New(n.Key, n.Name, kind, r.obs)
+		r.machines[n] = fsm.New(n.Key, n.Name, kind, r.obs)
 		r.done[n] = make(chan struct{})
 		r.jobs[n] = &job{sem: r.sem}
 	}
@@ -310,7 +310,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	r.endServices(context.WithoutCancel(ctx))
 
 	r.skipTests(ctx, nodes, errs)
-	res := &Result{Tests: r.tests, Failed: r.failures, States: map[string]lifecycle.State{}}
+	res := &Result{Tests: r.tests, Failed: r.failures, States: map[string]fsm.State{}}
 	for n, m := range r.machines {
 		res.States[n.Key] = m.State()
 	}
@@ -400,25 +400,25 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		select {
 		case <-r.done[d]:
 		case <-ctx.Done():
-			_ = m.To(ctx, lifecycle.Cancelled, context.Cause(ctx))
+			_ = m.To(ctx, fsm.Cancelled, context.Cause(ctx))
 			return errDependencyFailed
 		}
 		r.mu.Lock()
 		bad := r.failed[d]
 		r.mu.Unlock()
 		if bad {
-			_ = m.To(ctx, lifecycle.Cancelled, errDependencyFailed)
+			_ = m.To(ctx, fsm.Cancelled, errDependencyFailed)
 			return errDependencyFailed
 		}
 	}
 	j := r.jobs[n]
 	if err := j.acquire(ctx); err != nil {
-		_ = m.To(ctx, lifecycle.Cancelled, context.Cause(ctx))
+		_ = m.To(ctx, fsm.Cancelled, context.Cause(ctx))
 		return errDependencyFailed
 	}
 	defer j.release()
 	if n.Kind != dag.KindService {
-		if err := m.To(ctx, lifecycle.CheckingCache, nil); err != nil {
+		if err := m.To(ctx, fsm.CheckingCache, nil); err != nil {
 			return err
 		}
 	}
@@ -443,12 +443,12 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		}
 	}
 	if err != nil {
-		to := lifecycle.Failed
+		to := fsm.Failed
 		if ctx.Err() != nil {
-			to = lifecycle.Cancelled
+			to = fsm.Cancelled
 		}
 		_ = m.To(ctx, to, err)
-		if to == lifecycle.Cancelled {
+		if to == fsm.Cancelled {
 			return errDependencyFailed
 		}
 		if n.Kind != dag.KindTest {
@@ -571,7 +571,7 @@ func (e *stepError) Unwrap() error { return e.err }
 // may print, before its node is running.
 type tail struct {
 	node    string
-	obs     lifecycle.Observer
+	obs     fsm.Observer
 	secrets [][]byte
 	mu      sync.Mutex // held while passing output on, which keeps it in order
 	buf     []byte
@@ -599,8 +599,8 @@ type output struct {
 // newOutput returns the output of node n's process.
 func (r *run) newOutput(n *dag.Node) *output {
 	o := &output{all: r.newTail(n)}
-	o.stdout = &tail{node: n.Key, obs: lifecycle.Observers(nil), secrets: o.all.secrets}
-	o.stderr = &tail{node: n.Key, obs: lifecycle.Observers(nil), secrets: o.all.secrets}
+	o.stdout = &tail{node: n.Key, obs: fsm.Observers(nil), secrets: o.all.secrets}
+	o.stderr = &tail{node: n.Key, obs: fsm.Observers(nil), secrets: o.all.secrets}
 	o.outW, o.errW = io.MultiWriter(o.all, o.stdout), io.MultiWriter(o.all, o.stderr)
 	return o
 }

@@ -7,10 +7,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -108,7 +108,7 @@ func (r *run) sourceDigest(ctx context.Context, n *dag.Node, src string) (v1.Has
 
 // dryRunStep ends a step of a DryRun once its key is known: it looks the
 // key up and goes on as if the step were cached, without running it.
-func (r *run) dryRunStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState, key cache.Key) (*fsState, error) {
+func (r *run) dryRunStep(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fsState, key cache.Key) (*fsState, error) {
 	hit := false
 	if !r.noCache(n) {
 		_, ok, err := r.cached(ctx, n, key)
@@ -122,17 +122,17 @@ func (r *run) dryRunStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine,
 	ni.Looked, ni.Hit = true, hit
 	r.mu.Unlock()
 	st.key = key
-	return st, m.To(ctx, lifecycle.Cached, nil)
+	return st, m.To(ctx, fsm.Cached, nil)
 }
 
 // dryRunTest ends a test of a DryRun once its key is known.
-func (r *run) dryRunTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine, key cache.Key) error {
+func (r *run) dryRunTest(ctx context.Context, n *dag.Node, m *fsm.Machine, key cache.Key) error {
 	hit := !r.noCache(n) && r.testPassed(key)
 	r.mu.Lock()
 	ni := r.inputsOf(n)
 	ni.Looked, ni.Hit = true, hit
 	r.mu.Unlock()
-	return m.To(ctx, lifecycle.Cached, nil)
+	return m.To(ctx, fsm.Cached, nil)
 }
 
 // contextOf returns where a copy step's sources are: the build context,

@@ -8,12 +8,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/fsm"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/store"
 )
 
 // dryRun computes the keys of the manifest in dir, without a snapshotter
@@ -92,7 +92,7 @@ func TestDryRunInputs(t *testing.T) {
 		if !ok || in.Key == (cache.Key{}) {
 			t.Errorf("node %s has no key", k)
 		}
-		if res.States[k] != lifecycle.Cached {
+		if res.States[k] != fsm.Cached {
 			t.Errorf("node %s ended %s, want cached", k, res.States[k])
 		}
 	}

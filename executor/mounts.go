@@ -21,11 +21,11 @@ import (
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/buildctx"
-	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/image/layer"
 	"github.com/kiln-build/kiln/internal/regfile"
-	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
 

@@ -18,13 +18,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
-	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -33,7 +33,7 @@ var scratchKey = cache.ComputeKey(cache.KeyInput{Kind: "scratch"})
 
 // runBase resolves a stage's base image and applies the stage's env,
 // workdir and user.
-func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+func (r *run) runBase(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsState, error) {
 	st := &fsState{key: scratchKey}
 	if n.Stage.From != "scratch" {
 		img, err := r.base(ctx, n)
@@ -61,7 +61,7 @@ func (r *run) runBase(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	if err := r.noteBase(n, st); err != nil {
 		return nil, err
 	}
-	return st, m.To(ctx, lifecycle.Cached, nil)
+	return st, m.To(ctx, fsm.Cached, nil)
 }
 
 func applyStage(c *v1.Config, s *manifest.Stage) {
@@ -107,7 +107,7 @@ func (r *run) noCache(n *dag.Node) bool {
 
 // runStep runs one step: a config change, or a layer from the cache or
 // from a container (run) or a copy into a snapshot (copy, template).
-func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*fsState, error) {
+func (r *run) runStep(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsState, error) {
 	st, err := r.parentState(n)
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		st.key = cache.ComputeKey(in)
 		m.SetCacheKey(st.key.String())
 		r.noteKey(n, st.key, in)
-		return st, m.To(ctx, lifecycle.Cached, nil)
+		return st, m.To(ctx, fsm.Cached, nil)
 	case s.Kind == manifest.StepWorkdir:
 		st.config.WorkingDir = r.abs(st.config.WorkingDir, s.Workdir)
 		in.Args = []string{st.config.WorkingDir, "mkdir"}
@@ -200,7 +200,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 			return false, err
 		}
 		st.key = key
-		return true, m.To(ctx, lifecycle.Cached, nil)
+		return true, m.To(ctx, fsm.Cached, nil)
 	}
 	if ok, err := hit(r.cached); ok {
 		return st, err
@@ -225,7 +225,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 	} else if err != nil {
 		return nil, err
 	}
-	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return nil, err
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
@@ -261,7 +261,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *lifecycle.Machine) (*
 		return nil, err
 	}
 	st.key = key
-	return st, m.To(ctx, lifecycle.Done, nil)
+	return st, m.To(ctx, fsm.Done, nil)
 }
 
 // cached looks key up for n. A missing record is a miss; so is a
@@ -402,7 +402,7 @@ func snapshotKey(n *dag.Node) string {
 
 // makeLayer makes the layer of a run, copy or template step in a fresh
 // snapshot over the parent's layers.
-func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, st *fsState) (v1.Layer, error) {
+func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fsState) (v1.Layer, error) {
 	sk := snapshotKey(n)
 	dirs, err := r.stack(ctx, st.dirs)
 	if err != nil {
@@ -444,21 +444,21 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 			return nil, out.failed("step", s.Name, s.Pos, r.exitError(n, status))
 		}
 	case manifest.StepCopy, manifest.StepTemplate:
-		if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+		if err := m.To(ctx, fsm.Running, nil); err != nil {
 			return nil, err
 		}
 		if err := r.copyInto(ctx, n, mounts, st); err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 	case manifest.StepWorkdir:
-		if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+		if err := m.To(ctx, fsm.Running, nil); err != nil {
 			return nil, err
 		}
 		if err := r.makeWorkdir(ctx, mounts, st); err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 	}
-	if err := m.To(ctx, lifecycle.Committing, nil); err != nil {
+	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
 	l, err := r.opts.Store.StageLayer(r.bgCtx, func(w io.Writer) error {
@@ -492,7 +492,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *lifecycle.Machine, 
 // and a network, and waits for it. It holds one of the build's container
 // slots instead of n's job while the container exists.
 // Its output, out, is passed on from when n is running.
-func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *lifecycle.Machine, out *tail, pd *pod) (st engine.Status, err error) {
+func (r *run) runContainerWith(ctx context.Context, n *dag.Node, id string, mounts, extra []engine.Mount, nw engine.Network, p engine.Process, timeout time.Duration, m *fsm.Machine, out *tail, pd *pod) (st engine.Status, err error) {
 	lim, to := r.limitsFor(n)
 	if timeout > 0 {
 		to = timeout
@@ -552,13 +552,13 @@ func (r *run) exitError(n *dag.Node, st engine.Status) error {
 // process starts, and may print, as the container is created: its output,
 // out, is passed on only after the running event, so that no observer sees
 // a node print before it runs.
-func (r *run) startWait(ctx context.Context, spec engine.Spec, m *lifecycle.Machine, out *tail) (engine.Status, error) {
+func (r *run) startWait(ctx context.Context, spec engine.Spec, m *fsm.Machine, out *tail) (engine.Status, error) {
 	c, err := r.opts.Runtime.Create(ctx, spec)
 	if err != nil {
 		return engine.Status{}, err
 	}
 	defer c.Delete(context.WithoutCancel(ctx)) //nolint:errcheck // the run's error matters more
-	if err := m.To(ctx, lifecycle.Running, nil); err != nil {
+	if err := m.To(ctx, fsm.Running, nil); err != nil {
 		return engine.Status{}, err
 	}
 	out.start()
@@ -728,7 +728,7 @@ func copyOptions(s *manifest.Step) (buildctx.CopyOptions, error) {
 
 // runTest runs a test branch on a throwaway snapshot of its parent, or
 // finds that the same test passed on the same filesystem before.
-func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) error {
+func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	st, err := r.parentState(n)
 	if err != nil {
 		return err
@@ -759,9 +759,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	if !r.noCache(n) && r.testPassed(key) {
 		res.Passed, res.Cached = true, true
 		r.addTest(res)
-		return m.To(ctx, lifecycle.Cached, nil)
+		return m.To(ctx, fsm.Cached, nil)
 	}
-	if err := m.To(ctx, lifecycle.Creating, nil); err != nil {
+	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return err
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
@@ -808,7 +808,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *lifecycle.Machine) er
 	res.Passed = true
 	r.addTest(res)
 	r.recordPass(key)
-	return m.To(ctx, lifecycle.Passed, nil)
+	return m.To(ctx, fsm.Passed, nil)
 }
 
 func (r *run) addTest(t TestResult) {

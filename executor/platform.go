@@ -7,10 +7,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/kiln-build/kiln/binfmt"
 	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine/binfmt"
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
 )
 
 // Slots are the bounds on kiln's own work and on running containers that

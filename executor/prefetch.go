@@ -6,8 +6,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/manifest"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // TestEarlyDigest checks when a copy source is digested: while the base

@@ -16,8 +16,8 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
-	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -125,10 +125,10 @@ func (p *pod) join(spec *engine.Spec) {
 // runService starts service node n's container in its pod and waits
 // until it is ready, or its timeout passes. The container runs on after
 // it returns, until releaseServices stops it.
-func (r *run) runService(ctx context.Context, n *dag.Node, m *lifecycle.Machine) error {
+func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	sv := n.Service
 	s := r.svcs.byN[n]
-	if err := m.To(ctx, lifecycle.Starting, nil); err != nil {
+	if err := m.To(ctx, fsm.Starting, nil); err != nil {
 		return err
 	}
 	st, err := r.serviceImage(ctx, n)
@@ -138,7 +138,7 @@ func (r *run) runService(ctx context.Context, n *dag.Node, m *lifecycle.Machine)
 	s.key = serviceKey(sv, st.key)
 	m.SetCacheKey(s.key.String())
 	if r.opts.DryRun {
-		return m.To(ctx, lifecycle.Ready, nil)
+		return m.To(ctx, fsm.Ready, nil)
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
@@ -186,7 +186,7 @@ func (r *run) runService(ctx context.Context, n *dag.Node, m *lifecycle.Machine)
 		r.stopService(context.WithoutCancel(ctx), s)
 		return s.out.failed("service", sv.Name, sv.Pos, err)
 	}
-	return m.To(ctx, lifecycle.Ready, nil)
+	return m.To(ctx, fsm.Ready, nil)
 }
 
 // serviceImage returns the filesystem and config a service runs on: its
@@ -350,8 +350,8 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	for _, s := range stop {
 		<-r.done[s.n] // it may still be starting, for a test that never ran
 		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m.State() == lifecycle.Ready {
-			_ = m.To(ctx, lifecycle.Stopped, nil)
+		if m := r.machines[s.n]; m.State() == fsm.Ready {
+			_ = m.To(ctx, fsm.Stopped, nil)
 		}
 	}
 	if k := podKey(n); k != "" && !strings.HasSuffix(k, "/shared") {
@@ -387,8 +387,8 @@ func (r *run) closePod(k string) {
 func (r *run) endServices(ctx context.Context) {
 	for _, s := range r.svcs.byN {
 		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m != nil && m.State() == lifecycle.Ready {
-			_ = m.To(ctx, lifecycle.Cancelled, context.Canceled)
+		if m := r.machines[s.n]; m != nil && m.State() == fsm.Ready {
+			_ = m.To(ctx, fsm.Cancelled, context.Canceled)
 		}
 	}
 	r.svcs.mu.Lock()

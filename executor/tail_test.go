@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/fsm"
 )
 
 type outputs struct {
@@ -75,7 +75,7 @@ type observerOutputs struct {
 	out outputs
 }
 
-func (o *observerOutputs) Event(lifecycle.Event)        {}
+func (o *observerOutputs) Event(fsm.Event)              {}
 func (o *observerOutputs) Output(node string, p []byte) { o.out.Output(node, p) }
 
 // TestTailWaitsForRunning checks that a tail made for a node's process

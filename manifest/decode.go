@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/image/platform"
 )
 
 // decoder walks the rendered manifest's YAML nodes into the IR. It maps

@@ -17,7 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
-	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/image/platform"
 )
 
 // This file is the Dockerfile frontend, and the only file of kiln that

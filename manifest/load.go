@@ -12,9 +12,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/internal/jinja"
 	"github.com/kiln-build/kiln/internal/regfile"
-	"github.com/kiln-build/kiln/platform"
 )
 
 // Options are the inputs of a manifest besides the manifest itself:

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/image/platform"
 )
 
 // TestPlatformArgs builds a Dockerfile for linux/arm64: the automatic

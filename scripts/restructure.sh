@@ -39,6 +39,8 @@ packages=(
 	junit=executor/junit
 	module=manifest/module
 	lock=manifest/lock
+	platform=image/platform
+	binfmt=engine/binfmt
 )
 # Other directories: OLD=NEW.
 others=(

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/binfmt"
+	"github.com/kiln-build/kiln/engine/binfmt"
 )
 
 func newBinfmtCommand(a *app) *cobra.Command {

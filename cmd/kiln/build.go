@@ -14,18 +14,18 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/junit"
-	"github.com/kiln-build/kiln/layer"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/junit"
+	"github.com/kiln-build/kiln/executor/progress"
+	"github.com/kiln-build/kiln/fsm"
+	"github.com/kiln-build/kiln/image/layer"
+	"github.com/kiln-build/kiln/image/registry"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/progress"
-	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/store"
 )
 
 // manifestFlags are the flags that say which manifest, with which values.
@@ -145,9 +145,9 @@ type buildFlags struct {
 	cacheFrom     []string
 	kilnBinary    string
 	quiet         bool
-	platform      string                                      // --platform P1,P2,…
-	progressSet   bool                                        // --progress was given
-	observe       func(lifecycle.Observer) lifecycle.Observer // kiln dap: its inspector wraps the observer
+	platform      string                          // --platform P1,P2,…
+	progressSet   bool                            // --progress was given
+	observe       func(fsm.Observer) fsm.Observer // kiln dap: its inspector wraps the observer
 }
 
 func newBuildCommand(a *app) *cobra.Command {
@@ -678,12 +678,12 @@ func layoutTag(tags []string) string {
 }
 
 // countStates counts the nodes that ran and those the cache held.
-func countStates(states map[string]lifecycle.State) (ran, cached int) {
+func countStates(states map[string]fsm.State) (ran, cached int) {
 	for _, st := range states {
 		switch st {
-		case lifecycle.Done, lifecycle.Passed:
+		case fsm.Done, fsm.Passed:
 			ran++
-		case lifecycle.Cached:
+		case fsm.Cached:
 			cached++
 		}
 	}

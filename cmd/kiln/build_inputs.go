@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/progress"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/progress"
 )
 
 // checkInputs checks, before anything runs, the inputs of every node the

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/store"
 )
 
 func newCacheCommand(a *app) *cobra.Command {

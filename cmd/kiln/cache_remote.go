@@ -11,10 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	remotecache "github.com/kiln-build/kiln/cache/remote"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/remotecache"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // cacheSpec is one --cache-to or --cache-from value.

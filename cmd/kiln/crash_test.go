@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/cgroup"
+	"github.com/kiln-build/kiln/engine/cgroup"
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
 

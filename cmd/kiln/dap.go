@@ -10,9 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/dap"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/debugger/dap"
+	"github.com/kiln-build/kiln/fsm"
 )
 
 func newDAPCommand(a *app) *cobra.Command {
@@ -80,7 +80,7 @@ func (a *app) dapLoad(ctx context.Context, l dap.LaunchArgs) (*dag.Graph, error)
 }
 
 // dapBuild builds as kiln build does, printing to console.
-func (a *app) dapBuild(ctx context.Context, l dap.LaunchArgs, wrap func(lifecycle.Observer) lifecycle.Observer, console io.Writer) error {
+func (a *app) dapBuild(ctx context.Context, l dap.LaunchArgs, wrap func(fsm.Observer) fsm.Observer, console io.Writer) error {
 	// An app of its own: the build's goroutine must not share the one
 	// whose root the requests resolve.
 	b := *a

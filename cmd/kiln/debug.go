@@ -14,11 +14,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/debugger"
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/executor/debugger"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/internal/atomicfile"
-	"github.com/kiln-build/kiln/lifecycle"
 	"github.com/kiln-build/kiln/toolbox"
 )
 
@@ -38,7 +38,7 @@ func (f *debugFlags) add(c *cobra.Command) {
 // observer wraps obs in a debugger when a debugger flag is given; the
 // debugger holds screen, the live view (or nil), while it has the
 // terminal.
-func (f *debugFlags) observer(a *app, obs lifecycle.Observer, screen debugger.Screen) (lifecycle.Observer, error) {
+func (f *debugFlags) observer(a *app, obs fsm.Observer, screen debugger.Screen) (fsm.Observer, error) {
 	if !f.debug && !f.onFail && len(f.breaks) == 0 {
 		return obs, nil
 	}

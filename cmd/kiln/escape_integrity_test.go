@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // flipByte changes the middle byte of the file p.

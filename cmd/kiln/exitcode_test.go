@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/store"
 )
 
 // TestExitCodes runs kiln with input that is wrong, builds that fail and

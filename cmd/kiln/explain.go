@@ -9,14 +9,14 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/history"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/store"
 )
 
 type explainFlags struct {

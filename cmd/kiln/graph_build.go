@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/executor/history"
 )
 
 // drawBuild is kiln graph with --after-build or --format svg: the graph,

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // Crash safety: kiln build is killed with SIGKILL at random points (during

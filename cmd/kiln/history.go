@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/executor/history"
 )
 
 func newHistoryCommand(a *app) *cobra.Command {

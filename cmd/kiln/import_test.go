@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 func TestImportIsReproducible(t *testing.T) {

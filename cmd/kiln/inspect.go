@@ -14,8 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/registry"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // inspection is what kiln inspect shows of an image.

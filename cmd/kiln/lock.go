@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/lock"
+	"github.com/kiln-build/kiln/executor/progress"
+	"github.com/kiln-build/kiln/image/registry"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/progress"
-	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/manifest/lock"
 )
 
 func newLockCommand(a *app) *cobra.Command {

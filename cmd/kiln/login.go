@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/image/registry"
 )
 
 func newLoginCommand(a *app) *cobra.Command {

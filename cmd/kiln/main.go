@@ -19,11 +19,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/engine/snapshot"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/snapshot"
-	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/toolbox"
 )
 

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/engine/container"
 	"github.com/kiln-build/kiln/engine/enginetest"
-	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/image/registry"
 )
 
 // TestMain lets the test binary act as a container's init and exec

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/module"
+	"github.com/kiln-build/kiln/manifest/module"
 )
 
 // modules opens the module cache under --root.

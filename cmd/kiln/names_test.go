@@ -12,7 +12,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/image/registry"
 )
 
 // startHub starts go-containerregistry's in-memory registry on 127.0.0.1

@@ -12,11 +12,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/history"
-	"github.com/kiln-build/kiln/lock"
+	"github.com/kiln-build/kiln/executor/history"
+	"github.com/kiln-build/kiln/image/registry"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/manifest/lock"
 )
 
 // basePulls are the bases kiln build --pull fetched from their registry

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
-	"github.com/kiln-build/kiln/platform"
+	"github.com/kiln-build/kiln/image/platform"
 )
 
 // multiRoot imports the host's busybox and the foreign one under the one

@@ -14,17 +14,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/kiln-build/kiln/binfmt"
-	"github.com/kiln-build/kiln/buildctx"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
+	"github.com/kiln-build/kiln/engine/binfmt"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/progress"
+	"github.com/kiln-build/kiln/fsm"
+	"github.com/kiln-build/kiln/image/platform"
+	"github.com/kiln-build/kiln/image/registry"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/platform"
-	"github.com/kiln-build/kiln/progress"
-	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/store"
 )
 
 // platforms returns the platforms of --platform, none when not given.
@@ -106,14 +106,14 @@ func checkPlatform(ref string, img v1.Image, p platform.Platform) error {
 // multi-platform build: its key gets the build's platform before it (so
 // keys stay unique across the builds), its name the platform it runs for.
 type platformObserver struct {
-	next     lifecycle.Observer
+	next     fsm.Observer
 	target   string
 	platform map[string]string // node key → the platform its stage is built for
 }
 
 func (o *platformObserver) key(k string) string { return o.target + " " + k }
 
-func (o *platformObserver) Event(e lifecycle.Event) {
+func (o *platformObserver) Event(e fsm.Event) {
 	e.Name = "[" + o.platform[e.Node] + "] " + e.Name
 	e.Node = o.key(e.Node)
 	o.next.Event(e)
@@ -136,7 +136,7 @@ type platformBuild struct {
 // digest, and the results merged, their keys and names prefixed by
 // platform.
 func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options,
-	s *store.Store, obs lifecycle.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, error) {
+	s *store.Store, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, error) {
 	if f.debug.debug || f.debug.onFail || len(f.debug.breaks) > 0 || f.explain || len(f.cacheTo) > 0 || len(f.cacheFrom) > 0 {
 		return nil, nil, badInput(errors.New("--platform with several platforms does not take --debug, --debug-on-fail, --break, --explain, --cache-to or --cache-from yet"))
 	}
@@ -190,7 +190,7 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		}()
 	}
 	wg.Wait()
-	res := &executor.Result{States: map[string]lifecycle.State{}, Inputs: map[string]executor.NodeInputs{}}
+	res := &executor.Result{States: map[string]fsm.State{}, Inputs: map[string]executor.NodeInputs{}}
 	var errs []error
 	idx := mutate.IndexMediaType(empty.Index, "application/vnd.oci.image.index.v1+json")
 	for _, pb := range builds {

@@ -8,8 +8,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/platform"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/platform"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 func newPullCommand(a *app) *cobra.Command {

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/image/registry"
+	"github.com/kiln-build/kiln/image/store"
 )
 
 // registryFlags are the global flags that say how to reach registries.

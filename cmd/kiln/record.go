@@ -11,19 +11,19 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
-	"github.com/kiln-build/kiln/debugger"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/history"
-	"github.com/kiln-build/kiln/lifecycle"
+	"github.com/kiln-build/kiln/executor/debugger"
+	"github.com/kiln-build/kiln/executor/history"
+	"github.com/kiln-build/kiln/executor/progress"
+	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/manifest"
-	"github.com/kiln-build/kiln/progress"
 	"golang.org/x/term"
 )
 
 // buildView is how kiln build shows a build: plain lines, JSON, or the
 // live terminal view; it also times the nodes for the build record.
 type buildView struct {
-	obs   lifecycle.Observer
+	obs   fsm.Observer
 	tty   *progress.TTY  // the live view, or nil
 	json  *progress.JSON // --progress json, or nil
 	timer *history.Timer
@@ -34,7 +34,7 @@ type buildView struct {
 // otherwise; auto is the same.
 func (a *app) newBuildView(mode string) (*buildView, error) {
 	v := &buildView{timer: history.NewTimer()}
-	var obs lifecycle.Observer
+	var obs fsm.Observer
 	switch mode {
 	case "auto", "tty":
 		if f, ok := a.stderr.(*os.File); ok && liveTerminal(f) && !envSet("NO_COLOR") && !envSet("CI") {
@@ -52,11 +52,11 @@ func (a *app) newBuildView(mode string) (*buildView, error) {
 		v.json = progress.NewJSON(a.stdout)
 		obs = v.json
 	case "quiet": // kiln build -q
-		obs = lifecycle.Observers{}
+		obs = fsm.Observers{}
 	default:
 		return nil, fmt.Errorf("--progress %q: use auto, tty, plain or json", mode)
 	}
-	v.obs = lifecycle.Observers{obs, v.timer}
+	v.obs = fsm.Observers{obs, v.timer}
 	return v, nil
 }
 

@@ -14,7 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/history"
+	"github.com/kiln-build/kiln/executor/history"
 )
 
 const recordManifest = `---

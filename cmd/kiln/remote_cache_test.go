@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	remotecache "github.com/kiln-build/kiln/cache/remote"
 	"github.com/kiln-build/kiln/engine/enginetest"
-	"github.com/kiln-build/kiln/remotecache"
 )
 
 // remoteCacheSetup is a docker-registry with auth, logged in to, holding

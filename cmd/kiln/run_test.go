@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/image/registry"
 	"io"
 	"strings"
 	"testing"

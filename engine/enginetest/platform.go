@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/kiln-build/kiln/binfmt"
+	"github.com/kiln-build/kiln/engine/binfmt"
 )
 
 // DebsDir is where the test setup (make test-deps, .ci/run) downloads the

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
-	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/image/layer"
 )
 
 // SnapshotterSuite checks an engine.Snapshotter: the merged view of its

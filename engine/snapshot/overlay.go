@@ -1,0 +1,132 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/image/layer"
+)
+
+// overlayOptions turn off the overlayfs features that keep changes out of
+// the upperdir (redirects, metadata-only copy-up) so that the upperdir is
+// always the whole diff.
+const overlayOptions = "index=off,redirect_dir=off,metacopy=off"
+
+// overlay is the overlayfs snapshotter: the parents are the lowerdirs, a
+// fresh upperdir takes the writes, and the upperdir is the diff.
+type overlay struct{ base }
+
+var (
+	_ engine.Snapshotter = (*overlay)(nil)
+	_ engine.Committer   = (*overlay)(nil)
+)
+
+// Writable returns the upperdir: in overlay form, and exactly the
+// snapshot's changes.
+func (o *overlay) Writable(ctx context.Context, key string) (string, error) {
+	if err := o.exists(key); err != nil {
+		return "", err
+	}
+	return o.path(key, "upper"), nil
+}
+
+func (o *overlay) Prepare(ctx context.Context, key string, parents []string) ([]engine.Mount, error) {
+	for _, p := range parents {
+		if strings.ContainsAny(p, ":,") {
+			return nil, fmt.Errorf("preparing snapshot %s: layer path %q holds ':' or ','", key, p)
+		}
+	}
+	if err := o.create(key); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(o.path(key, d), 0o755); err != nil {
+			o.Remove(ctx, key) //nolint:errcheck // reporting the first error
+			return nil, fmt.Errorf("preparing snapshot %s: %w", key, err)
+		}
+	}
+	if err := o.writeParents(key, parents); err != nil {
+		o.Remove(ctx, key) //nolint:errcheck // reporting the first error
+		return nil, fmt.Errorf("preparing snapshot %s: %w", key, err)
+	}
+	return o.Mounts(ctx, key)
+}
+
+func (o *overlay) Mounts(ctx context.Context, key string) ([]engine.Mount, error) {
+	if err := o.exists(key); err != nil {
+		return nil, err
+	}
+	parents, err := o.readParents(key)
+	if err != nil {
+		return nil, err
+	}
+	upper := o.path(key, "upper")
+	if len(parents) == 0 {
+		// FROM scratch: overlayfs needs a lowerdir; the upperdir alone is
+		// the whole filesystem.
+		return []engine.Mount{{Type: "bind", Source: upper, Options: []string{"rbind", "rw"}}}, nil
+	}
+	lowers := make([]string, len(parents))
+	for i, p := range parents {
+		lowers[len(parents)-1-i] = p // overlayfs wants the nearest first
+	}
+	return []engine.Mount{{
+		Type:   "overlay",
+		Source: "overlay",
+		Options: []string{
+			"lowerdir=" + strings.Join(lowers, ":"),
+			"upperdir=" + upper,
+			"workdir=" + o.path(key, "work"),
+			overlayOptions,
+		},
+	}}, nil
+}
+
+func (o *overlay) Diff(ctx context.Context, key string, w io.Writer, opts engine.DiffOptions) error {
+	if err := o.exists(key); err != nil {
+		return err
+	}
+	var lo []layer.Option
+	if opts.SourceDateEpoch != nil {
+		lo = append(lo, layer.WithSourceDateEpoch(*opts.SourceDateEpoch))
+	}
+	if err := layer.WriteOverlayDiff(ctx, w, o.path(key, "upper"), lo...); err != nil {
+		return fmt.Errorf("diffing snapshot %s: %w", key, err)
+	}
+	return nil
+}
+
+// probePrefix starts the names of the directories probeOverlay makes:
+// probePrefix + pid + "-" + random.
+const probePrefix = ".probe-"
+
+// probeOverlay mounts a tiny overlay under dir, in a throwaway mount
+// namespace, to learn whether overlayfs works on dir's filesystem.
+func probeOverlay(dir string) error {
+	// Named after this process, so that Sweep removes it at once if the
+	// process dies before it does.
+	tmp, err := os.MkdirTemp(dir, probePrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return fmt.Errorf("probing overlayfs: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.Mkdir(tmp+"/"+d, 0o755); err != nil {
+			return fmt.Errorf("probing overlayfs: %w", err)
+		}
+	}
+	return inPrivateMountNS(func() error {
+		data := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work,%s", tmp, tmp, tmp, overlayOptions)
+		if err := unix.Mount("overlay", tmp+"/merged", "overlay", 0, data); err != nil {
+			return fmt.Errorf("overlayfs does not mount on %s: %w", dir, err)
+		}
+		return unix.Unmount(tmp+"/merged", unix.MNT_DETACH)
+	})
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/image/layer"
+)
+
+// ErrLayerDirChanged is wrapped by the error of a layer directory whose
+// tree no longer has the digest it had when it was unpacked.
+var ErrLayerDirChanged = errors.New("was changed since it was unpacked")
+
+// treesDir holds, per layer directory, its layer.TreeDigests as JSON:
+// layertrees/<diffid hex>, written when the directory is made.
+func (s *Store) treesDir() string { return filepath.Join(s.root, "layertrees") }
+
+func (s *Store) treePath(diffID v1.Hash) string { return filepath.Join(s.treesDir(), diffID.Hex) }
+
+// recordTree computes and stores the digests of the layer directory of
+// diffID.
+func (s *Store) recordTree(ctx context.Context, diffID v1.Hash) (layer.TreeDigests, error) {
+	return s.recordTreeIf(ctx, diffID, func(layer.TreeDigests) bool { return true })
+}
+
+// readTree returns the stored digests of the layer directory of diffID;
+// ok is false when there are none (a directory made before kiln kept
+// them, or whose record was lost).
+func (s *Store) readTree(diffID v1.Hash) (d layer.TreeDigests, ok bool, err error) {
+	b, err := os.ReadFile(s.treePath(diffID))
+	if errors.Is(err, os.ErrNotExist) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.Tree.Hex == "" {
+		return d, false, nil // a damaged record is recomputed
+	}
+	return d, true, nil
+}
+
+// checkLayerDir makes sure that the layer directory of diffID is as it was
+// unpacked, before a container uses it. The cheap check (the directory's
+// metadata digest, lstat only) comes first; when it differs, the whole tree
+// is hashed, and a tree that still matches has its metadata digest
+// renewed. A directory without stored digests has them computed now (trust
+// on first use, for roots made before kiln kept them).
+func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
+	want, ok, err := s.readTree(diffID)
+	if err != nil {
+		return fmt.Errorf("check layer directory %s: %w", diffID, err)
+	}
+	if !ok {
+		return s.VerifyLayerDir(ctx, diffID)
+	}
+	got, err := layer.DigestTree(ctx, s.LayerPath(diffID), false)
+	if err != nil {
+		return fmt.Errorf("check layer directory %s: %w", diffID, err)
+	}
+	if got.Meta == want.Meta {
+		return nil
+	}
+	return s.VerifyLayerDir(ctx, diffID)
+}
+
+// VerifyLayerDir hashes the whole tree of the layer directory of diffID
+// and fails, with an error wrapping ErrLayerDirChanged that names it and
+// the repair, when it differs from the digest stored when it was unpacked
+// (a directory without one has it computed now). A directory that matches
+// has its metadata digest renewed.
+func (s *Store) VerifyLayerDir(ctx context.Context, diffID v1.Hash) error {
+	want, ok, err := s.readTree(diffID)
+	if err != nil {
+		return fmt.Errorf("verify layer directory %s: %w", diffID, err)
+	}
+	got, err := s.recordTreeIf(ctx, diffID, func(got layer.TreeDigests) bool { return !ok || got.Tree == want.Tree })
+	if err != nil {
+		return fmt.Errorf("verify layer directory %s: %w", diffID, err)
+	}
+	if ok && got.Tree != want.Tree {
+		return fmt.Errorf("layer directory %s (diffID %s) %w (its tree hashes to %s, want %s); run kiln cache verify --repair",
+			s.LayerPath(diffID), diffID, ErrLayerDirChanged, got.Tree, want.Tree)
+	}
+	return nil
+}
+
+// recordTreeIf computes the digests of diffID's directory and stores them
+// when keep says so.
+func (s *Store) recordTreeIf(ctx context.Context, diffID v1.Hash, keep func(layer.TreeDigests) bool) (layer.TreeDigests, error) {
+	d, err := layer.DigestTree(ctx, s.LayerPath(diffID), true)
+	if err != nil || !keep(d) {
+		return d, err
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return d, err
+	}
+	if err := os.MkdirAll(s.treesDir(), 0o700); err != nil {
+		return d, err
+	}
+	return d, s.writeFileAtomic(s.treePath(diffID), b, 0o600)
+}
+
+// LayerDirIDs returns the diffIDs of the store's unpacked layer
+// directories.
+func (s *Store) LayerDirIDs(ctx context.Context) ([]v1.Hash, error) {
+	ents, err := os.ReadDir(s.layersDir())
+	if err != nil {
+		return nil, fmt.Errorf("list layer directories: %w", err)
+	}
+	var ids []v1.Hash
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := v1.NewHash("sha256:" + e.Name())
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		ids = append(ids, h)
+	}
+	return ids, nil
+}
+
+// RemoveLayerDir removes the layer directory of diffID and its digests, as
+// verify --repair does with a changed one: the next use unpacks it again
+// from its blob. A container that has it mounted keeps its view.
+func (s *Store) RemoveLayerDir(diffID v1.Hash) error {
+	tmp := s.tempName()
+	if err := os.Rename(s.LayerPath(diffID), tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove layer directory %s: %w", diffID, err)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove layer directory %s: %w", diffID, err)
+	}
+	if err := os.Remove(s.treePath(diffID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove layer directory %s: %w", diffID, err)
+	}
+	return nil
+}

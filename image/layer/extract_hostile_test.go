@@ -79,9 +79,19 @@ func sparseTar(name string, realSize int64, data string) []byte {
 	return append(out, make([]byte, 1024)...)
 }
 
+// hostileFixture reads a hostile tar of the repository's
+// testdata/hostile, which image/store's tests unpack too.
+func hostileFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "hostile", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestExtractHostileMore(t *testing.T) {
 	requireRoot(t)
-	deep := strings.Repeat("d/", 2100) + "f" // 4201 bytes: past PATH_MAX
 	tests := []struct {
 		name    string
 		tar     func(t *testing.T, base string) []byte
@@ -261,7 +271,7 @@ func TestExtractHostileMore(t *testing.T) {
 		},
 		{
 			name:    "whiteout dot dot in a subdirectory",
-			tar:     func(t *testing.T, base string) []byte { return makeTar(t, []tarEntry{dir("a/"), file("a/.wh...", "")}) },
+			tar:     func(t *testing.T, base string) []byte { return hostileFixture(t, "whiteout-dotdot.tar") },
 			wantErr: "invalid whiteout",
 		},
 		{
@@ -291,19 +301,8 @@ func TestExtractHostileMore(t *testing.T) {
 			},
 		},
 		{
-			name: "a 10 GB file with a short body",
-			tar: func(t *testing.T, base string) []byte {
-				b := makeTar(t, []tarEntry{file("big", "short")})
-				// Patch the size field of the header to 10 GiB; drop the end blocks.
-				copy(b[124:136], fmt.Sprintf("%011o\x00", int64(10)<<30))
-				sum := 0
-				copy(b[148:156], "        ")
-				for _, c := range b[:512] {
-					sum += int(c)
-				}
-				copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-				return b[:1024]
-			},
+			name:    "a 10 GB file with a short body",
+			tar:     func(t *testing.T, base string) []byte { return hostileFixture(t, "short-body.tar") },
 			wantErr: "unexpected EOF",
 		},
 		{
@@ -343,7 +342,7 @@ func TestExtractHostileMore(t *testing.T) {
 		},
 		{
 			name:    "a path past PATH_MAX",
-			tar:     func(t *testing.T, base string) []byte { return makeTar(t, []tarEntry{file(deep, "deep")}) },
+			tar:     func(t *testing.T, base string) []byte { return hostileFixture(t, "path-max.tar") },
 			wantErr: "file name too long",
 		},
 		{

@@ -25,21 +25,15 @@ type hostileEntry struct {
 	name, link string
 	typ        byte
 	data       string
-	size       int64 // when not 0, the size the header claims
 }
 
-// hostileTar writes entries as a tar; a claimed size larger than the data
-// cuts the tar short after the data, as a truncated download would.
+// hostileTar writes entries as a tar.
 func hostileTar(t *testing.T, entries ...hostileEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		size := int64(len(e.data))
-		if e.size != 0 {
-			size = e.size
-		}
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: size}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.data))}
 		if e.typ != tar.TypeReg {
 			hdr.Size = 0
 		}
@@ -49,14 +43,22 @@ func hostileTar(t *testing.T, entries ...hostileEntry) []byte {
 		if _, err := tw.Write([]byte(e.data)); err != nil {
 			t.Fatal(err)
 		}
-		if e.size > int64(len(e.data)) {
-			return buf.Bytes() // the rest never comes
-		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// hostileFixture reads a hostile tar of the repository's
+// testdata/hostile, which image/layer's tests extract too.
+func hostileFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "hostile", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // layerOf is a gzipped layer of the tar b.
@@ -89,7 +91,7 @@ func TestLayerDirHostile(t *testing.T) {
 		{
 			name: "dot dot",
 			layer: func(t *testing.T, base string) v1.Layer {
-				return layerOf(t, hostileTar(t, hostileEntry{name: "../../../sentinel/x", typ: tar.TypeReg, data: "pwned"}))
+				return layerOf(t, hostileFixture(t, "dotdot.tar"))
 			},
 			wantErr: "escapes the layer directory",
 		},
@@ -112,21 +114,21 @@ func TestLayerDirHostile(t *testing.T) {
 		{
 			name: "whiteout named dot dot",
 			layer: func(t *testing.T, base string) v1.Layer {
-				return layerOf(t, hostileTar(t, hostileEntry{name: "d/.wh...", typ: tar.TypeReg}))
+				return layerOf(t, hostileFixture(t, "whiteout-dotdot.tar"))
 			},
 			wantErr: "invalid whiteout",
 		},
 		{
 			name: "a 10 GB file with a short body",
 			layer: func(t *testing.T, base string) v1.Layer {
-				return layerOf(t, hostileTar(t, hostileEntry{name: "big", typ: tar.TypeReg, data: "short", size: 10 << 30}))
+				return layerOf(t, hostileFixture(t, "short-body.tar"))
 			},
 			wantErr: "unexpected EOF",
 		},
 		{
 			name: "a path past PATH_MAX",
 			layer: func(t *testing.T, base string) v1.Layer {
-				return layerOf(t, hostileTar(t, hostileEntry{name: strings.Repeat("d/", 2100) + "f", typ: tar.TypeReg, data: "x"}))
+				return layerOf(t, hostileFixture(t, "path-max.tar"))
 			},
 			wantErr: "file name too long",
 		},

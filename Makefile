@@ -76,11 +76,11 @@ lint:
 	staticcheck ./...
 
 # Each fuzz target for FUZZTIME (CI: 3000x, a count). Run one long with, e.g.:
-#   go test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 30m ./layer/
+#   go test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime 30m ./image/layer/
 # A failing input is saved under the package's testdata/fuzz/FuzzXxx/ and
 # is then a regression test of the plain `go test`.
 FUZZTIME ?= 20s
-FUZZ_TARGETS := layer:FuzzExtract layer:FuzzWriteDirRoundTrip manifest:FuzzLoad manifest:FuzzLoadDockerfile buildctx:FuzzIgnoreFile
+FUZZ_TARGETS := image/layer:FuzzExtract image/layer:FuzzWriteDirRoundTrip manifest:FuzzLoad manifest:FuzzLoadDockerfile executor/buildctx:FuzzIgnoreFile
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
@@ -88,7 +88,7 @@ fuzz:
 	done
 
 bench: build test-deps
-	go test -run '^$$' -bench . -benchtime 200x ./container/ ./layer/
+	go test -run '^$$' -bench . -benchtime 200x ./engine/container/ ./image/layer/
 
 clean:
 	rm -rf bin $(WORK)

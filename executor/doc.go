@@ -1,6 +1,6 @@
 // Package executor provides facilities for running a build: it walks the
 // graph of package dag with bounded parallelism, drives each node through
-// its life (package lifecycle), finds steps in the cache or runs them in
+// its life (package fsm), finds steps in the cache or runs them in
 // containers (package engine's runtime and snapshotter), commits their
 // layers to the store, runs the test branches, and assembles the image.
 //
@@ -12,7 +12,7 @@
 //
 // # Debugging
 //
-// When Options.Observer is also an [Inspector] (package debugger's is),
+// When Options.Observer is also an [Inspector] (package executor/debugger's is),
 // the executor asks it what to do before each step that makes a layer
 // (once the step's cache key is known, before the cache is looked up,
 // so cached steps stop too) and after it ends: continue, skip the step
@@ -22,4 +22,14 @@
 // throwaway container), its changes (Diff) and, after a failure, its
 // exit code, output and snapshot, kept until After returns. Without an
 // Inspector, none of this runs.
+//
+// # Size
+//
+// The package is above the ~1,500 lines kiln's packages keep to (about
+// 3,700): the scheduler, a node's run (nodes.go), its mounts, the toolbox
+// and the Inspector hooks (debug.go) share one build's state (the nodes,
+// their snapshots, held cache locks), which splitting would export. What
+// does not share it lives below: the build context (executor/buildctx)
+// and what watches a run (executor/debugger, executor/progress,
+// executor/history, executor/junit).
 package executor

@@ -11,7 +11,7 @@ import (
 	"github.com/kiln-build/kiln/dag"
 )
 
-// Remote is a cache shared beyond this root (package remotecache's
+// Remote is a cache shared beyond this root (package cache/remote's
 // Source, over a registry). A build asks it for a step's key when the
 // local cache lacks the key, holding the key's lock so that one process
 // fetches it once.

@@ -70,7 +70,7 @@ func TestTailMasksSecrets(t *testing.T) {
 	}
 }
 
-// observerOutputs is a lifecycle.Observer that keeps the output.
+// observerOutputs is an fsm.Observer that keeps the output.
 type observerOutputs struct {
 	out outputs
 }

@@ -1,6 +1,7 @@
 // Package fsm provides facilities for following the life of a
 // build graph's nodes: each node is a finite-state machine (looplab/fsm,
-// kept inside this package) whose every transition is reported to an
+// kept inside this package, where it is imported as looplab so that the
+// two packages read apart) whose every transition is reported to an
 // [Observer]. Progress output, JSON events and the debugger all observe
 // builds through that one interface.
 //

@@ -1,7 +1,8 @@
 // Package remote provides kiln's shared build cache: cache records and
 // their layers kept as an OCI artifact in a registry (or in an OCI image
 // layout directory), so that builds on other machines, or on an empty root,
-// find their steps there instead of running them.
+// find their steps there instead of running them. Its importers name it
+// remotecache, beside package cache and go-containerregistry's remote.
 //
 // # The artifact
 //

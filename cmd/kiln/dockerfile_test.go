@@ -239,10 +239,10 @@ func tarEntries(t *testing.T, rc io.ReadCloser, fn func(name string, data []byte
 }
 
 // TestBuildBenchDockerfiles builds the peer benchmark's Dockerfiles
-// (bench/cases, beside their kiln.yml equivalents) as written, with
+// (scripts/bench/cases, beside their kiln.yml equivalents) as written, with
 // --build-arg BASE=busybox:latest.
 func TestBuildBenchDockerfiles(t *testing.T) {
-	cases := filepath.Join(enginetest.RepoRoot(t), "bench", "cases")
+	cases := filepath.Join(enginetest.RepoRoot(t), "scripts", "bench", "cases")
 	root := buildRoot(t)
 	for _, name := range []string{"chain10", "multistage", "big200m", "copy5k"} {
 		t.Run(name, func(t *testing.T) {

@@ -23,7 +23,7 @@ import (
 // fsync and rename, records after their blobs, a sweep at startup): this
 // test checks that they are, on a real build.
 //
-// go test runs 10 iterations (skipped with -short); bench/crash.sh runs
+// go test runs 10 iterations (skipped with -short); scripts/bench/crash.sh runs
 // 100 (KILN_CRASH_ITERATIONS=100).
 
 // crashManifest has several run and copy steps, and a test; its first

@@ -1,7 +1,6 @@
-// Command kiln is a daemonless, graph-driven container image builder.
-//
 // This file holds the entry point and the flags every command shares;
-// each other file holds one command.
+// each other file holds one command (doc.go describes the command).
+
 package main
 
 import (

@@ -38,4 +38,11 @@
 // naming them; hard links are copied as separate files;
 // owners come from CopyOptions, never from the source; extended attributes
 // are not copied.
+//
+// # Size
+//
+// The package is slightly above the ~1,500 lines kiln's packages keep to
+// (about 1,650): ignore rules, digests and copies all go through the one
+// resolution of a path inside the context (resolve.go, walk.go), the
+// boundary against hostile contexts, which must stay one implementation.
 package buildctx

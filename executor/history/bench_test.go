@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkWrite writes the record of a build that copies a context of
-// 5,000 files (bench/cases/copy5k), whose files the record lists.
+// 5,000 files (scripts/bench/cases/copy5k), whose files the record lists.
 func BenchmarkWrite(b *testing.B) {
 	files := make([]buildctx.File, 5000)
 	for i := range files {

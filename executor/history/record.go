@@ -54,7 +54,7 @@ type Node struct {
 	Kind string `json:"kind"` // base, step or test
 	// Parent is the key of the node whose filesystem this one builds on.
 	Parent   string   `json:"parent,omitempty"`
-	State    string   `json:"state"` // its last lifecycle state
+	State    string   `json:"state"` // its last fsm state
 	Duration Duration `json:"duration"`
 	CacheKey string   `json:"cache_key,omitempty"`
 	// Inputs are what CacheKey covers; nil when the node never got as

@@ -7,7 +7,7 @@ import (
 	"github.com/kiln-build/kiln/fsm"
 )
 
-// Timer is a lifecycle.Observer that times each node: from its first
+// Timer is an fsm.Observer that times each node: from its first
 // transition out of pending to its last into a final state. It is safe
 // for concurrent use.
 type Timer struct {

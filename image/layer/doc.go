@@ -25,4 +25,12 @@
 // extended attributes, long names). Extended attributes are written as
 // SCHILY.xattr. records, except trusted.overlay.*, which belong to overlayfs.
 // Unix sockets are skipped.
+//
+// # Size
+//
+// The package is slightly above the ~1,500 lines kiln's packages keep to
+// (about 1,800): both directions (directory → tar, tar → directory) and
+// the merge share the whiteout conventions above and the file-system
+// primitives (fs.go: directory reads, stats, extended attributes), which
+// must stay one implementation.
 package layer

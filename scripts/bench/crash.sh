@@ -4,10 +4,10 @@
 # next build succeeds and leaves no mount, cgroup, process or temp file,
 # and that every cache record verifies. Needs root.
 #
-#   bench/crash.sh            # 100 iterations
-#   bench/crash.sh 500        # more
+#   scripts/bench/crash.sh            # 100 iterations
+#   scripts/bench/crash.sh 500        # more
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$HOME/go/bin:$PATH
 export KILN_CRASH_ITERATIONS=${1:-${KILN_CRASH_ITERATIONS:-100}}
 exec go test -count=1 -timeout 60m -run '^TestCrashRecovery$' -v ./cmd/kiln/

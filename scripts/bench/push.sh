@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# bench/push.sh: time a push of an image with one 200 MiB layer (the
+# scripts/bench/push.sh: time a push of an image with one 200 MiB layer (the
 # big200m case's file: 10 copies of 20 MiB of hex-dumped random bytes) to
 # Debian's docker-registry on 127.0.0.1, with kiln and with skopeo copy of
 # the same image from an OCI layout, in the same run, alternating.
 #
-#   bench/push.sh            # 3 runs each
-#   RUNS=5 bench/push.sh
+#   scripts/bench/push.sh            # 3 runs each
+#   RUNS=5 scripts/bench/push.sh
 #
 # Each timed push goes to a registry started afresh on empty storage, so
 # that no blob is there already and neither tool can mount one from
@@ -13,12 +13,12 @@
 # /tmp/kiln-bench-push).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-/tmp/kiln-bench-push}
 RUNS=${RUNS:-3}
 export PATH=/usr/local/go/bin:$PATH
 for tool in docker-registry skopeo; do
-	command -v $tool >/dev/null || { echo "bench/push.sh: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
+	command -v $tool >/dev/null || { echo "scripts/bench/push.sh: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
 done
 
 rm -rf "$WORK" && mkdir -p "$WORK/ctx"
@@ -34,7 +34,7 @@ rm "$WORK/chunk"
 "$KILN" --root "$ROOT" import "$WORK/ctx" -t big >/dev/null
 "$KILN" --root "$ROOT" push big "oci-layout:$WORK/layout:big"
 
-# shellcheck source=bench/registry.sh
+# shellcheck source=scripts/bench/registry.sh
 . "$HERE/registry.sh"
 trap stop_registry EXIT
 

@@ -1,4 +1,4 @@
-# bench/registry.sh: helpers of the bench scripts that need a registry,
+# scripts/bench/registry.sh: helpers of the bench scripts that need a registry,
 # sourced with WORK set. It picks a free port of 127.0.0.1 (HOST) and
 # defines start_registry (docker-registry afresh on empty storage, no
 # auth, plain HTTP), stop_registry, seconds CMD... (CMD's wall time, its

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/remote-cache.sh: time kiln's remote cache on the copy5k and big200m
+# scripts/bench/remote-cache.sh: time kiln's remote cache on the copy5k and big200m
 # cases against Debian's docker-registry on 127.0.0.1, beside pushing and
 # pulling the image itself and beside Buildah's --cache-to/--cache-from, in
 # the same run, alternating:
@@ -13,9 +13,9 @@
 #                                           the same without, for the cost)
 #   buildah build --layers --cache-from REF on empty storage
 #
-#   bench/remote-cache.sh                     # 3 runs each, both cases
-#   RUNS=5 CASES=big200m bench/remote-cache.sh
-#   SKIP_BUILDAH=1 RUNS=7 bench/remote-cache.sh   # kiln only
+#   scripts/bench/remote-cache.sh                     # 3 runs each, both cases
+#   RUNS=5 CASES=big200m scripts/bench/remote-cache.sh
+#   SKIP_BUILDAH=1 RUNS=7 scripts/bench/remote-cache.sh   # kiln only
 #
 # On a machine shared with other work, the minimum of the runs says more
 # than the median: both are printed.
@@ -25,7 +25,7 @@
 # registries.conf under $WORK (default /tmp/kiln-bench-remote-cache).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 WORK=${WORK:-/tmp/kiln-bench-remote-cache}
 RUNS=${RUNS:-3}
@@ -33,7 +33,7 @@ SKIP_BUILDAH=${SKIP_BUILDAH:-}
 CASES=${CASES:-copy5k big200m}
 export PATH=/usr/local/go/bin:$PATH
 for tool in docker-registry buildah curl bc; do
-	command -v $tool >/dev/null || { echo "bench/remote-cache.sh: $tool is not installed" >&2; exit 1; }
+	command -v $tool >/dev/null || { echo "scripts/bench/remote-cache.sh: $tool is not installed" >&2; exit 1; }
 done
 
 cleanup_mounts() { awk -v r="$WORK/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r | xargs -r umount -l 2>/dev/null || true; }
@@ -44,7 +44,7 @@ KILN=$WORK/kiln
 export DOCKER_CONFIG=$WORK/docker # no credentials: an anonymous local registry
 "$REPO/scripts/busybox-rootfs.sh" "$WORK/busybox-rootfs" >/dev/null
 
-# shellcheck source=bench/registry.sh
+# shellcheck source=scripts/bench/registry.sh
 . "$HERE/registry.sh"
 BASE=$HOST/busybox:latest
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# bench/run.sh: time kiln on the peer harness's cases (kiln-format
-# equivalents in bench/cases), cold and warm, with hyperfine; optionally run
+# scripts/bench/run.sh: time kiln on the peer harness's cases (kiln-format
+# equivalents in scripts/bench/cases), cold and warm, with hyperfine; optionally run
 # ../shared/bench/peer-buildah.sh in the same session to compare.
 #
-#   bench/run.sh                 # kiln only
-#   PEER=1 bench/run.sh          # kiln, then Buildah (about 2.5 min more)
-#   CASES="chain10 copy5k" RUNS=10 bench/run.sh
-#   CASES="chain10 chain50 chain100 chain500" bench/run.sh  # per-step rows too
-#   KILN_BIN=/tmp/kiln-before bench/run.sh  # time a given binary (before/after)
+#   scripts/bench/run.sh                 # kiln only
+#   PEER=1 scripts/bench/run.sh          # kiln, then Buildah (about 2.5 min more)
+#   CASES="chain10 copy5k" RUNS=10 scripts/bench/run.sh
+#   CASES="chain10 chain50 chain100 chain500" scripts/bench/run.sh  # per-step rows too
+#   KILN_BIN=/tmp/kiln-before scripts/bench/run.sh  # time a given binary (before/after)
 #
 # chainN (any N) is generated: N run steps like chain10's. Before each cold
 # run the previous root is moved aside, not deleted: on this file system,
@@ -18,7 +18,7 @@
 # $WORK/results/kiln-<time>.txt and hyperfine JSON next to it.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 WORK=${WORK:-/tmp/kiln-bench}
 CASES=${CASES:-chain10 copy5k big200m multistage}

@@ -4,7 +4,7 @@
 // with what environment, step through it, and open a terminal in a
 // step's container.
 //
-// The server is an executor.Inspector, like package debugger's prompt,
+// The server is an executor.Inspector, like package executor/debugger's prompt,
 // driven by DAP requests instead of typed commands. Each node of the
 // graph that is under way is a thread. One stop at a time: while a step
 // is stopped, every other node waits before its next step (a container

@@ -189,7 +189,7 @@ func mustRef(t *testing.T, s string) name.Reference {
 // TestReadmeConf: the registries.conf example of the README parses, and
 // means what the README says.
 func TestReadmeConf(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

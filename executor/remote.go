@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 
@@ -68,10 +69,10 @@ type pendingDir struct {
 	err   error
 }
 
-// layerDir returns the directory of a layer found in the cache. A
-// directory the store does not have yet is only noted: it is unpacked
-// when a node that runs needs it (unpackFor), so a build whose steps all
-// come from the cache (a remote one, on an empty root) unpacks nothing.
+// layerDir returns the directory of a layer found in the cache. It is
+// only noted: a directory the store does not have yet is unpacked, and
+// one it has is checked, when a node that runs needs it (unpackFor), so a
+// build whose steps all come from the cache unpacks and walks nothing.
 // A debugged build unpacks at once, for its views.
 func (r *run) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if r.debug != nil {
@@ -81,10 +82,13 @@ func (r *run) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := r.opts.Store.LayerPath(diffID)
-	if _, err := os.Stat(dir); err == nil {
-		return r.opts.Store.LayerDir(ctx, l) // marks it used
+	// A directory the store has is only marked used here: it is checked
+	// against its tree digest (an lstat of every file) by unpackFor, when
+	// a node that runs mounts it, as a missing one is unpacked then.
+	if err := r.opts.Store.MarkLayerUsed(diffID); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
 	}
+	dir := r.opts.Store.LayerPath(diffID)
 	r.unpacks.LoadOrStore(dir, &pendingDir{layer: l})
 	return dir, nil
 }

@@ -170,6 +170,11 @@ func markUsed(dir string) error {
 	return nil
 }
 
+// MarkLayerUsed marks the layer directory of diffID used, for garbage
+// collection, without checking it; it fails with an error wrapping
+// fs.ErrNotExist when the store does not have it.
+func (s *Store) MarkLayerUsed(diffID v1.Hash) error { return markUsed(s.LayerPath(diffID)) }
+
 // LayerPath returns where LayerDir unpacks the layer of diffID, without
 // unpacking it: the directory may not exist yet.
 func (s *Store) LayerPath(diffID v1.Hash) string { return filepath.Join(s.layersDir(), diffID.Hex) }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/flock"
 )
 
 // Lock takes the lock of key k, waiting until it is free or ctx is done. A
@@ -24,28 +26,14 @@ import (
 // lock files do not pile up.
 func (c *Cache) Lock(ctx context.Context, k Key) (unlock func(), err error) {
 	p := filepath.Join(c.locksDir(), k.String()+".lock")
-	wait := time.Millisecond
 	for {
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("lock cache key %s: %w", k, err)
 		}
-		for {
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-			if err == nil || (!errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR)) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				f.Close()
-				return nil, fmt.Errorf("lock cache key %s: %w", k, ctx.Err())
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, 20*time.Millisecond)
-		}
-		if err != nil {
+		if err := flock.Exclusive(ctx, f, 20*time.Millisecond); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("lock cache key %s: %w", k, &os.PathError{Op: "flock", Path: p, Err: err})
+			return nil, fmt.Errorf("lock cache key %s: %w", k, err)
 		}
 		same, err := isFile(f, p)
 		if err != nil {

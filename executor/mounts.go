@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-build/kiln/engine/container"
 	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/image/layer"
+	"github.com/kiln-build/kiln/internal/flock"
 	"github.com/kiln-build/kiln/internal/regfile"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -255,25 +256,12 @@ func (r *run) cacheDir(ctx context.Context, m manifest.Mount) (dir string, unloc
 		if err != nil {
 			return "", nil, fmt.Errorf("cache mount %s: %w", m.ID, err)
 		}
-		// Polled, never a blocking flock: a blocked flock(2) outlives
-		// the build's cancellation, in a thread of its own.
-		wait := time.Millisecond
-		for {
-			err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-				f.Close()
-				return "", nil, fmt.Errorf("cache mount %s: locking: %w", m.ID, err)
-			}
-			select {
-			case <-ctx.Done():
-				f.Close()
+		if err := flock.Exclusive(ctx, f, 50*time.Millisecond); err != nil {
+			f.Close()
+			if ctx.Err() != nil {
 				return "", nil, context.Cause(ctx)
-			case <-time.After(wait):
 			}
-			wait = min(2*wait, 50*time.Millisecond)
+			return "", nil, fmt.Errorf("cache mount %s: locking: %w", m.ID, err)
 		}
 		unlock = func() { f.Close() }
 	}

@@ -13,9 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/flock"
 )
 
 // ErrNotFound is returned, wrapped with the name, when no image has the name
@@ -183,24 +182,11 @@ func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	wait := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing the file releases the lock
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, &os.PathError{Op: "flock", Path: p, Err: err})
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 50*time.Millisecond)
+	if err := flock.Exclusive(ctx, f, 50*time.Millisecond); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
+	return func() { f.Close() }, nil // closing the file releases the lock
 }
 
 // writeFileAtomic writes data to a temp file of the store, syncs it and

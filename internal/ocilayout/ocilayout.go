@@ -16,9 +16,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/flock"
 )
 
 // RefName is the annotation of an index.json entry that names it.
@@ -47,7 +47,7 @@ func Lock(ctx context.Context, dir string) (*Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the layout %s: %w", dir, err)
 	}
-	if err := flock(ctx, f); err != nil {
+	if err := flock.Exclusive(ctx, f, 50*time.Millisecond); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking the layout %s: %w", dir, err)
 	}
@@ -57,27 +57,6 @@ func Lock(ctx context.Context, dir string) (*Layout, error) {
 		return nil, fmt.Errorf("opening the layout %s: %w", dir, err)
 	}
 	return l, nil
-}
-
-// flock takes the exclusive flock of f, polling until it is free or ctx
-// is done.
-func flock(ctx context.Context, f *os.File) error {
-	wait := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 50*time.Millisecond)
-	}
 }
 
 // init writes oci-layout and index.json unless they exist.

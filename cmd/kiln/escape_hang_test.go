@@ -50,8 +50,7 @@ func (b *lockedBuffer) String() string {
 func startKiln(t *testing.T, root string, args ...string) *child {
 	t.Helper()
 	c := &child{out: &lockedBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], append([]string{"--root", root}, args...)...)
-	c.cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	c.cmd = kilnCommand(t, root, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

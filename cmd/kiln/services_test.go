@@ -164,8 +164,7 @@ tests:
     services: [svc]
     run: echo started; exec sleep 100
 `})
-			cmd := exec.Command(os.Args[0], "--root", root, "build", "--progress", "plain", dir)
-			cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+			cmd := kilnCommand(t, root, "build", "--progress", "plain", dir)
 			out, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -112,13 +112,20 @@ func (a *app) cacheSource(ctx context.Context, s *store.Store, c *cache.Cache, s
 
 // exportCache writes the records of a finished build to each --cache-to.
 func (a *app) exportCache(ctx context.Context, s *store.Store, c *cache.Cache, g *dag.Graph, res *executor.Result, specs []cacheSpec) error {
+	return a.exportCacheKeys(ctx, s, c, specs, func(mode string) []cache.Key { return cacheKeys(g, res, mode) })
+}
+
+// exportCacheKeys writes to each --cache-to the records of the keys that
+// keysOf returns for its mode (a multi-platform build's are those of
+// every platform's graph).
+func (a *app) exportCacheKeys(ctx context.Context, s *store.Store, c *cache.Cache, specs []cacheSpec, keysOf func(mode string) []cache.Key) error {
 	for _, sp := range specs {
 		start := time.Now()
 		t, err := a.cacheTarget(ctx, "--cache-to", sp.ref)
 		if err != nil {
 			return err
 		}
-		st, err := remotecache.Export(ctx, t, s, c, cacheKeys(g, res, sp.mode), remotecache.ExportOptions{Mounts: sp.mounts, Warn: a.warner()})
+		st, err := remotecache.Export(ctx, t, s, c, keysOf(sp.mode), remotecache.ExportOptions{Mounts: sp.mounts, Warn: a.warner()})
 		if err != nil {
 			return err
 		}

@@ -193,3 +193,59 @@ COPY --from=build /out /out
 		t.Errorf("the %s image's /out says %q, want %q", foreign, r.stdout, want)
 	}
 }
+
+// TestBuildPlatformsRemoteCache: root A builds for two platforms and
+// writes its cache to a registry; root B, with the same bases, builds the
+// same manifest for the same platforms from that cache: no step runs
+// (none emulated), only the tests, and the index is A's. The records of
+// both platforms are in the artifact (each key holds its platform).
+func TestBuildPlatformsRemoteCache(t *testing.T) {
+	a, foreign := multiRoot(t)
+	b, _ := multiRoot(t)
+	reg, ca := loggedInRegistry(t, a)
+	if r := kiln(t, b, strings.NewReader(reg.password+"\n"), "login", reg.host, "-u", reg.user, "--password-stdin", ca); r.code != 0 {
+		t.Fatalf("kiln login: %s", r.stderr)
+	}
+	plats := platform.Host().String() + "," + foreign.String()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"kiln.yml": `from: busybox
+steps:
+  - run: uname -m > /arch
+  - copy: {src: ./app.txt, dst: /app.txt}
+tests:
+  - name: arch
+    run: test -s /arch
+`, "app.txt": "v1\n"})
+	cacheRef := "registry://" + reg.host + "/cache/multi:main"
+	built := mustKiln(t, a, "build", dir, "--platform", plats, "--cache-to", cacheRef+",mode=max", ca)
+	if !strings.Contains(built.stderr, "exported 4 cache records") {
+		t.Errorf("the build did not say that it exported 4 records (2 steps × 2 platforms):\n%s", built.stderr)
+	}
+	r := mustKiln(t, b, "build", dir, "--platform", plats, "--cache-from", cacheRef, "--progress", "json", ca)
+	var digest string
+	names := map[string]string{}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		var e struct{ Type, Node, Name, State, Output, Digest string }
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if e.Name != "" {
+			names[e.Node] = e.Name
+		}
+		if e.Type == "state" && e.State == "running" && !strings.Contains(e.Name, "] test: arch") {
+			t.Errorf("%s ran on root B, want it from the remote cache", e.Name)
+		}
+		if strings.Contains(e.Output, "kiln: emulating") && !strings.Contains(names[e.Node], "] test: arch") {
+			t.Errorf("root B emulated %s, a step", names[e.Node])
+		}
+		if e.Type == "result" {
+			digest = e.Digest
+		}
+	}
+	if want := strings.TrimSpace(built.stdout); digest != want {
+		t.Errorf("root B built %q from the remote cache, want A's index %q\n%s", digest, want, r.stdout)
+	}
+	if out := mustKiln(t, b, "run", "--platform", foreign.String(), digest, "--", "cat", "/arch"); strings.TrimSpace(out.stdout) != map[string]string{"arm64": "aarch64", "amd64": "x86_64"}[foreign.Arch] {
+		t.Errorf("the %s image's /arch holds %q", foreign, out.stdout)
+	}
+}

@@ -133,12 +133,12 @@ type platformBuild struct {
 // buildPlatforms builds the manifest at path for each platform at once,
 // sharing the --jobs slots and the cache (a step of the same key runs
 // once), and makes an image index of the images. It returns the index's
-// digest, and the results merged, their keys and names prefixed by
-// platform.
+// digest, the results merged, their keys and names prefixed by
+// platform, and each platform's build.
 func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options,
-	s *store.Store, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, error) {
-	if f.debug.debug || f.debug.onFail || len(f.debug.breaks) > 0 || f.explain || len(f.cacheTo) > 0 || len(f.cacheFrom) > 0 {
-		return nil, nil, badInput(errors.New("--platform with several platforms does not take --debug, --debug-on-fail, --break, --explain, --cache-to or --cache-from yet"))
+	s *store.Store, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, []*platformBuild, error) {
+	if f.debug.debug || f.debug.onFail || len(f.debug.breaks) > 0 || f.explain {
+		return nil, nil, nil, badInput(errors.New("--platform with several platforms does not take --debug, --debug-on-fail, --break or --explain yet"))
 	}
 	builds := make([]*platformBuild, len(plats))
 	for i, p := range plats {
@@ -153,21 +153,21 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		}
 		b, err := manifest.Load(ctx, path, o)
 		if err != nil {
-			return nil, nil, badInput(err)
+			return nil, nil, nil, badInput(err)
 		}
 		g, err := dag.Compile(b)
 		if err != nil {
-			return nil, nil, badInput(err)
+			return nil, nil, nil, badInput(err)
 		}
 		builds[i] = &platformBuild{p: p, b: b, g: g}
 	}
 	bctx, err := buildctx.Open(builds[0].b.Context, buildctx.WithWarn(func(m string) { fmt.Fprintf(a.stderr, "kiln: warning: %s\n", m) }))
 	if err != nil {
-		return nil, nil, badInput(err)
+		return nil, nil, nil, badInput(err)
 	}
 	for _, pb := range builds {
 		if err := checkInputs(pb.b, pb.g, bctx); err != nil {
-			return nil, nil, badInput(err)
+			return nil, nil, nil, badInput(err)
 		}
 	}
 	base.Context = bctx
@@ -205,9 +205,9 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: pb.res.Image, Descriptor: v1.Descriptor{Platform: &p}})
 	}
 	if len(errs) > 0 {
-		return nil, res, errors.Join(errs...)
+		return nil, res, builds, errors.Join(errs...)
 	}
-	return idx, res, nil
+	return idx, res, builds, nil
 }
 
 // mergeResult adds r, one platform's, to res.
@@ -340,9 +340,18 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 	if err != nil {
 		return err
 	}
-	base.Cache, base.Snapshotter, base.Runtime, base.KilnBinary = c, sn, rt, kiln
+	cacheTo, cacheFrom, err := f.cacheSpecs()
+	if err != nil {
+		return badInput(err)
+	}
+	pctx, stop := f.phase(ctx)
+	remote, err := a.cacheSource(pctx, s, c, cacheFrom)
+	if err := f.phaseEnd(ctx, pctx, stop, "opening --cache-from", err); err != nil {
+		return err
+	}
+	base.Cache, base.Snapshotter, base.Runtime, base.KilnBinary, base.Remote = c, sn, rt, kiln, remote
 	obs := base.Observer
-	idx, r, err := a.buildPlatforms(ctx, f, plats, path, opts, s, obs, base)
+	idx, r, builds, err := a.buildPlatforms(ctx, f, plats, path, opts, s, obs, base)
 	*res = r
 	if err != nil {
 		if ctx.Err() != nil {
@@ -374,6 +383,17 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 		if err := f.phaseEnd(ctx, pctx, stop, "pushing", err); err != nil {
 			return err
 		}
+	}
+	pctx, stop = f.phase(ctx)
+	err = a.exportCacheKeys(pctx, s, c, cacheTo, func(mode string) []cache.Key {
+		var keys []cache.Key
+		for _, pb := range builds {
+			keys = append(keys, cacheKeys(pb.g, pb.res, mode)...)
+		}
+		return keys
+	})
+	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
+		return err
 	}
 	ran, cached := countStates(r.States)
 	if f.progress != "json" && !f.quiet && !view.summarises() {

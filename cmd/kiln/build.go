@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-build/kiln/executor/progress"
 	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image/layer"
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/image/registry"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
@@ -269,12 +270,12 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		return badInput(err)
 	}
 	opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
-		return a.baseConfig(ctx, s, pinned(lk, ref))
+		return a.baseConfig(ctx, s, pinned(lk, ref, platform.Host()))
 	}
 	if len(plats) == 1 {
 		opts.Platform = plats[0]
 		opts.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
-			img, err := a.resolveBaseFor(ctx, s, pinned(lk, ref), plats[0])
+			img, err := a.resolveBaseFor(ctx, s, pinned(lk, ref, plats[0]), plats[0])
 			if err != nil || img == nil {
 				return nil, err
 			}
@@ -293,7 +294,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		}
 	}
 	if len(plats) > 1 {
-		return a.buildIndex(ctx, &f, plats, path, opts, s, view, start, outputs, &res, &digest, executor.Options{
+		return a.buildIndex(ctx, &f, plats, path, opts, s, lk, view, start, outputs, &res, &digest, executor.Options{
 			Store: s, Tmp: filepath.Join(a.root, "tmp"), Jobs: f.jobs, KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 			Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 			Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,

@@ -7,9 +7,12 @@ import (
 	"os"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/progress"
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/image/registry"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/manifest/lock"
@@ -71,7 +74,7 @@ func registryBases(b *manifest.Build) []string {
 // resolveNow returns the digests b's bases and registry modules have
 // now: the modules as Load resolved them, the bases from their registry.
 func (a *app) resolveNow(ctx context.Context, b *manifest.Build) (*lock.File, error) {
-	now := &lock.File{Images: map[string]string{}, Modules: map[string]string{}}
+	now := &lock.File{Images: map[string]string{}, Modules: map[string]string{}, Platforms: map[string]map[string]string{}}
 	for _, m := range b.Modules {
 		if m.Digest != "" {
 			now.Modules[m.Source] = m.Digest
@@ -90,13 +93,28 @@ func (a *app) resolveNow(ctx context.Context, b *manifest.Build) (*lock.File, er
 		if err != nil {
 			return nil, err
 		}
-		d, err := a.currentDigest(ctx, rc, r, "")
+		d, ms, err := rc.Manifests(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("resolving base image %s: %w", ref, err)
 		}
-		now.Images[ref] = d
+		now.Images[ref] = d.Digest.String()
+		if ps := platformDigests(ms); d.MediaType.IsIndex() {
+			now.Platforms[ref] = ps
+		}
 	}
 	return now, nil
+}
+
+// platformDigests returns the digest of each platform's image of an
+// index's manifests (attestations, of platform unknown/unknown, aside).
+func platformDigests(ms []v1.Descriptor) map[string]string {
+	ps := map[string]string{}
+	for _, m := range ms {
+		if m.MediaType.IsImage() && m.Platform != nil && m.Platform.OS != "unknown" {
+			ps[platform.FromOCI(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant).String()] = m.Digest.String()
+		}
+	}
+	return ps
 }
 
 // lockFor reads the lock of the manifest at path for kiln build --locked
@@ -116,11 +134,12 @@ func (a *app) lockFor(f *buildFlags, path string) (*lock.File, error) {
 	return lk, nil
 }
 
-// pinned returns the reference lk pins ref to, or ref.
-func pinned(lk *lock.File, ref string) string {
+// pinned returns the reference lk pins ref to for platform p (that of
+// p's image when ref names an index), or ref.
+func pinned(lk *lock.File, ref string, p platform.Platform) string {
 	if lk != nil {
-		if p, ok := lk.Pin(ref); ok {
-			return p
+		if pin, ok, pok := lk.PinFor(ref, p.String()); ok && pok {
+			return pin
 		}
 	}
 	return ref
@@ -135,11 +154,15 @@ func (a *app) checkLock(ctx context.Context, b *manifest.Build, path string, lk 
 			if b.StageByName(s.From) != nil || !registry.HasHost(s.From) || strings.Contains(s.From, "@") {
 				continue
 			}
-			p, ok := lk.Pin(s.From)
+			p := executor.StagePlatform(b, s)
+			pin, ok, pok := lk.PinFor(s.From, p.String())
 			if !ok {
 				return manifest.Errorf(s.Pos, "--locked: base image %s is not in %s: run kiln lock -f %s", s.From, lock.Name, path)
 			}
-			s.From = p
+			if !pok {
+				return manifest.Errorf(s.Pos, "--locked: %s has no digest of base image %s for %s: run kiln lock -f %s", lock.Name, s.From, p, path)
+			}
+			s.From = pin
 		}
 		return nil
 	}

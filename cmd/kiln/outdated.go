@@ -70,16 +70,20 @@ func (a *app) pullInto(ctx context.Context, s *store.Store, ref string) (v1.Imag
 	if err != nil {
 		return nil, err
 	}
-	tag := ref
-	if repo, d, ok := strings.Cut(ref, "@"); ok {
-		// a pinned base (kiln build --locked): the store names images
-		// by tag, so name it after its digest
-		tag = repo + ":" + strings.ReplaceAll(d, ":", "-")
-	}
-	if _, err := s.Tag(ctx, img, tag); err != nil {
+	if _, err := s.Tag(ctx, img, storeTag(ref)); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", ref, err)
 	}
 	return s.Image(ctx, ref)
+}
+
+// storeTag is the name the store keeps the base ref under: ref, or for
+// a pinned base (kiln build --locked), which the store cannot name by its
+// digest, REPO:sha256-HEX (where the store finds REPO@sha256:HEX).
+func storeTag(ref string) string {
+	if repo, d, ok := strings.Cut(ref, "@"); ok {
+		return repo + ":" + strings.ReplaceAll(d, ":", "-")
+	}
+	return ref
 }
 
 func newOutdatedCommand(a *app) *cobra.Command {

@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-build/kiln/image/registry"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
+	"github.com/kiln-build/kiln/manifest/lock"
 )
 
 // platforms returns the platforms of --platform, none when not given.
@@ -84,7 +85,7 @@ func (a *app) resolveBaseFor(ctx context.Context, s *store.Store, ref string, p 
 	if err := checkPlatform(ref, img, p); err != nil {
 		return nil, err
 	}
-	if _, err := s.TagPlatform(ctx, img, ref); err != nil {
+	if _, err := s.TagPlatform(ctx, img, storeTag(ref)); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", ref, err)
 	}
 	return s.ImageFor(ctx, ref, p)
@@ -136,7 +137,7 @@ type platformBuild struct {
 // digest, the results merged, their keys and names prefixed by
 // platform, and each platform's build.
 func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options,
-	s *store.Store, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, []*platformBuild, error) {
+	s *store.Store, lk *lock.File, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, []*platformBuild, error) {
 	if f.debug.debug || f.debug.onFail || len(f.debug.breaks) > 0 || f.explain {
 		return nil, nil, nil, badInput(errors.New("--platform with several platforms does not take --debug, --debug-on-fail, --break or --explain yet"))
 	}
@@ -145,7 +146,7 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		o := opts
 		o.Platform = p
 		o.ResolveBase = func(ctx context.Context, ref string) (*manifest.ImageConfig, error) {
-			img, err := a.resolveBaseFor(ctx, s, ref, p)
+			img, err := a.resolveBaseFor(ctx, s, pinned(lk, ref, p), p)
 			if err != nil || img == nil {
 				return nil, err
 			}
@@ -154,6 +155,11 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		b, err := manifest.Load(ctx, path, o)
 		if err != nil {
 			return nil, nil, nil, badInput(err)
+		}
+		if lk != nil || i == 0 { // pin each platform's bases, or warn once of a stale lock
+			if err := a.checkLock(ctx, b, path, lk); err != nil {
+				return nil, nil, nil, badInput(err)
+			}
 		}
 		g, err := dag.Compile(b)
 		if err != nil {
@@ -326,7 +332,7 @@ func singleBaseFor(a *app, s *store.Store, plats []platform.Platform) func(conte
 
 // buildIndex is kiln build for several platforms: base holds the
 // executor options of the command line.
-func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options, s *store.Store,
+func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options, s *store.Store, lk *lock.File,
 	view *buildView, start time.Time, outputs []output, res **executor.Result, digest *string, base executor.Options) error {
 	sn, rt, err := a.engine(ctx)
 	if err != nil {
@@ -351,7 +357,7 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 	}
 	base.Cache, base.Snapshotter, base.Runtime, base.KilnBinary, base.Remote = c, sn, rt, kiln, remote
 	obs := base.Observer
-	idx, r, builds, err := a.buildPlatforms(ctx, f, plats, path, opts, s, obs, base)
+	idx, r, builds, err := a.buildPlatforms(ctx, f, plats, path, opts, s, lk, obs, base)
 	*res = r
 	if err != nil {
 		if ctx.Err() != nil {

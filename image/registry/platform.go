@@ -29,3 +29,27 @@ func (c *Client) ImageFor(ctx context.Context, ref name.Reference, p v1.Platform
 	}
 	return img, nil
 }
+
+// Manifests returns the descriptor of what ref names (as Head does) and,
+// when it is an image index, its manifests' descriptors, each with its
+// platform.
+func (c *Client) Manifests(ctx context.Context, ref name.Reference) (*v1.Descriptor, []v1.Descriptor, error) {
+	d, err := c.Head(ctx, ref)
+	if err != nil || !d.MediaType.IsIndex() {
+		return d, nil, err
+	}
+	im, err := fromSources(c, ref, func(r name.Reference) (*v1.IndexManifest, error) {
+		idx, err := remote.Index(r.Context().Digest(d.Digest.String()), c.with(ctx)...)
+		if err == nil {
+			var im *v1.IndexManifest
+			if im, err = idx.IndexManifest(); err == nil {
+				return im, nil
+			}
+		}
+		return nil, describe(r.Context().RegistryStr(), err)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, im.Manifests, nil
+}

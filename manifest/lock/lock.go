@@ -25,8 +25,13 @@ const header = "# kiln.lock: written by kiln lock; kiln build --locked uses exac
 // File is a lock file: digests by reference.
 type File struct {
 	// Images are base image references (REGISTRY/REPO:TAG) and the
-	// digest of the image a build uses for them.
+	// digest of what they name: an image's, or an image index's (a tag
+	// of several platforms).
 	Images map[string]string `yaml:"images,omitempty"`
+	// Platforms are, for each base of Images that names an index, the
+	// digest of each platform's image in it (os/arch[/variant]): what
+	// a build for that platform uses.
+	Platforms map[string]map[string]string `yaml:"platforms,omitempty"`
 	// Modules are registry module sources (oci://REGISTRY/REPO:TAG) and
 	// the digest of the module's manifest.
 	Modules map[string]string `yaml:"modules,omitempty"`
@@ -52,14 +57,25 @@ func Read(path string) (*File, error) {
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading the lock file %s: %w (run kiln lock to write it again)", path, err)
 	}
-	for _, m := range []map[string]string{f.Images, f.Modules} {
+	ms := []map[string]string{f.Images, f.Modules}
+	for ref, ps := range f.Platforms {
+		if _, ok := f.Images[ref]; !ok {
+			return nil, fmt.Errorf("reading the lock file %s: platforms: %s is not in images (run kiln lock to write it again)", path, ref)
+		}
+		ms = append(ms, ps)
+	}
+	for _, m := range ms {
 		for ref, d := range m {
-			if !strings.HasPrefix(d, "sha256:") || len(d) != len("sha256:")+64 {
+			if !isDigest(d) {
 				return nil, fmt.Errorf("reading the lock file %s: %s: %q is not a sha256 digest (run kiln lock to write it again)", path, ref, d)
 			}
 		}
 	}
 	return f, nil
+}
+
+func isDigest(d string) bool {
+	return strings.HasPrefix(d, "sha256:") && len(d) == len("sha256:")+64 && strings.Trim(d[len("sha256:"):], "0123456789abcdef") == ""
 }
 
 // Write writes f to path atomically.
@@ -88,6 +104,25 @@ func (f *File) Pin(ref string) (string, bool) {
 		return "", false
 	}
 	return PinRef(ref, d), true
+}
+
+// PinFor returns the image reference locked for ref on platform p (as
+// os/arch[/variant]): the digest of p's image when ref names an index,
+// else ref's own digest. It reports whether the lock has ref, and, when
+// it has ref's index, whether it has p's image in it.
+func (f *File) PinFor(ref, p string) (pin string, ok, platformOK bool) {
+	d, ok := f.Images[ref]
+	if !ok {
+		return "", false, false
+	}
+	ps, index := f.Platforms[ref]
+	if !index {
+		return PinRef(ref, d), true, true
+	}
+	if pd, ok := ps[p]; ok {
+		return PinRef(ref, pd), true, true
+	}
+	return "", true, false
 }
 
 // PinRef returns ref (with a tag, a digest or neither) by digest d.
@@ -132,6 +167,26 @@ func (f *File) Compare(now *File) []Drift {
 			if l := k.locked[r]; l != k.cur[r] {
 				out = append(out, Drift{Kind: k.kind, Ref: r, Locked: l, Now: k.cur[r]})
 			}
+			if k.kind == "image" {
+				out = append(out, comparePlatforms(r, f.Platforms[r], now.Platforms[r])...)
+			}
+		}
+	}
+	return out
+}
+
+// comparePlatforms returns the platforms of the index ref whose image now
+// is not the locked one: Ref names the platform, "REF (os/arch)".
+func comparePlatforms(ref string, locked, cur map[string]string) []Drift {
+	ps := make([]string, 0, len(cur))
+	for p := range cur {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	var out []Drift
+	for _, p := range ps {
+		if l := locked[p]; l != cur[p] {
+			out = append(out, Drift{Kind: "image", Ref: ref + " (" + p + ")", Locked: l, Now: cur[p]})
 		}
 	}
 	return out

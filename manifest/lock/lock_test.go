@@ -137,3 +137,37 @@ func TestCompare(t *testing.T) {
 		t.Errorf("a lock compared with itself drifts: %v", d)
 	}
 }
+
+func TestPinFor(t *testing.T) {
+	f := &File{
+		Images:    map[string]string{"a.io/index:1": d1, "a.io/image:1": d2},
+		Platforms: map[string]map[string]string{"a.io/index:1": {"linux/arm64": d2}},
+	}
+	for _, tc := range []struct {
+		ref, p, want string
+		ok, platformOK bool
+	}{
+		{"a.io/index:1", "linux/arm64", "a.io/index@" + d2, true, true},
+		{"a.io/index:1", "linux/amd64", "", true, false},
+		{"a.io/image:1", "linux/arm64", "a.io/image@" + d2, true, true},
+		{"a.io/other:1", "linux/arm64", "", false, false},
+	} {
+		got, ok, pok := f.PinFor(tc.ref, tc.p)
+		if got != tc.want || ok != tc.ok || pok != tc.platformOK {
+			t.Errorf("PinFor(%q, %q) = %q, %v, %v; want %q, %v, %v", tc.ref, tc.p, got, ok, pok, tc.want, tc.ok, tc.platformOK)
+		}
+	}
+}
+
+func TestComparePlatforms(t *testing.T) {
+	locked := &File{Images: map[string]string{"a.io/x:1": d1}, Platforms: map[string]map[string]string{"a.io/x:1": {"linux/amd64": d1, "linux/arm64": d1}}}
+	now := &File{Images: map[string]string{"a.io/x:1": d2}, Platforms: map[string]map[string]string{"a.io/x:1": {"linux/amd64": d1, "linux/arm64": d2, "linux/s390x": d2}}}
+	want := []Drift{
+		{Kind: "image", Ref: "a.io/x:1", Locked: d1, Now: d2},
+		{Kind: "image", Ref: "a.io/x:1 (linux/arm64)", Locked: d1, Now: d2},
+		{Kind: "image", Ref: "a.io/x:1 (linux/s390x)", Now: d2},
+	}
+	if diff := cmp.Diff(want, locked.Compare(now)); diff != "" {
+		t.Errorf("Compare mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -144,7 +144,7 @@ func TestPinFor(t *testing.T) {
 		Platforms: map[string]map[string]string{"a.io/index:1": {"linux/arm64": d2}},
 	}
 	for _, tc := range []struct {
-		ref, p, want string
+		ref, p, want   string
 		ok, platformOK bool
 	}{
 		{"a.io/index:1", "linux/arm64", "a.io/index@" + d2, true, true},

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/image/store"
@@ -22,7 +23,9 @@ func newImagesCommand(a *app) *cobra.Command {
 		Short: "List the images in the local store",
 		Long: `Images lists the images of the local store: named ones by name, then the
 untagged ones (NAME <none>: a build without -t, a pull without a name),
-newest first, which stay until kiln rmi removes them by digest.`,
+newest first, which stay until kiln rmi removes them by digest. An image
+index (a build for several platforms) is followed by a line for each
+platform's image, with its own digest and size.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dangling, err := danglingFilter(filter)
@@ -50,6 +53,21 @@ newest first, which stay until kiln rmi removes them by digest.`,
 			fmt.Fprintln(w, "NAME\tDIGEST\tSIZE\tCREATED")
 			for _, im := range list {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cmp.Or(im.Name, "<none>"), im.Digest, humanSize(im.Size), im.Created.UTC().Format(time.RFC3339))
+				if len(im.Platforms) == 0 {
+					continue
+				}
+				// an image index: a line for each platform's image
+				pis, err := s.Platforms(cmd.Context(), cmp.Or(im.Name, im.Digest.String()))
+				if err != nil {
+					return err
+				}
+				for _, pi := range pis {
+					d, size, created, err := imageSummary(pi.Image)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "  └ %s\t%s\t%s\t%s\n", pi.Platform, d, humanSize(size), created.UTC().Format(time.RFC3339))
+				}
 			}
 			return w.Flush()
 		},
@@ -57,6 +75,32 @@ newest first, which stay until kiln rmi removes them by digest.`,
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names (the digests of untagged images)")
 	c.Flags().StringVarP(&filter, "filter", "f", "", "dangling=true: only the untagged images; dangling=false: only the named ones")
 	return c
+}
+
+// imageSummary is the digest, size (manifest, config and layers) and
+// creation time of img.
+func imageSummary(img v1.Image) (v1.Hash, int64, time.Time, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, 0, time.Time{}, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return v1.Hash{}, 0, time.Time{}, err
+	}
+	size, err := img.Size()
+	if err != nil {
+		return v1.Hash{}, 0, time.Time{}, err
+	}
+	size += m.Config.Size
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Hash{}, 0, time.Time{}, err
+	}
+	return d, size, cf.Created.Time, nil
 }
 
 // danglingFilter parses --filter: nil when empty, else whether the list

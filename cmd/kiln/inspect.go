@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/image/registry"
 	"github.com/kiln-build/kiln/image/store"
 )
@@ -45,8 +47,23 @@ type inspectedLayer struct {
 	Size      int64  `json:"size"`
 }
 
+// indexInspection is what kiln inspect shows of an image index.
+type indexInspection struct {
+	Name      string            `json:"name"`
+	Digest    string            `json:"digest"`
+	MediaType string            `json:"mediaType"`
+	Manifests []indexedManifest `json:"manifests"`
+}
+
+type indexedManifest struct {
+	Platform  string `json:"platform"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+}
+
 func newInspectCommand(a *app) *cobra.Command {
-	var format string
+	var format, plat string
 	c := &cobra.Command{
 		Use:   "inspect IMAGE|REF",
 		Short: "Show an image's manifest, config, layers and history",
@@ -54,46 +71,148 @@ func newInspectCommand(a *app) *cobra.Command {
 oci-layout:DIR[:TAG], docker-archive:FILE[:NAME:TAG]) or, when the store
 has no such image and the name has a registry host, the image in that
 registry (fetching only its manifest and config). --format json prints one
-JSON object.`,
+JSON object. An image index (several platforms) is shown as its digest and
+the platform, digest and size of each image in it; --platform OS/ARCH shows
+that platform's image.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if format != "text" && format != "json" {
 				return fmt.Errorf("unknown format %q: want text or json", format)
 			}
-			s, err := a.store(ctx)
-			if err != nil {
-				return err
+			var out interface{ writeText(io.Writer) error }
+			var err error
+			if plat != "" {
+				out, err = a.inspectPlatform(ctx, args[0], plat)
+			} else {
+				out, err = a.inspectRef(ctx, args[0])
 			}
-			img, err := s.Resolve(ctx, args[0])
-			if errors.Is(err, store.ErrNotFound) && registry.HasHost(args[0]) {
-				rc, rerr := a.registry()
-				if rerr != nil {
-					return rerr
-				}
-				ref, rerr := rc.Reference(args[0])
-				if rerr != nil {
-					return rerr
-				}
-				img, err = rc.Image(ctx, ref)
-			}
-			if err != nil {
-				return fmt.Errorf("inspecting %s: %w", args[0], err)
-			}
-			in, err := inspect(args[0], img)
 			if err != nil {
 				return fmt.Errorf("inspecting %s: %w", args[0], err)
 			}
 			if format == "json" {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(in)
+				return enc.Encode(out)
 			}
-			return in.writeText(a.stdout)
+			return out.writeText(a.stdout)
 		},
 	}
 	c.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	c.Flags().StringVar(&plat, "platform", "", "of an image index, show the image of this platform (os/arch[/variant])")
 	return c
+}
+
+// inspectRef is what kiln inspect shows of ref: the store's image or
+// index, else the registry's.
+func (a *app) inspectRef(ctx context.Context, ref string) (interface{ writeText(io.Writer) error }, error) {
+	s, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !store.IsTransport(ref) {
+		idx, ok, err := s.Index(ctx, ref)
+		if ok {
+			return inspectIndex(ref, idx)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	img, err := s.Resolve(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) && registry.HasHost(ref) {
+		rc, rerr := a.registry()
+		if rerr != nil {
+			return nil, rerr
+		}
+		r, rerr := rc.Reference(ref)
+		if rerr != nil {
+			return nil, rerr
+		}
+		d, ms, rerr := rc.Manifests(ctx, r)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if d.MediaType.IsIndex() {
+			return indexOf(ref, *d, ms), nil
+		}
+		img, err = rc.Image(ctx, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return inspect(ref, img)
+}
+
+// inspectPlatform is what kiln inspect --platform p shows of ref: its
+// image for p.
+func (a *app) inspectPlatform(ctx context.Context, ref, p string) (*inspection, error) {
+	pl, err := platform.Parse(p)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("--platform: %w", err))
+	}
+	s, err := a.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	img, err := a.resolveBaseFor(ctx, s, ref, pl)
+	if err != nil {
+		return nil, err
+	}
+	return inspect(ref, img)
+}
+
+// inspectIndex is what kiln inspect shows of idx, which ref names.
+func inspectIndex(ref string, idx v1.ImageIndex) (*indexInspection, error) {
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := idx.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	size, err := idx.Size()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	return indexOf(ref, v1.Descriptor{Digest: d, MediaType: mt, Size: size}, im.Manifests), nil
+}
+
+// indexOf is the inspection of the index d, of manifests ms.
+func indexOf(ref string, d v1.Descriptor, ms []v1.Descriptor) *indexInspection {
+	in := &indexInspection{Name: ref, Digest: d.Digest.String(), MediaType: string(d.MediaType), Manifests: []indexedManifest{}}
+	for _, m := range ms {
+		p := "unknown"
+		if m.Platform != nil {
+			p = platform.FromOCI(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant).String()
+		}
+		in.Manifests = append(in.Manifests, indexedManifest{Platform: p, Digest: m.Digest.String(), MediaType: string(m.MediaType), Size: m.Size})
+	}
+	return in
+}
+
+// writeText writes in as aligned, readable text.
+func (in *indexInspection) writeText(out io.Writer) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Name:\t%s\n", in.Name)
+	fmt.Fprintf(w, "Digest:\t%s\n", in.Digest)
+	fmt.Fprintf(w, "Media type:\t%s\n", in.MediaType)
+	fmt.Fprintf(w, "Platforms:\t%d (kiln inspect --platform OS/ARCH %s shows one)\n", len(in.Manifests), in.Name)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nManifests:")
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  PLATFORM\tDIGEST\tSIZE\tMEDIA TYPE")
+	for _, m := range in.Manifests {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", m.Platform, m.Digest, humanSize(m.Size), m.MediaType)
+	}
+	return w.Flush()
 }
 
 // inspect reads what kiln inspect shows of img (without reading layers).

@@ -47,6 +47,7 @@ type historyEntry struct {
 	Ran       int       `json:"ran"`
 	Cached    int       `json:"cached"`
 	Digest    string    `json:"digest,omitempty"`
+	Platforms []string  `json:"platforms,omitempty"`
 }
 
 func (a *app) listHistory(ctx context.Context, format string) error {
@@ -67,6 +68,7 @@ func (a *app) listHistory(ctx context.Context, format string) error {
 		entries = append(entries, historyEntry{
 			ID: r.ID, Time: r.Time, Manifest: r.Manifest, Values: r.Values, Set: r.Set, BuildArgs: r.BuildArgs,
 			Target: r.Target, Status: r.Status, Duration: r.Duration.String(), Ran: ran, Cached: cached, Digest: r.Digest,
+			Platforms: r.Platforms,
 		})
 	}
 	if format == "json" {
@@ -85,7 +87,11 @@ func (a *app) listHistory(ctx context.Context, format string) error {
 		if digest == "" {
 			digest = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", e.ID, shortPath(e.Manifest), values, e.Status, e.Duration, e.Ran, e.Cached, digest)
+		manifest := shortPath(e.Manifest)
+		if len(e.Platforms) > 0 {
+			manifest += " [" + strings.Join(e.Platforms, ",") + "]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", e.ID, manifest, values, e.Status, e.Duration, e.Ran, e.Cached, digest)
 	}
 	return tw.Flush()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/engine/binfmt"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/history"
 	"github.com/kiln-build/kiln/executor/progress"
 	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image/platform"
@@ -131,6 +132,46 @@ type platformBuild struct {
 	err error
 }
 
+// nodePlatforms returns the platform each node of pb is built for: its
+// stage's.
+func (pb *platformBuild) nodePlatforms() map[string]string {
+	m := map[string]string{}
+	for _, n := range pb.g.Nodes() {
+		m[n.Key] = executor.StagePlatform(pb.b, n.Stage).String()
+	}
+	return m
+}
+
+// platformsRecord is the record of a build for several platforms: each
+// platform's nodes, their keys after the platform built for (as progress
+// names them) and their names after the platform they ran for.
+func platformsRecord(path string, builds []*platformBuild, f manifestFlags, timer *history.Timer) *history.Record {
+	rec := newRecord(path, builds[0].b, builds[0].g, f, nil, nil)
+	for _, pb := range builds {
+		rec.Platforms = append(rec.Platforms, pb.p.String())
+		if pb.res == nil {
+			continue
+		}
+		one := newRecord(path, pb.b, pb.g, f, pb.res, nil)
+		plat := pb.nodePlatforms()
+		prefix := pb.p.String() + " "
+		for _, n := range one.Nodes {
+			n.Name = "[" + plat[n.Key] + "] " + n.Name
+			n.Duration = history.Duration(timer.Duration(prefix + n.Key))
+			n.Key = prefix + n.Key
+			if n.Parent != "" {
+				n.Parent = prefix + n.Parent
+			}
+			rec.Nodes = append(rec.Nodes, n)
+		}
+		for _, b := range one.Bases {
+			b.Platform = executor.StagePlatform(pb.b, pb.b.StageByName(b.Stage)).String()
+			rec.Bases = append(rec.Bases, b)
+		}
+	}
+	return rec
+}
+
 // buildPlatforms builds the manifest at path for each platform at once,
 // sharing the --jobs slots and the cache (a step of the same key runs
 // once), and makes an image index of the images. It returns the index's
@@ -138,9 +179,6 @@ type platformBuild struct {
 // platform, and each platform's build.
 func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options,
 	s *store.Store, lk *lock.File, obs fsm.Observer, base executor.Options) (v1.ImageIndex, *executor.Result, []*platformBuild, error) {
-	if f.debug.debug || f.debug.onFail || len(f.debug.breaks) > 0 || f.explain {
-		return nil, nil, nil, badInput(errors.New("--platform with several platforms does not take --debug, --debug-on-fail, --break or --explain yet"))
-	}
 	builds := make([]*platformBuild, len(plats))
 	for i, p := range plats {
 		o := opts
@@ -187,11 +225,7 @@ func (a *app) buildPlatforms(ctx context.Context, f *buildFlags, plats []platfor
 		go func() {
 			defer wg.Done()
 			o := base
-			po := &platformObserver{next: obs, target: pb.p.String(), platform: map[string]string{}}
-			for _, n := range pb.g.Nodes() {
-				po.platform[n.Key] = executor.StagePlatform(pb.b, n.Stage).String()
-			}
-			o.Observer = po
+			o.Observer = &platformObserver{next: obs, target: pb.p.String(), platform: pb.nodePlatforms()}
 			pb.res, pb.err = executor.Build(ctx, pb.b, pb.g, o)
 		}()
 	}
@@ -330,10 +364,41 @@ func singleBaseFor(a *app, s *store.Store, plats []platform.Platform) func(conte
 	}
 }
 
+// refuseFor refuses the debugger's flags for a build for several
+// platforms. The debugger stops one build's steps at a prompt on one
+// terminal; each platform's build is a graph of its own whose steps run
+// at once with the others', so a breakpoint would stop once per
+// platform, prompts racing for the terminal, and its shell would run the
+// foreign platform's programs under emulation. A build for one platform
+// (--platform OS/ARCH) is that platform's part of the build, with the same
+// steps and cache keys: debugging it debugs what failed.
+func (f *debugFlags) refuseFor(plats []platform.Platform) error {
+	var flag string
+	switch {
+	case f.debug:
+		flag = "--debug"
+	case f.onFail:
+		flag = "--debug-on-fail"
+	case len(f.breaks) > 0:
+		flag = "--break"
+	default:
+		return nil
+	}
+	names := make([]string, len(plats))
+	for i, p := range plats {
+		names[i] = p.String()
+	}
+	return fmt.Errorf("%s stops one build at a prompt, and --platform %s makes a build for each platform: debug one platform's build with --platform %s (or %s), the same steps and cache keys as its part of this build",
+		flag, strings.Join(names, ","), names[len(names)-1], strings.Join(names[:len(names)-1], ", "))
+}
+
 // buildIndex is kiln build for several platforms: base holds the
 // executor options of the command line.
 func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Platform, path string, opts manifest.Options, s *store.Store, lk *lock.File,
 	view *buildView, start time.Time, outputs []output, res **executor.Result, digest *string, base executor.Options) error {
+	if err := f.debug.refuseFor(plats); err != nil {
+		return badInput(err)
+	}
 	sn, rt, err := a.engine(ctx)
 	if err != nil {
 		return err
@@ -359,6 +424,17 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 	obs := base.Observer
 	idx, r, builds, err := a.buildPlatforms(ctx, f, plats, path, opts, s, lk, obs, base)
 	*res = r
+	var d v1.Hash
+	if err == nil {
+		d, err = storeIndex(ctx, s, idx, f.tags)
+	}
+	if builds != nil {
+		rec := platformsRecord(path, builds, f.manifestFlags, view.timer)
+		if err == nil {
+			rec.Digest = d.String()
+		}
+		a.writeRecord(ctx, *f, rec, view, start, err)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return interruptedError{}
@@ -371,10 +447,6 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 			return err
 		}
 		return fmt.Errorf("build failed: %w", err)
-	}
-	d, err := storeIndex(ctx, s, idx, f.tags)
-	if err != nil {
-		return err
 	}
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)

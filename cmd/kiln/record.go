@@ -96,15 +96,23 @@ func (v *buildView) summarises() bool { return v.tty != nil }
 // Failing to write the record is only a note.
 func (a *app) recordBuild(ctx context.Context, f buildFlags, path string, b *manifest.Build, g *dag.Graph,
 	res *executor.Result, v *buildView, start time.Time, err error) {
-	ctx = context.WithoutCancel(ctx)
 	rec := newRecord(path, b, g, f.manifestFlags, res, v.timer)
+	if err == nil {
+		if d, derr := res.Image.Digest(); derr == nil {
+			rec.Digest = d.String()
+		}
+	}
+	a.writeRecord(ctx, f, rec, v, start, err)
+}
+
+// writeRecord ends a build that ran, whose record is rec, as recordBuild
+// says.
+func (a *app) writeRecord(ctx context.Context, f buildFlags, rec *history.Record, v *buildView, start time.Time, err error) {
+	ctx = context.WithoutCancel(ctx)
 	rec.Duration = history.Duration(time.Since(start))
 	switch {
 	case err == nil:
 		rec.Status = history.Succeeded
-		if d, derr := res.Image.Digest(); derr == nil {
-			rec.Digest = d.String()
-		}
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		rec.Status, rec.Error = history.Cancelled, err.Error()
 	default:

@@ -27,8 +27,13 @@ type Record struct {
 	// build did not succeed.
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
-	// Digest is the image's manifest digest, for a build that succeeded.
+	// Digest is the image's manifest digest, for a build that succeeded
+	// (of a build for several platforms, the image index's).
 	Digest string `json:"digest,omitempty"`
+	// Platforms are the platforms of a build for several (its nodes'
+	// keys start with the platform they were built for); none for a
+	// build of one image.
+	Platforms []string `json:"platforms,omitempty"`
 	Bases  []Base `json:"bases,omitempty"`
 	Nodes  []Node `json:"nodes"`
 }
@@ -45,6 +50,9 @@ type Base struct {
 	Stage  string `json:"stage"`
 	Ref    string `json:"ref"`
 	Digest string `json:"digest,omitempty"` // "" for scratch
+	// Platform is the platform the stage was built for, in a build for
+	// several platforms.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Node is what one node of the graph did.

@@ -34,8 +34,8 @@ type Record struct {
 	// keys start with the platform they were built for); none for a
 	// build of one image.
 	Platforms []string `json:"platforms,omitempty"`
-	Bases  []Base `json:"bases,omitempty"`
-	Nodes  []Node `json:"nodes"`
+	Bases     []Base   `json:"bases,omitempty"`
+	Nodes     []Node   `json:"nodes"`
 }
 
 // The statuses of a build.

@@ -699,18 +699,25 @@ func (o output) write(ctx context.Context, img v1.Image, tags []string) error {
 	case o.typ == "docker":
 		return store.Export(ctx, img, "docker-archive:"+o.dest, tags...)
 	case strings.HasSuffix(o.dest, ".tar"):
-		dir, err := os.MkdirTemp(filepath.Dir(o.dest), ".oci-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if err := store.Export(ctx, img, "oci-layout:"+dir+":"+tag); err != nil {
-			return err
-		}
-		return tarDir(ctx, dir, o.dest)
+		return toOCIArchive(ctx, o.dest, func(dir string) error { return store.Export(ctx, img, "oci-layout:"+dir+":"+tag) })
 	default:
 		return store.Export(ctx, img, "oci-layout:"+o.dest+":"+tag)
 	}
+}
+
+// toOCIArchive writes the OCI archive dest (an OCI layout as a tar, what
+// skopeo calls oci-archive:): write makes the layout in a temporary
+// directory beside dest.
+func toOCIArchive(ctx context.Context, dest string, write func(dir string) error) error {
+	dir, err := os.MkdirTemp(filepath.Dir(dest), ".oci-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := write(dir); err != nil {
+		return err
+	}
+	return tarDir(ctx, dir, dest)
 }
 
 // tarDir writes the tree under dir as a tar file at dest, atomically.

@@ -58,7 +58,7 @@ func (a *app) resolveBaseFor(ctx context.Context, s *store.Store, ref string, p 
 		return nil, nil
 	}
 	if store.IsTransport(ref) {
-		img, err := s.Resolve(ctx, ref)
+		img, err := s.ResolveFor(ctx, ref, p)
 		if err != nil {
 			return nil, err
 		}
@@ -322,7 +322,7 @@ func indexImages(idx v1.ImageIndex) ([]store.PlatformImage, error) {
 // o names with platform=) elsewhere.
 func (o output) writeIndex(ctx context.Context, idx v1.ImageIndex, tags []string) error {
 	if o.typ == "oci" && strings.HasSuffix(o.dest, ".tar") {
-		return fmt.Errorf("--output type=oci,dest=%s: an image index is written to an OCI layout directory only, not yet to a .tar", o.dest)
+		return toOCIArchive(ctx, o.dest, func(dir string) error { return store.ExportIndex(ctx, idx, dir, layoutTag(tags)) })
 	}
 	if o.typ == "oci" {
 		return store.ExportIndex(ctx, idx, filepath.Clean(o.dest), layoutTag(tags))

@@ -22,7 +22,9 @@ digest. REF is what kiln run takes:
   REGISTRY/REPO[:TAG|@DIGEST]     a registry (for an image index, its linux
                                   image for this machine's architecture);
                                   named REF
-  oci-layout:DIR[:TAG]            an OCI image layout; kept untagged
+  oci-layout:DIR[:TAG]            an OCI image layout (for an image index,
+                                  its image for this machine, or
+                                  --platform's); kept untagged
   docker-archive:FILE[:NAME:TAG]  a docker save tarball; named after the
                                   image's RepoTags (or NAME:TAG), untagged
                                   if it has none
@@ -32,11 +34,8 @@ fetched again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if store.IsTransport(args[0]) && plat != "" {
-				return badInput(fmt.Errorf("pulling %s: --platform takes a registry reference only", args[0]))
-			}
 			if store.IsTransport(args[0]) {
-				return a.pullTransport(ctx, args[0], tag)
+				return a.pullTransport(ctx, args[0], tag, plat)
 			}
 			rc, err := a.registry()
 			if err != nil {
@@ -84,14 +83,18 @@ fetched again.`,
 		},
 	}
 	c.Flags().StringVarP(&tag, "tag", "t", "", "local `NAME` of the image (default REF)")
-	c.Flags().StringVar(&plat, "platform", "", "pull the image for os/arch[/variant] of an image index (default: this machine's)")
+	c.Flags().StringVar(&plat, "platform", "", "pull the image for os/arch[/variant] of an image index, of a registry or an OCI layout (default: this machine's)")
 	return c
 }
 
 // pullTransport copies the image of an oci-layout: or docker-archive:
 // reference into the store, named tag, else as the source names it, else
 // untagged, and prints its digest.
-func (a *app) pullTransport(ctx context.Context, ref, tag string) error {
+//
+// With --platform plat, the image is that platform's (of an OCI layout's
+// image index, its image for plat), added to what the name holds as
+// kiln pull --platform adds one from a registry.
+func (a *app) pullTransport(ctx context.Context, ref, tag, plat string) error {
 	names := []string{tag}
 	if tag == "" {
 		var err error
@@ -109,6 +112,17 @@ func (a *app) pullTransport(ctx context.Context, ref, tag string) error {
 		return err
 	}
 	img, err := s.Resolve(ctx, ref)
+	tagFn := s.Tag
+	if plat != "" {
+		p, perr := platform.Parse(plat)
+		if perr != nil {
+			return badInput(fmt.Errorf("--platform: %w", perr))
+		}
+		if img, err = s.ResolveFor(ctx, ref, p); err == nil {
+			err = checkPlatform(ref, img, p)
+		}
+		tagFn = s.TagPlatform
+	}
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", ref, err)
 	}
@@ -117,7 +131,7 @@ func (a *app) pullTransport(ctx context.Context, ref, tag string) error {
 		d, err = s.Keep(ctx, img)
 	}
 	for _, n := range names {
-		if d, err = s.Tag(ctx, img, n); err != nil {
+		if d, err = tagFn(ctx, img, n); err != nil {
 			break
 		}
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/image/registry"
@@ -42,6 +47,8 @@ func newPushCommand(a *app) *cobra.Command {
   docker-archive:FILE[:NAME:TAG] a tarball for docker load / podman load
   REGISTRY/REPO[:TAG]           a registry; credentials from kiln login,
                                 ~/.docker/config.json and its credential helpers
+An image index (a build for several platforms) goes whole to an OCI layout
+or a registry, each blob once; a docker archive gets this machine's image.
 IMAGE is a name of the local store or a digest (sha256:… in full, or at
 least its first 12 hex digits). DEST defaults to IMAGE's own name, pushed
 to its registry; a docker archive without NAME:TAG names the image
@@ -59,6 +66,15 @@ prints DEST's repository@digest.`,
 			s, err := a.store(ctx)
 			if err != nil {
 				return err
+			}
+			if !store.IsTransport(args[0]) {
+				idx, ok, err := s.Index(ctx, args[0])
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				if ok && (len(args) == 1 || !strings.HasPrefix(args[1], "docker-archive:")) {
+					return a.pushIndexRef(ctx, s, idx, args, comp)
+				}
 			}
 			img, err := s.Image(ctx, args[0])
 			if err != nil {
@@ -105,4 +121,43 @@ prints DEST's repository@digest.`,
 	}
 	c.Flags().StringVar(&compression, "compression", string(store.Gzip), "compression of the layers pushed: gzip or zstd (recompressed from the store's gzip)")
 	return c
+}
+
+// pushIndexRef is kiln push of args[0], an image index of the store, to
+// args[1] (an OCI layout or a registry) or to its own name.
+func (a *app) pushIndexRef(ctx context.Context, s *store.Store, idx v1.ImageIndex, args []string, comp store.Compression) error {
+	if comp != store.Gzip {
+		return badInput(fmt.Errorf("pushing %s: --compression %s of an image index is not supported: push one platform's image, or gzip", args[0], comp))
+	}
+	src, err := s.Name(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	dest := src
+	if len(args) == 2 {
+		dest = args[1]
+	} else if src == "" {
+		return fmt.Errorf("pushing %s: an image given by digest has no name to push to: give DEST", args[0])
+	}
+	if rest, ok := strings.CutPrefix(dest, "oci-layout:"); ok {
+		dir, tag, _ := strings.Cut(rest, ":")
+		return store.ExportIndex(ctx, idx, dir, cmp.Or(tag, "latest"))
+	}
+	rc, err := a.registry()
+	if err != nil {
+		return err
+	}
+	ref, err := rc.Reference(dest)
+	if err != nil {
+		return fmt.Errorf("push destination: %w", err)
+	}
+	if err := rc.PushIndex(ctx, idx, ref); err != nil {
+		return fmt.Errorf("pushing %s: %w", dest, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s@%s\n", ref.Context(), d)
+	return err
 }

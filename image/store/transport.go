@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
+
 	"slices"
 	"strings"
 
@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/image/platform"
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/ocilayout"
 )
@@ -103,7 +104,30 @@ func SourceNames(ref string) ([]string, error) {
 // Resolve). Every blob read is checked against the digest that names it, as
 // a registry's are: an index's child index and manifest, the manifest's
 // config, and each layer as it is read (its diffID when it is unpacked).
+// ResolveFor returns the image of platform p that ref names, as Resolve
+// takes ref: of an OCI layout whose entry is an image index, the index's
+// image for p; otherwise what Resolve returns (whose platform the caller
+// checks).
+func (s *Store) ResolveFor(ctx context.Context, ref string, p platform.Platform) (v1.Image, error) {
+	rest, ok := strings.CutPrefix(ref, ociLayoutPrefix)
+	if !ok {
+		return s.Resolve(ctx, ref)
+	}
+	dir, tag, _ := strings.Cut(rest, ":")
+	img, err := fromLayoutFor(dir, tag, p)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	return img, nil
+}
+
 func fromLayout(dir, tag string) (v1.Image, error) {
+	return fromLayoutFor(dir, tag, platform.Host())
+}
+
+// fromLayoutFor reads the image of the layout dir named tag (or its only
+// one, or "latest"), of an image index its image for p.
+func fromLayoutFor(dir, tag string, want platform.Platform) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, err
@@ -155,21 +179,21 @@ func fromLayout(dir, tag string) (v1.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image index %s: %w", d.Digest, err)
 		}
-		if d, err = platformImage(child); err != nil {
+		if d, err = platformImage(child, want); err != nil {
 			return nil, err
 		}
 	}
 	return readImageFrom(blobs, d)
 }
 
-// platformImage picks the image of an index for linux and runtime.GOARCH.
-func platformImage(im *v1.IndexManifest) (v1.Descriptor, error) {
+// platformImage picks the image of an index for p.
+func platformImage(im *v1.IndexManifest, p platform.Platform) (v1.Descriptor, error) {
 	for _, d := range im.Manifests {
-		if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
+		if d.MediaType.IsImage() && d.Platform != nil && p.Matches(platform.FromOCI(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)) {
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("image index has no image for linux/%s", runtime.GOARCH)
+	return v1.Descriptor{}, fmt.Errorf("image index has no image for %s: %w", p, ErrNoPlatform)
 }
 
 // Export writes img to dest:

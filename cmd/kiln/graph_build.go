@@ -16,7 +16,7 @@ import (
 // drawBuild is kiln graph with --after-build or --format svg: the graph,
 // coloured by how the last build of the manifest went when asked, as DOT
 // or rendered to SVG by Graphviz.
-func (a *app) drawBuild(ctx context.Context, f manifestFlags, args []string, format string, afterBuild bool) error {
+func (a *app) drawBuild(ctx context.Context, f manifestFlags, args []string, format string, afterBuild bool, plats string) error {
 	if format != "dot" && format != "svg" {
 		return fmt.Errorf("--after-build draws --format dot or svg, not %q", format)
 	}
@@ -34,12 +34,11 @@ func (a *app) drawBuild(ctx context.Context, f manifestFlags, args []string, for
 			// Draw the graph the build had.
 			f.values, f.set, f.buildArgs, f.target = rec.Values, rec.Set, rec.BuildArgs, rec.Target
 		}
+		if plats == "" {
+			plats = strings.Join(rec.Platforms, ",")
+		}
 	}
-	b, err := f.load(ctx, args)
-	if err != nil {
-		return err
-	}
-	g, err := dag.Compile(b)
+	g, err := f.loadGraph(ctx, args, plats)
 	if err != nil {
 		return err
 	}

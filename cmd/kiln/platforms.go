@@ -508,3 +508,54 @@ func (a *app) runImage(ctx context.Context, s *store.Store, ref, p string) (v1.I
 	}
 	return s.ImageFor(ctx, ref, pl)
 }
+
+// loadGraph loads and compiles the manifest the flags name for the
+// platforms plats names (os/arch, comma-separated), else for the
+// manifest's platforms: list, else for this machine. For several
+// platforms it is their graphs side by side (dag.Merge), each node's key
+// after the platform built for and its name after the platform its stage
+// is for, as progress and the build record name them.
+func (f *manifestFlags) loadGraph(ctx context.Context, args []string, plats string) (*dag.Graph, error) {
+	path, opts, err := f.options(args)
+	if err != nil {
+		return nil, err
+	}
+	var ps []platform.Platform
+	if plats != "" {
+		if ps, err = platform.ParseList(plats); err != nil {
+			return nil, badInput(fmt.Errorf("--platform: %w", err))
+		}
+	}
+	if len(ps) == 0 {
+		b, err := f.load(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		if ps, err = manifestPlatforms(b); err != nil {
+			return nil, badInput(err)
+		}
+		if len(ps) == 0 {
+			return dag.Compile(b)
+		}
+	}
+	var parts []dag.Part
+	for _, p := range ps {
+		o := opts
+		o.Platform = p
+		b, err := manifest.Load(ctx, path, o)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		g, err := dag.Compile(b)
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) == 1 {
+			return g, nil
+		}
+		parts = append(parts, dag.Part{Prefix: p.String(), Graph: g, Label: func(n *dag.Node) string {
+			return "[" + executor.StagePlatform(b, n.Stage).String() + "] " + n.Name
+		}})
+	}
+	return dag.Merge(parts), nil
+}

@@ -33,8 +33,8 @@ func TestGraphPlatforms(t *testing.T) {
 	}
 	for key, name := range map[string]string{
 		foreign.String() + " build/0": "[" + host.String() + "] RUN echo hi > /hi",
-		foreign.String() + " 1/0": "[" + foreign.String() + "] COPY --from=build /hi /hi",
-		host.String() + " 1/0":    "[" + host.String() + "] COPY --from=build /hi /hi",
+		foreign.String() + " 1/0":     "[" + foreign.String() + "] COPY --from=build /hi /hi",
+		host.String() + " 1/0":        "[" + host.String() + "] COPY --from=build /hi /hi",
 	} {
 		if names[key] != name {
 			t.Errorf("graph --format json: node %q is named %q, want %q (all: %v)", key, names[key], name, names)

@@ -69,6 +69,9 @@ func TestLockPlatforms(t *testing.T) {
 		}
 	}
 
+	// A build without the lock, recorded, for kiln outdated without one.
+	mustKiln(t, root, "build", "--platform", plats, dir)
+
 	// The tag now names an index whose foreign image has another config.
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -124,6 +127,20 @@ func TestLockPlatforms(t *testing.T) {
 	if r := mustKiln(t, root, "run", "--platform", foreign.String(), "app", "--", "sh", "-c", "echo ${NEWER:-locked}"); strings.TrimSpace(r.stdout) != "locked" {
 		t.Errorf("the --locked %s image is on the new base (NEWER=%q), want the locked one", foreign, r.stdout)
 	}
+	// Without the lock, kiln outdated compares the recorded build's bases:
+	// the foreign platform's changed, the host's did not.
+	if err := os.Rename(filepath.Join(dir, "kiln.lock"), filepath.Join(dir, "lock.saved")); err != nil {
+		t.Fatal(err)
+	}
+	out = kiln(t, root, nil, "outdated", dir)
+	want = ref + " (" + foreign.String() + ")\tused " + perPlatform[foreign.String()] + "\tnow " + newer + "\n"
+	if out.code != 1 || out.stdout != want {
+		t.Errorf("outdated from the build record: exit %d, printed %q; want 1 and %q", out.code, out.stdout, want)
+	}
+	if err := os.Rename(filepath.Join(dir, "lock.saved"), filepath.Join(dir, "kiln.lock")); err != nil {
+		t.Fatal(err)
+	}
+
 	// A lock of another shape: the platform's digest missing is an error
 	// naming the base and the platform.
 	delete(lk.Platforms[ref], foreign.String())

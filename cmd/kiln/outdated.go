@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -135,8 +136,8 @@ func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) erro
 	}
 	outdated := false
 	for _, ref := range refs {
-		used := lastBaseDigest(recs, ref)
-		if used == "" {
+		used := lastBases(recs, ref)
+		if len(used) == 0 {
 			fmt.Fprintf(a.stderr, "kiln: note: %s: no build of %s used it yet\n", ref, path)
 			continue
 		}
@@ -144,16 +145,42 @@ func (a *app) outdated(ctx context.Context, f manifestFlags, args []string) erro
 		if err != nil {
 			return err
 		}
-		current, err := a.currentDigest(ctx, rc, r, used)
-		if err != nil {
-			return fmt.Errorf("asking the registry for %s: %w", ref, err)
-		}
-		if current != used {
-			fmt.Fprintf(a.stdout, "%s\tused %s\tnow %s\n", ref, used, current)
-			outdated = true
+		for _, u := range used {
+			name, current := ref, ""
+			if u.Platform == "" {
+				current, err = a.currentDigest(ctx, rc, r, u.Digest)
+			} else {
+				// a build for several platforms: the image of the
+				// platform the stage was built for
+				name += " (" + u.Platform + ")"
+				current, err = platformDigest(ctx, rc, r, u.Platform)
+			}
+			if err != nil {
+				return fmt.Errorf("asking the registry for %s: %w", ref, err)
+			}
+			if current != u.Digest {
+				fmt.Fprintf(a.stdout, "%s\tused %s\tnow %s\n", name, u.Digest, current)
+				outdated = true
+			}
 		}
 	}
 	return outdatedStatus(outdated)
+}
+
+// platformDigest returns the digest of the image of platform p that ref
+// names now: an index's image for p, or the image ref names.
+func platformDigest(ctx context.Context, rc *registry.Client, r name.Reference, p string) (string, error) {
+	d, ms, err := rc.Manifests(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	if !d.MediaType.IsIndex() {
+		return d.Digest.String(), nil
+	}
+	if pd, ok := platformDigests(ms)[p]; ok {
+		return pd, nil
+	}
+	return "", fmt.Errorf("%s has no image for %s now", r, p)
 }
 
 // outdatedStatus is how kiln outdated ends: status 1 when it listed
@@ -188,17 +215,22 @@ func (a *app) currentDigest(ctx context.Context, rc *registry.Client, r name.Ref
 	return h.String(), nil
 }
 
-// lastBaseDigest returns the digest of ref in the newest of recs (oldest
-// first) that used it.
-func lastBaseDigest(recs []*history.Record, ref string) string {
+// lastBases returns the bases named ref in the newest of recs (oldest
+// first) that used it: one, or of a build for several platforms, one per
+// platform (each once).
+func lastBases(recs []*history.Record, ref string) []history.Base {
 	for i := len(recs) - 1; i >= 0; i-- {
+		var out []history.Base
 		for _, b := range recs[i].Bases {
-			if b.Ref == ref && b.Digest != "" {
-				return b.Digest
+			if b.Ref == ref && b.Digest != "" && !slices.ContainsFunc(out, func(o history.Base) bool { return o.Platform == b.Platform }) {
+				out = append(out, b)
 			}
 		}
+		if len(out) > 0 {
+			return out
+		}
 	}
-	return ""
+	return nil
 }
 
 // recordsOf returns the absolute path of the manifest the flags name and

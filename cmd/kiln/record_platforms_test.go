@@ -20,7 +20,13 @@ func TestBuildPlatformsRecord(t *testing.T) {
 	host := platform.Host()
 	plats := host.String() + "," + foreign.String()
 	dir := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - copy: {src: ./a, dst: /a}\n", "a": "1\n"})
-	first := strings.TrimSpace(mustKiln(t, root, "build", "--platform", plats, "--progress", "plain", dir).stdout)
+	built := mustKiln(t, root, "build", "--platform", plats, "--progress", "plain", dir)
+	first := strings.TrimSpace(built.stdout)
+	for _, p := range []platform.Platform{host, foreign} {
+		if !strings.Contains(built.stderr, "["+p.String()+"] copy: ./a -> /a") {
+			t.Errorf("the plain progress does not name %s's copy step:\n%s", p, built.stderr)
+		}
+	}
 
 	var hist []struct {
 		Digest    string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
@@ -67,18 +68,22 @@ prints DEST's repository@digest.`,
 			if err != nil {
 				return err
 			}
+			var idx v1.ImageIndex
+			var img v1.Image
 			if !store.IsTransport(args[0]) {
-				idx, ok, err := s.Index(ctx, args[0])
+				var ok bool
+				idx, ok, err = s.Index(ctx, args[0])
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
-				if ok && (len(args) == 1 || !strings.HasPrefix(args[1], "docker-archive:")) {
-					return a.pushIndexRef(ctx, s, idx, args, comp)
+				if !ok || len(args) == 2 && strings.HasPrefix(args[1], "docker-archive:") {
+					idx = nil // a docker archive holds one image: this machine's
 				}
 			}
-			img, err := s.Image(ctx, args[0])
-			if err != nil {
-				return err
+			if idx == nil {
+				if img, err = s.Image(ctx, args[0]); err != nil {
+					return err
+				}
 			}
 			src, err := s.Name(ctx, args[0])
 			if err != nil {
@@ -90,6 +95,9 @@ prints DEST's repository@digest.`,
 			} else if src == "" {
 				return fmt.Errorf("pushing %s: an image given by digest has no name to push to: give DEST", args[0])
 			}
+			if idx != nil {
+				return a.pushIndexTo(ctx, idx, dest, comp)
+			}
 			if img, err = s.Recompress(ctx, img, comp); err != nil {
 				return fmt.Errorf("pushing %s: %w", dest, err)
 			}
@@ -100,49 +108,29 @@ prints DEST's repository@digest.`,
 				}
 				return store.Export(ctx, img, dest, names...)
 			}
-			rc, err := a.registry()
-			if err != nil {
-				return err
-			}
-			ref, err := rc.Reference(dest)
-			if err != nil {
-				return fmt.Errorf("push destination: %w", err)
-			}
-			if err := rc.Push(ctx, img, ref); err != nil {
-				return fmt.Errorf("pushing %s: %w", dest, err)
-			}
-			d, err := img.Digest()
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "%s@%s\n", ref.Context(), d)
-			return err
+			return a.pushTo(ctx, dest, img, func(rc *registry.Client, ref name.Reference) error { return rc.Push(ctx, img, ref) })
 		},
 	}
 	c.Flags().StringVar(&compression, "compression", string(store.Gzip), "compression of the layers pushed: gzip or zstd (recompressed from the store's gzip)")
 	return c
 }
 
-// pushIndexRef is kiln push of args[0], an image index of the store, to
-// args[1] (an OCI layout or a registry) or to its own name.
-func (a *app) pushIndexRef(ctx context.Context, s *store.Store, idx v1.ImageIndex, args []string, comp store.Compression) error {
+// pushIndexTo is kiln push of idx, an image index of the store, to dest:
+// an OCI layout or a registry.
+func (a *app) pushIndexTo(ctx context.Context, idx v1.ImageIndex, dest string, comp store.Compression) error {
 	if comp != store.Gzip {
-		return badInput(fmt.Errorf("pushing %s: --compression %s of an image index is not supported: push one platform's image, or gzip", args[0], comp))
-	}
-	src, err := s.Name(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	dest := src
-	if len(args) == 2 {
-		dest = args[1]
-	} else if src == "" {
-		return fmt.Errorf("pushing %s: an image given by digest has no name to push to: give DEST", args[0])
+		return badInput(fmt.Errorf("pushing %s: --compression %s of an image index is not supported: push one platform's image, or gzip", dest, comp))
 	}
 	if rest, ok := strings.CutPrefix(dest, "oci-layout:"); ok {
 		dir, tag, _ := strings.Cut(rest, ":")
 		return store.ExportIndex(ctx, idx, dir, cmp.Or(tag, "latest"))
 	}
+	return a.pushTo(ctx, dest, idx, func(rc *registry.Client, ref name.Reference) error { return rc.PushIndex(ctx, idx, ref) })
+}
+
+// pushTo pushes m (an image or an index) to the registry dest names with
+// push, and prints dest's repository@digest.
+func (a *app) pushTo(ctx context.Context, dest string, m interface{ Digest() (v1.Hash, error) }, push func(*registry.Client, name.Reference) error) error {
 	rc, err := a.registry()
 	if err != nil {
 		return err
@@ -151,10 +139,10 @@ func (a *app) pushIndexRef(ctx context.Context, s *store.Store, idx v1.ImageInde
 	if err != nil {
 		return fmt.Errorf("push destination: %w", err)
 	}
-	if err := rc.PushIndex(ctx, idx, ref); err != nil {
+	if err := push(rc, ref); err != nil {
 		return fmt.Errorf("pushing %s: %w", dest, err)
 	}
-	d, err := idx.Digest()
+	d, err := m.Digest()
 	if err != nil {
 		return err
 	}

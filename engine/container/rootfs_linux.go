@@ -269,6 +269,12 @@ func (r *rootfs) setup(cfg initConfig) error {
 	}
 	defer unix.Close(dev)
 	for _, d := range devices {
+		if cfg.UserNS {
+			if err := bindDevice(dev, d.name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := unix.Mknodat(dev, d.name, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d.name, err)
 		}
@@ -328,8 +334,12 @@ func (r *rootfs) setup(cfg initConfig) error {
 			}
 		}
 	}
-	for _, m := range cfg.Mounts {
-		if err := r.bind(m); err != nil {
+	for i, m := range cfg.Mounts {
+		if p, ok := cfg.Prepared[i]; ok {
+			if err := r.attachPrepared(m, p); err != nil {
+				return err
+			}
+		} else if err := r.bind(m); err != nil {
 			return err
 		}
 	}

@@ -41,7 +41,7 @@ func TestBuildUsernsAuto(t *testing.T) {
 	}
 	type built struct {
 		digest, log string
-		owners     map[string]string
+		owners      map[string]string
 	}
 	build := func(t *testing.T, flags ...string) built {
 		root := newRoot(t)

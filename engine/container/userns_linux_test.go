@@ -121,7 +121,13 @@ if touch /tmp/new; then echo wrote; else echo denied; fi`)
 			if _, err := c.Wait(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Count("\n"+out.String(), "\n"+tc.want+"\n"); got != 2 {
+			got := 0
+			for _, l := range strings.Split(out.String(), "\n") {
+				if l == tc.want {
+					got++
+				}
+			}
+			if got != 2 {
 				t.Errorf("want both writes %s, got:\n%s", tc.want, out.String())
 			}
 			b, _ := os.ReadFile(file)

@@ -139,3 +139,19 @@ func topLayerOwners(t *testing.T, dir string) map[string]string {
 		owners[strings.TrimPrefix(h.Name, "./")] = fmt.Sprintf("%d:%d", h.Uid, h.Gid)
 	}
 }
+
+// TestBuildUsernsDebugShell: the debugger's commands run in the step's
+// user namespace, and see its files.
+func TestBuildUsernsDebugShell(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": debugManifest})
+	script := "b 4\nc\ncat /greeting\nshell echo map=$(cat /proc/self/uid_map | tr -s ' ' | tr ' ' ,)\nq\n"
+	r := kiln(t, root, strings.NewReader(script), "build", "--debug", "--userns", "auto", "-f", filepath.Join(dir, "app.yml"), dir)
+	if !strings.Contains(r.stderr, "(kiln) hello\n") {
+		t.Errorf("the debugger's cat did not print the step's file:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "map=,0,") || strings.Contains(r.stderr, "map=,0,0,") {
+		t.Errorf("the debugger's shell should be on a map to another range:\n%s", r.stderr)
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/kiln-build/kiln/engine/userns"
+	"github.com/kiln-build/kiln/engine/idrange"
 )
 
 // configName is the file, in the root directory, of settings that apply
@@ -92,6 +92,6 @@ func (a *app) setUserNS(flag string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("--userns auto is for a build run as root: an unprivileged kiln's steps are in a user namespace already")
 	}
-	a.userns, err = userns.New()
+	a.userns, err = idrange.New()
 	return err
 }

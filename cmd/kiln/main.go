@@ -20,8 +20,8 @@ import (
 
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/engine/snapshot"
-	"github.com/kiln-build/kiln/engine/userns"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/toolbox"
@@ -206,9 +206,12 @@ type app struct {
 	root           string
 	snapshotter    string
 	reg            registryFlags
-	pulls          *basePulls        // kiln build --pull: bases pulled again, once each
-	started        bool              // a command began to run: cobra took its flags and arguments
-	userns         *userns.Allocator // with kiln build --userns auto: steps in user namespaces of their own
+	pulls          *basePulls // kiln build --pull: bases pulled again, once each
+	started        bool       // a command began to run: cobra took its flags and arguments
+
+	// userns, with kiln build --userns auto, allocates the ranges of the
+	// steps' user namespaces.
+	userns *idrange.Allocator
 }
 
 func defaultRoot() string {

@@ -24,7 +24,7 @@ import (
 
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/cgroup"
-	"github.com/kiln-build/kiln/engine/userns"
+	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/internal/owner"
 )
 
@@ -37,7 +37,7 @@ type Runtime struct {
 	dir     string
 	init    string
 	cgroups *cgroup.Manager
-	userns  *userns.Allocator // with WithUserNS
+	userns  *idrange.Allocator // with WithUserNS
 }
 
 var _ engine.Runtime = (*Runtime)(nil)
@@ -48,7 +48,7 @@ type Option func(*options) error
 type options struct {
 	cgroupParent string
 	init         string
-	userns       *userns.Allocator
+	userns       *idrange.Allocator
 }
 
 // WithInit sets the program that is re-executed as each container's init:
@@ -320,7 +320,7 @@ type ctr struct {
 	stubs   []string
 	parents []stubParent
 
-	lease *userns.Lease // its user namespace's range, with WithUserNS
+	lease *idrange.Lease // its user namespace's range, with WithUserNS
 
 	console     *os.File        // the terminal's controlling side, with Process.Terminal
 	consoleDone <-chan struct{} // closed when the terminal's output ends

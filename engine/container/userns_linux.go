@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
-	"github.com/kiln-build/kiln/engine/userns"
+	"github.com/kiln-build/kiln/engine/idrange"
 )
 
 // WithUserNS runs every container in a user namespace of its own, on a
@@ -24,7 +24,7 @@ import (
 // overlays of idmapped layers given one by one), so that what a step
 // writes as container id N lands on disk as N, exactly as without a user
 // namespace.
-func WithUserNS(a *userns.Allocator) Option {
+func WithUserNS(a *idrange.Allocator) Option {
 	return func(o *options) error {
 		o.userns = a
 		return nil
@@ -119,10 +119,10 @@ func closeFiles(files []*os.File) {
 
 // userNSAttr is the part of the init's SysProcAttr that puts it in a
 // user namespace on r, as its root.
-func userNSAttr(a *syscall.SysProcAttr, r userns.Range) {
+func userNSAttr(a *syscall.SysProcAttr, r idrange.Range) {
 	a.Cloneflags |= unix.CLONE_NEWUSER
-	a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.UID), Size: userns.Size}}
-	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.GID), Size: userns.Size}}
+	a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.UID), Size: idrange.Size}}
+	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.GID), Size: idrange.Size}}
 	a.GidMappingsEnableSetgroups = true
 	a.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 }
@@ -134,7 +134,7 @@ func userNSAttr(a *syscall.SysProcAttr, r userns.Range) {
 // has an owner there. The container's own namespace does not map the
 // host's root: no process of it can become that id. The namespace lives
 // on in the descriptor; the process made to create it ends at once.
-func holdUserNS(init string, r userns.Range) (int, error) {
+func holdUserNS(init string, r idrange.Range) (int, error) {
 	cmd := &exec.Cmd{
 		Path: init,
 		Args: []string{holdArg0},
@@ -142,12 +142,12 @@ func holdUserNS(init string, r userns.Range) (int, error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWUSER,
 			UidMappings: []syscall.SysProcIDMap{
-				{ContainerID: 0, HostID: int(r.UID), Size: userns.Size},
-				{ContainerID: userns.Size, HostID: 0, Size: 1},
+				{ContainerID: 0, HostID: int(r.UID), Size: idrange.Size},
+				{ContainerID: idrange.Size, HostID: 0, Size: 1},
 			},
 			GidMappings: []syscall.SysProcIDMap{
-				{ContainerID: 0, HostID: int(r.GID), Size: userns.Size},
-				{ContainerID: userns.Size, HostID: 0, Size: 1},
+				{ContainerID: 0, HostID: int(r.GID), Size: idrange.Size},
+				{ContainerID: idrange.Size, HostID: 0, Size: 1},
 			},
 		},
 	}

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
-	"github.com/kiln-build/kiln/engine/userns"
+	"github.com/kiln-build/kiln/engine/idrange"
 )
 
 // newUsernsEnv is newEnv with containers in user namespaces of their own,
@@ -22,7 +22,7 @@ import (
 func newUsernsEnv(t *testing.T) *env {
 	t.Helper()
 	e := newEnv(t)
-	a, err := userns.New(userns.WithLockDir(filepath.Join(e.root, "userns")))
+	a, err := idrange.New(idrange.WithLockDir(filepath.Join(e.root, "userns")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package userns allocates the subordinate id ranges on which kiln runs a
+// Package idrange allocates the subordinate id ranges on which kiln runs a
 // root build's steps in user namespaces of their own (kiln build --userns
 // auto): container ids 0–65535 map onto a range of host ids that no
 // other running step or build holds, so that root in a step is not root
@@ -15,4 +15,4 @@
 // directory shared by every kiln on the host (/run/kiln/userns), so that
 // two steps never hold the same slot at once, whatever their --root; the
 // kernel releases it when the holder exits, killed or not.
-package userns
+package idrange

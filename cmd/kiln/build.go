@@ -228,6 +228,9 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err := a.setUserNS(f.userns); err != nil {
 		return badInput(err)
 	}
+	if a.userns != nil {
+		defer a.userns.Close()
+	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
 		return badInput(err)

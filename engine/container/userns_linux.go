@@ -49,11 +49,10 @@ func (c *ctr) prepareUserNS(ctx context.Context, cfg *initConfig, next int) (fil
 		return nil, err
 	}
 	c.lease = lease
-	ns, err := holdUserNS(c.r.init, lease.Range)
+	ns, err := lease.Held(func(r idrange.Range) (int, error) { return holdUserNS(c.r.init, r) })
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(ns)
 
 	// The init, as an unprivileged host id, reaches its root directory
 	// from its working directory, the container's directory (see

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,8 +117,13 @@ if touch /tmp/new; then echo wrote; else echo denied; fi`)
 				t.Fatal(err)
 			}
 			defer c.Delete(context.Background())
-			if err := bindInto(c.Pid(), host, "/tmp"); err != nil {
-				t.Fatal(err)
+			// From a process of its own: the thread that enters the
+			// container's mount namespace may be the main thread, which
+			// Go never ends, and the test's own view of mounts with it.
+			helper := exec.Command(os.Args[0], "-test.run=^TestHelperBindInto$")
+			helper.Env = append(os.Environ(), "KILN_TEST_BIND="+strconv.Itoa(c.Pid())+":"+host+":/tmp")
+			if out, err := helper.CombinedOutput(); err != nil || !strings.Contains(string(out), "bound") {
+				t.Fatalf("binding %s into the container: %v\n%s", host, err, out)
 			}
 			if _, err := c.Wait(ctx); err != nil {
 				t.Fatal(err)
@@ -136,6 +143,25 @@ if touch /tmp/new; then echo wrote; else echo denied; fi`)
 			}
 		})
 	}
+}
+
+// TestHelperBindInto is TestUserNSHostFile's helper process: with
+// KILN_TEST_BIND=PID:DIR:TARGET it binds DIR on TARGET in the mount
+// namespace of PID.
+func TestHelperBindInto(t *testing.T) {
+	v := os.Getenv("KILN_TEST_BIND")
+	if v == "" {
+		t.Skip("skipping: the helper process of TestUserNSHostFile, run by it")
+	}
+	f := strings.SplitN(v, ":", 3)
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || len(f) != 3 {
+		t.Fatalf("KILN_TEST_BIND=%q: want PID:DIR:TARGET", v)
+	}
+	if err := bindInto(pid, f[1], f[2]); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("bound")
 }
 
 // bindInto binds the host directory dir on target in the mount namespace

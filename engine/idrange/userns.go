@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +45,9 @@ type Allocator struct {
 	slots   []Range
 	lockDir string
 	source  string // where the slots come from, for messages
+
+	mu   sync.Mutex
+	idle []*Lease // released, still locked: reused first
 }
 
 // Option configures an Allocator.
@@ -172,15 +176,63 @@ func (a *Allocator) Slots() int { return len(a.slots) }
 // Lease is a slot held until Release.
 type Lease struct {
 	Range
-	f *os.File
+	a    *Allocator
+	f    *os.File
+	held int // from Held, or -1
 }
 
-// Release gives the slot back.
-func (l *Lease) Release() error { return l.f.Close() }
+// Release gives the slot back to the allocator, which keeps it locked
+// for the next Allocate of this process until Close: a slot is only
+// released once what used it has ended (a container's processes die with
+// its PID 1), so reusing it is as safe as a fresh one, and what Held made
+// for it is reused too.
+func (l *Lease) Release() {
+	l.a.mu.Lock()
+	defer l.a.mu.Unlock()
+	l.a.idle = append(l.a.idle, l)
+}
 
-// Allocate takes a free slot: the first one whose lock it gets, from a
-// random place on (so that concurrent kilns rarely try the same ones).
+// Held returns the descriptor that make returns for the slot, made on
+// the first call and kept open, with the slot, until the allocator's
+// Close.
+func (l *Lease) Held(make func(Range) (int, error)) (int, error) {
+	if l.held < 0 {
+		fd, err := make(l.Range)
+		if err != nil {
+			return -1, err
+		}
+		l.held = fd
+	}
+	return l.held, nil
+}
+
+// Close gives the slots that are not in use back to other processes.
+func (a *Allocator) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for _, l := range a.idle {
+		if l.held >= 0 {
+			unix.Close(l.held)
+		}
+		errs = append(errs, l.f.Close())
+	}
+	a.idle = nil
+	return errors.Join(errs...)
+}
+
+// Allocate takes a slot: one this process released, else the first free
+// one whose lock it gets, from a random place on (so that concurrent
+// kilns rarely try the same ones).
 func (a *Allocator) Allocate(ctx context.Context) (*Lease, error) {
+	a.mu.Lock()
+	if n := len(a.idle); n > 0 {
+		l := a.idle[n-1]
+		a.idle = a.idle[:n-1]
+		a.mu.Unlock()
+		return l, nil
+	}
+	a.mu.Unlock()
 	if err := os.MkdirAll(a.lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("allocating a user namespace range: %w", err)
 	}
@@ -198,7 +250,7 @@ func (a *Allocator) Allocate(ctx context.Context) (*Lease, error) {
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return &Lease{Range: r, f: f}, nil
+			return &Lease{Range: r, a: a, f: f, held: -1}, nil
 		}
 		f.Close()
 		if !errors.Is(err, unix.EWOULDBLOCK) {

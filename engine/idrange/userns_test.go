@@ -67,9 +67,25 @@ func TestAllocate(t *testing.T) {
 	if _, err := a.Allocate(context.Background()); err == nil {
 		t.Fatal("a fourth slot out of three")
 	}
+	// A released slot is this process's again first; after Close,
+	// another allocator (another kiln) gets it.
 	leases[1].Release()
 	l, err := a.Allocate(context.Background())
 	if err != nil || l.UID != leases[1].UID {
 		t.Fatalf("after a release got %v, %v; want slot %d", l, err, leases[1].UID)
+	}
+	l.Release()
+	other, err := New(WithSubIDFiles(u, u), WithLockDir(filepath.Join(dir, "locks")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Allocate(context.Background()); err == nil {
+		t.Fatal("another allocator got a slot this one keeps")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := other.Allocate(context.Background()); err != nil || l.UID != leases[1].UID {
+		t.Fatalf("after Close another allocator got %v, %v; want slot %d", l, err, leases[1].UID)
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
@@ -105,18 +103,7 @@ func TestBuildUsernsConfig(t *testing.T) {
 // the one image in the OCI layout dir.
 func topLayerOwners(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := layoutImage(t, dir)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)

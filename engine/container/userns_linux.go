@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -221,48 +220,33 @@ func idmappedMount(m engine.Mount, ns int) (int, error) {
 		layers = append(layers, fd)
 		return fdPath(fd), nil
 	}
-	var upper, work string
-	opts := strings.Split(data, ",")
-	for i, o := range opts {
-		k, v, _ := strings.Cut(o, "=")
-		switch k {
-		case "lowerdir":
-			ls := strings.Split(v, ":")
-			for j := range ls {
-				p, err := idmap(ls[j])
-				if err != nil {
-					return -1, err
-				}
-				ls[j] = p
-			}
-			opts[i] = k + "=" + strings.Join(ls, ":")
-		case "upperdir":
-			upper = v
-		case "workdir":
-			work = v
+	// The upper and work directories through one idmapped copy of their
+	// parent.
+	var parent, idmapped string
+	data, err := rewriteOverlayPaths(data, func(key, p string) (string, error) {
+		if key == "lowerdir" {
+			return idmap(p)
 		}
-	}
-	if upper != "" {
-		parent := filepath.Dir(upper)
-		if filepath.Dir(work) != parent {
-			return -1, fmt.Errorf("overlay mount: upperdir %s and workdir %s have different parents", upper, work)
-		}
-		p, err := idmap(parent)
-		if err != nil {
-			return -1, err
-		}
-		for i, o := range opts {
-			k, v, _ := strings.Cut(o, "=")
-			if k == "upperdir" || k == "workdir" {
-				opts[i] = k + "=" + p + "/" + filepath.Base(v)
+		if parent == "" {
+			parent = filepath.Dir(p)
+			var err error
+			if idmapped, err = idmap(parent); err != nil {
+				return "", err
 			}
 		}
+		if filepath.Dir(p) != parent {
+			return "", fmt.Errorf("overlay mount: upperdir and workdir are not in one directory (%s)", p)
+		}
+		return idmapped + "/" + filepath.Base(p), nil
+	})
+	if err != nil {
+		return -1, err
 	}
 	target := m.Target
 	if target == "" {
 		target = "/"
 	}
-	fd, ok, err := newOverlay(target, flags, strings.Join(opts, ","))
+	fd, ok, err := newOverlay(target, flags, data)
 	if err != nil {
 		return -1, err
 	}

@@ -51,6 +51,14 @@ func TestBuildUsernsAuto(t *testing.T) {
 	}
 	plain := build(t)
 	auto := build(t, "--userns", "auto")
+	// The copy snapshotter writes the same changes as another layer (a
+	// removed directory made again is not opaque there): compare it with
+	// itself.
+	plainCopy := build(t, "--snapshotter", "copy")
+	autoCopy := build(t, "--userns", "auto", "--snapshotter", "copy")
+	if autoCopy.digest != plainCopy.digest {
+		t.Errorf("digest %s under --userns auto with the copy snapshotter, %s without", autoCopy.digest, plainCopy.digest)
+	}
 	if !strings.Contains(plain.log, "uid=0 map=,0,0,4294967295") {
 		t.Errorf("without --userns the step should be root on the identity map:\n%s", plain.log)
 	}
@@ -140,5 +148,18 @@ func TestBuildUsernsDebugShell(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "map=,0,") || strings.Contains(r.stderr, "map=,0,0,") {
 		t.Errorf("the debugger's shell should be on a map to another range:\n%s", r.stderr)
+	}
+}
+
+// TestBuildUsernsServices: tests and their services (containers that
+// share a pod's network namespace) run under --userns auto.
+func TestBuildUsernsServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": servicesManifest})
+	r := kiln(t, root, nil, "build", "--userns", "auto", "--progress", "plain", dir)
+	if r.code != 0 || strings.Count(r.stdout+r.stderr, "passed: test:") != 2 {
+		t.Errorf("exit %d, want both tests passed:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

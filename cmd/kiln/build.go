@@ -133,6 +133,7 @@ type buildFlags struct {
 	noCache       bool
 	noCacheFilter []string
 	network       string
+	userns        string
 	secrets       []string
 	push          bool
 	memory        string
@@ -186,6 +187,7 @@ the manifest or Dockerfile from stdin; CONTEXT is then the context.`,
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the cache")
 	fl.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run this step (node key or step name) and those after it, ignoring the cache (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network of run steps and tests: host or none")
+	fl.StringVar(&f.userns, "userns", "", "user namespace of run steps and tests: host, or auto (each in one of its own, on a range of subordinate ids kiln allocates: root in a step is not root on the host); default: userns in the root's config.yml, else host")
 	fl.BoolVar(&f.push, "push", false, "push every -t tag to its registry after the build")
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit of every run step and test, e.g. 512m (a step's memory: wins)")
 	fl.Int64Var(&f.pids, "pids-limit", 0, "most processes at once in every run step and test (default 2048; a step's pids: wins)")
@@ -223,6 +225,12 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	network, err := engine.ParseNetwork(f.network)
 	if err != nil {
 		return badInput(err)
+	}
+	if err := a.setUserNS(f.userns); err != nil {
+		return badInput(err)
+	}
+	if a.userns != nil {
+		defer a.userns.Close()
 	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {

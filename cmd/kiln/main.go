@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/container"
+	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
@@ -207,6 +208,10 @@ type app struct {
 	reg            registryFlags
 	pulls          *basePulls // kiln build --pull: bases pulled again, once each
 	started        bool       // a command began to run: cobra took its flags and arguments
+
+	// userns, with kiln build --userns auto, allocates the ranges of the
+	// steps' user namespaces.
+	userns *idrange.Allocator
 }
 
 func defaultRoot() string {
@@ -301,7 +306,11 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	if choice.Reason != "" {
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
-	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), container.WithCgroupParent(cgroupParent(a.root)))
+	rtOpts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
+	if a.userns != nil {
+		rtOpts = append(rtOpts, container.WithUserNS(a.userns))
+	}
+	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), rtOpts...)
 	if err != nil {
 		return nil, nil, err
 	}

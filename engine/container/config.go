@@ -11,6 +11,7 @@ import (
 const (
 	initArg0   = "kiln-container-init"
 	helperArg0 = "kiln-container-exec"
+	holdArg0   = "kiln-userns-hold" // holds a user namespace open until stdin closes
 )
 
 // File descriptors passed to the init (after stdin, stdout, stderr);
@@ -32,6 +33,20 @@ type initConfig struct {
 	DropMknod bool           `json:"dropMknod,omitempty"` // no device filter: take CAP_MKNOD away
 	CtrlFd    int            `json:"ctrlFd,omitempty"`    // the exec helper's control socket, with Spec.Exec
 	ConsoleFd int            `json:"consoleFd,omitempty"` // where to send the terminal, with Process.Terminal
+	// UserNS is set when the init runs in a user namespace of its own:
+	// the runtime has then made the root filesystem and the bind and
+	// overlay mounts as idmapped mounts, passed as these descriptors
+	// (RootfsFds by Rootfs index, Prepared by Mounts index), and Rootdir
+	// is reached through a descriptor of the container's directory.
+	UserNS    bool             `json:"userns,omitempty"`
+	RootfsFds []int            `json:"rootfsFds,omitempty"`
+	Prepared  map[int]prepared `json:"prepared,omitempty"`
+}
+
+// prepared is a mount the runtime made, to attach at its target.
+type prepared struct {
+	Fd   int  `json:"fd"`
+	File bool `json:"file,omitempty"` // its source is a file, not a directory
 }
 
 // processConfig is the serializable part of engine.Process.

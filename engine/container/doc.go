@@ -22,6 +22,16 @@
 // confined in a cgroup (package engine/cgroup) for the pids, memory and CPU
 // limits and, on cgroup v1, a device allow-list.
 //
+// # User namespaces
+//
+// With [WithUserNS], each container's init is also cloned into a user
+// namespace of its own, on a range of host ids taken for it (package
+// engine/idrange). The init cannot make idmapped mounts or mount
+// overlayfs with kiln's xattrs from there, so the runtime makes the root
+// filesystem (an overlay over idmapped layers and upper directory) and
+// the bind and overlay mounts beforehand, as detached mounts passed to
+// the init, which attaches them (userns_linux.go).
+//
 // # Exec
 //
 // Go cannot join an existing mount namespace from a multithreaded
@@ -34,7 +44,7 @@
 // # Size
 //
 // The package is above the ~1,500 lines kiln's packages keep to (about
-// 2,800): the runtime and the container's init are one program on both
+// 3,100): the runtime and the container's init are one program on both
 // sides of a re-exec (runtime_linux.go starts it, init_linux.go with
 // rootfs, caps, seccomp, user and the exec helper run inside), speaking a
 // private protocol (config.go) that no other package may depend on. The

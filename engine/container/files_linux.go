@@ -1,7 +1,9 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +23,10 @@ import (
 // The tmpfs is mounted on a directory of the container's own (beside
 // rootdir), which the runtime removes with the container; after
 // pivot_root only the binds into the container keep the tmpfs.
-func stageFiles(rootdir string, mounts []engine.Mount) error {
+//
+// In a user namespace (made set) the runtime has made the directory, as
+// the init cannot.
+func stageFiles(rootdir string, mounts []engine.Mount, made bool) error {
 	var size int64
 	n := 0
 	for _, m := range mounts {
@@ -34,7 +39,7 @@ func stageFiles(rootdir string, mounts []engine.Mount) error {
 		return nil
 	}
 	dir := filepath.Join(filepath.Dir(rootdir), "files")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil && !(made && errors.Is(err, fs.ErrExist)) {
 		return fmt.Errorf("making the directory of in-memory files: %w", err)
 	}
 	opts := "mode=0700,size=" + strconv.FormatInt(size+4096, 10) + ",nr_inodes=" + strconv.Itoa(n+16)

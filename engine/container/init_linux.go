@@ -28,6 +28,8 @@ func Main() bool {
 		err := runInit()
 		reportInitError(err)
 		os.Exit(1)
+	case holdArg0:
+		hold()
 	case helperArg0:
 		if err := runHelper(); err != nil {
 			fmt.Fprintf(os.Stderr, "kiln exec helper: %v\n", err)
@@ -71,11 +73,17 @@ func runInit() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := stageFiles(cfg.Rootdir, cfg.Mounts); err != nil {
+	if err := stageFiles(cfg.Rootdir, cfg.Mounts, cfg.UserNS); err != nil {
 		return err
 	}
 	r := &rootfs{dir: cfg.Rootdir}
-	if err := r.mountRoot(cfg.Rootfs); err != nil {
+	if cfg.UserNS {
+		for _, fd := range cfg.RootfsFds {
+			if err := attachMount(fd, cfg.Rootdir); err != nil {
+				return err
+			}
+		}
+	} else if err := r.mountRoot(cfg.Rootfs); err != nil {
 		return err
 	}
 	if err := r.setup(cfg); err != nil {

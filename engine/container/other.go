@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/idrange"
 )
 
 // Main returns false: containers run only on Linux.
@@ -20,6 +21,9 @@ type Runtime struct{}
 
 // Option configures a Runtime.
 type Option func(*struct{}) error
+
+// WithUserNS does nothing: containers run only on Linux.
+func WithUserNS(*idrange.Allocator) Option { return func(*struct{}) error { return nil } }
 
 // New fails with engine.ErrUnsupported.
 func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {

@@ -14,16 +14,32 @@ import (
 // the stack. ok is false, with nothing done, where the kernel does not
 // know "lowerdir+": the caller falls back to mount(2).
 func mountOverlay(target string, flags uintptr, data string) (ok bool, err error) {
+	mfd, ok, err := newOverlay(target, flags, data)
+	if !ok || err != nil {
+		return ok, err
+	}
+	defer unix.Close(mfd)
+	// The target may be a /proc/self/fd link to a directory resolved in
+	// the root filesystem: follow it, as mount(2) does.
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+		return true, &mountError{op: "move_mount overlay", target: target, err: err}
+	}
+	return true, nil
+}
+
+// newOverlay makes the overlay of mountOverlay as a detached mount, and
+// returns its descriptor; target only names it in errors.
+func newOverlay(target string, flags uintptr, data string) (mfd int, ok bool, err error) {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) {
-			return false, nil
+			return -1, false, nil
 		}
-		return false, fmt.Errorf("mount overlay on %s: fsopen: %w", target, err)
+		return -1, false, fmt.Errorf("mount overlay on %s: fsopen: %w", target, err)
 	}
 	defer unix.Close(fd)
-	fail := func(what string, err error) (bool, error) {
-		return true, &mountError{op: "mount overlay", source: "overlay", target: target, data: what, err: withLog(fd, err)}
+	fail := func(what string, err error) (int, bool, error) {
+		return -1, true, &mountError{op: "mount overlay", source: "overlay", target: target, data: what, err: withLog(fd, err)}
 	}
 	first := true
 	for o := range strings.SplitSeq(data, ",") {
@@ -36,7 +52,7 @@ func mountOverlay(target string, flags uintptr, data string) (ok bool, err error
 			for l := range strings.SplitSeq(v, ":") {
 				if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
 					if first && errors.Is(err, unix.EINVAL) {
-						return false, nil // before Linux 6.8
+						return -1, false, nil // before Linux 6.8
 					}
 					return fail("lowerdir+="+l, err)
 				}
@@ -60,17 +76,11 @@ func mountOverlay(target string, flags uintptr, data string) (ok bool, err error
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fail(data, err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, mountAttrs(flags))
+	mfd, err = unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, mountAttrs(flags))
 	if err != nil {
 		return fail(data, err)
 	}
-	defer unix.Close(mfd)
-	// The target may be a /proc/self/fd link to a directory resolved in
-	// the root filesystem: follow it, as mount(2) does.
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
-		return true, &mountError{op: "move_mount overlay", target: target, err: err}
-	}
-	return true, nil
+	return mfd, true, nil
 }
 
 // mountAttrs turns mount(2) flags into fsmount's mount attributes.

@@ -112,21 +112,39 @@ func relativeOverlay(data string) (string, string, bool) {
 			}
 		}
 	}
-	rel := func(p string) string { return strings.TrimPrefix(p, common+"/") }
+	short, _ := rewriteOverlayPaths(data, func(_, p string) (string, error) {
+		return strings.TrimPrefix(p, common+"/"), nil
+	})
+	return short, common, true
+}
+
+// rewriteOverlayPaths returns the overlay options data with each path of
+// its lowerdir, upperdir and workdir options replaced by what fn returns
+// for it (given the option's name).
+func rewriteOverlayPaths(data string, fn func(key, path string) (string, error)) (string, error) {
+	opts := strings.Split(data, ",")
 	for i, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
 		switch k {
 		case "lowerdir":
 			ls := strings.Split(v, ":")
 			for j := range ls {
-				ls[j] = rel(ls[j])
+				p, err := fn(k, ls[j])
+				if err != nil {
+					return "", err
+				}
+				ls[j] = p
 			}
 			opts[i] = k + "=" + strings.Join(ls, ":")
 		case "upperdir", "workdir":
-			opts[i] = k + "=" + rel(v)
+			p, err := fn(k, v)
+			if err != nil {
+				return "", err
+			}
+			opts[i] = k + "=" + p
 		}
 	}
-	return strings.Join(opts, ","), common, true
+	return strings.Join(opts, ","), nil
 }
 
 var mountFlags = map[string]uintptr{
@@ -269,6 +287,12 @@ func (r *rootfs) setup(cfg initConfig) error {
 	}
 	defer unix.Close(dev)
 	for _, d := range devices {
+		if cfg.UserNS {
+			if err := bindDevice(dev, d.name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := unix.Mknodat(dev, d.name, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d.name, err)
 		}
@@ -328,8 +352,12 @@ func (r *rootfs) setup(cfg initConfig) error {
 			}
 		}
 	}
-	for _, m := range cfg.Mounts {
-		if err := r.bind(m); err != nil {
+	for i, m := range cfg.Mounts {
+		if p, ok := cfg.Prepared[i]; ok {
+			if err := r.attachPrepared(m, p); err != nil {
+				return err
+			}
+		} else if err := r.bind(m); err != nil {
 			return err
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/cgroup"
+	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/internal/owner"
 )
 
@@ -36,6 +37,7 @@ type Runtime struct {
 	dir     string
 	init    string
 	cgroups *cgroup.Manager
+	userns  *idrange.Allocator // with WithUserNS
 }
 
 var _ engine.Runtime = (*Runtime)(nil)
@@ -46,6 +48,7 @@ type Option func(*options) error
 type options struct {
 	cgroupParent string
 	init         string
+	userns       *idrange.Allocator
 }
 
 // WithInit sets the program that is re-executed as each container's init:
@@ -90,7 +93,7 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding cgroups: %w", err)
 	}
-	r := &Runtime{dir: dir, init: o.init, cgroups: cg}
+	r := &Runtime{dir: dir, init: o.init, cgroups: cg, userns: o.userns}
 	if err := r.Sweep(ctx); err != nil {
 		return nil, err
 	}
@@ -317,6 +320,8 @@ type ctr struct {
 	stubs   []string
 	parents []stubParent
 
+	lease *idrange.Lease // its user namespace's range, with WithUserNS
+
 	console     *os.File        // the terminal's controlling side, with Process.Terminal
 	consoleDone <-chan struct{} // closed when the terminal's output ends
 
@@ -384,6 +389,15 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 		p.Stdin, p.Stdout, p.Stderr = nil, nil, nil
 	}
 
+	if c.r.userns != nil {
+		files, err := c.prepareUserNS(ctx, &cfg, 3+len(extra))
+		if err != nil {
+			return err
+		}
+		defer closeFiles(files)
+		extra = append(extra, files...)
+	}
+
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if cfg.Network == engine.NetworkNone && c.spec.NetNS == "" {
 		flags |= unix.CLONE_NEWNET
@@ -402,6 +416,9 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 			// whole PID namespace and mount namespace.
 			Pdeathsig: syscall.SIGKILL,
 		},
+	}
+	if c.lease != nil {
+		userNSAttr(cmd.SysProcAttr, c.lease.Range)
 	}
 	if err := c.startOnHeldThread(cmd); err != nil {
 		return fmt.Errorf("starting container init: %w", err)
@@ -571,7 +588,18 @@ func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
 				started <- fmt.Errorf("joining the pod's network namespace: %w", err)
 				return // locked: the thread ends
 			}
-		} else {
+		}
+		if c.lease != nil {
+			// In a user namespace the init cannot search kiln's
+			// directories: it inherits the container's directory as its
+			// working directory instead (in its copy of the mount
+			// namespace), from this thread alone.
+			if err := chdirThread(c.dir); err != nil {
+				started <- err
+				return // locked: the thread ends
+			}
+		}
+		if ns == nil && c.lease == nil {
 			defer runtime.UnlockOSThread() // the thread is as it was: it may serve others again
 		}
 		err := cmd.Start()
@@ -624,6 +652,9 @@ func (c *ctr) Delete(ctx context.Context) error {
 		}
 		if err := c.r.removeDir(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", c.id, err))
+		}
+		if c.lease != nil {
+			c.lease.Release()
 		}
 		c.deleteErr = errors.Join(errs...)
 	})

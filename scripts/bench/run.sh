@@ -8,6 +8,7 @@
 #   CASES="chain10 copy5k" RUNS=10 scripts/bench/run.sh
 #   CASES="chain10 chain50 chain100 chain500" scripts/bench/run.sh  # per-step rows too
 #   KILN_BIN=/tmp/kiln-before scripts/bench/run.sh  # time a given binary (before/after)
+#   KILN_FLAGS="--userns auto" scripts/bench/run.sh  # extra kiln build flags
 #
 # chainN (any N) is generated: N run steps like chain10's. Before each cold
 # run the previous root is moved aside, not deleted: on this file system,
@@ -62,7 +63,7 @@ done
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=$WORK/results/kiln-$stamp.txt
-build() { echo "$KILN --root $ROOT build --progress plain --set base=busybox:latest -f $WORK/ctx/$1/kiln.yml $WORK/ctx/$1"; }
+build() { echo "$KILN --root $ROOT build ${KILN_FLAGS:-} --progress plain --set base=busybox:latest -f $WORK/ctx/$1/kiln.yml $WORK/ctx/$1"; }
 {
 	echo "kiln $(cd "$REPO" && git rev-parse --short HEAD) on $(nproc) cores, $(date -u +%FT%TZ)"
 	for c in $CASES; do

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/kiln-build/kiln/engine/container"
 	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
+	"github.com/kiln-build/kiln/internal/userns"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/toolbox"
 )
@@ -30,6 +32,14 @@ func main() {
 	// A container's init and exec helper are this binary, re-executed.
 	if container.Main() {
 		return
+	}
+	// As an ordinary user, kiln runs again in a user namespace of its own.
+	if done, code, err := userns.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+			code = exitFault
+		}
+		os.Exit(code)
 	}
 	// What kiln inherited past stdio never reaches a container.
 	if err := container.StdioOnly(); err != nil {
@@ -213,13 +223,17 @@ func defaultRoot() string {
 	if r := os.Getenv("KILN_ROOT"); r != "" {
 		return r
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !userns.Rootless() {
 		return "/var/lib/kiln"
 	}
-	if d, err := os.UserCacheDir(); err == nil {
+	// A user's data, as the XDG base directories place it.
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "kiln")
 	}
-	return filepath.Join(os.TempDir(), "kiln")
+	if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "share", "kiln")
+	}
+	return filepath.Join(os.TempDir(), "kiln-"+strconv.Itoa(os.Getuid()))
 }
 
 func newRootCommand(a *app) *cobra.Command {
@@ -301,7 +315,13 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	if choice.Reason != "" {
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
-	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), container.WithCgroupParent(cgroupParent(a.root)))
+	opts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
+	if userns.Rootless() {
+		// No cgroup of kiln's own outside the user namespace.
+		fmt.Fprintln(a.stderr, "kiln: rootless: containers run without resource limits (no delegated cgroup); --memory, --cpus and --pids fail")
+		opts = append(opts, container.WithoutCgroups())
+	}
+	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

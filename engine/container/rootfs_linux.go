@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/userns"
 )
 
 // rootfs builds a container's root filesystem under dir, in the init's
@@ -51,6 +52,7 @@ func mountOne(m engine.Mount, target string) error {
 	case "bind", "rbind":
 		return bindTree(m.Source, target, flags)
 	case "overlay":
+		data = userns.OverlayOptions(data)
 		// One lowerdir+ parameter per layer, with no page limit; before
 		// Linux 6.8, mount(2) below.
 		if ok, err := mountOverlay(target, flags, data); ok {
@@ -269,6 +271,15 @@ func (r *rootfs) setup(cfg initConfig) error {
 	}
 	defer unix.Close(dev)
 	for _, d := range devices {
+		if userns.Inside() {
+			// No real device can be made in a user namespace (nor used
+			// from its tmpfs): the host's are bound instead, as rootless
+			// Podman does.
+			if err := r.bindDevice("/dev/" + d.name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := unix.Mknodat(dev, d.name, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("creating /dev/%s: %w", d.name, err)
 		}
@@ -373,6 +384,20 @@ func (r *rootfs) bind(m engine.Mount) error {
 	}
 	defer unix.Close(fd)
 	return mountOne(m, fdPath(fd))
+}
+
+// bindDevice binds the host's device p on the same path in the root
+// filesystem: unlike mountOne, without nodev.
+func (r *rootfs) bindDevice(p string) error {
+	fd, _, err := r.mountpoint(p, true, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount(p, fdPath(fd), "", unix.MS_BIND, ""); err != nil {
+		return &mountError{op: "bind", source: p, target: p, err: err}
+	}
+	return nil
 }
 
 // mask hides and write-protects kernel paths, as Docker does, in the

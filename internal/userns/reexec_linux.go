@@ -19,6 +19,7 @@ import (
 // into the new namespaces, waiting for its id maps on fd 3) or
 // stageInside (mapped, root of the user namespace).
 const (
+	envParent   = "KILN_ROOTLESS_PARENT" // the pid of the kiln outside
 	envStage    = "KILN_ROOTLESS"
 	stageWait   = "wait"
 	stageInside = "1"
@@ -46,6 +47,15 @@ func Enter(warn func(string)) (done bool, code int, err error) {
 		if os.Geteuid() != 0 {
 			return true, 0, errors.New("rootless: not root in the user namespace: its id maps were not written")
 		}
+		// The exec that gave the capabilities of the namespace cleared the
+		// parent-death signal: set it again, then check that the parent
+		// did not die before.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return true, 0, fmt.Errorf("rootless: setting the parent-death signal: %w", err)
+		}
+		if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
+			return true, 0, errors.New("rootless: the kiln outside the user namespace died")
+		}
 		// Mounts made here never reach the user's namespace.
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			return true, 0, fmt.Errorf("rootless: making the mounts private: %w", err)
@@ -72,7 +82,7 @@ func waitForMaps() error {
 	if n != 1 {
 		return errors.New("rootless: the id maps of the user namespace were not written")
 	}
-	env := append(withoutStage(os.Environ()), envStage+"="+stageInside)
+	env := append(withoutStage(os.Environ()), envStage+"="+stageInside, envParent+"="+strconv.Itoa(os.Getppid()))
 	if err := unix.Exec("/proc/self/exe", os.Args, env); err != nil {
 		return fmt.Errorf("rootless: re-executing kiln in the user namespace: %w", err)
 	}
@@ -82,7 +92,7 @@ func waitForMaps() error {
 func withoutStage(env []string) []string {
 	out := env[:0:0]
 	for _, e := range env {
-		if !strings.HasPrefix(e, envStage+"=") {
+		if !strings.HasPrefix(e, envStage+"=") && !strings.HasPrefix(e, envParent+"=") {
 			out = append(out, e)
 		}
 	}

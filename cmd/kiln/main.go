@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -230,10 +231,11 @@ func defaultRoot() string {
 	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "kiln")
 	}
-	if h := os.Getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Join(h, ".local", "share", "kiln")
+	h := os.Getenv("HOME")
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); !filepath.IsAbs(h) && err == nil {
+		h = u.HomeDir
 	}
-	return filepath.Join(os.TempDir(), "kiln-"+strconv.Itoa(os.Getuid()))
+	return filepath.Join(h, ".local", "share", "kiln")
 }
 
 func newRootCommand(a *app) *cobra.Command {

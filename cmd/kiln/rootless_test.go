@@ -190,8 +190,37 @@ func (r *rootless) root() string { return filepath.Join(r.home, ".local", "share
 // capabilities, a file and a directory the builds delete.
 func (r *rootless) multiUIDBase(t *testing.T) string {
 	t.Helper()
+	// cap_net_bind_service+ep, as setcap writes it (VFS_CAP_REVISION_2).
+	capv2 := string([]byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	return r.baseTar(t, "base.tar", []tarEntry{
+		{tar.Header{Name: "home/app/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 1000}, ""},
+		{tar.Header{Name: "home/app/notes", Typeflag: tar.TypeReg, Mode: 0o600, Uid: 1000, Gid: 1000}, "mine\n"},
+		{tar.Header{Name: "var/nobody/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 65534, Gid: 65534}, ""},
+		{tar.Header{Name: "var/nobody/file", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 65534, Gid: 65534}, "nobody\n"},
+		{tar.Header{Name: "srv/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 33, Gid: 33}, ""},
+		{tar.Header{Name: "srv/www", Typeflag: tar.TypeReg, Mode: 0o640, Uid: 33, Gid: 4}, "www\n"},
+		{tar.Header{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
+		{tar.Header{Name: "usr/bin/setuid", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: 0, Gid: 0}, "#!/bin/sh\n"},
+		{tar.Header{Name: "usr/bin/capped", Typeflag: tar.TypeReg, Mode: 0o755,
+			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": capv2, "SCHILY.xattr.user.note": "kept"}}, "#!/bin/sh\n"},
+		{tar.Header{Name: "etc/removeme", Typeflag: tar.TypeReg, Mode: 0o644}, "x\n"},
+		{tar.Header{Name: "opq/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
+		{tar.Header{Name: "opq/a", Typeflag: tar.TypeReg, Mode: 0o644}, "a\n"},
+	})
+}
+
+// tarEntry is an entry baseTar adds to busybox's.
+type tarEntry struct {
+	h    tar.Header
+	data string
+}
+
+// baseTar writes, as root, a tarball (readable by all) of a busybox root
+// filesystem, every file root's, with extra entries after it.
+func (r *rootless) baseTar(t *testing.T, name string, extra []tarEntry) string {
+	t.Helper()
 	src := enginetest.Busybox(t)
-	file := filepath.Join(r.dir, "base.tar")
+	file := filepath.Join(r.dir, name)
 	f, err := os.Create(file)
 	if err != nil {
 		t.Fatal(err)
@@ -237,26 +266,7 @@ func (r *rootless) multiUIDBase(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// cap_net_bind_service+ep, as setcap writes it (VFS_CAP_REVISION_2).
-	capv2 := string([]byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	for _, e := range []struct {
-		h    tar.Header
-		data string
-	}{
-		{tar.Header{Name: "home/app/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 1000}, ""},
-		{tar.Header{Name: "home/app/notes", Typeflag: tar.TypeReg, Mode: 0o600, Uid: 1000, Gid: 1000}, "mine\n"},
-		{tar.Header{Name: "var/nobody/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 65534, Gid: 65534}, ""},
-		{tar.Header{Name: "var/nobody/file", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 65534, Gid: 65534}, "nobody\n"},
-		{tar.Header{Name: "srv/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 33, Gid: 33}, ""},
-		{tar.Header{Name: "srv/www", Typeflag: tar.TypeReg, Mode: 0o640, Uid: 33, Gid: 4}, "www\n"},
-		{tar.Header{Name: "usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
-		{tar.Header{Name: "usr/bin/setuid", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: 0, Gid: 0}, "#!/bin/sh\n"},
-		{tar.Header{Name: "usr/bin/capped", Typeflag: tar.TypeReg, Mode: 0o755,
-			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": capv2, "SCHILY.xattr.user.note": "kept"}}, "#!/bin/sh\n"},
-		{tar.Header{Name: "etc/removeme", Typeflag: tar.TypeReg, Mode: 0o644}, "x\n"},
-		{tar.Header{Name: "opq/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
-		{tar.Header{Name: "opq/a", Typeflag: tar.TypeReg, Mode: 0o644}, "a\n"},
-	} {
+	for _, e := range extra {
 		h := e.h
 		h.Size, h.ModTime, h.Format = int64(len(e.data)), time.Unix(1, 0), tar.FormatPAX
 		if err := tw.WriteHeader(&h); err != nil {
@@ -368,16 +378,21 @@ func TestRootless(t *testing.T) {
 		t.Fatalf("import: rootless %q, root %q", ud, rd)
 	}
 
+	// examples/hello, where the user can read it.
+	src, err := filepath.Abs("../../examples/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := filepath.Join(r.dir, "hello")
+	if out, err := exec.Command("cp", "-r", src, hello).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	if out, err := exec.Command("chmod", "-R", "a+rX", hello).CombinedOutput(); err != nil {
+		t.Fatalf("chmod: %v: %s", err, out)
+	}
+
 	t.Run("hello", func(t *testing.T) {
-		src, err := filepath.Abs("../../examples/hello")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := filepath.Join(r.dir, "hello")
-		if out, err := exec.Command("cp", "-r", src, ctx).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v: %s", err, out)
-		}
-		exec.Command("chmod", "-R", "a+rX", ctx).Run()
+		ctx := hello
 		res := r.mustKiln(t, "build", "-f", filepath.Join(ctx, "app.yml"), "-t", "hello", ctx)
 		for _, want := range []string{"passed: test: greeting", "passed: test: app-runs", "rootless: containers run without resource limits"} {
 			if !strings.Contains(res.stderr, want) {
@@ -426,6 +441,64 @@ RUN test "$(cat /data/uid)" = 1000 && test "$(stat -c %u:%g /data/by-user)" = 10
 			if !strings.Contains(got, want) {
 				t.Errorf("the rootless image lacks %q:\n%s", want, got)
 			}
+		}
+	})
+
+	t.Run("copy-snapshotter", func(t *testing.T) {
+		// Where overlayfs does not mount in a user namespace, kiln copies:
+		// the image root's copy snapshotter makes.
+		ctx := hello
+		r.mustKiln(t, "--snapshotter", "copy", "build", "--no-cache", "-f", filepath.Join(ctx, "app.yml"), "-t", "hello-copy", ctx)
+		mustKiln(t, rootRoot, "--snapshotter", "copy", "build", "--no-cache", "-f", filepath.Join(ctx, "app.yml"), "-t", "hello-copy", ctx)
+		r.compareWithRoot(t, rootRoot, "hello-copy")
+	})
+
+	t.Run("device-node", func(t *testing.T) {
+		// No device can be made in a user namespace: Buildah leaves such
+		// an entry out without a word; kiln fails, naming it.
+		devBase := r.baseTar(t, "dev.tar", []tarEntry{{tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Mode: 0o660, Devmajor: 8, Gid: 6}, ""}})
+		r.mustKiln(t, "import", devBase, "-t", "devbase", "--cmd", "/bin/sh")
+		res := r.kiln(t, nil, "run", "devbase", "true")
+		if res.code == 0 || !strings.Contains(res.stderr, "dev/sda: a device node (8:0) cannot be made by a rootless kiln") {
+			t.Errorf("a base with a device node: exit %d, stderr %q", res.code, res.stderr)
+		}
+	})
+
+	t.Run("no-subids", func(t *testing.T) {
+		// A user without subordinate ids: uid 0 alone is mapped, with a
+		// warning; a base of root's files builds, one of other users'
+		// fails, saying why.
+		const name = rootlessUser + "-nosub"
+		if _, err := user.Lookup(name); err != nil {
+			if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name).CombinedOutput(); err != nil {
+				t.Fatalf("useradd: %v: %s", err, out)
+			}
+		}
+		u, err := user.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+			if b, _ := os.ReadFile(f); strings.Contains("\n"+string(b), "\n"+name+":") {
+				t.Skipf("skipping: %s has a range in %s", name, f)
+			}
+		}
+		n := *r
+		n.uid, _ = strconv.Atoi(u.Uid)
+		n.gid, _ = strconv.Atoi(u.Gid)
+		n.home = n.userDir(t, "home-nosub")
+		rootOnly := r.baseTar(t, "rootonly.tar", nil)
+		res := n.mustKiln(t, "import", rootOnly, "-t", "busybox", "--cmd", "/bin/sh")
+		if !strings.Contains(res.stderr, "has no range in /etc/subuid or /etc/subgid: only uid and gid 0 are mapped") {
+			t.Errorf("no warning of the missing range: %q", res.stderr)
+		}
+		if got := n.mustKiln(t, "run", "busybox", "id", "-u").stdout; got != "0\n" {
+			t.Errorf("id -u: %q", got)
+		}
+		n.mustKiln(t, "import", base, "-t", "multi", "--cmd", "/bin/sh")
+		res = n.kiln(t, nil, "run", "multi", "true")
+		if res.code == 0 || !strings.Contains(res.stderr, "belongs to 1000:1000, which this rootless kiln's user namespace does not map") {
+			t.Errorf("a base of other users' files without subordinate ids: exit %d, stderr %q", res.code, res.stderr)
 		}
 	})
 

@@ -295,13 +295,17 @@ func (r *rootfs) setup(cfg initConfig) error {
 			return fmt.Errorf("creating /dev/%s: %w", link, err)
 		}
 	}
+	pts := "newinstance,ptmxmode=0666,mode=0620,gid=5"
+	if !userns.GIDMapped(5) {
+		pts = "newinstance,ptmxmode=0666,mode=0620" // rootless without subordinate ids: no group tty
+	}
 	for _, m := range []struct {
 		p, fstype, source string
 		flags             uintptr
 		data              string
 		magic             int64
 	}{
-		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.DEVPTS_SUPER_MAGIC},
+		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, pts, unix.DEVPTS_SUPER_MAGIC},
 		{"/dev/shm", "tmpfs", "shm", nsd, "mode=1777,size=65536k", unix.TMPFS_MAGIC},
 		{"/dev/mqueue", "mqueue", "mqueue", nsd, "", mqueueMagic},
 	} {

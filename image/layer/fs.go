@@ -218,6 +218,9 @@ type meta struct {
 // entry. When setTime is set, the mtime (and atime) is set too.
 func applyMeta(p string, typ uint32, m *meta, replace, setTime bool, x *xattrReader) error {
 	if err := unix.Lchown(p, m.uid, m.gid); err != nil {
+		if errors.Is(err, unix.EINVAL) && userns.Inside() {
+			return fmt.Errorf("%s belongs to %d:%d, which this rootless kiln's user namespace does not map: give the user a range in /etc/subuid and /etc/subgid: %w", p, m.uid, m.gid, err)
+		}
 		return &os.PathError{Op: "lchown", Path: p, Err: err}
 	}
 	if typ != unix.S_IFLNK {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -132,6 +133,10 @@ func reexec(warn func(string)) (int, error) {
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = os.Args
 	cmd.Env = append(withoutStage(os.Environ()), envStage+"="+stageWait)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && !filepath.IsAbs(os.Getenv("HOME")) {
+		// Inside, the user is root: its home is found now.
+		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{syncR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -41,8 +42,10 @@ func OverlayXattrPrefix() string {
 // namespace: overlayfs's attributes under user.overlay. (userxattr),
 // and, since redirects cannot be followed there, redirect_dir=nofollow
 // for redirect_dir=off (neither creates one). As root, data is as given.
-func OverlayOptions(data string) string {
-	if !Inside() {
+func OverlayOptions(data string) string { return overlayOptions(data, Inside()) }
+
+func overlayOptions(data string, inside bool) string {
+	if !inside {
 		return data
 	}
 	var out []string
@@ -56,4 +59,23 @@ func OverlayOptions(data string) string {
 		out = append(out, o)
 	}
 	return strings.Join(append(out, "userxattr"), ",")
+}
+
+// GIDMapped reports whether group id gid exists in the process's user
+// namespace (its gid_map maps it), as it always does outside one.
+func GIDMapped(gid int) bool {
+	b, err := os.ReadFile("/proc/self/gid_map")
+	return err != nil || mapped(string(b), gid)
+}
+
+// mapped reports whether the id map m (uid_map's form: inside, outside,
+// count a line) maps id.
+func mapped(m string, id int) bool {
+	for line := range strings.Lines(m) {
+		var in, out, n int
+		if _, err := fmt.Sscan(line, &in, &out, &n); err == nil && id >= in && id-in < n {
+			return true
+		}
+	}
+	return false
 }

@@ -526,6 +526,39 @@ RUN test "$(cat /data/uid)" = 1000 && test "$(stat -c %u:%g /data/by-user)" = 10
 		}
 	})
 
+	t.Run("cache-secret-attach-run-it", func(t *testing.T) {
+		ctx := r.context(t, "mounts", map[string]string{"Dockerfile": `FROM busybox
+RUN --mount=type=cache,target=/cache,uid=1000 echo hit >> /cache/log && stat -c %u /cache > /cache-owner && wc -l < /cache/log > /count
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /toklen && test ! -e /run/secrets/tok-copy
+RUN echo partial > /partial && exit 3
+`})
+		secret := filepath.Join(r.dir, "tok")
+		if err := os.WriteFile(secret, []byte("s3cret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := r.kiln(t, nil, "build", "--progress", "plain", "--debug-on-fail", "--secret", "id=tok,src="+secret, ctx)
+		if res.code == 0 {
+			t.Fatalf("a failing build exited 0:\n%s", res.stderr)
+		}
+		_, rest, _ := strings.Cut(res.stderr, "kept the failed step's filesystem as ")
+		name, _, _ := strings.Cut(rest, ":")
+		if name == "" {
+			t.Fatalf("no kept filesystem:\n%s", res.stderr)
+		}
+		got := r.mustKiln(t, "debug", "attach", name, "--", "cat", "/count", "/cache-owner", "/toklen", "/partial").stdout
+		if got != "1\n1000\n6\npartial\n" {
+			t.Errorf("debug attach: %q, want the cache count, its owner, the secret's length and /partial", got)
+		}
+		r.mustKiln(t, "debug", "rm", name)
+		// kiln run -it on a terminal.
+		p := startPTYCommand(t, r.command("run", "-it", "busybox", "sh"))
+		p.expect("# ", 1, "tty; echo run-$((2*21)); exit 7")
+		code, screen := p.wait()
+		if code != 7 || !strings.Contains(screen, "/dev/pts/0") || !strings.Contains(screen, "run-42") {
+			t.Errorf("kiln run -it: exit %d, want 7, a terminal and run-42", code)
+		}
+	})
+
 	t.Run("push-pull", func(t *testing.T) {
 		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 		defer srv.Close()

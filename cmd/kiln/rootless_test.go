@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -285,19 +284,14 @@ func (r *rootless) baseTar(t *testing.T, name string, extra []tarEntry) string {
 	return file
 }
 
-// context copies files into a context directory the user can read.
+// context writes files (flat) into a context directory the user can read.
 func (r *rootless) context(t *testing.T, name string, files map[string]string) string {
 	t.Helper()
 	dir := filepath.Join(r.dir, name)
-	for n, content := range files {
-		p := filepath.Join(dir, n)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	writeFiles(t, dir, files)
 	return dir
 }
 
@@ -707,26 +701,8 @@ func childrenOf(pid int) []int {
 // one, for a test to type into.
 func startPTYCommand(t *testing.T, cmd *exec.Cmd) *ptyKiln {
 	t.Helper()
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &ptyKiln{t: t, ptmx: ptmx, tty: tty, done: make(chan int, 1), drained: make(chan struct{}), cancel: func() {}}
-	t.Cleanup(func() { ptmx.Close() })
-	go func() {
-		defer close(p.drained)
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptmx.Read(buf)
-			p.mu.Lock()
-			p.out.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	p := newPTY(t)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.tty, p.tty, p.tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

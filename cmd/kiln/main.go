@@ -34,13 +34,16 @@ func main() {
 	if container.Main() {
 		return
 	}
-	// As an ordinary user, kiln runs again in a user namespace of its own.
-	if done, code, err := userns.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
-			code = exitFault
+	// As an ordinary user, kiln runs again in a user namespace of its own
+	// (not as a container's helpers, which run as the step's user).
+	if !toolbox.InContainer() {
+		if done, code, err := userns.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+				code = exitFault
+			}
+			os.Exit(code)
 		}
-		os.Exit(code)
 	}
 	// What kiln inherited past stdio never reaches a container.
 	if err := container.StdioOnly(); err != nil {

@@ -496,6 +496,25 @@ RUN test "$(cat /data/uid)" = 1000 && test "$(stat -c %u:%g /data/by-user)" = 10
 		}
 	})
 
+	t.Run("toolbox-as-user", func(t *testing.T) {
+		// A step's user runs the toolbox's kiln, which must not try to
+		// go rootless itself, in a rootless build as in root's.
+		ctx := r.context(t, "toolbox", map[string]string{"app.yml": `from: busybox
+steps:
+  - run: echo hi > /hello
+  - user: "1000"
+  - run: /.kiln/bin/kiln checksum /hello 98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4 && id -u > /tmp/uid
+`})
+		// This test binary is no toolbox: both take the kiln built.
+		args := []string{"build", "--progress", "plain", "--kiln-binary", r.bin, "-t", "toolbox", "-f", filepath.Join(ctx, "app.yml"), ctx}
+		r.mustKiln(t, args...)
+		mustKiln(t, rootRoot, args...)
+		got := strings.Join(r.compareWithRoot(t, rootRoot, "toolbox"), "\n")
+		if !strings.Contains(got, "tmp/uid type=0 1000:0") {
+			t.Errorf("the step did not run as 1000:\n%s", got)
+		}
+	})
+
 	t.Run("limits-fail", func(t *testing.T) {
 		res := r.kiln(t, nil, "run", "--memory", "64m", "busybox", "true")
 		if res.code == 0 || !strings.Contains(res.stderr, "need a cgroup") {

@@ -233,19 +233,23 @@ func writeMaps(pid int, uidArgs, gidArgs []string) error {
 		}
 		return nil
 	}
+	// The two tools write different files: run them side by side (each
+	// is a setuid program, slow to start on a loaded machine).
+	errs := make(chan error, 2)
 	for _, m := range []struct {
 		tool string
 		args []string
 	}{{"newuidmap", uidArgs}, {"newgidmap", gidArgs}} {
-		out, err := exec.Command(m.tool, append([]string{p}, m.args...)...).CombinedOutput()
-		if err != nil {
-			if errors.Is(err, exec.ErrNotFound) {
-				return fmt.Errorf("rootless: %s is not installed (Debian: apt-get install uidmap): %w", m.tool, err)
+		go func() {
+			out, err := exec.Command(m.tool, append([]string{p}, m.args...)...).CombinedOutput()
+			switch {
+			case errors.Is(err, exec.ErrNotFound):
+				err = fmt.Errorf("rootless: %s is not installed (Debian: apt-get install uidmap): %w", m.tool, err)
+			case err != nil:
+				err = fmt.Errorf("rootless: %s %s %s: %w: %s", m.tool, p, strings.Join(m.args, " "), err, strings.TrimSpace(string(out)))
 			}
-			return fmt.Errorf("rootless: %s %s %s: %w: %s", m.tool, p, strings.Join(m.args, " "), err, bytes(out))
-		}
+			errs <- err
+		}()
 	}
-	return nil
+	return errors.Join(<-errs, <-errs)
 }
-
-func bytes(b []byte) string { return strings.TrimSpace(string(b)) }

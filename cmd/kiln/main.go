@@ -24,7 +24,7 @@ import (
 	"github.com/kiln-build/kiln/engine/container"
 	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
-	"github.com/kiln-build/kiln/internal/userns"
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/toolbox"
 )
@@ -37,7 +37,7 @@ func main() {
 	// As an ordinary user, kiln runs again in a user namespace of its own
 	// (not as a container's helpers, which run as the step's user).
 	if !toolbox.InContainer() {
-		if done, code, err := userns.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
+		if done, code, err := rootless.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
 				code = exitFault
@@ -227,7 +227,7 @@ func defaultRoot() string {
 	if r := os.Getenv("KILN_ROOT"); r != "" {
 		return r
 	}
-	if os.Geteuid() == 0 && !userns.Rootless() {
+	if os.Geteuid() == 0 && !rootless.Active() {
 		return "/var/lib/kiln"
 	}
 	// A user's data, as the XDG base directories place it.
@@ -321,7 +321,7 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
 	opts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
-	if userns.Rootless() {
+	if rootless.Active() {
 		// No cgroup of kiln's own outside the user namespace.
 		fmt.Fprintln(a.stderr, "kiln: rootless: containers run without resource limits (no delegated cgroup); --memory, --cpus and --pids fail")
 		opts = append(opts, container.WithoutCgroups())

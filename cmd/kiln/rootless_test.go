@@ -38,9 +38,9 @@ const (
 	rootlessEpoch = "1700000000"
 )
 
-// rootless is the suite's fixture: the user, a kiln binary it can run,
+// rootlessEnv is the suite's fixture: the user, a kiln binary it can run,
 // and a directory (0755) holding the user's home and the inputs.
-type rootless struct {
+type rootlessEnv struct {
 	uid, gid int
 	dir      string // 0755, root's: bin, inputs
 	bin      string
@@ -82,7 +82,7 @@ func ensureUser(t *testing.T) (uid, gid int) {
 	return uid, gid
 }
 
-func setupRootless(t *testing.T) *rootless {
+func setupRootless(t *testing.T) *rootlessEnv {
 	t.Helper()
 	enginetest.RequireRoot(t)
 	for _, tool := range []string{"newuidmap", "newgidmap", "setpriv", "useradd", "usermod"} {
@@ -93,7 +93,7 @@ func setupRootless(t *testing.T) *rootless {
 	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil || strings.TrimSpace(string(b)) == "0" {
 		t.Skip("skipping: user namespaces are disabled (/proc/sys/user/max_user_namespaces)")
 	}
-	r := &rootless{}
+	r := &rootlessEnv{}
 	r.uid, r.gid = ensureUser(t)
 	dir, err := os.MkdirTemp("", "kiln-rootless-")
 	if err != nil {
@@ -125,7 +125,7 @@ func setupRootless(t *testing.T) *rootless {
 }
 
 // userDir makes a directory of the user's in r.dir.
-func (r *rootless) userDir(t *testing.T, name string) string {
+func (r *rootlessEnv) userDir(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(r.dir, name)
 	if err := os.Mkdir(p, 0o700); err != nil {
@@ -139,7 +139,7 @@ func (r *rootless) userDir(t *testing.T, name string) string {
 
 // command returns kiln args run as the user, with only its own
 // environment (HOME, PATH) and SOURCE_DATE_EPOCH.
-func (r *rootless) command(args ...string) *exec.Cmd {
+func (r *rootlessEnv) command(args ...string) *exec.Cmd {
 	cmd := exec.Command("setpriv", append([]string{
 		"--reuid", strconv.Itoa(r.uid), "--regid", strconv.Itoa(r.gid), "--init-groups", "--",
 		"env", "-i", "HOME=" + r.home, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
@@ -150,7 +150,7 @@ func (r *rootless) command(args ...string) *exec.Cmd {
 }
 
 // kiln runs kiln args as the user.
-func (r *rootless) kiln(t *testing.T, stdin io.Reader, args ...string) result {
+func (r *rootlessEnv) kiln(t *testing.T, stdin io.Reader, args ...string) result {
 	t.Helper()
 	cmd := r.command(args...)
 	cmd.Stdin = stdin
@@ -179,7 +179,7 @@ func (r *rootless) kiln(t *testing.T, stdin io.Reader, args ...string) result {
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-func (r *rootless) mustKiln(t *testing.T, args ...string) result {
+func (r *rootlessEnv) mustKiln(t *testing.T, args ...string) result {
 	t.Helper()
 	res := r.kiln(t, nil, args...)
 	if res.code != 0 {
@@ -189,12 +189,12 @@ func (r *rootless) mustKiln(t *testing.T, args ...string) result {
 }
 
 // root is the user's kiln root.
-func (r *rootless) root() string { return filepath.Join(r.home, ".local", "share", "kiln") }
+func (r *rootlessEnv) root() string { return filepath.Join(r.home, ".local", "share", "kiln") }
 
 // multiUIDBase writes, as root, a busybox root filesystem tarball whose
 // files belong to several users, with a setuid file, a file with file
 // capabilities, a file and a directory the builds delete.
-func (r *rootless) multiUIDBase(t *testing.T) string {
+func (r *rootlessEnv) multiUIDBase(t *testing.T) string {
 	t.Helper()
 	// cap_net_bind_service+ep, as setcap writes it (VFS_CAP_REVISION_2).
 	capv2 := string([]byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
@@ -223,7 +223,7 @@ type tarEntry struct {
 
 // baseTar writes, as root, a tarball (readable by all) of a busybox root
 // filesystem, every file root's, with extra entries after it.
-func (r *rootless) baseTar(t *testing.T, name string, extra []tarEntry) string {
+func (r *rootlessEnv) baseTar(t *testing.T, name string, extra []tarEntry) string {
 	t.Helper()
 	src := enginetest.Busybox(t)
 	file := filepath.Join(r.dir, name)
@@ -292,7 +292,7 @@ func (r *rootless) baseTar(t *testing.T, name string, extra []tarEntry) string {
 }
 
 // context writes files (flat) into a context directory the user can read.
-func (r *rootless) context(t *testing.T, name string, files map[string]string) string {
+func (r *rootlessEnv) context(t *testing.T, name string, files map[string]string) string {
 	t.Helper()
 	dir := filepath.Join(r.dir, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -346,7 +346,7 @@ func layerEntries(t *testing.T, img v1.Image) []string {
 
 // compareWithRoot exports the user's image tag and root's (in rootRoot),
 // and fails on any difference of their layers' entries or digests.
-func (r *rootless) compareWithRoot(t *testing.T, rootRoot, tag string) []string {
+func (r *rootlessEnv) compareWithRoot(t *testing.T, rootRoot, tag string) []string {
 	t.Helper()
 	out := r.userDir(t, "oci-"+tag)
 	r.mustKiln(t, "push", tag, "oci-layout:"+out+":latest")

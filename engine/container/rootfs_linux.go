@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
-	"github.com/kiln-build/kiln/internal/userns"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // rootfs builds a container's root filesystem under dir, in the init's
@@ -52,7 +52,7 @@ func mountOne(m engine.Mount, target string) error {
 	case "bind", "rbind":
 		return bindTree(m.Source, target, flags)
 	case "overlay":
-		data = userns.OverlayOptions(data)
+		data = rootless.OverlayOptions(data)
 		// One lowerdir+ parameter per layer, with no page limit; before
 		// Linux 6.8, mount(2) below.
 		if ok, err := mountOverlay(target, flags, data); ok {
@@ -271,7 +271,7 @@ func (r *rootfs) setup(cfg initConfig) error {
 	}
 	defer unix.Close(dev)
 	for _, d := range devices {
-		if userns.Inside() {
+		if rootless.Inside() {
 			// No real device can be made in a user namespace (nor used
 			// from its tmpfs): the host's are bound instead, as rootless
 			// Podman does.
@@ -296,7 +296,7 @@ func (r *rootfs) setup(cfg initConfig) error {
 		}
 	}
 	pts := "newinstance,ptmxmode=0666,mode=0620,gid=5"
-	if !userns.GIDMapped(5) {
+	if !rootless.GIDMapped(5) {
 		pts = "newinstance,ptmxmode=0666,mode=0620" // rootless without subordinate ids: no group tty
 	}
 	for _, m := range []struct {

@@ -25,7 +25,7 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/cgroup"
 	"github.com/kiln-build/kiln/internal/owner"
-	"github.com/kiln-build/kiln/internal/userns"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // DefaultPids is the pids limit of a container that sets none.
@@ -737,7 +737,7 @@ func restoreParent(wfd int, p stubParent, overlay bool) {
 	if err != nil {
 		return
 	}
-	n, _ := unix.Fgetxattr(fd, userns.OverlayXattrPrefix()+"opaque", make([]byte, 1))
+	n, _ := unix.Fgetxattr(fd, rootless.OverlayXattrPrefix()+"opaque", make([]byte, 1))
 	unix.Close(fd)
 	if n > 0 {
 		return

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/internal/userns"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // Extract applies the uncompressed layer tar r to dir, which is created if
@@ -174,7 +174,7 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		if err := unix.Mknod(p, typ|0o600, int(dev)); err != nil {
-			if errors.Is(err, unix.EPERM) && userns.Inside() {
+			if errors.Is(err, unix.EPERM) && rootless.Inside() {
 				// Buildah skips such an entry without a word; kiln does
 				// not make an image that silently lacks a file.
 				return fmt.Errorf("%s: a device node (%d:%d) cannot be made by a rootless kiln (in a user namespace): build this image as root", hdr.Name, hdr.Devmajor, hdr.Devminor)

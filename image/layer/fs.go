@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/internal/userns"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 const (
@@ -32,7 +32,7 @@ func isOverlayXattr(name string) bool {
 // overlayXattr is the name of overlayfs's attribute n ("opaque") on the
 // layer directories of this process: under trusted.overlay. as root,
 // user.overlay. in a user namespace.
-func overlayXattr(n string) string { return userns.OverlayXattrPrefix() + n }
+func overlayXattr(n string) string { return rootless.OverlayXattrPrefix() + n }
 
 // dirent is one directory entry with its lstat result.
 type dirent struct {
@@ -218,7 +218,7 @@ type meta struct {
 // entry. When setTime is set, the mtime (and atime) is set too.
 func applyMeta(p string, typ uint32, m *meta, replace, setTime bool, x *xattrReader) error {
 	if err := unix.Lchown(p, m.uid, m.gid); err != nil {
-		if errors.Is(err, unix.EINVAL) && userns.Inside() {
+		if errors.Is(err, unix.EINVAL) && rootless.Inside() {
 			return fmt.Errorf("%s belongs to %d:%d, which this rootless kiln's user namespace does not map: give the user a range in /etc/subuid and /etc/subgid: %w", p, m.uid, m.gid, err)
 		}
 		return &os.PathError{Op: "lchown", Path: p, Err: err}

@@ -1,4 +1,4 @@
-package userns
+package rootless
 
 import (
 	"errors"
@@ -26,9 +26,9 @@ const (
 	stageInside = "1"
 )
 
-// Rootless reports whether this kiln runs rootless: re-executed by
+// Active reports whether this kiln runs rootless: re-executed by
 // Enter into a user namespace of its own.
-func Rootless() bool { return os.Getenv(envStage) == stageInside }
+func Active() bool { return os.Getenv(envStage) == stageInside }
 
 // Enter is called first thing in main. As root, or in the namespaces
 // already, it does nothing and returns false. Otherwise it runs this

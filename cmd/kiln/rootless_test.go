@@ -642,10 +642,7 @@ steps:
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(commandTimeout)
-		for len(processesWith(marker)) == 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitForProcess(t, marker)
 		cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		var ee *exec.ExitError
@@ -655,12 +652,7 @@ steps:
 		if ps := processesWith(marker); len(ps) > 0 {
 			t.Errorf("after SIGINT, the step's processes live on: %v", ps)
 		}
-		for _, sub := range []string{"containers", "snapshots"} {
-			ents, _ := os.ReadDir(filepath.Join(r.root(), sub))
-			for _, e := range ents {
-				t.Errorf("after SIGINT, left behind: %s", filepath.Join(sub, e.Name()))
-			}
-		}
+		r.checkClean(t, "after SIGINT")
 	})
 
 	t.Run("crash", func(t *testing.T) {
@@ -677,14 +669,7 @@ steps:
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() && !strings.Contains(sc.Text(), "running: run: sleep") {
 		}
-		// The sleep runs once its process exists.
-		deadline := time.Now().Add(commandTimeout)
-		for len(processesWith(marker)) == 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(processesWith(marker)) == 0 {
-			t.Fatal("the step's sleep never ran")
-		}
+		waitForProcess(t, marker)
 		// The kiln in the user namespace is the child of the one killed.
 		inner := childrenOf(cmd.Process.Pid)
 		if len(inner) != 1 {
@@ -693,7 +678,7 @@ steps:
 		cmd.Process.Signal(syscall.SIGKILL)
 		go io.Copy(io.Discard, stderr)
 		cmd.Wait()
-		deadline = time.Now().Add(commandTimeout)
+		deadline := time.Now().Add(commandTimeout)
 		gone := func() bool {
 			_, err := os.Stat("/proc/" + strconv.Itoa(inner[0]))
 			return len(processesWith(marker)) == 0 && err != nil
@@ -710,13 +695,33 @@ steps:
 		}
 		// The next kiln sweeps the rest: no container or snapshot left.
 		r.mustKiln(t, "run", "busybox", "true")
-		for _, sub := range []string{"containers", "snapshots"} {
-			ents, _ := os.ReadDir(filepath.Join(r.root(), sub))
-			for _, e := range ents {
-				t.Errorf("after SIGKILL and another kiln, left behind: %s", filepath.Join(sub, e.Name()))
-			}
-		}
+		r.checkClean(t, "after SIGKILL and another kiln")
 	})
+}
+
+// checkClean fails when the user's kiln root holds a container or a
+// snapshot.
+func (r *rootlessEnv) checkClean(t *testing.T, when string) {
+	t.Helper()
+	for _, sub := range []string{"containers", "snapshots"} {
+		ents, _ := os.ReadDir(filepath.Join(r.root(), sub))
+		for _, e := range ents {
+			t.Errorf("%s, left behind: %s", when, filepath.Join(sub, e.Name()))
+		}
+	}
+}
+
+// waitForProcess waits until a process whose command line holds marker
+// runs.
+func waitForProcess(t *testing.T, marker string) {
+	t.Helper()
+	deadline := time.Now().Add(commandTimeout)
+	for len(processesWith(marker)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no process with %q ran", marker)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // processesWith returns the PIDs whose command line contains s.

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	godap "github.com/google/go-dap"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -577,6 +579,40 @@ RUN echo partial > /partial && exit 3
 		if code != 7 || !strings.Contains(screen, "/dev/pts/0") || !strings.Contains(screen, "run-42") {
 			t.Errorf("kiln run -it: exit %d, want 7, a terminal and run-42", code)
 		}
+	})
+
+	t.Run("dap", func(t *testing.T) {
+		ctx := r.context(t, "dap", map[string]string{"app.yml": dapManifest})
+		c := startDAPWith(t, func(cctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
+			cmd := r.command("dap")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+			if err := cmd.Start(); err != nil {
+				t.Error(err)
+				return -1
+			}
+			stop := context.AfterFunc(cctx, func() { cmd.Process.Kill() })
+			defer stop()
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			return 0
+		})
+		c.launch(map[string]any{"manifest": filepath.Join(ctx, "app.yml"), "context": ctx, "stopOnEntry": true}, false)
+		c.send("configurationDone", &godap.ConfigurationDoneRequest{})
+		if ev, top := c.stopped(); ev.Body.Reason != "entry" || top.Line != 4 {
+			t.Fatalf("stopped (%s) at line %d, want on entry at line 4", ev.Body.Reason, top.Line)
+		}
+		c.send("continue", &godap.ContinueRequest{Arguments: godap.ContinueArguments{ThreadId: 1}})
+		if ev := next[*godap.ExitedEvent](c, nil); ev.Body.ExitCode != 0 {
+			t.Errorf("the build exited %d\n%s", ev.Body.ExitCode, c.output())
+		}
+		if !strings.Contains(c.output("stdout"), "third step ran") {
+			t.Errorf("the steps' output: %q", c.output("stdout"))
+		}
+		c.send("disconnect", &godap.DisconnectRequest{})
+		next[*godap.DisconnectResponse](c, nil)
 	})
 
 	t.Run("push-pull", func(t *testing.T) {

@@ -23,9 +23,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	godap "github.com/google/go-dap"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	godap "github.com/google/go-dap"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
 	imgregistry "github.com/kiln-build/kiln/image/registry"

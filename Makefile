@@ -7,7 +7,8 @@ WORK    ?= /tmp/kiln-demo
 # Packages the tests use: the busybox base, and the ecosystem's own tools
 # that check kiln's output. TestDAPClient also needs node and npm (Debian's
 # nodejs and npm, installed by test-deps when the commands are missing).
-TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux redis-server redis-tools file qemu-user-static
+# uidmap's newuidmap and newgidmap run the rootless suite (TestRootless).
+TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah graphviz python3-junitparser python3-jinja2 tmux redis-server redis-tools file qemu-user-static uidmap
 # The multi-platform tests' arm64 base: Debian's busybox-static:arm64,
 # downloaded (not installed) where engine/enginetest.BusyboxFor unpacks it.
 TEST_DEBS := /var/cache/kiln-test

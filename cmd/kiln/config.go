@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kiln-build/kiln/engine/idrange"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // configName is the file, in the root directory, of settings that apply
@@ -89,7 +90,7 @@ func (a *app) setUserNS(flag string) error {
 	if err != nil || !auto {
 		return err
 	}
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || rootless.Active() {
 		return errors.New("--userns auto is for a build run as root: an unprivileged kiln's steps are in a user namespace already")
 	}
 	a.userns, err = idrange.New()

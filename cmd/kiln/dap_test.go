@@ -43,12 +43,20 @@ func (c *dapClient) Write(p []byte) (int, error) {
 // startDAP runs kiln --root root dap.
 func startDAP(t *testing.T, root string) *dapClient {
 	t.Helper()
+	return startDAPWith(t, func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
+		return run(ctx, []string{"--root", root, "dap"}, stdin, stdout, stderr)
+	})
+}
+
+// startDAPWith runs kiln dap with dap, which returns its exit status.
+func startDAPWith(t *testing.T, dap func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int) *dapClient {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	c := &dapClient{t: t, in: inW, msgs: make(chan godap.Message, 1024), done: make(chan int, 1)}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*commandTimeout)
 	go func() {
-		code := run(ctx, []string{"--root", root, "dap"}, inR, outW, c)
+		code := dap(ctx, inR, outW, c)
 		outW.Close()
 		c.done <- code
 	}()

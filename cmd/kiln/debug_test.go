@@ -218,6 +218,20 @@ type ptyKiln struct {
 // startPTY runs kiln --root root args on a new pseudo-terminal.
 func startPTY(t *testing.T, root string, args ...string) *ptyKiln {
 	t.Helper()
+	p := newPTY(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*commandTimeout)
+	p.cancel = cancel
+	t.Cleanup(cancel)
+	go func() {
+		p.done <- run(ctx, append([]string{"--root", root}, args...), p.tty, p.tty, p.tty)
+	}()
+	return p
+}
+
+// newPTY opens a pseudo-terminal whose output is recorded, for kiln to
+// be started on.
+func newPTY(t *testing.T) *ptyKiln {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -236,12 +250,6 @@ func startPTY(t *testing.T, root string, args ...string) *ptyKiln {
 				return
 			}
 		}
-	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 4*commandTimeout)
-	p.cancel = cancel
-	t.Cleanup(cancel)
-	go func() {
-		p.done <- run(ctx, append([]string{"--root", root}, args...), tty, tty, tty)
 	}()
 	return p
 }

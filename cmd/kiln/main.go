@@ -12,7 +12,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/toolbox"
 )
@@ -31,6 +34,17 @@ func main() {
 	// A container's init and exec helper are this binary, re-executed.
 	if container.Main() {
 		return
+	}
+	// As an ordinary user, kiln runs again in a user namespace of its own
+	// (not as a container's helpers, which run as the step's user).
+	if !toolbox.InContainer() {
+		if done, code, err := rootless.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+				code = exitFault
+			}
+			os.Exit(code)
+		}
 	}
 	// What kiln inherited past stdio never reaches a container.
 	if err := container.StdioOnly(); err != nil {
@@ -218,13 +232,18 @@ func defaultRoot() string {
 	if r := os.Getenv("KILN_ROOT"); r != "" {
 		return r
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !rootless.Active() {
 		return "/var/lib/kiln"
 	}
-	if d, err := os.UserCacheDir(); err == nil {
+	// A user's data, as the XDG base directories place it.
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "kiln")
 	}
-	return filepath.Join(os.TempDir(), "kiln")
+	h := os.Getenv("HOME")
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); !filepath.IsAbs(h) && err == nil {
+		h = u.HomeDir
+	}
+	return filepath.Join(h, ".local", "share", "kiln")
 }
 
 func newRootCommand(a *app) *cobra.Command {
@@ -309,6 +328,11 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	rtOpts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
 	if a.userns != nil {
 		rtOpts = append(rtOpts, container.WithUserNS(a.userns))
+	}
+	if rootless.Active() {
+		// No cgroup of kiln's own outside the user namespace.
+		fmt.Fprintln(a.stderr, "kiln: rootless: containers run without resource limits (no delegated cgroup); --memory, --cpus and --pids fail")
+		rtOpts = append(rtOpts, container.WithoutCgroups())
 	}
 	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), rtOpts...)
 	if err != nil {

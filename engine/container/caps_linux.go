@@ -78,7 +78,9 @@ func dropPrivileges(cred credential, dropMknod bool) error {
 func setCredential(c credential) error {
 	groups := make([]uint32, len(c.groups)+1) // never empty, for &groups[0]
 	copy(groups, c.groups)
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(c.groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(c.groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 && !(e == unix.EPERM && onlyGroup(c)) {
+		// EPERM where setgroups is denied: a rootless kiln mapping its
+		// user's ids alone, where no other group exists anyway.
 		return fmt.Errorf("setting supplementary groups: %w", e)
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.gid), uintptr(c.gid), uintptr(c.gid)); e != 0 {
@@ -88,4 +90,15 @@ func setCredential(c credential) error {
 		return fmt.Errorf("setting user %d: %w", c.uid, e)
 	}
 	return nil
+}
+
+// onlyGroup reports whether c asks for no supplementary group but its
+// own group (or root's).
+func onlyGroup(c credential) bool {
+	for _, g := range c.groups {
+		if g != c.gid && g != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -46,7 +46,7 @@ func (c *ctr) Exec(ctx context.Context, p engine.Process) (engine.Status, error)
 		var out, errf *os.File
 		if out, err = st.writer(stdout); err == nil {
 			if errf, err = st.writer(stderr); err == nil {
-				err = c.send(execRequest{Process: newProcessConfig(p), DropMknod: !c.cg.DeviceFilter()},
+				err = c.send(execRequest{Process: newProcessConfig(p), DropMknod: !c.deviceFilter()},
 					remote, in, out, errf)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // rootfs builds a container's root filesystem under dir, in the init's
@@ -51,6 +52,7 @@ func mountOne(m engine.Mount, target string) error {
 	case "bind", "rbind":
 		return bindTree(m.Source, target, flags)
 	case "overlay":
+		data = rootless.OverlayOptions(data)
 		// One lowerdir+ parameter per layer, with no page limit; before
 		// Linux 6.8, mount(2) below.
 		if ok, err := mountOverlay(target, flags, data); ok {
@@ -287,7 +289,10 @@ func (r *rootfs) setup(cfg initConfig) error {
 	}
 	defer unix.Close(dev)
 	for _, d := range devices {
-		if cfg.UserNS {
+		if cfg.UserNS || rootless.Inside() {
+			// No real device can be made in a user namespace (nor used
+			// from its tmpfs): the host's are bound instead, as rootless
+			// Podman does.
 			if err := bindDevice(dev, d.name); err != nil {
 				return err
 			}
@@ -308,13 +313,17 @@ func (r *rootfs) setup(cfg initConfig) error {
 			return fmt.Errorf("creating /dev/%s: %w", link, err)
 		}
 	}
+	pts := "newinstance,ptmxmode=0666,mode=0620,gid=5"
+	if !rootless.GIDMapped(5) {
+		pts = "newinstance,ptmxmode=0666,mode=0620" // rootless without subordinate ids: no group tty
+	}
 	for _, m := range []struct {
 		p, fstype, source string
 		flags             uintptr
 		data              string
 		magic             int64
 	}{
-		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.DEVPTS_SUPER_MAGIC},
+		{"/dev/pts", "devpts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, pts, unix.DEVPTS_SUPER_MAGIC},
 		{"/dev/shm", "tmpfs", "shm", nsd, "mode=1777,size=65536k", unix.TMPFS_MAGIC},
 		{"/dev/mqueue", "mqueue", "mqueue", nsd, "", mqueueMagic},
 	} {

@@ -26,6 +26,7 @@ import (
 	"github.com/kiln-build/kiln/engine/cgroup"
 	"github.com/kiln-build/kiln/engine/idrange"
 	"github.com/kiln-build/kiln/internal/owner"
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // DefaultPids is the pids limit of a container that sets none.
@@ -49,6 +50,18 @@ type options struct {
 	cgroupParent string
 	init         string
 	userns       *idrange.Allocator
+	noCgroups    bool
+}
+
+// WithoutCgroups runs containers without cgroups of their own, where
+// kiln may make none (rootless, without a delegated cgroup): no resource
+// limits (a container that asks for one fails to start), and a
+// container's processes are killed through its PID namespace.
+func WithoutCgroups() Option {
+	return func(o *options) error {
+		o.noCgroups = true
+		return nil
+	}
 }
 
 // WithInit sets the program that is re-executed as each container's init:
@@ -89,9 +102,12 @@ func New(ctx context.Context, dir string, opts ...Option) (*Runtime, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating container state directory: %w", err)
 	}
-	cg, err := cgroup.NewManager(cgroup.WithParent(o.cgroupParent))
-	if err != nil {
-		return nil, fmt.Errorf("finding cgroups: %w", err)
+	var cg *cgroup.Manager
+	if !o.noCgroups {
+		var err error
+		if cg, err = cgroup.NewManager(cgroup.WithParent(o.cgroupParent)); err != nil {
+			return nil, fmt.Errorf("finding cgroups: %w", err)
+		}
 	}
 	r := &Runtime{dir: dir, init: o.init, cgroups: cg, userns: o.userns}
 	if err := r.Sweep(ctx); err != nil {
@@ -216,7 +232,10 @@ func (r *Runtime) Sweep(ctx context.Context) error {
 		}
 		// The init dies with its kiln (PDEATHSIG), and deleting the cgroup
 		// kills whatever else is left.
-		if cg, err := r.cgroups.Open(id); err == nil {
+		if r.cgroups == nil {
+			// No cgroup: the init died with its kiln, and its PID
+			// namespace with it.
+		} else if cg, err := r.cgroups.Open(id); err == nil {
 			if err := cg.Delete(ctx); err != nil {
 				errs = append(errs, err)
 			}
@@ -224,6 +243,9 @@ func (r *Runtime) Sweep(ctx context.Context) error {
 		if err := r.removeDir(filepath.Join(r.dir, id)); err != nil {
 			errs = append(errs, fmt.Errorf("removing state of container %s: %w", id, err))
 		}
+	}
+	if r.cgroups == nil {
+		return errors.Join(errs...)
 	}
 	// Cgroups whose container state was never written.
 	names, err := r.cgroups.List()
@@ -279,11 +301,17 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 	if limits.Pids == 0 {
 		limits.Pids = DefaultPids
 	}
-	cg, err := r.cgroups.Create(ctx, spec.ID, limits)
-	if err != nil {
-		return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	if r.cgroups == nil {
+		if spec.Limits != (engine.Limits{}) {
+			return nil, fmt.Errorf("creating container %s: resource limits (memory, cpus, pids) need a cgroup, and this kiln runs without (rootless, no delegated cgroup)", spec.ID)
+		}
+	} else {
+		cg, err := r.cgroups.Create(ctx, spec.ID, limits)
+		if err != nil {
+			return nil, fmt.Errorf("creating container %s: %w", spec.ID, err)
+		}
+		c.cg = cg
 	}
-	c.cg = cg
 
 	hostname := spec.Hostname
 	if hostname == "" {
@@ -297,7 +325,7 @@ func (r *Runtime) Create(ctx context.Context, spec engine.Spec) (_ engine.Contai
 		Hostname: hostname, Network: spec.Network,
 		InPod:     spec.NetNS != "",
 		Process:   newProcessConfig(spec.Process),
-		DropMknod: !cg.DeviceFilter(),
+		DropMknod: !c.deviceFilter(),
 	}
 	if err := c.start(ctx, cfg); err != nil {
 		return nil, err
@@ -428,7 +456,9 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 	cfgR.Close()
 	syncW.Close()
 
-	if err := c.cg.Add(cmd.Process.Pid); err != nil {
+	if c.cg == nil {
+		// No cgroup to join.
+	} else if err := c.cg.Add(cmd.Process.Pid); err != nil {
 		return fmt.Errorf("adding container to its cgroup: %w", err)
 	}
 	if c.spec.Timeout > 0 {
@@ -546,7 +576,9 @@ func (c *ctr) Wait(ctx context.Context) (engine.Status, error) {
 	s.TimedOut, s.Cancelled = c.timedOut, c.cancelled
 	c.mu.Unlock()
 	if s.Signal != "" && c.ws.Signal() == syscall.SIGKILL && !s.TimedOut && !s.Cancelled {
-		if oom, err := c.cg.OOMKilled(); err == nil && oom {
+		if c.cg == nil {
+			// No cgroup: no memory limit to have been killed for.
+		} else if oom, err := c.cg.OOMKilled(); err == nil && oom {
 			s.OOMKilled = true
 		}
 	}
@@ -610,6 +642,10 @@ func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
 	}()
 	return <-started
 }
+
+// deviceFilter reports whether the container's cgroup filters device
+// access; without one, CAP_MKNOD is taken away.
+func (c *ctr) deviceFilter() bool { return c.cg != nil && c.cg.DeviceFilter() }
 
 // Kill kills PID 1; the kernel then kills every other process of the
 // container's PID namespace.
@@ -732,7 +768,7 @@ func restoreParent(wfd int, p stubParent, overlay bool) {
 	if err != nil {
 		return
 	}
-	n, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", make([]byte, 1))
+	n, _ := unix.Fgetxattr(fd, rootless.OverlayXattrPrefix()+"opaque", make([]byte, 1))
 	unix.Close(fd)
 	if n > 0 {
 		return

@@ -1,6 +1,8 @@
 package snapshot
 
 import (
+	"github.com/kiln-build/kiln/internal/rootless"
+
 	"context"
 	"fmt"
 	"io"
@@ -124,6 +126,7 @@ func probeOverlay(dir string) error {
 	}
 	return inPrivateMountNS(func() error {
 		data := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work,%s", tmp, tmp, tmp, overlayOptions)
+		data = rootless.OverlayOptions(data)
 		if err := unix.Mount("overlay", tmp+"/merged", "overlay", 0, data); err != nil {
 			return fmt.Errorf("overlayfs does not mount on %s: %w", dir, err)
 		}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // Extract applies the uncompressed layer tar r to dir, which is created if
@@ -115,7 +117,7 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		mtime: timespec(hdr.ModTime),
 	}
 	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, paxXattrPrefix); ok && !strings.HasPrefix(name, overlayXattrPrefix) {
+		if name, ok := strings.CutPrefix(k, paxXattrPrefix); ok && !isOverlayXattr(name) {
 			if m.xattrs == nil {
 				m.xattrs = make(map[string]string)
 			}
@@ -172,6 +174,11 @@ func (e *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		if err := unix.Mknod(p, typ|0o600, int(dev)); err != nil {
+			if errors.Is(err, unix.EPERM) && rootless.Inside() {
+				// Buildah skips such an entry without a word; kiln does
+				// not make an image that silently lacks a file.
+				return fmt.Errorf("%s: a device node (%d:%d) cannot be made by a rootless kiln (in a user namespace): build this image as root", hdr.Name, hdr.Devmajor, hdr.Devminor)
+			}
 			return &os.PathError{Op: "mknod", Path: p, Err: err}
 		}
 	case tar.TypeFifo:
@@ -214,8 +221,8 @@ func (e *extractor) whiteout(dir, base string) error {
 	}
 	if base == opaqueMarker {
 		p := e.root.path(dir)
-		if err := unix.Lsetxattr(p, opaqueXattr, []byte("y"), 0); err != nil {
-			return &os.PathError{Op: "lsetxattr " + opaqueXattr, Path: p, Err: err}
+		if err := unix.Lsetxattr(p, overlayXattr("opaque"), []byte("y"), 0); err != nil {
+			return &os.PathError{Op: "lsetxattr " + overlayXattr("opaque"), Path: p, Err: err}
 		}
 		return nil
 	}

@@ -10,16 +10,29 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 const (
 	whiteoutPrefix     = ".wh."
 	whiteoutMetaPrefix = ".wh..wh."
 	opaqueMarker       = ".wh..wh..opq"
-	overlayXattrPrefix = "trusted.overlay."
-	opaqueXattr        = "trusted.overlay.opaque"
 	paxXattrPrefix     = "SCHILY.xattr."
 )
+
+// isOverlayXattr reports whether name is one of overlayfs's own
+// attributes, which never enter a layer tar nor come from one:
+// trusted.overlay.* (root) or user.overlay.* (in a user namespace, where
+// overlayfs is mounted with userxattr).
+func isOverlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+}
+
+// overlayXattr is the name of overlayfs's attribute n ("opaque") on the
+// layer directories of this process: under trusted.overlay. as root,
+// user.overlay. in a user namespace.
+func overlayXattr(n string) string { return rootless.OverlayXattrPrefix() + n }
 
 // dirent is one directory entry with its lstat result.
 type dirent struct {
@@ -113,7 +126,7 @@ func (x *xattrReader) read(p string) (attrs map[string]string, overlay []string,
 		if name == "" {
 			continue
 		}
-		if strings.HasPrefix(name, overlayXattrPrefix) {
+		if isOverlayXattr(name) {
 			overlay = append(overlay, name)
 			continue
 		}
@@ -182,7 +195,7 @@ func (x *xattrReader) get(p, name string) (string, error) {
 
 // isOpaque reports whether the directory p carries trusted.overlay.opaque=y.
 func (x *xattrReader) isOpaque(p string) (bool, error) {
-	v, err := x.get(p, opaqueXattr)
+	v, err := x.get(p, overlayXattr("opaque"))
 	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
 		return false, nil
 	}
@@ -205,6 +218,9 @@ type meta struct {
 // entry. When setTime is set, the mtime (and atime) is set too.
 func applyMeta(p string, typ uint32, m *meta, replace, setTime bool, x *xattrReader) error {
 	if err := unix.Lchown(p, m.uid, m.gid); err != nil {
+		if errors.Is(err, unix.EINVAL) && rootless.Inside() {
+			return fmt.Errorf("%s belongs to %d:%d, which this rootless kiln's user namespace does not map: give the user a range in /etc/subuid and /etc/subgid: %w", p, m.uid, m.gid, err)
+		}
 		return &os.PathError{Op: "lchown", Path: p, Err: err}
 	}
 	if typ != unix.S_IFLNK {

@@ -186,7 +186,7 @@ func (m *merger) copy(p, rel string, st *unix.Stat_t) error {
 
 func hasOpaque(ovl []string) bool {
 	for _, name := range ovl {
-		if name == opaqueXattr {
+		if name == overlayXattr("opaque") {
 			return true
 		}
 	}

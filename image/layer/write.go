@@ -142,7 +142,7 @@ func (w *writer) walk(ctx context.Context, full, rel string, overlay bool) error
 func (w *writer) overlayAttrs(p string, st *unix.Stat_t, ovl []string) (opaque bool, err error) {
 	for _, name := range ovl {
 		switch name {
-		case opaqueXattr:
+		case overlayXattr("opaque"):
 			if isDir(st) {
 				v, err := w.x.get(p, name)
 				if err != nil {
@@ -150,9 +150,9 @@ func (w *writer) overlayAttrs(p string, st *unix.Stat_t, ovl []string) (opaque b
 				}
 				opaque = v == "y"
 			}
-		case overlayXattrPrefix + "redirect":
+		case overlayXattr("redirect"):
 			return false, fmt.Errorf("%s: renamed directory (overlay redirect_dir) cannot be written as a layer", p)
-		case overlayXattrPrefix + "metacopy":
+		case overlayXattr("metacopy"):
 			return false, fmt.Errorf("%s: metadata-only copy-up (overlay metacopy) cannot be written as a layer", p)
 		}
 	}

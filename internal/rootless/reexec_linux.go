@@ -1,0 +1,255 @@
+package rootless
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// envStage tells a re-executed kiln where it is: stageWait (just cloned
+// into the new namespaces, waiting for its id maps on fd 3) or
+// stageInside (mapped, root of the user namespace).
+const (
+	envParent   = "KILN_ROOTLESS_PARENT" // the pid of the kiln outside
+	envStage    = "KILN_ROOTLESS"
+	stageWait   = "wait"
+	stageInside = "1"
+)
+
+// Active reports whether this kiln runs rootless: re-executed by
+// Enter into a user namespace of its own.
+func Active() bool { return os.Getenv(envStage) == stageInside }
+
+// Enter is called first thing in main. As root, or in the namespaces
+// already, it does nothing and returns false. Otherwise it runs this
+// program again, with the same arguments, in a new user and mount
+// namespace whose root is the calling user, waits for it and returns
+// true with its exit status: main then exits with it. warn receives the
+// warnings (a user without subordinate ids).
+//
+// The network namespace stays the user's own. The child is killed when
+// this process dies (PDEATHSIG), and its mounts go with its mount
+// namespace.
+func Enter(warn func(string)) (done bool, code int, err error) {
+	switch os.Getenv(envStage) {
+	case stageWait:
+		return true, 0, waitForMaps()
+	case stageInside:
+		if os.Geteuid() != 0 {
+			return true, 0, errors.New("rootless: not root in the user namespace: its id maps were not written")
+		}
+		// The exec that gave the capabilities of the namespace cleared the
+		// parent-death signal: set it again, then check that the parent
+		// did not die before.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return true, 0, fmt.Errorf("rootless: setting the parent-death signal: %w", err)
+		}
+		if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
+			return true, 0, errors.New("rootless: the kiln outside the user namespace died")
+		}
+		// Mounts made here never reach the user's namespace.
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return true, 0, fmt.Errorf("rootless: making the mounts private: %w", err)
+		}
+		return false, 0, nil
+	}
+	if os.Geteuid() == 0 {
+		return false, 0, nil
+	}
+	code, err = reexec(warn)
+	return true, code, err
+}
+
+// waitForMaps is the child's side: it waits until the parent has
+// written its id maps (a byte on fd 3; EOF means the parent failed),
+// then executes itself again, now as root of the user namespace with
+// its capabilities there (an exec before the maps were written lost
+// them).
+func waitForMaps() error {
+	f := os.NewFile(3, "userns-sync")
+	var b [1]byte
+	n, _ := f.Read(b[:])
+	f.Close()
+	if n != 1 {
+		return errors.New("rootless: the id maps of the user namespace were not written")
+	}
+	env := append(withoutStage(os.Environ()), envStage+"="+stageInside, envParent+"="+strconv.Itoa(os.Getppid()))
+	if err := unix.Exec("/proc/self/exe", os.Args, env); err != nil {
+		return fmt.Errorf("rootless: re-executing kiln in the user namespace: %w", err)
+	}
+	return nil
+}
+
+func withoutStage(env []string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, envStage+"=") && !strings.HasPrefix(e, envParent+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// reexec is the parent's side.
+func reexec(warn func(string)) (int, error) {
+	uid, gid := os.Getuid(), os.Getgid()
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	uids, err := subIDs("/etc/subuid", name, uid)
+	if err != nil {
+		return 0, err
+	}
+	gids, err := subIDs("/etc/subgid", name, uid)
+	if err != nil {
+		return 0, err
+	}
+	uidArgs, uidFull := mapArgs(uid, uids)
+	gidArgs, gidFull := mapArgs(gid, gids)
+	if len(uids) == 0 || len(gids) == 0 {
+		// Only the user's own ids, which the kernel lets us map ourselves.
+		uidArgs, gidArgs = uidArgs[:3], gidArgs[:3]
+		warn(fmt.Sprintf("rootless: user %s has no range in /etc/subuid or /etc/subgid: only uid and gid 0 are mapped (onto you), so images whose files belong to other users cannot be built; give the user a range: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s", name, name))
+	} else if !uidFull || !gidFull {
+		warn(fmt.Sprintf("rootless: the ranges of user %s in /etc/subuid and /etc/subgid hold fewer than %d ids: files of the ids past them cannot be built", name, Size))
+	}
+
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer syncW.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = os.Args
+	cmd.Env = append(withoutStage(os.Environ()), envStage+"="+stageWait)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && !filepath.IsAbs(os.Getenv("HOME")) {
+		// Inside, the user is root: its home is found now.
+		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{syncR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	// PDEATHSIG fires when the forking thread ends: keep it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		syncR.Close()
+		return 0, fmt.Errorf("rootless: starting kiln in a user namespace: %w", err)
+	}
+	syncR.Close()
+	pid := cmd.Process.Pid
+	if err := writeMaps(pid, uidArgs, gidArgs); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return 0, err
+	}
+	if _, err := syncW.Write([]byte{1}); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return 0, fmt.Errorf("rootless: starting kiln in a user namespace: %w", err)
+	}
+	syncW.Close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			// A terminal's ^C reaches the whole foreground process
+			// group, the child too: pass on only what was sent to us.
+			if s == unix.SIGINT && foreground() {
+				continue
+			}
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ws.ExitStatus(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rootless: waiting for kiln in the user namespace: %w", err)
+	}
+	return 0, nil
+}
+
+// foreground reports whether this process's group is its terminal's
+// foreground group.
+func foreground() bool {
+	pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	return err == nil && pg == unix.Getpgrp()
+}
+
+func subIDs(path, name string, id int) ([]Range, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rootless: reading %s: %w", path, err)
+	}
+	defer f.Close()
+	r, err := Ranges(f, name, id)
+	if err != nil {
+		return nil, fmt.Errorf("rootless: reading %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// writeMaps writes the id maps of the child pid: through the setuid
+// newuidmap and newgidmap for subordinate ranges, or, mapping the user's
+// own ids only, directly (which the kernel allows once setgroups is
+// denied).
+func writeMaps(pid int, uidArgs, gidArgs []string) error {
+	p := strconv.Itoa(pid)
+	if len(uidArgs) == 3 && len(gidArgs) == 3 {
+		for _, w := range []struct{ file, data string }{
+			{"uid_map", strings.Join(uidArgs, " ")},
+			{"setgroups", "deny"},
+			{"gid_map", strings.Join(gidArgs, " ")},
+		} {
+			if err := os.WriteFile("/proc/"+p+"/"+w.file, []byte(w.data+"\n"), 0); err != nil {
+				return fmt.Errorf("rootless: writing the user namespace's %s: %w", w.file, err)
+			}
+		}
+		return nil
+	}
+	// The two tools write different files: run them side by side (each
+	// is a setuid program, slow to start on a loaded machine).
+	errs := make(chan error, 2)
+	for _, m := range []struct {
+		tool string
+		args []string
+	}{{"newuidmap", uidArgs}, {"newgidmap", gidArgs}} {
+		go func() {
+			out, err := exec.Command(m.tool, append([]string{p}, m.args...)...).CombinedOutput()
+			switch {
+			case errors.Is(err, exec.ErrNotFound):
+				err = fmt.Errorf("rootless: %s is not installed (Debian: apt-get install uidmap): %w", m.tool, err)
+			case err != nil:
+				err = fmt.Errorf("rootless: %s %s %s: %w: %s", m.tool, p, strings.Join(m.args, " "), err, strings.TrimSpace(string(out)))
+			}
+			errs <- err
+		}()
+	}
+	return errors.Join(<-errs, <-errs)
+}

@@ -301,7 +301,13 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 	if choice.Reason != "" {
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
-	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), container.WithCgroupParent(cgroupParent(a.root)))
+	opts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
+	if exe, err := os.Executable(); err == nil {
+		if init := container.Companion(exe); init != "" {
+			opts = append(opts, container.WithInit(init))
+		}
+	}
+	rt, err := container.New(ctx, filepath.Join(a.root, "containers"), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

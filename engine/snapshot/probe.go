@@ -11,13 +11,13 @@ import (
 	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
-// probeRecord is the file, in the snapshot directory, where Auto
+// ProbeRecord is the file, in the snapshot directory, where Auto
 // remembers that overlayfs mounts there: a probe mounts and unmounts an
 // overlay and makes and removes four directories, on every kiln command
 // that runs a container. It is trusted for as long as the boot and the
 // directory's file system are those it names; a reboot (a new kernel,
 // other modules) or a move to another file system probes again.
-const probeRecord = ".overlay-probe"
+const ProbeRecord = ".overlay-probe"
 
 // probeKey says where and when a probe holds: the boot's id and the
 // device of dir's file system.
@@ -40,7 +40,7 @@ func probeRemembered(dir string) bool {
 	if err != nil {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, probeRecord))
+	b, err := os.ReadFile(filepath.Join(dir, ProbeRecord))
 	return err == nil && bytes.Equal(b, key)
 }
 
@@ -51,7 +51,7 @@ func rememberProbe(dir string) {
 	if err != nil {
 		return
 	}
-	_ = atomicfile.Write(filepath.Join(dir, probeRecord), key, 0o600, func() (*os.File, error) {
+	_ = atomicfile.Write(filepath.Join(dir, ProbeRecord), key, 0o600, func() (*os.File, error) {
 		// Named as a probe's directory, so that Sweep removes it if
 		// this process dies before renaming it.
 		return os.CreateTemp(dir, probePrefix+fmt.Sprint(os.Getpid())+"-*")

@@ -43,7 +43,7 @@ func TestAutoRemembersTheProbe(t *testing.T) {
 		t.Errorf("New probed overlayfs again in the same boot and file system (dir modified at %d, then %d)", probed, got)
 	}
 	for _, stale := range []string{"boot another\ndev 1\n", "", "garbage"} {
-		if err := os.WriteFile(filepath.Join(dir, probeRecord), []byte(stale), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, ProbeRecord), []byte(stale), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		before := mtime()

@@ -52,7 +52,7 @@ type Choice struct {
 // probes overlayfs on dir's filesystem (in a throwaway mount namespace)
 // and falls back to copying, saying why in the Choice; a probe that
 // succeeded is remembered in dir for the rest of the boot (see
-// probeRecord).
+// ProbeRecord).
 func New(ctx context.Context, dir string, d Driver) (engine.Snapshotter, Choice, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, Choice{}, fmt.Errorf("creating snapshot directory: %w", err)
@@ -196,7 +196,7 @@ func Sweep(ctx context.Context, dir string) ([]string, error) {
 	var swept []string
 	var errs []error
 	for _, e := range entries {
-		if e.Name() == probeRecord {
+		if e.Name() == ProbeRecord {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

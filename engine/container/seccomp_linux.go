@@ -9,7 +9,7 @@ import (
 
 // The seccomp filter of build containers is engine/seccompfilter's
 // (after Docker's default profile). On amd64 its BPF program is compiled
-// ahead of time into zseccomp_amd64.go, by
+// ahead of time into zseccomp_linux_amd64.go, by
 //
 //	go test -run TestSeccompProgram ./engine/container/ -update-seccomp
 //

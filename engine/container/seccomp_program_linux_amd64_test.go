@@ -12,9 +12,9 @@ import (
 	"github.com/kiln-build/kiln/engine/seccompfilter"
 )
 
-var updateSeccomp = flag.Bool("update-seccomp", false, "rewrite zseccomp_amd64.go from seccompfilter.Compile")
+var updateSeccomp = flag.Bool("update-seccomp", false, "rewrite zseccomp_linux_amd64.go from seccompfilter.Compile")
 
-// TestSeccompProgram checks that zseccomp_amd64.go holds the program
+// TestSeccompProgram checks that zseccomp_linux_amd64.go holds the program
 // seccompfilter.Compile compiles; with -update-seccomp it rewrites the
 // file.
 func TestSeccompProgram(t *testing.T) {
@@ -36,13 +36,13 @@ func TestSeccompProgram(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile("zseccomp_amd64.go", out, 0o644); err != nil {
+		if err := os.WriteFile("zseccomp_linux_amd64.go", out, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return // this binary holds the program the file had
 	}
 	got, err := seccompProgram()
 	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("zseccomp_amd64.go holds a program of %d instructions (%v), seccompfilter.Compile compiles %d others: go test -run TestSeccompProgram ./engine/container/ -update-seccomp", len(got), err, len(want))
+		t.Errorf("zseccomp_linux_amd64.go holds a program of %d instructions (%v), seccompfilter.Compile compiles %d others: go test -run TestSeccompProgram ./engine/container/ -update-seccomp", len(got), err, len(want))
 	}
 }

@@ -92,8 +92,9 @@ func copyTo(src string, mode os.FileMode) func(*testing.T, string) {
 }
 
 // TestCompanionRunsContainers runs containers with cmd/kiln-init as
-// their init: a process with its exit status, and an exec through the
-// helper it starts.
+// their init: a process with its exit status, the escapes of
+// TestEscapesFail (masks, device filter, capabilities, seccomp), and an
+// exec through the helper it starts.
 func TestCompanionRunsContainers(t *testing.T) {
 	e := newEnv(t)
 	init := buildCompanion(t, t.TempDir(), "")
@@ -106,6 +107,7 @@ func TestCompanionRunsContainers(t *testing.T) {
 	if r.status.Code != 3 || r.stdout != "hi\n" {
 		t.Errorf("run: %+v, stdout %q; want code 3, hi", r.status, r.stdout)
 	}
+	checkEscapesFail(t, e)
 	ctx := context.Background()
 	mounts, err := e.sn.Prepare(ctx, "exec", []string{e.lower})
 	if err != nil {

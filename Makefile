@@ -22,7 +22,8 @@ BUILD_DATE ?= $(shell date -u $(if $(SOURCE_DATE_EPOCH),-d @$(SOURCE_DATE_EPOCH)
 # The same hash of the sources goes into kiln and kiln-init: kiln
 # re-executes the kiln-init next to it as its containers' init only when
 # the two match (see container.Companion), else its own binary.
-SOURCES    := $(shell { git ls-files -z --cached --others --exclude-standard -- '*.go' go.mod go.sum 2>/dev/null | xargs -0 cat; } | sha256sum | cut -c1-16)
+# (find, outside a git checkout: a hash of nothing would match any build).
+SOURCES    := $(shell { git ls-files -z --cached --others --exclude-standard -- '*.go' go.mod go.sum 2>/dev/null || find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z; } | xargs -0 cat | sha256sum | cut -c1-16)
 LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE) -X github.com/kiln-build/kiln/engine/container.buildStamp=$(SOURCES)
 KILN_INIT  := $(dir $(KILN))kiln-init
 

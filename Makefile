@@ -20,11 +20,18 @@ TEST_DEBS := /var/cache/kiln-test
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BUILD_DATE ?= $(shell date -u $(if $(SOURCE_DATE_EPOCH),-d @$(SOURCE_DATE_EPOCH)) +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+# The same hash of the sources goes into kiln and kiln-init: kiln
+# re-executes the kiln-init next to it as its containers' init only when
+# the two match (see container.Companion), else its own binary.
+# (find, outside a git checkout: a hash of nothing would match any build).
+SOURCES    := $(shell { git ls-files -z --cached --others --exclude-standard -- '*.go' go.mod go.sum 2>/dev/null || find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z; } | xargs -0 cat | sha256sum | cut -c1-16)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE) -X github.com/kiln-build/kiln/engine/container.buildStamp=$(SOURCES)
+KILN_INIT  := $(dir $(KILN))kiln-init
 
 build:
 	@command -v go >/dev/null || { echo "make: Go 1.26 is needed (/usr/local/go/bin/go)"; exit 1; }
 	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(KILN) ./cmd/kiln
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o $(KILN_INIT) ./cmd/kiln-init
 
 # apt-get install what is missing, once.
 define apt_install

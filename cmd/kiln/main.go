@@ -326,6 +326,11 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 		fmt.Fprintf(a.stderr, "kiln: using the copy snapshotter: %s\n", choice.Reason)
 	}
 	rtOpts := []container.Option{container.WithCgroupParent(cgroupParent(a.root))}
+	if exe, err := os.Executable(); err == nil {
+		if init := container.Companion(exe); init != "" {
+			rtOpts = append(rtOpts, container.WithInit(init))
+		}
+	}
 	if a.userns != nil {
 		rtOpts = append(rtOpts, container.WithUserNS(a.userns))
 	}

@@ -136,6 +136,9 @@ func (m *Manager) Create(ctx context.Context, name string, l Limits) (*Cgroup, e
 	var made []string
 	for _, dir := range c.dirs {
 		err := os.MkdirAll(filepath.Dir(dir), 0o755)
+		if err == nil && m.version == 1 && dir == c.ctrl["devices"] {
+			parentDevicesV1(filepath.Dir(dir))
+		}
 		if err == nil {
 			err = os.Mkdir(dir, 0o755)
 		}

@@ -38,21 +38,24 @@ func (ts timings) report(b *testing.B) {
 // the container and remove the snapshot. Compare it with runc and crun
 // in the same run: go test -bench 'True' ./container/
 //
-// The "kiln" case re-executes a static build of cmd/kiln as the init, as
-// the kiln command does; "test-binary" re-executes this (larger,
-// dynamically linked) test binary.
+// The "kiln-init" case re-executes a static build of cmd/kiln-init, as
+// the kiln command does when make build put it next to kiln; "kiln" one
+// of cmd/kiln, as it does without; "test-binary" re-executes this
+// (larger, dynamically linked) test binary.
 func BenchmarkRunTrue(b *testing.B) {
 	enginetest.RequireRoot(b)
-	kiln := buildKiln(b)
+	init := buildKiln(b, "kiln-init")
+	b.Run("kiln-init", func(b *testing.B) { benchRunTrue(b, WithInit(init)) })
+	kiln := buildKiln(b, "kiln")
 	b.Run("kiln", func(b *testing.B) { benchRunTrue(b, WithInit(kiln)) })
 	b.Run("test-binary", func(b *testing.B) { benchRunTrue(b) })
 }
 
-// buildKiln builds cmd/kiln as a static binary, as make build does.
-func buildKiln(b *testing.B) string {
+// buildKiln builds cmd/NAME as a static binary, as make build does.
+func buildKiln(b *testing.B, name string) string {
 	b.Helper()
-	out := filepath.Join(b.TempDir(), "kiln")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/kiln")
+	out := filepath.Join(b.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = enginetest.RepoRoot(b)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
@@ -82,6 +85,7 @@ func benchRunTrue(b *testing.B, opts ...Option) {
 	}
 	lower := enginetest.Busybox(b)
 	var ts timings
+	before := usage(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -108,6 +112,41 @@ func benchRunTrue(b *testing.B, opts ...Option) {
 	}
 	b.StopTimer()
 	ts.report(b)
+	usage(b).since(before).report(b)
+}
+
+// rusage is the CPU time and page faults of this process and of its
+// reaped children: on a loaded machine, steadier than wall time.
+type rusage struct {
+	cpu    time.Duration
+	faults int64
+	n      int
+}
+
+func usage(b *testing.B) rusage {
+	var self, children unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &self); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &children); err != nil {
+		b.Fatal(err)
+	}
+	d := func(t unix.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return rusage{
+		cpu:    d(self.Utime) + d(self.Stime) + d(children.Utime) + d(children.Stime),
+		faults: self.Minflt + self.Majflt + children.Minflt + children.Majflt,
+		n:      b.N,
+	}
+}
+
+func (u rusage) since(before rusage) rusage {
+	return rusage{cpu: u.cpu - before.cpu, faults: u.faults - before.faults, n: u.n}
+}
+
+// report adds the CPU time and page faults per iteration.
+func (u rusage) report(b *testing.B) {
+	b.ReportMetric(float64(u.cpu.Microseconds())/1000/float64(u.n), "cpu-ms/op")
+	b.ReportMetric(float64(u.faults)/float64(u.n), "faults/op")
 }
 
 // bundle makes an OCI runtime bundle of the busybox rootfs running

@@ -13,6 +13,9 @@ import (
 // Main returns false: containers run only on Linux.
 func Main() bool { return false }
 
+// Companion returns "": containers run only on Linux.
+func Companion(exe string) string { return "" }
+
 // StdioOnly does nothing: containers run only on Linux.
 func StdioOnly() error { return nil }
 

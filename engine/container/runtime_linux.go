@@ -431,9 +431,13 @@ func (c *ctr) start(ctx context.Context, cfg initConfig) error {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{
-		Path:       c.r.init,
-		Args:       []string{initArg0},
-		Env:        []string{},
+		Path: c.r.init,
+		Args: []string{initArg0},
+		// The init is short-lived and runs on one locked thread: one P
+		// (which also spares the Go runtime reading the cgroup's CPU
+		// limit) and no garbage collection. The process it execs gets
+		// its own environment, not this one.
+		Env:        []string{"GOMAXPROCS=1", "GOGC=off"},
 		Stdin:      p.Stdin,
 		Stdout:     p.Stdout,
 		Stderr:     p.Stderr,

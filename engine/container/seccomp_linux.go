@@ -2,72 +2,38 @@ package container
 
 import (
 	"fmt"
+	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
-// blockedSyscalls fail with EPERM in build containers, after Docker's
-// default profile: loading kernel code, BPF, the kernel keyring, mounting
-// (also through the new mount API), swap, reboot and time, new namespaces
-// (unshare, setns: a user namespace would hand a step back the
-// capabilities it was denied), and a few obsolete or dangerous calls
-// (open_by_handle_at was the "shocker" escape). Most of them are also
-// denied by the capability set; the filter is a second wall.
-var blockedSyscalls = []string{
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-	"create_module", "get_kernel_syms", "query_module",
-	"bpf", "perf_event_open", "userfaultfd", "lookup_dcookie", "kcmp",
-	"keyctl", "add_key", "request_key",
-	"mount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig",
-	"fsmount", "fspick", "mount_setattr",
-	"swapon", "swapoff", "reboot", "acct", "quotactl",
-	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-	"unshare", "setns",
-	"open_by_handle_at", "name_to_handle_at",
-	"iopl", "ioperm", "uselib", "_sysctl", "sysfs", "ustat", "vhangup", "nfsservctl",
-	"syslog", "personality", "fanotify_init",
-}
+// The seccomp filter of build containers is engine/seccompfilter's
+// (after Docker's default profile). On amd64 its BPF program is compiled
+// ahead of time into zseccomp_linux_amd64.go, by
+//
+//	go test -run TestSeccompProgram ./engine/container/ -update-seccomp
+//
+// and TestSeccompProgram checks that the file holds what
+// seccompfilter.Compile compiles today; the init loads it as it is.
+// Compiling it in the init, with go-seccomp-bpf's system call tables
+// built when that package initialises, cost every container start a few
+// hundred microseconds. Elsewhere the init compiles it
+// (seccomp_compile_linux.go).
 
 // loadSeccomp installs the filter on the calling OS thread, which execs
 // right after: the filter is inherited across execve and by every child.
+// It sets no_new_privs first, as an unprivileged filter needs.
 func loadSeccomp() error {
-	info, err := arch.GetInfo("")
+	prog, err := seccompProgram()
 	if err != nil {
 		return fmt.Errorf("loading the seccomp filter: %w", err)
 	}
-	var names []string
-	for _, n := range blockedSyscalls {
-		if _, ok := info.SyscallNames[n]; ok { // not every call exists on every architecture
-			names = append(names, n)
-		}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("loading the seccomp filter: failed to set no_new_privs with prctl: %w", err)
 	}
-	groups := []seccomp.SyscallGroup{{Action: seccomp.ActionErrno, Names: names}}
-	if _, ok := info.SyscallNames["clone"]; ok {
-		// clone of a new user namespace needs no capability: refuse it.
-		// (clone's flags are its first argument on the architectures
-		// kiln builds for.)
-		groups = append(groups, seccomp.SyscallGroup{
-			Action: seccomp.ActionErrno,
-			NamesWithCondtions: []seccomp.NameWithConditions{{
-				Name:       "clone",
-				Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_NEWUSER}},
-			}},
-		})
-	}
-	if _, ok := info.SyscallNames["clone3"]; ok {
-		// clone3's flags are behind a pointer, out of a filter's reach:
-		// answer ENOSYS, as Docker does, and C libraries fall back to
-		// clone, which is filtered above.
-		groups = append(groups, seccomp.SyscallGroup{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}})
-	}
-	f := seccomp.Filter{
-		NoNewPrivs: true,
-		Policy:     seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups},
-	}
-	if err := seccomp.LoadFilter(f); err != nil {
-		return fmt.Errorf("loading the seccomp filter: %w", err)
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+		return fmt.Errorf("loading the seccomp filter: %w", errno)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/elastic/go-seccomp-bpf/arch"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/engine/seccompfilter"
 )
 
 // TestSeccompBlocksEachSyscall calls every system call of the deny list
@@ -32,7 +33,7 @@ func TestSeccompBlocksEachSyscall(t *testing.T) {
 	}
 	args := []string{"/probe", fmt.Sprintf("%d:getpid", info.SyscallNames["getpid"])}
 	want := map[string]string{"getpid": "0"}
-	for _, name := range blockedSyscalls {
+	for _, name := range seccompfilter.Blocked() {
 		if n, ok := info.SyscallNames[name]; ok {
 			args = append(args, fmt.Sprintf("%d:%s", n, name))
 			want[name] = "1" // EPERM

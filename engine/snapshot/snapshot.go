@@ -50,7 +50,9 @@ type Choice struct {
 
 // New returns a snapshotter keeping its snapshots in dir. With Auto it
 // probes overlayfs on dir's filesystem (in a throwaway mount namespace)
-// and falls back to copying, saying why in the Choice.
+// and falls back to copying, saying why in the Choice; a probe that
+// succeeded is remembered in dir for the rest of the boot (see
+// ProbeRecord).
 func New(ctx context.Context, dir string, d Driver) (engine.Snapshotter, Choice, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, Choice{}, fmt.Errorf("creating snapshot directory: %w", err)
@@ -62,9 +64,13 @@ func New(ctx context.Context, dir string, d Driver) (engine.Snapshotter, Choice,
 	case Copy:
 		return &copier{b}, Choice{Driver: Copy}, nil
 	}
+	if probeRemembered(dir) {
+		return &overlay{b}, Choice{Driver: Overlayfs}, nil
+	}
 	if err := probeOverlay(dir); err != nil {
 		return &copier{b}, Choice{Driver: Copy, Reason: err.Error()}, nil
 	}
+	rememberProbe(dir)
 	return &overlay{b}, Choice{Driver: Overlayfs}, nil
 }
 
@@ -190,6 +196,9 @@ func Sweep(ctx context.Context, dir string) ([]string, error) {
 	var swept []string
 	var errs []error
 	for _, e := range entries {
+		if e.Name() == ProbeRecord {
+			continue
+		}
 		p := filepath.Join(dir, e.Name())
 		if pid, ok := tempPid(e.Name()); ok {
 			// An overlay probe, or a snapshot being made or removed: gone

@@ -29,7 +29,15 @@ export PATH=/usr/local/go/bin:$PATH
 command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
 mkdir -p "$WORK/results"
 KILN=$WORK/kiln
-if [ -n "${KILN_BIN:-}" ]; then cp "$KILN_BIN" "$KILN"; else (cd "$REPO" && CGO_ENABLED=0 go build -o "$KILN" ./cmd/kiln); fi
+# kiln and, when built with it (make build), the kiln-init next to it that
+# kiln re-executes as its containers' init.
+rm -f "$WORK/kiln-init"
+if [ -n "${KILN_BIN:-}" ]; then
+	cp "$KILN_BIN" "$KILN"
+	if [ -e "$(dirname "$KILN_BIN")/kiln-init" ]; then cp "$(dirname "$KILN_BIN")/kiln-init" "$WORK/kiln-init"; fi
+else
+	make -s -C "$REPO" build KILN="$KILN" >/dev/null
+fi
 OLD=$WORK/old
 mkdir -p "$OLD"
 trap 'rm -rf "$OLD"' EXIT

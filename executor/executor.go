@@ -297,8 +297,10 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 			errs = append(errs, err)
 			errMu.Unlock()
 			// A failed test does not stop the other tests; anything else
-			// stops the build unless told to keep going.
-			if n.Kind != dag.KindTest && !opts.KeepGoing {
+			// (a service that never got ready included) stops the build
+			// unless told to keep going.
+			var sf *serviceFailed
+			if (n.Kind != dag.KindTest || errors.As(err, &sf)) && !opts.KeepGoing {
 				cancel(err)
 			}
 		}(n)
@@ -441,6 +443,11 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		if cause := context.Cause(nctx); !errors.Is(err, cause) {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
+	}
+	if sf := (*serviceFailed)(nil); errors.As(err, &sf) || errors.Is(err, errDependencyFailed) {
+		// It did not run: a service it needs failed, and says why.
+		_ = m.To(ctx, fsm.Cancelled, err)
+		return err
 	}
 	if err != nil {
 		to := fsm.Failed

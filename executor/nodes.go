@@ -764,6 +764,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return err
 	}
+	if err := r.startServices(ctx, n); err != nil {
+		return err
+	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
 	}

@@ -25,11 +25,17 @@ import (
 // last test that uses it ends.
 type service struct {
 	n     *dag.Node
-	users int // tests still to end that use it
-	key   cache.Key
-	out   *output
-	ctr   engine.Container
-	snap  string // its snapshot's key
+	users int       // tests (and run steps) still to end that use it
+	st    *fsState  // what it runs on, resolved by its node
+	key   cache.Key // its image's and settings', for its users' keys
+	// mu is held while it starts; started says a user asked for it, err
+	// how that ended.
+	mu      sync.Mutex
+	started bool
+	err     error
+	out     *output
+	ctr     engine.Container
+	snap    string // its snapshot's key
 }
 
 // pod is the network namespace of a test and its services, or of a
@@ -122,23 +128,104 @@ func (p *pod) join(spec *engine.Spec) {
 	spec.Mounts = append(spec.Mounts, engine.Mount{Type: "bind", Target: "/etc/hosts", File: &engine.File{Data: p.hosts, Mode: 0o644}})
 }
 
-// runService starts service node n's container in its pod and waits
-// until it is ready, or its timeout passes. The container runs on after
-// it returns, until releaseServices stops it.
+// runService resolves service node n: its image and its key, which the
+// keys of the tests (and run steps) that use it cover. It starts
+// nothing: a user that finds its own result in the cache never needs it;
+// one that does not starts it with startServices.
 func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
-	sv := n.Service
-	s := r.svcs.byN[n]
-	if err := m.To(ctx, fsm.Starting, nil); err != nil {
-		return err
-	}
 	st, err := r.serviceImage(ctx, n)
 	if err != nil {
 		return err
 	}
-	s.key = serviceKey(sv, st.key)
+	s := r.svcs.byN[n]
+	if s == nil {
+		return nil // no user of it is needed
+	}
+	s.st = st
+	s.key = serviceKey(n.Service, st.key)
 	m.SetCacheKey(s.key.String())
-	if r.opts.DryRun {
-		return m.To(ctx, fsm.Ready, nil)
+	return nil
+}
+
+// serviceFailed is the error of a node that did not run because a
+// service it needs never got ready: the service's own error.
+type serviceFailed struct{ err error }
+
+func (e *serviceFailed) Error() string { return e.err.Error() }
+func (e *serviceFailed) Unwrap() error { return e.err }
+
+// startServices starts the services node n (a test or a run step) needs,
+// at once, and waits until all are ready. A service already started for
+// another user (shared) is not started again. When one fails, the first
+// user to see it returns a *serviceFailed with its error; others,
+// errDependencyFailed.
+func (r *run) startServices(ctx context.Context, n *dag.Node) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, d := range n.Deps {
+		s := r.svcs.byN[d]
+		if s == nil {
+			continue
+		}
+		wg.Go(func() {
+			err := r.startService(ctx, s)
+			mu.Lock()
+			if err != nil && (first == nil || errors.Is(first, errDependencyFailed)) {
+				first = err
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// startService starts s once, for whichever of its users asks first.
+func (r *run) startService(ctx context.Context, s *service) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		if s.err != nil {
+			return errDependencyFailed
+		}
+		return nil
+	}
+	s.started = true
+	m := r.machines[s.n]
+	begin := time.Now()
+	s.err = r.bootService(ctx, s, m)
+	if s.err == nil {
+		return nil
+	}
+	to := fsm.Failed
+	if ctx.Err() != nil {
+		to = fsm.Cancelled
+	}
+	_ = m.To(ctx, to, s.err)
+	if to == fsm.Cancelled {
+		return errDependencyFailed
+	}
+	r.addFailure(s.n, time.Since(begin), s.err)
+	r.mu.Lock()
+	r.failed[s.n] = true
+	r.mu.Unlock()
+	return &serviceFailed{err: s.err}
+}
+
+// bootService starts service s's container in its pod and waits until
+// it is ready, or its timeout passes. The container runs on after it
+// returns, until releaseServices stops it.
+func (r *run) bootService(ctx context.Context, s *service, m *fsm.Machine) error {
+	n, sv, st := s.n, s.n.Service, s.st
+	if err := m.To(ctx, fsm.Starting, nil); err != nil {
+		return err
+	}
+	if st.dirs == nil && sv.Stage == "" {
+		var err error
+		if st.dirs, err = r.baseDirs(ctx, st.base); err != nil {
+			return err
+		}
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
@@ -179,7 +266,7 @@ func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error
 	if len(args) == 0 {
 		err = errors.New("the image has no entrypoint or cmd: give the service a command")
 	} else {
-		err = r.startService(ctx, s, spec, timeout)
+		err = r.waitReady(ctx, s, spec, timeout)
 	}
 	if err != nil {
 		s.out.flush()
@@ -215,13 +302,8 @@ func (r *run) serviceImage(ctx context.Context, n *dag.Node) (*fsState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config of %s: %w", sv.Image, err)
 	}
-	st := &fsState{base: img, config: cfg, key: cache.BaseKey(d)}
-	if !r.opts.DryRun {
-		if st.dirs, err = r.baseDirs(ctx, img); err != nil {
-			return nil, err
-		}
-	}
-	return st, nil
+	// Its layers are unpacked when it starts (bootService), if ever.
+	return &fsState{base: img, config: cfg, key: cache.BaseKey(d)}, nil
 }
 
 // serviceKey is what a test's key covers of a service: its image and
@@ -252,10 +334,10 @@ func (r *run) servicesInput(n *dag.Node) []v1.Hash {
 	return out
 }
 
-// startService creates the container and waits until it is ready: its
+// waitReady creates the container and waits until it is ready: its
 // port listens in the pod, or its ready command exits 0. It fails when
 // the container ends first, or timeout passes.
-func (r *run) startService(ctx context.Context, s *service, spec engine.Spec, timeout time.Duration) error {
+func (r *run) waitReady(ctx context.Context, s *service, spec engine.Spec, timeout time.Duration) error {
 	c, err := r.opts.Runtime.Create(ctx, spec)
 	if err != nil {
 		return err
@@ -348,10 +430,22 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	}
 	r.svcs.mu.Unlock()
 	for _, s := range stop {
-		<-r.done[s.n] // it may still be starting, for a test that never ran
+		<-r.done[s.n] // it may still be resolving, for a test that never ran
+		s.mu.Lock()
 		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m.State() == fsm.Ready {
+		s.mu.Unlock()
+		m := r.machines[s.n]
+		switch m.State() {
+		case fsm.Ready:
 			_ = m.To(ctx, fsm.Stopped, nil)
+		case fsm.Pending:
+			// Never started: its last user found its result in the
+			// cache, or never ran.
+			if r.machines[n].State() == fsm.Cached {
+				_ = m.To(ctx, fsm.Cached, nil)
+			} else {
+				_ = m.To(ctx, fsm.Cancelled, context.Canceled)
+			}
 		}
 	}
 	if k := podKey(n); k != "" && !strings.HasSuffix(k, "/shared") {
@@ -387,7 +481,7 @@ func (r *run) closePod(k string) {
 func (r *run) endServices(ctx context.Context) {
 	for _, s := range r.svcs.byN {
 		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m != nil && m.State() == fsm.Ready {
+		if m := r.machines[s.n]; m != nil && !m.State().Final() {
 			_ = m.To(ctx, fsm.Cancelled, context.Canceled)
 		}
 	}

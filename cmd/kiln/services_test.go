@@ -175,7 +175,14 @@ tests:
 			sc := bufio.NewScanner(out)
 			for sc.Scan() && !strings.Contains(sc.Text(), "started") {
 			}
+			// A service with no ready check is ready once created: its
+			// shell may not have run sleep yet.
+			for deadline := time.Now().Add(3 * time.Second); len(sleeping(marker)) == 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if len(sleeping(marker)) == 0 {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
 				t.Fatal("the service is not running")
 			}
 			if err := cmd.Process.Signal(sig); err != nil {
@@ -270,5 +277,52 @@ tests:
 				}
 			}
 		})
+	}
+}
+
+// jsonStates returns, for each node of a --progress json build, every
+// state it entered, in order.
+func jsonStates(t *testing.T, stdout string) map[string][]string {
+	t.Helper()
+	states := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var e struct{ Type, Node, State string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if e.Type == "state" {
+			states[e.Node] = append(states[e.Node], e.State)
+		}
+	}
+	return states
+}
+
+// TestBuildServicesCachedNotStarted: a test that passed before, and is
+// unchanged, is cached without starting its services: they never enter
+// starting, and end cached.
+func TestBuildServicesCachedNotStarted(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: exec httpd -f -p 8080
+    ready: {port: 8080}
+tests:
+  - name: get
+    services: [web]
+    run: wget -qO /dev/null http://web:8080/ || true
+`})
+	mustKiln(t, root, "build", "--progress", "json", dir)
+	r := mustKiln(t, root, "build", "--progress", "json", dir)
+	states := jsonStates(t, r.stdout)
+	if got := strings.Join(states["main/test/get"], " "); !strings.HasSuffix(got, "cached") {
+		t.Fatalf("the second build's test went %q, want it cached", got)
+	}
+	if got := strings.Join(states["main/test/get/service/web"], " "); got != "cached" {
+		t.Errorf("the cached test's service went %q, want only cached (never started)", got)
 	}
 }

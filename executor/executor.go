@@ -394,7 +394,7 @@ func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
 func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	m := r.machines[n]
 	defer r.dropDownloads(n)
-	if n.Kind == dag.KindTest {
+	if n.Kind == dag.KindTest || n.Kind == dag.KindStep {
 		// Its services stop after it, however it ends.
 		defer r.releaseServices(context.WithoutCancel(ctx), n)
 	}

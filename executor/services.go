@@ -52,20 +52,23 @@ type services struct {
 	pods map[string]*pod // by podKey
 }
 
-// podKey names the pod of a service node or of a test node.
+// podKey names the pod of a service node or of a test or run step with
+// services: the stage's shared pod, or the user's own, named by its key.
 func podKey(n *dag.Node) string {
-	if n.Kind == dag.KindService && n.Service.Share {
-		return n.Stage.Name + "/shared"
-	}
-	if n.Kind == dag.KindTest {
+	switch n.Kind {
+	case dag.KindService:
+		if n.Service.Share {
+			return n.Stage.Name + "/shared"
+		}
+		return n.Key[:strings.LastIndex(n.Key, "/service/")]
+	case dag.KindTest, dag.KindStep:
 		for _, d := range n.Deps {
 			if d.Kind == dag.KindService {
 				return podKey(d)
 			}
 		}
-		return ""
 	}
-	return n.Stage.Name + "/test/" + n.Test.Name
+	return ""
 }
 
 // initServices counts the users of every needed service node.
@@ -73,7 +76,7 @@ func (r *run) initServices(nodes []*dag.Node) {
 	r.svcs.byN = map[*dag.Node]*service{}
 	r.svcs.pods = map[string]*pod{}
 	for _, n := range nodes {
-		if n.Kind != dag.KindTest {
+		if n.Kind != dag.KindTest && n.Kind != dag.KindStep {
 			continue
 		}
 		for _, d := range n.Deps {

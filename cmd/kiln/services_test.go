@@ -326,3 +326,90 @@ tests:
 		t.Errorf("the cached test's service went %q, want only cached (never started)", got)
 	}
 }
+
+// stepServiceManifest has a run step that needs a service while the
+// image builds (a migration against a database): it fetches from it
+// into the image.
+const stepServiceManifest = `
+from: busybox
+services:
+  db:
+    image: busybox
+    command: mkdir -p /www && echo "schema $VERSION" > /www/schema && echo db-booted && exec httpd -f -p 5432 -h /www
+    env: {VERSION: v1}
+    ready: {port: 5432}
+steps:
+  - run: wget -qO /schema http://db:5432/schema
+    services: [db]
+  - run: cat /schema
+tests:
+  - name: migrated
+    run: grep -x "schema v1" /schema
+`
+
+// TestBuildStepServices: a run step with services: [db] runs beside its
+// service, started before it and stopped after; its key covers the
+// service's settings; a cached step does not start it; a failing step
+// prints the service's logs.
+func TestBuildStepServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": stepServiceManifest})
+	r := kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	states := jsonStates(t, r.stdout)
+	for node, want := range map[string]string{
+		"main/0":             "checking-cache creating running committing done",
+		"main/0/service/db":  "starting ready stopped",
+		"main/test/migrated": "checking-cache creating running passed",
+	} {
+		if got := strings.Join(states[node], " "); got != want {
+			t.Errorf("node %s went %q, want %q", node, got, want)
+		}
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	// Again: the step is cached and its service never starts.
+	r = mustKiln(t, root, "build", "--progress", "json", dir)
+	states = jsonStates(t, r.stdout)
+	if got := strings.Join(states["main/0"], " "); got != "checking-cache cached" {
+		t.Errorf("second build: the step went %q, want cached", got)
+	}
+	if got := strings.Join(states["main/0/service/db"], " "); got != "cached" {
+		t.Errorf("second build: the cached step's service went %q, want only cached", got)
+	}
+	// A change to the service's settings runs the step again: here the
+	// test then fails, as the schema changed.
+	write := func(m string) {
+		if err := os.WriteFile(filepath.Join(dir, "kiln.yml"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(strings.Replace(stepServiceManifest, "VERSION: v1", "VERSION: v2", 1))
+	r = kiln(t, root, nil, "build", "--progress", "json", dir)
+	states = jsonStates(t, r.stdout)
+	if got := strings.Join(states["main/0"], " "); !strings.HasSuffix(got, "done") {
+		t.Errorf("after a change to the service: the step went %q, want it run again", got)
+	}
+	if r.code == 0 {
+		t.Errorf("after a change to the service the test passed: the step did not see the new service")
+	}
+	// A failing step prints its service's logs.
+	write(strings.Replace(stepServiceManifest, "http://db:5432/schema", "http://db:5432/missing", 1))
+	r = kiln(t, root, nil, "build", dir)
+	if r.code == 0 {
+		t.Fatal("a step fetching a missing file passed")
+	}
+	for _, want := range []string{"service db's last output", "db-booted"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the failed step's error does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}

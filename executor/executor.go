@@ -375,10 +375,13 @@ func (r *run) skipTests(ctx context.Context, nodes []*dag.Node, errs []error) {
 	}
 }
 
-// addFailure notes that n, a step or base, failed with err after d.
+// addFailure notes that n, a step, base or service, failed with err after d.
 func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
 	f := Failure{Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Pos: n.Stage.Pos, Duration: d, Err: err}
-	if n.Step != nil {
+	switch {
+	case n.Service != nil:
+		f.Pos = n.Service.Pos
+	case n.Step != nil:
 		f.Pos = n.Step.Pos
 	}
 	var se *stepError

@@ -260,7 +260,8 @@ func (r *run) bootService(ctx context.Context, s *service, m *fsm.Machine) error
 		proc.User = sv.User
 	}
 	lim, _ := r.limitsFor(n)
-	spec := engine.Spec{ID: s.snap, Rootfs: mounts, Process: proc, Limits: lim, Exec: sv.Ready.Run != nil, Hostname: sv.Name}
+	// Exec: a ready command runs in it, as does a debugger's shell.
+	spec := engine.Spec{ID: s.snap, Rootfs: mounts, Process: proc, Limits: lim, Exec: sv.Ready.Run != nil || r.debug != nil, Hostname: sv.Name}
 	p.join(&spec)
 	timeout := sv.Timeout
 	if timeout <= 0 {

@@ -135,6 +135,19 @@ type NodeView struct {
 	r          *run
 }
 
+// StartServices starts the services the view's test or run step runs
+// beside, if they are not running yet, and waits until they are ready: a
+// debugger's stop comes before they start.
+func (v *NodeView) StartServices(ctx context.Context) error {
+	if len(v.Services) == 0 {
+		return nil
+	}
+	if err := v.r.startServices(ctx, v.node, false); err != nil {
+		return fmt.Errorf("starting the services of %s: %w", v.Name, err)
+	}
+	return nil
+}
+
 // ServiceExec runs p in the container of the service called name that
 // the view's test or run step runs beside, starting its services first
 // if they are not running yet (a stop comes before they start), and
@@ -145,8 +158,8 @@ func (v *NodeView) ServiceExec(ctx context.Context, name string, p engine.Proces
 		if s == nil || d.Service.Name != name {
 			continue
 		}
-		if err := v.r.startServices(ctx, v.node); err != nil {
-			return engine.Status{}, fmt.Errorf("starting the services of %s: %w", v.Name, err)
+		if err := v.StartServices(ctx); err != nil {
+			return engine.Status{}, err
 		}
 		s.mu.Lock()
 		c := s.ctr

@@ -433,7 +433,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if err != nil {
 			return nil, err
 		}
-		if err := r.startServices(ctx, n); err != nil {
+		if err := r.startServices(ctx, n, true); err != nil {
 			return nil, err
 		}
 		pd, err := r.podOf(ctx, n)
@@ -774,7 +774,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return err
 	}
-	if err := r.startServices(ctx, n); err != nil {
+	if err := r.startServices(ctx, n, true); err != nil {
 		return err
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {

@@ -28,14 +28,15 @@ type service struct {
 	users int       // tests (and run steps) still to end that use it
 	st    *fsState  // what it runs on, resolved by its node
 	key   cache.Key // its image's and settings', for its users' keys
-	// mu is held while it starts; started says a user asked for it, err
-	// how that ended.
-	mu      sync.Mutex
-	started bool
-	err     error
-	out     *output
-	ctr     engine.Container
-	snap    string // its snapshot's key
+	// mu is held while it starts; started says it was asked for, err
+	// how that ended, reported that a user returned err already.
+	mu       sync.Mutex
+	started  bool
+	err      error
+	reported bool
+	out      *output
+	ctr      engine.Container
+	snap     string // its snapshot's key
 }
 
 // pod is the network namespace of a test and its services, or of a
@@ -159,10 +160,11 @@ func (e *serviceFailed) Unwrap() error { return e.err }
 
 // startServices starts the services node n (a test or a run step) needs,
 // at once, and waits until all are ready. A service already started for
-// another user (shared) is not started again. When one fails, the first
-// user to see it returns a *serviceFailed with its error; others,
-// errDependencyFailed.
-func (r *run) startServices(ctx context.Context, n *dag.Node) error {
+// another user (shared), or at a debugger's stop, is not started again.
+// When one fails, the first user to see it returns a *serviceFailed with
+// its error; others, errDependencyFailed. From a debugger (user false),
+// the service's own error.
+func (r *run) startServices(ctx context.Context, n *dag.Node, user bool) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
@@ -172,7 +174,7 @@ func (r *run) startServices(ctx context.Context, n *dag.Node) error {
 			continue
 		}
 		wg.Go(func() {
-			err := r.startService(ctx, s)
+			err := r.startService(ctx, s, user)
 			mu.Lock()
 			if err != nil && (first == nil || errors.Is(first, errDependencyFailed)) {
 				first = err
@@ -184,35 +186,38 @@ func (r *run) startServices(ctx context.Context, n *dag.Node) error {
 	return first
 }
 
-// startService starts s once, for whichever of its users asks first.
-func (r *run) startService(ctx context.Context, s *service) error {
+// startService starts s once, for whichever asks first; see
+// startServices.
+func (r *run) startService(ctx context.Context, s *service, user bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		if s.err != nil {
-			return errDependencyFailed
+	if !s.started {
+		s.started = true
+		m := r.machines[s.n]
+		begin := time.Now()
+		if s.err = r.bootService(ctx, s, m); s.err != nil {
+			to := fsm.Failed
+			if ctx.Err() != nil {
+				to, s.reported = fsm.Cancelled, true // the build's own error says why
+			}
+			_ = m.To(ctx, to, s.err)
+			if to == fsm.Failed {
+				r.addFailure(s.n, time.Since(begin), s.err)
+				r.mu.Lock()
+				r.failed[s.n] = true
+				r.mu.Unlock()
+			}
 		}
+	}
+	switch {
+	case s.err == nil:
 		return nil
-	}
-	s.started = true
-	m := r.machines[s.n]
-	begin := time.Now()
-	s.err = r.bootService(ctx, s, m)
-	if s.err == nil {
-		return nil
-	}
-	to := fsm.Failed
-	if ctx.Err() != nil {
-		to = fsm.Cancelled
-	}
-	_ = m.To(ctx, to, s.err)
-	if to == fsm.Cancelled {
+	case !user:
+		return s.err
+	case s.reported:
 		return errDependencyFailed
 	}
-	r.addFailure(s.n, time.Since(begin), s.err)
-	r.mu.Lock()
-	r.failed[s.n] = true
-	r.mu.Unlock()
+	s.reported = true
 	return &serviceFailed{err: s.err}
 }
 

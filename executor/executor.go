@@ -244,6 +244,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	defer r.dropToolbox()
 	nodes := g.Needed()
 	r.initServices(nodes)
+	defer r.svcs.removing.Wait() // after endServices
 	defer r.endServices(context.WithoutCancel(ctx))
 	for _, n := range nodes {
 		kind := fsm.Step

@@ -774,9 +774,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return err
 	}
-	if err := r.startServices(ctx, n, true); err != nil {
-		return err
-	}
+	servicesReady := r.startServicesBeside(ctx, n)
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
 	}
@@ -795,6 +793,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 		return err
 	}
 	out := r.newOutput(n)
+	if err := servicesReady(); err != nil {
+		return err
+	}
 	pd, err := r.podOf(ctx, n)
 	if err != nil {
 		return err

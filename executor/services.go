@@ -51,6 +51,9 @@ type services struct {
 	mu   sync.Mutex
 	byN  map[*dag.Node]*service
 	pods map[string]*pod // by podKey
+	// removing is the removals of stopped services' containers and
+	// snapshots under way; Build waits for them.
+	removing sync.WaitGroup
 }
 
 // podKey names the pod of a service node or of a test or run step with
@@ -157,6 +160,18 @@ type serviceFailed struct{ err error }
 
 func (e *serviceFailed) Error() string { return e.err.Error() }
 func (e *serviceFailed) Unwrap() error { return e.err }
+
+// startServicesBeside starts n's services (see startServices) while
+// its caller prepares n's own container; the function it returns waits
+// for them. A caller that fails first need not call it.
+func (r *run) startServicesBeside(ctx context.Context, n *dag.Node) func() error {
+	if podKey(n) == "" {
+		return func() error { return nil }
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- r.startServices(ctx, n, true) }()
+	return func() error { return <-ch }
+}
 
 // startServices starts the services node n (a test or a run step) needs,
 // at once, and waits until all are ready. A service already started for
@@ -278,8 +293,8 @@ func (r *run) bootService(ctx context.Context, s *service, m *fsm.Machine) error
 		err = r.waitReady(ctx, s, spec, timeout)
 	}
 	if err != nil {
+		r.stopService(context.WithoutCancel(ctx), s, true)
 		s.out.flush()
-		r.stopService(context.WithoutCancel(ctx), s)
 		return s.out.failed("service", sv.Name, sv.Pos, err)
 	}
 	return m.To(ctx, fsm.Ready, nil)
@@ -376,7 +391,7 @@ func (r *run) waitReady(ctx context.Context, s *service, spec engine.Spec, timeo
 			return context.Cause(ctx)
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Millisecond) // a check reads a small file: poll often
+		wait = min(2*wait, 2*time.Millisecond) // a check reads a small file: poll often
 	}
 }
 
@@ -441,7 +456,7 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	for _, s := range stop {
 		<-r.done[s.n] // it may still be resolving, for a test that never ran
 		s.mu.Lock()
-		r.stopService(ctx, s)
+		r.stopService(ctx, s, false)
 		s.mu.Unlock()
 		m := r.machines[s.n]
 		switch m.State() {
@@ -462,17 +477,33 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	}
 }
 
-// stopService removes a service's container and snapshot.
-func (r *run) stopService(ctx context.Context, s *service) {
-	if s.ctr != nil {
-		_ = s.ctr.Delete(ctx)
-		s.ctr = nil
-		s.out.flush()
+// stopService kills a service's container. Its container and snapshot
+// are removed then (wait), or beside the rest of the build, which Build
+// waits for before it returns (svcs.removing): a test's result, and the
+// next node, do not wait for a service's teardown.
+func (r *run) stopService(ctx context.Context, s *service, wait bool) {
+	c, snap, out := s.ctr, s.snap, s.out
+	s.ctr, s.snap = nil, ""
+	if c == nil && snap == "" {
+		return
 	}
-	if s.snap != "" {
-		_ = r.opts.Snapshotter.Remove(ctx, s.snap)
-		s.snap = ""
+	if c != nil {
+		_ = c.Kill(ctx)
 	}
+	remove := func() {
+		if c != nil {
+			_ = c.Delete(ctx)
+			out.flush()
+		}
+		if snap != "" {
+			_ = r.opts.Snapshotter.Remove(ctx, snap)
+		}
+	}
+	if wait {
+		remove()
+		return
+	}
+	r.svcs.removing.Go(remove)
 }
 
 func (r *run) closePod(k string) {
@@ -489,7 +520,7 @@ func (r *run) closePod(k string) {
 // when the build ends: an interrupted build never released them all.
 func (r *run) endServices(ctx context.Context) {
 	for _, s := range r.svcs.byN {
-		r.stopService(ctx, s)
+		r.stopService(ctx, s, false)
 		if m := r.machines[s.n]; m != nil && !m.State().Final() {
 			_ = m.To(ctx, fsm.Cancelled, context.Canceled)
 		}

@@ -68,9 +68,7 @@ func TestBuildServices(t *testing.T) {
 			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, want, b.final)
 		}
 	}
-	if left := processesUnder(root); len(left) > 0 {
-		t.Errorf("processes left: %v", left)
-	}
+	noServiceLeft(t, root)
 	// A second build hits the tests' cache; a change to a service's
 	// settings runs them again.
 	r = mustKiln(t, root, "build", "--progress", "json", dir)
@@ -103,6 +101,7 @@ func TestBuildServices(t *testing.T) {
 	if !strings.Contains(errText, "service web's last output") || !strings.Contains(errText, "web-booted") {
 		t.Errorf("a failing test's error does not show its service's output:\n%s", errText)
 	}
+	noServiceLeft(t, root) // after a failed test
 }
 
 // TestBuildServiceNeverReady: a service that never gets ready fails the
@@ -139,27 +138,41 @@ tests:
 	if took > 5*time.Second {
 		t.Errorf("the build took %v to fail, with a timeout of 1s", took)
 	}
-	if left := processesUnder(root); len(left) > 0 {
-		t.Errorf("processes left: %v", left)
-	}
+	noServiceLeft(t, root)
 }
 
 // TestBuildServicesKilled: Ctrl-C and SIGKILL of kiln while a test runs
-// beside its service leave no process of the service (nor, checked by
-// newRoot, mount, container or snapshot after the next kiln).
+// beside its service, and Ctrl-C while a service is still starting (not
+// ready yet), leave no process of the service (nor, checked by newRoot,
+// mount, container or snapshot after the next kiln).
 func TestBuildServicesKilled(t *testing.T) {
 	enginetest.RequireRoot(t)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
-		t.Run(sig.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sig      syscall.Signal
+		starting bool // signalled while the service waits to get ready
+	}{
+		{"interrupt", syscall.SIGINT, false},
+		{"killed", syscall.SIGKILL, false},
+		{"interrupt-starting", syscall.SIGINT, true},
+	} {
+		sig := tc.sig
+		t.Run(tc.name, func(t *testing.T) {
 			root := newRoot(t)
 			importBusybox(t, root)
 			marker := fmt.Sprintf("%d.%d", 5000+os.Getpid()%1000, time.Now().UnixNano()%1000)
+			ready, wait := "", "started"
+			if tc.starting {
+				// It never listens: the build waits for it, with the
+				// service running, until the signal.
+				ready, wait = "\n    ready: {port: 9}\n    timeout: 60s", "starting"
+			}
 			dir := writeContext(t, map[string]string{"kiln.yml": `
 from: busybox
 services:
   svc:
     image: busybox
-    command: exec sleep ` + marker + `
+    command: exec sleep ` + marker + ready + `
 tests:
   - name: long
     services: [svc]
@@ -174,7 +187,7 @@ tests:
 				t.Fatal(err)
 			}
 			sc := bufio.NewScanner(out)
-			for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+			for sc.Scan() && !strings.Contains(sc.Text(), wait) {
 			}
 			// A service with no ready check is ready once created: its
 			// shell may not have run sleep yet.
@@ -325,6 +338,32 @@ func cpuTime() time.Duration {
 	return total
 }
 
+// noServiceLeft checks, after a build in this process, that nothing of
+// its services is left: no process using the root, no network namespace
+// of a pod held open by this process, no container or snapshot
+// directory, no mount mentioning the root.
+func noServiceLeft(t *testing.T, root string) {
+	t.Helper()
+	if left := processesUnder(root); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	own, _ := os.Readlink("/proc/self/ns/net")
+	fds, _ := filepath.Glob("/proc/self/fd/*")
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "net:[") && l != own {
+			t.Errorf("a pod's network namespace is still open: fd %s → %s", filepath.Base(fd), l)
+		}
+	}
+	for _, d := range []string{"containers", "snapshots"} {
+		if es, _ := os.ReadDir(filepath.Join(root, d)); len(es) > 0 {
+			t.Errorf("%s left in %s: %d, the first %s", d, root, len(es), es[0].Name())
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), root) {
+		t.Errorf("a mount under %s is left", root)
+	}
+}
+
 // jsonStates returns, for each node of a --progress json build, every
 // state it entered, in order.
 func jsonStates(t *testing.T, stdout string) map[string][]string {
@@ -454,7 +493,5 @@ func TestBuildStepServices(t *testing.T) {
 			t.Errorf("the failed step's error does not say %q:\n%s", want, r.stderr)
 		}
 	}
-	if left := processesUnder(root); len(left) > 0 {
-		t.Errorf("processes left: %v", left)
-	}
+	noServiceLeft(t, root)
 }

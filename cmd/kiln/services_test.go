@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -494,4 +495,51 @@ func TestBuildStepServices(t *testing.T) {
 		}
 	}
 	noServiceLeft(t, root)
+}
+
+// TestBuildServicesShown: the plain progress prints a service's states;
+// the graph draws service nodes (DOT: a cylinder; Mermaid: [( )]); the
+// graph of the last build, from its record, colours a service that ran
+// as ran, and one that never started (its test cached) as cached; kiln
+// history counts the build.
+func TestBuildServicesShown(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: exec httpd -f -p 8080
+    ready: {port: 8080}
+tests:
+  - name: get
+    services: [web]
+    run: wget -qO /dev/null http://web:8080/ || true
+`})
+	const svc = "main/test/get/service/web"
+	r := mustKiln(t, root, "build", "--progress", "plain", dir)
+	for _, want := range []string{"[" + svc + "] starting: service: web (get)", "[" + svc + "] ready: service: web (get)", "[" + svc + "] stopped: service: web (get) ("} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the plain progress does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	dot := mustKiln(t, root, "graph", "--after-build", dir).stdout
+	if !regexp.MustCompile(`"` + svc + `" \[\s*label="service: web \(get\)\\nran [0-9.]+m?s"\s*shape=cylinder\s*style="filled"\s*fillcolor="#c7f0c2"`).MatchString(dot) {
+		t.Errorf("the graph of the build does not draw the service as a cylinder that ran:\n%s", dot)
+	}
+	mermaid := mustKiln(t, root, "graph", "--format", "mermaid", dir).stdout
+	if !strings.Contains(mermaid, `[("service: web (get)")]`) {
+		t.Errorf("the Mermaid graph does not draw the service:\n%s", mermaid)
+	}
+	mustKiln(t, root, "build", "--progress", "plain", dir) // the test is cached: its service does not start
+	dot = mustKiln(t, root, "graph", "--after-build", dir).stdout
+	if !regexp.MustCompile(`"` + svc + `" \[\s*label="service: web \(get\)\\ncached"`).MatchString(dot) {
+		t.Errorf("the graph of the cached build does not draw the service cached:\n%s", dot)
+	}
+	var hist []struct{ Status string }
+	if err := json.Unmarshal([]byte(mustKiln(t, root, "history", "--format", "json").stdout), &hist); err != nil || len(hist) != 2 {
+		t.Errorf("kiln history lists %d builds (%v), want 2", len(hist), err)
+	}
 }

@@ -540,8 +540,12 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 			}
 		}
 	}
-	if err := checkServices(s); err != nil {
-		return nil, err
+	// A stage that uses modules is checked once they are inlined: they
+	// may bring services (expandModules).
+	if !slices.ContainsFunc(s.Steps, func(st *Step) bool { return st.Kind == stepUse }) {
+		if err := checkServices(s); err != nil {
+			return nil, err
+		}
 	}
 	if !fromSeen {
 		return nil, Errorf(pos, "%s has no from: (the base image: scratch, an image reference, oci-layout:DIR, docker-archive:FILE, or another stage)", what)

@@ -543,3 +543,66 @@ tests:
 		t.Errorf("kiln history lists %d builds (%v), want 2", len(hist), err)
 	}
 }
+
+// TestBuildServicesModuleAndDockerfile: a module brings a service (with
+// its parameters templated in), which its own test and the using
+// stage's test name; a service is a stage built from a Dockerfile (the
+// bridge), run with the Dockerfile's CMD.
+func TestBuildServicesModuleAndDockerfile(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile.db": "FROM busybox\nRUN mkdir -p /www && echo from-the-dockerfile > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"5432\", \"-h\", \"/www\"]\n",
+		"modules/web.yml": `---
+name: web
+params:
+  port: {default: 8080, type: int}
+---
+services:
+  web:
+    image: busybox
+    command: mkdir -p /www && echo from-the-module-{{ port }} > /www/index.html && exec httpd -f -p {{ port }} -h /www
+    ready: {port: {{ port }}}
+tests:
+  - name: own
+    services: [web]
+    run: wget -qO- http://web:{{ port }}/ | grep -x from-the-module-{{ port }}
+`,
+		"kiln.yml": `
+stages:
+  db:
+    dockerfile: ./Dockerfile.db
+  app:
+    from: busybox
+    services:
+      db:
+        stage: db
+        ready: {port: 5432}
+    steps:
+      - use: ./modules/web.yml
+        with: {port: 9090}
+    tests:
+      - name: both
+        services: [web, db]
+        run: wget -qO- http://web:9090/ | grep -x from-the-module-9090 && wget -qO- http://db:5432/ | grep -x from-the-dockerfile
+target: app
+`})
+	r := kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
+	}
+	b := parseJSONBuild(t, r.stdout)
+	for node, want := range map[string]string{
+		"app/test/web/own":             "passed",
+		"app/test/both":                "passed",
+		"app/test/web/own/service/web": "stopped",
+		"app/test/both/service/web":    "stopped",
+		"app/test/both/service/db":     "stopped",
+	} {
+		if got := b.final[node]; got != want {
+			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, want, b.final)
+		}
+	}
+	noServiceLeft(t, root)
+}

@@ -10,33 +10,23 @@ import (
 // service of its own.
 func addServices(s *manifest.Stage, add func(*Node) *Node) {
 	shared := map[string]bool{}
-	for i, st := range s.Steps {
-		for _, name := range st.Services {
-			sv := s.ServiceByName(name)
-			if sv == nil {
-				continue // validate rejects it
-			}
-			if sv.Share {
+	// own adds the services of one user (user names it, key keys them).
+	own := func(names []string, user string, key func(name string) string, st *manifest.Step, t *manifest.Test) {
+		for _, name := range names {
+			switch sv := s.ServiceByName(name); {
+			case sv == nil: // validate rejects it
+			case sv.Share:
 				shared[name] = true
-				continue
+			default:
+				add(&Node{Key: key(name), Name: "service: " + name + " (" + user + ")", Kind: KindService, Stage: s, Step: st, Test: t, Service: sv, Index: -1})
 			}
-			add(&Node{Key: StepServiceKey(s.Name, i, name), Name: "service: " + name + " (" + st.Name + ")",
-				Kind: KindService, Stage: s, Step: st, Service: sv, Index: -1})
 		}
 	}
+	for i, st := range s.Steps {
+		own(st.Services, st.Name, func(name string) string { return StepServiceKey(s.Name, i, name) }, st, nil)
+	}
 	for _, t := range s.Tests {
-		for _, name := range t.Services {
-			sv := s.ServiceByName(name)
-			if sv == nil {
-				continue // validate rejects it
-			}
-			if sv.Share {
-				shared[name] = true
-				continue
-			}
-			add(&Node{Key: s.Name + "/test/" + t.Name + "/service/" + name, Name: "service: " + name + " (" + t.Name + ")",
-				Kind: KindService, Stage: s, Test: t, Service: sv, Index: -1})
-		}
+		own(t.Services, t.Name, func(name string) string { return s.Name + "/test/" + t.Name + "/service/" + name }, nil, t)
 	}
 	for _, sv := range s.Services {
 		if shared[sv.Name] {
@@ -62,29 +52,30 @@ func validateServices(s *manifest.Stage, stages map[string]*manifest.Stage, unkn
 			return unknown(sv.Pos, "stage of service "+sv.Name+",", sv.Stage)
 		}
 	}
-	for _, st := range s.Steps {
-		for i, name := range st.Services {
+	// unknownService is the error of a user (what) naming no service of
+	// the stage, or nil.
+	unknownService := func(what string, at manifest.Pos, names []string, pos []manifest.Pos) error {
+		for i, name := range names {
 			if s.ServiceByName(name) == nil {
-				pos := st.Pos
-				if i < len(st.ServicesPos) {
-					pos = st.ServicesPos[i]
+				if i < len(pos) {
+					at = pos[i]
 				}
-				return manifest.Errorf(pos, "step %q: unknown service %q", st.Name, name)
+				return manifest.Errorf(at, "%s: unknown service %q", what, name)
 			}
+		}
+		return nil
+	}
+	for _, st := range s.Steps {
+		if err := unknownService(fmt.Sprintf("step %q", st.Name), st.Pos, st.Services, st.ServicesPos); err != nil {
+			return err
 		}
 	}
 	for _, t := range s.Tests {
 		if t == nil {
 			continue
 		}
-		for i, name := range t.Services {
-			if s.ServiceByName(name) == nil {
-				pos := t.Pos
-				if i < len(t.ServicesPos) {
-					pos = t.ServicesPos[i]
-				}
-				return manifest.Errorf(pos, "test %q: unknown service %q", t.Name, name)
-			}
+		if err := unknownService(fmt.Sprintf("test %q", t.Name), t.Pos, t.Services, t.ServicesPos); err != nil {
+			return err
 		}
 	}
 	return nil

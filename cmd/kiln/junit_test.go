@@ -194,18 +194,7 @@ tests:
 // its last log lines; the test that needed it is skipped, saying why.
 func TestBuildJUnitServiceNeverReady(t *testing.T) {
 	enginetest.RequireRoot(t)
-	py, root, dir, report := junitBuild(t, `from: busybox
-services:
-  db:
-    image: busybox
-    command: 'echo "db starting"; echo "db: bad config" >&2; exec sleep 1000'
-    ready: {port: 5432}
-    timeout: 1s
-tests:
-  - name: query
-    services: [db]
-    run: "true"
-`)
+	py, root, dir, report := junitBuild(t, neverReadyManifest)
 	r := kiln(t, root, nil, "build", "--progress", "plain", "--junit", report, dir)
 	if r.code == 0 {
 		t.Fatal("the build passed")

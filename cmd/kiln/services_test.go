@@ -43,32 +43,45 @@ tests:
     run: wget -qO- http://127.0.0.1:8080/ | grep hello && grep -w marker /etc/hosts
 `
 
+// buildJSON builds files, a build context, with --progress json in a
+// new root holding busybox, and fails the test unless the build passes.
+func buildJSON(t *testing.T, files map[string]string) (root, dir string, r result) {
+	t.Helper()
+	enginetest.RequireRoot(t)
+	root = newRoot(t)
+	importBusybox(t, root)
+	dir = writeContext(t, files)
+	r = kiln(t, root, nil, "build", "--progress", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return root, dir, r
+}
+
+// wantFinal checks the state each node of want ended in.
+func wantFinal(t *testing.T, b jsonBuild, want map[string]string) {
+	t.Helper()
+	for node, w := range want {
+		if got := b.final[node]; got != w {
+			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, w, b.final)
+		}
+	}
+}
+
 // TestBuildServices: tests reach their services by name and on
 // localhost; readiness by port and by command; two tests each with its
 // own service on port 8080 both pass at once (nothing is published on
 // the host: port 8080 of the host stays free); the services are nodes
 // that end stopped; nothing is left.
 func TestBuildServices(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{"kiln.yml": servicesManifest})
-	r := kiln(t, root, nil, "build", "--progress", "json", dir)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
-	}
-	b := parseJSONBuild(t, r.stdout)
-	for node, want := range map[string]string{
+	root, dir, r := buildJSON(t, map[string]string{"kiln.yml": servicesManifest})
+	wantFinal(t, parseJSONBuild(t, r.stdout), map[string]string{
 		"main/test/by-name":                  "passed",
 		"main/test/same-port":                "passed",
 		"main/test/by-name/service/web":      "stopped",
 		"main/test/same-port/service/web":    "stopped",
 		"main/test/same-port/service/marker": "stopped",
-	} {
-		if got := b.final[node]; got != want {
-			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, want, b.final)
-		}
-	}
+	})
 	noServiceLeft(t, root)
 	// A second build hits the tests' cache; a change to a service's
 	// settings runs them again.
@@ -105,15 +118,9 @@ func TestBuildServices(t *testing.T) {
 	noServiceLeft(t, root) // after a failed test
 }
 
-// TestBuildServiceNeverReady: a service that never gets ready fails the
-// build within its timeout, naming it, with its last lines; its test
-// does not run; nothing is left.
-func TestBuildServiceNeverReady(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{"kiln.yml": `
-from: busybox
+// neverReadyManifest has a service that prints and never listens on
+// its ready port, with a timeout of 1s.
+const neverReadyManifest = `from: busybox
 services:
   db:
     image: busybox
@@ -124,7 +131,16 @@ tests:
   - name: query
     services: [db]
     run: "true"
-`})
+`
+
+// TestBuildServiceNeverReady: a service that never gets ready fails the
+// build within its timeout, naming it, with its last lines; its test
+// does not run; nothing is left.
+func TestBuildServiceNeverReady(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": neverReadyManifest})
 	start := time.Now()
 	r := kiln(t, root, nil, "build", dir)
 	took := time.Since(start)
@@ -266,16 +282,7 @@ func TestExampleServices(t *testing.T) {
 //	go test -run '^$' -bench ServiceOverhead -benchtime 30x ./cmd/kiln/
 func BenchmarkServiceOverhead(b *testing.B) {
 	enginetest.RequireRoot(b)
-	const base = `
-from: busybox
-services:
-  web:
-    image: busybox
-    command: exec httpd -f -p 8080
-    ready: {port: 8080}
-tests:
-  - name: t
-`
+	base, _, _ := strings.Cut(webGetManifest, "    services:") // up to the test's name
 	root := filepath.Join(b.TempDir(), "root")
 	if r := run(b.Context(), []string{"--root", root, "import", enginetest.Busybox(b), "-t", "busybox"}, strings.NewReader(""), io.Discard, io.Discard); r != 0 {
 		b.Fatal("import failed")
@@ -382,15 +389,8 @@ func jsonStates(t *testing.T, stdout string) map[string][]string {
 	return states
 }
 
-// TestBuildServicesCachedNotStarted: a test that passed before, and is
-// unchanged, is cached without starting its services: they never enter
-// starting, and end cached.
-func TestBuildServicesCachedNotStarted(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{"kiln.yml": `
-from: busybox
+// webGetManifest has a test beside an HTTP service ready by port.
+const webGetManifest = `from: busybox
 services:
   web:
     image: busybox
@@ -400,7 +400,16 @@ tests:
   - name: get
     services: [web]
     run: wget -qO /dev/null http://web:8080/ || true
-`})
+`
+
+// TestBuildServicesCachedNotStarted: a test that passed before, and is
+// unchanged, is cached without starting its services: they never enter
+// starting, and end cached.
+func TestBuildServicesCachedNotStarted(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": webGetManifest})
 	mustKiln(t, root, "build", "--progress", "json", dir)
 	r := mustKiln(t, root, "build", "--progress", "json", dir)
 	states := jsonStates(t, r.stdout)
@@ -437,14 +446,7 @@ tests:
 // service's settings; a cached step does not start it; a failing step
 // prints the service's logs.
 func TestBuildStepServices(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{"kiln.yml": stepServiceManifest})
-	r := kiln(t, root, nil, "build", "--progress", "json", dir)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
-	}
+	root, dir, r := buildJSON(t, map[string]string{"kiln.yml": stepServiceManifest})
 	states := jsonStates(t, r.stdout)
 	for node, want := range map[string]string{
 		"main/0":             "checking-cache creating running committing done",
@@ -506,18 +508,7 @@ func TestBuildServicesShown(t *testing.T) {
 	enginetest.RequireRoot(t)
 	root := newRoot(t)
 	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{"kiln.yml": `
-from: busybox
-services:
-  web:
-    image: busybox
-    command: exec httpd -f -p 8080
-    ready: {port: 8080}
-tests:
-  - name: get
-    services: [web]
-    run: wget -qO /dev/null http://web:8080/ || true
-`})
+	dir := writeContext(t, map[string]string{"kiln.yml": webGetManifest})
 	const svc = "main/test/get/service/web"
 	r := mustKiln(t, root, "build", "--progress", "plain", dir)
 	for _, want := range []string{"[" + svc + "] starting: service: web (get)", "[" + svc + "] ready: service: web (get)", "[" + svc + "] stopped: service: web (get) ("} {
@@ -549,10 +540,7 @@ tests:
 // stage's test name; a service is a stage built from a Dockerfile (the
 // bridge), run with the Dockerfile's CMD.
 func TestBuildServicesModuleAndDockerfile(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	importBusybox(t, root)
-	dir := writeContext(t, map[string]string{
+	root, _, r := buildJSON(t, map[string]string{
 		"Dockerfile.db": "FROM busybox\nRUN mkdir -p /www && echo from-the-dockerfile > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"5432\", \"-h\", \"/www\"]\n",
 		"modules/web.yml": `---
 name: web
@@ -588,21 +576,12 @@ stages:
         run: wget -qO- http://web:9090/ | grep -x from-the-module-9090 && wget -qO- http://db:5432/ | grep -x from-the-dockerfile
 target: app
 `})
-	r := kiln(t, root, nil, "build", "--progress", "json", dir)
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
-	}
-	b := parseJSONBuild(t, r.stdout)
-	for node, want := range map[string]string{
+	wantFinal(t, parseJSONBuild(t, r.stdout), map[string]string{
 		"app/test/web/own":             "passed",
 		"app/test/both":                "passed",
 		"app/test/web/own/service/web": "stopped",
 		"app/test/both/service/web":    "stopped",
 		"app/test/both/service/db":     "stopped",
-	} {
-		if got := b.final[node]; got != want {
-			t.Errorf("node %s ended %q, want %q (all: %v)", node, got, want, b.final)
-		}
-	}
+	})
 	noServiceLeft(t, root)
 }

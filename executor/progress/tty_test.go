@@ -149,6 +149,19 @@ func TestClean(t *testing.T) {
 	}
 }
 
+// newTestTTY returns a view 80 wide writing to out, refreshed often,
+// and a function moving a node from one state to another on it.
+func newTestTTY(t *testing.T, out *syncBuffer) (*TTY, func(node, name string, from, to fsm.State)) {
+	t.Helper()
+	v, err := NewTTY(out, WithRefresh(20*time.Millisecond), WithWidth(80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, func(node, name string, from, to fsm.State) {
+		v.Event(fsm.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
+	}
+}
+
 // TestTTYHold: while a debugger holds the view, it draws nothing, not
 // even the lines of the nodes that end meanwhile; its live part is
 // erased and the stopped node's line says why it is stopped, its time
@@ -156,13 +169,7 @@ func TestClean(t *testing.T) {
 // debugger wrote; the stopped node's time leaves out the hold.
 func TestTTYHold(t *testing.T) {
 	var out syncBuffer
-	v, err := NewTTY(&out, WithRefresh(20*time.Millisecond), WithWidth(80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := func(node, name string, from, to fsm.State) {
-		v.Event(fsm.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
-	}
+	v, ev := newTestTTY(t, &out)
 	waitFor := func(s string, from int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -223,13 +230,7 @@ func TestTTYHold(t *testing.T) {
 // (its test was cached) shows cached.
 func TestTTYService(t *testing.T) {
 	var out syncBuffer
-	v, err := NewTTY(&out, WithRefresh(20*time.Millisecond), WithWidth(80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := func(node, name string, from, to fsm.State) {
-		v.Event(fsm.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
-	}
+	v, ev := newTestTTY(t, &out)
 	const db, name = "main/test/t/service/db", "service: db (t)"
 	ev(db, name, fsm.Pending, fsm.Starting)
 	ev(db, name, fsm.Starting, fsm.Ready)

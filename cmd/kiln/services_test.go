@@ -585,3 +585,39 @@ target: app
 	})
 	noServiceLeft(t, root)
 }
+
+// TestBuildServicesShared: a shared service serves a run step and two
+// tests from one instance, started once and stopped after the last of
+// them (the three read the one instance's random id); when all three are
+// cached it never starts.
+func TestBuildServicesShared(t *testing.T) {
+	root, dir, r := buildJSON(t, map[string]string{"kiln.yml": `
+from: busybox
+services:
+  web:
+    image: busybox
+    command: mkdir -p /www && cat /proc/sys/kernel/random/uuid > /www/index.html && exec httpd -f -p 8080 -h /www
+    ready: {port: 8080}
+    share: true
+steps:
+  - run: wget -qO /seen-by-step http://web:8080/
+    services: [web]
+tests:
+  - name: a
+    services: [web]
+    run: wget -qO- http://web:8080/ | cmp - /seen-by-step
+  - name: b
+    services: [web]
+    run: wget -qO- http://web:8080/ | cmp - /seen-by-step
+`})
+	states := jsonStates(t, r.stdout)
+	if got := strings.Join(states["main/service/web"], " "); got != "starting ready stopped" {
+		t.Errorf("the shared service went %q, want started once and stopped", got)
+	}
+	wantFinal(t, parseJSONBuild(t, r.stdout), map[string]string{"main/0": "done", "main/test/a": "passed", "main/test/b": "passed"})
+	noServiceLeft(t, root)
+	r = mustKiln(t, root, "build", "--progress", "json", dir)
+	if got := strings.Join(jsonStates(t, r.stdout)["main/service/web"], " "); got != "cached" {
+		t.Errorf("all its users cached, the shared service went %q, want only cached", got)
+	}
+}

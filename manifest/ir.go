@@ -148,7 +148,7 @@ type Step struct {
 	// beside, in their pod; ServicesPos is where each is written.
 	Services    []string `json:",omitempty"`
 	ServicesPos []Pos    `json:"-"`
-	Pos      Pos
+	Pos         Pos
 	// Limits, for a run step, bound its container; zero fields take the
 	// build's defaults.
 	Limits *Limits `json:",omitempty"`

@@ -621,3 +621,25 @@ tests:
 		t.Errorf("all its users cached, the shared service went %q, want only cached", got)
 	}
 }
+
+// TestBuildDebugServiceShellScript: at a stop in a test, shell
+// --service db CMD, typed through a pipe, runs CMD in the service's
+// container (its PID 1 is the service's httpd) and prints its output; an unknown service is an error
+// naming the test's services; the build goes on and passes.
+func TestBuildDebugServiceShellScript(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": webGetManifest})
+	script := "shell --service nope true\nshell --service web echo \"pid1=$(cat /proc/1/comm)\"\ncontinue\n"
+	r := kiln(t, root, strings.NewReader(script), "build", "--debug", "--progress", "plain", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{`runs beside no service "nope": its services are web`, "pid1=httpd\n"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the debugger did not print %q:\n%s", want, r.stderr)
+		}
+	}
+	noServiceLeft(t, root)
+}

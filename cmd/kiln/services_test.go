@@ -631,12 +631,12 @@ func TestBuildDebugServiceShellScript(t *testing.T) {
 	root := newRoot(t)
 	importBusybox(t, root)
 	dir := writeContext(t, map[string]string{"kiln.yml": webGetManifest})
-	script := "shell --service nope true\nshell --service web echo \"pid1=$(cat /proc/1/comm)\"\ncontinue\n"
+	script := "shell --service nope true\nshell --service web readlink /proc/1/exe; cat /proc/1/comm; cat /nonexistent\ncontinue\n"
 	r := kiln(t, root, strings.NewReader(script), "build", "--debug", "--progress", "plain", dir)
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{`runs beside no service "nope": its services are web`, "pid1=httpd\n"} {
+	for _, want := range []string{`runs beside no service "nope": its services are web`, "/bin/busybox\nhttpd\n", "can't open '/nonexistent'"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("the debugger did not print %q:\n%s", want, r.stderr)
 		}

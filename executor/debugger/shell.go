@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -85,8 +87,23 @@ func (d *Debugger) runShell(ctx context.Context, p engine.Process, cmd bool, run
 	case !cmd:
 		return engine.Status{}, errors.New("an interactive shell needs a terminal: give a command, shell CMD")
 	}
-	p.Stdout, p.Stderr = d.out, d.out
+	// One writer for both: the engine copies each from a pipe of its own,
+	// at once.
+	w := &lockedWriter{w: d.out}
+	p.Stdout, p.Stderr = w, w
 	return run(p)
+}
+
+// lockedWriter serialises the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // commitHelp says what commit keeps, and why.

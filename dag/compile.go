@@ -123,6 +123,13 @@ func Compile(b *manifest.Build) (*Graph, error) {
 			for _, f := range stepFroms(n.Step) {
 				n.Deps = append(n.Deps, g.last[f])
 			}
+			for _, name := range n.Step.Services {
+				key := StepServiceKey(s.Name, n.Index, name)
+				if s.ServiceByName(name).Share {
+					key = s.Name + "/service/" + name
+				}
+				n.Deps = append(n.Deps, g.keys[key])
+			}
 			slices.SortFunc(n.Deps, byID)
 			n.Deps = slices.Compact(n.Deps)
 		case KindTest:

@@ -118,6 +118,24 @@ func withServices() *manifest.Build {
 	}
 }
 
+// withStepServices has a run step with a service of its own, built by
+// another stage, and a run step and a test sharing one service.
+func withStepServices() *manifest.Build {
+	cache := &manifest.Service{Name: "cache", Stage: "db", Pos: at(5)}
+	log := &manifest.Service{Name: "log", Image: "busybox", Share: true, Pos: at(6)}
+	migrate, seed := run("migrate", 7), run("seed", 8)
+	migrate.Services, seed.Services = []string{"cache"}, []string{"log"}
+	tc := test("c", 9)
+	tc.Services = []string{"log"}
+	return &manifest.Build{
+		File: "app.yml", Target: "app",
+		Stages: []*manifest.Stage{
+			{Name: "db", From: "debian:12", Pos: at(1), Steps: []*manifest.Step{run("install redis", 2)}},
+			{Name: "app", From: "busybox", Pos: at(3), Services: []*manifest.Service{cache, log}, Steps: []*manifest.Step{migrate, seed}, Tests: []*manifest.Test{tc}},
+		},
+	}
+}
+
 func TestCompile(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -210,6 +228,23 @@ func TestCompile(t *testing.T) {
 			"app/test/b/service/cache", "app/test/b", "app/service/log", "app/test/c"},
 		target: "app/base",
 		last:   map[string]string{"db": "db/0", "app": "app/base"},
+	}, {
+		name:  "step services",
+		build: withStepServices(),
+		nodes: []summary{
+			{Key: "db/base", Name: "from: debian:12", Kind: KindBase, Stage: "db", Index: -1, Deps2: []string{"db/0"}},
+			{Key: "db/0", Name: "run: install redis", Kind: KindStep, Stage: "db", Index: 0, Parent: "db/base", Deps: []string{"db/base"}, Deps2: []string{"app/0/service/cache"}},
+			{Key: "app/base", Name: "from: busybox", Kind: KindBase, Stage: "app", Index: -1, Deps2: []string{"app/0"}},
+			{Key: "app/0", Name: "run: migrate", Kind: KindStep, Stage: "app", Index: 0, Parent: "app/base", Deps: []string{"app/base", "app/0/service/cache"}, Deps2: []string{"app/1"}},
+			{Key: "app/1", Name: "run: seed", Kind: KindStep, Stage: "app", Index: 1, Parent: "app/0", Deps: []string{"app/0", "app/service/log"}, Deps2: []string{"app/test/c"}},
+			{Key: "app/test/c", Name: "test: c", Kind: KindTest, Stage: "app", Index: -1, Parent: "app/1", Deps: []string{"app/1", "app/service/log"}},
+			{Key: "app/0/service/cache", Name: "service: cache (run: migrate)", Kind: KindService, Stage: "app", Index: -1, Deps: []string{"db/0"}, Deps2: []string{"app/0"}},
+			{Key: "app/service/log", Name: "service: log", Kind: KindService, Stage: "app", Index: -1, Deps2: []string{"app/1", "app/test/c"}},
+		},
+		order:  []string{"db/base", "db/0", "app/base", "app/0/service/cache", "app/0", "app/service/log", "app/1", "app/test/c"},
+		needed: []string{"db/base", "db/0", "app/base", "app/0/service/cache", "app/0", "app/service/log", "app/1", "app/test/c"},
+		target: "app/1",
+		last:   map[string]string{"db": "db/0", "app": "app/1"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

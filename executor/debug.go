@@ -111,6 +111,9 @@ type NodeView struct {
 	Changes string
 	// Graph is the build's graph; Node is one of its keys.
 	Graph *dag.Graph
+	// Services are the names of the services the test or run step runs
+	// beside; ServiceExec runs a process in one.
+	Services []string
 
 	// After only.
 	Cached   bool
@@ -128,6 +131,48 @@ type NodeView struct {
 	mounts     []engine.Mount  // the toolbox, for Run
 	toolbox    *toolbox.Record // what mounts is made of, for Image
 	parent     *fsState        // the state the step builds on
+	node       *dag.Node
+	r          *run
+}
+
+// StartServices starts the services the view's test or run step runs
+// beside, if they are not running yet, and waits until they are ready: a
+// debugger's stop comes before they start.
+func (v *NodeView) StartServices(ctx context.Context) error {
+	if len(v.Services) == 0 {
+		return nil
+	}
+	if err := v.r.startServices(ctx, v.node, false); err != nil {
+		return fmt.Errorf("starting the services of %s: %w", v.Name, err)
+	}
+	return nil
+}
+
+// ServiceExec runs p in the container of the service called name that
+// the view's test or run step runs beside, starting its services first
+// if they are not running yet (a stop comes before they start), and
+// waits for it.
+func (v *NodeView) ServiceExec(ctx context.Context, name string, p engine.Process) (engine.Status, error) {
+	for _, d := range v.node.Deps {
+		s := v.r.svcs.byN[d]
+		if s == nil || d.Service.Name != name {
+			continue
+		}
+		if err := v.StartServices(ctx); err != nil {
+			return engine.Status{}, err
+		}
+		s.mu.Lock()
+		c := s.ctr
+		s.mu.Unlock()
+		if c == nil {
+			return engine.Status{}, fmt.Errorf("service %s is not running", name)
+		}
+		return c.Exec(ctx, p)
+	}
+	if len(v.Services) == 0 {
+		return engine.Status{}, fmt.Errorf("%s runs beside no service", v.Name)
+	}
+	return engine.Status{}, fmt.Errorf("%s runs beside no service %q: its services are %s", v.Name, name, strings.Join(v.Services, ", "))
 }
 
 // Image returns the view's filesystem as an image: its parent's layers
@@ -387,6 +432,16 @@ type statusRuntime struct {
 	d *debugRun
 }
 
+// NewPod makes a pod with the runtime it wraps: without it, a debugged
+// build's services had no pod.
+func (rt *statusRuntime) NewPod(ctx context.Context) (engine.Pod, error) {
+	pr, ok := rt.Runtime.(engine.PodRuntime)
+	if !ok {
+		return nil, errors.New("the container runtime has no pods")
+	}
+	return pr.NewPod(ctx)
+}
+
 func (rt *statusRuntime) Create(ctx context.Context, spec engine.Spec) (engine.Container, error) {
 	c, err := rt.Runtime.Create(ctx, spec)
 	if err != nil {
@@ -462,6 +517,12 @@ func (r *run) view(ctx context.Context, n *dag.Node, st *fsState, key string) *N
 		Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Index: n.Index,
 		Env: st.config.Env, Workdir: st.config.WorkingDir, User: st.config.User, CacheKey: key,
 		Dirs: st.dirs, parentDirs: st.dirs, d: r.debug, ExitCode: -1, Graph: r.g, parent: st,
+		node: n, r: r,
+	}
+	for _, d := range n.Deps {
+		if d.Kind == dag.KindService {
+			v.Services = append(v.Services, d.Service.Name)
+		}
 	}
 	switch s := n.Step; {
 	case s != nil:

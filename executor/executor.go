@@ -244,6 +244,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 	defer r.dropToolbox()
 	nodes := g.Needed()
 	r.initServices(nodes)
+	defer r.svcs.removing.Wait() // after endServices
 	defer r.endServices(context.WithoutCancel(ctx))
 	for _, n := range nodes {
 		kind := fsm.Step
@@ -297,8 +298,10 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 			errs = append(errs, err)
 			errMu.Unlock()
 			// A failed test does not stop the other tests; anything else
-			// stops the build unless told to keep going.
-			if n.Kind != dag.KindTest && !opts.KeepGoing {
+			// (a service that never got ready included) stops the build
+			// unless told to keep going.
+			var sf *serviceFailed
+			if (n.Kind != dag.KindTest || errors.As(err, &sf)) && !opts.KeepGoing {
 				cancel(err)
 			}
 		}(n)
@@ -373,10 +376,13 @@ func (r *run) skipTests(ctx context.Context, nodes []*dag.Node, errs []error) {
 	}
 }
 
-// addFailure notes that n, a step or base, failed with err after d.
+// addFailure notes that n, a step, base or service, failed with err after d.
 func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
 	f := Failure{Node: n.Key, Name: n.Name, Stage: n.Stage.Name, Pos: n.Stage.Pos, Duration: d, Err: err}
-	if n.Step != nil {
+	switch {
+	case n.Service != nil:
+		f.Pos = n.Service.Pos
+	case n.Step != nil:
 		f.Pos = n.Step.Pos
 	}
 	var se *stepError
@@ -392,7 +398,7 @@ func (r *run) addFailure(n *dag.Node, d time.Duration, err error) {
 func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 	m := r.machines[n]
 	defer r.dropDownloads(n)
-	if n.Kind == dag.KindTest {
+	if n.Kind == dag.KindTest || n.Kind == dag.KindStep {
 		// Its services stop after it, however it ends.
 		defer r.releaseServices(context.WithoutCancel(ctx), n)
 	}
@@ -441,6 +447,11 @@ func (r *run) runNode(ctx context.Context, n *dag.Node) error {
 		if cause := context.Cause(nctx); !errors.Is(err, cause) {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
+	}
+	if sf := (*serviceFailed)(nil); errors.As(err, &sf) || errors.Is(err, errDependencyFailed) {
+		// It did not run: a service it needs failed, and says why.
+		_ = m.To(ctx, fsm.Cancelled, err)
+		return err
 	}
 	if err != nil {
 		to := fsm.Failed

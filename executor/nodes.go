@@ -158,6 +158,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsStat
 		if in.Inputs, err = r.valuesInput(in.Args); err != nil {
 			return nil, err
 		}
+		in.Inputs = append(in.Inputs, r.servicesInput(n)...)
 		if len(s.Mounts) > 0 {
 			mk, err := r.mountsKey(ctx, s)
 			if err != nil {
@@ -432,16 +433,25 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if err != nil {
 			return nil, err
 		}
+		if err := r.startServices(ctx, n, true); err != nil {
+			return nil, err
+		}
+		pd, err := r.podOf(ctx, n)
+		if err != nil {
+			return nil, err
+		}
 		status, err := r.runContainerWith(ctx, n, sk, mounts, extra, nw, engine.Process{
 			Args: s.Run.Args(), Env: runEnv(runEnv(st.config.Env, s.RunEnv), env), Cwd: st.config.WorkingDir, User: st.config.User,
 			Stdout: out.outW, Stderr: out.errW,
-		}, 0, m, out.all, nil)
+		}, 0, m, out.all, pd)
 		out.flush()
-		if err != nil {
-			return nil, out.failed("step", s.Name, s.Pos, err)
+		if err == nil && status.Code != 0 {
+			err = r.exitError(n, status)
 		}
-		if status.Code != 0 {
-			return nil, out.failed("step", s.Name, s.Pos, r.exitError(n, status))
+		if err != nil {
+			se := out.failed("step", s.Name, s.Pos, err)
+			se.services = r.serviceLogs(n)
+			return nil, se
 		}
 	case manifest.StepCopy, manifest.StepTemplate:
 		if err := m.To(ctx, fsm.Running, nil); err != nil {
@@ -764,6 +774,7 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 	if err := m.To(ctx, fsm.Creating, nil); err != nil {
 		return err
 	}
+	servicesReady := r.startServicesBeside(ctx, n)
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
 	}
@@ -782,6 +793,9 @@ func (r *run) runTest(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
 		return err
 	}
 	out := r.newOutput(n)
+	if err := servicesReady(); err != nil {
+		return err
+	}
 	pd, err := r.podOf(ctx, n)
 	if err != nil {
 		return err

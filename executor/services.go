@@ -25,11 +25,18 @@ import (
 // last test that uses it ends.
 type service struct {
 	n     *dag.Node
-	users int // tests still to end that use it
-	key   cache.Key
-	out   *output
-	ctr   engine.Container
-	snap  string // its snapshot's key
+	users int       // tests (and run steps) still to end that use it
+	st    *fsState  // what it runs on, resolved by its node
+	key   cache.Key // its image's and settings', for its users' keys
+	// mu is held while it starts; started says it was asked for, err
+	// how that ended, reported that a user returned err already.
+	mu       sync.Mutex
+	started  bool
+	err      error
+	reported bool
+	out      *output
+	ctr      engine.Container
+	snap     string // its snapshot's key
 }
 
 // pod is the network namespace of a test and its services, or of a
@@ -44,22 +51,28 @@ type services struct {
 	mu   sync.Mutex
 	byN  map[*dag.Node]*service
 	pods map[string]*pod // by podKey
+	// removing is the removals of stopped services' containers and
+	// snapshots under way; Build waits for them.
+	removing sync.WaitGroup
 }
 
-// podKey names the pod of a service node or of a test node.
+// podKey names the pod of a service node or of a test or run step with
+// services: the stage's shared pod, or the user's own, named by its key.
 func podKey(n *dag.Node) string {
-	if n.Kind == dag.KindService && n.Service.Share {
-		return n.Stage.Name + "/shared"
-	}
-	if n.Kind == dag.KindTest {
+	switch n.Kind {
+	case dag.KindService:
+		if n.Service.Share {
+			return n.Stage.Name + "/shared"
+		}
+		return n.Key[:strings.LastIndex(n.Key, "/service/")]
+	case dag.KindTest, dag.KindStep:
 		for _, d := range n.Deps {
 			if d.Kind == dag.KindService {
 				return podKey(d)
 			}
 		}
-		return ""
 	}
-	return n.Stage.Name + "/test/" + n.Test.Name
+	return ""
 }
 
 // initServices counts the users of every needed service node.
@@ -67,7 +80,7 @@ func (r *run) initServices(nodes []*dag.Node) {
 	r.svcs.byN = map[*dag.Node]*service{}
 	r.svcs.pods = map[string]*pod{}
 	for _, n := range nodes {
-		if n.Kind != dag.KindTest {
+		if n.Kind != dag.KindTest && n.Kind != dag.KindStep {
 			continue
 		}
 		for _, d := range n.Deps {
@@ -122,23 +135,120 @@ func (p *pod) join(spec *engine.Spec) {
 	spec.Mounts = append(spec.Mounts, engine.Mount{Type: "bind", Target: "/etc/hosts", File: &engine.File{Data: p.hosts, Mode: 0o644}})
 }
 
-// runService starts service node n's container in its pod and waits
-// until it is ready, or its timeout passes. The container runs on after
-// it returns, until releaseServices stops it.
+// runService resolves service node n: its image and its key, which the
+// keys of the tests (and run steps) that use it cover. It starts
+// nothing: a user that finds its own result in the cache never needs it;
+// one that does not starts it with startServices.
 func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error {
-	sv := n.Service
-	s := r.svcs.byN[n]
-	if err := m.To(ctx, fsm.Starting, nil); err != nil {
-		return err
-	}
 	st, err := r.serviceImage(ctx, n)
 	if err != nil {
 		return err
 	}
-	s.key = serviceKey(sv, st.key)
+	s := r.svcs.byN[n]
+	if s == nil {
+		return nil // no user of it is needed
+	}
+	s.st = st
+	s.key = serviceKey(n.Service, st.key)
 	m.SetCacheKey(s.key.String())
-	if r.opts.DryRun {
-		return m.To(ctx, fsm.Ready, nil)
+	return nil
+}
+
+// serviceFailed is the error of a node that did not run because a
+// service it needs never got ready: the service's own error.
+type serviceFailed struct{ err error }
+
+func (e *serviceFailed) Error() string { return e.err.Error() }
+func (e *serviceFailed) Unwrap() error { return e.err }
+
+// startServicesBeside starts n's services (see startServices) while
+// its caller prepares n's own container; the function it returns waits
+// for them. A caller that fails first need not call it.
+func (r *run) startServicesBeside(ctx context.Context, n *dag.Node) func() error {
+	if podKey(n) == "" {
+		return func() error { return nil }
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- r.startServices(ctx, n, true) }()
+	return func() error { return <-ch }
+}
+
+// startServices starts the services node n (a test or a run step) needs,
+// at once, and waits until all are ready. A service already started for
+// another user (shared), or at a debugger's stop, is not started again.
+// When one fails, the first user to see it returns a *serviceFailed with
+// its error; others, errDependencyFailed. From a debugger (user false),
+// the service's own error.
+func (r *run) startServices(ctx context.Context, n *dag.Node, user bool) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, d := range n.Deps {
+		s := r.svcs.byN[d]
+		if s == nil {
+			continue
+		}
+		wg.Go(func() {
+			err := r.startService(ctx, s, user)
+			mu.Lock()
+			if err != nil && (first == nil || errors.Is(first, errDependencyFailed)) {
+				first = err
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// startService starts s once, for whichever asks first; see
+// startServices.
+func (r *run) startService(ctx context.Context, s *service, user bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.started = true
+		m := r.machines[s.n]
+		begin := time.Now()
+		if s.err = r.bootService(ctx, s, m); s.err != nil {
+			to := fsm.Failed
+			if ctx.Err() != nil {
+				to, s.reported = fsm.Cancelled, true // the build's own error says why
+			}
+			_ = m.To(ctx, to, s.err)
+			if to == fsm.Failed {
+				r.addFailure(s.n, time.Since(begin), s.err)
+				r.mu.Lock()
+				r.failed[s.n] = true
+				r.mu.Unlock()
+			}
+		}
+	}
+	switch {
+	case s.err == nil:
+		return nil
+	case !user:
+		return s.err
+	case s.reported:
+		return errDependencyFailed
+	}
+	s.reported = true
+	return &serviceFailed{err: s.err}
+}
+
+// bootService starts service s's container in its pod and waits until
+// it is ready, or its timeout passes. The container runs on after it
+// returns, until releaseServices stops it.
+func (r *run) bootService(ctx context.Context, s *service, m *fsm.Machine) error {
+	n, sv, st := s.n, s.n.Service, s.st
+	if err := m.To(ctx, fsm.Starting, nil); err != nil {
+		return err
+	}
+	if st.dirs == nil && sv.Stage == "" {
+		var err error
+		if st.dirs, err = r.baseDirs(ctx, st.base); err != nil {
+			return err
+		}
 	}
 	if err := r.unpackFor(ctx, n, st); err != nil {
 		return err
@@ -170,7 +280,8 @@ func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error
 		proc.User = sv.User
 	}
 	lim, _ := r.limitsFor(n)
-	spec := engine.Spec{ID: s.snap, Rootfs: mounts, Process: proc, Limits: lim, Exec: sv.Ready.Run != nil, Hostname: sv.Name}
+	// Exec: a ready command runs in it, as does a debugger's shell.
+	spec := engine.Spec{ID: s.snap, Rootfs: mounts, Process: proc, Limits: lim, Exec: sv.Ready.Run != nil || r.debug != nil, Hostname: sv.Name}
 	p.join(&spec)
 	timeout := sv.Timeout
 	if timeout <= 0 {
@@ -179,11 +290,11 @@ func (r *run) runService(ctx context.Context, n *dag.Node, m *fsm.Machine) error
 	if len(args) == 0 {
 		err = errors.New("the image has no entrypoint or cmd: give the service a command")
 	} else {
-		err = r.startService(ctx, s, spec, timeout)
+		err = r.waitReady(ctx, s, spec, timeout)
 	}
 	if err != nil {
+		r.stopService(context.WithoutCancel(ctx), s, true)
 		s.out.flush()
-		r.stopService(context.WithoutCancel(ctx), s)
 		return s.out.failed("service", sv.Name, sv.Pos, err)
 	}
 	return m.To(ctx, fsm.Ready, nil)
@@ -215,13 +326,8 @@ func (r *run) serviceImage(ctx context.Context, n *dag.Node) (*fsState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config of %s: %w", sv.Image, err)
 	}
-	st := &fsState{base: img, config: cfg, key: cache.BaseKey(d)}
-	if !r.opts.DryRun {
-		if st.dirs, err = r.baseDirs(ctx, img); err != nil {
-			return nil, err
-		}
-	}
-	return st, nil
+	// Its layers are unpacked when it starts (bootService), if ever.
+	return &fsState{base: img, config: cfg, key: cache.BaseKey(d)}, nil
 }
 
 // serviceKey is what a test's key covers of a service: its image and
@@ -252,10 +358,10 @@ func (r *run) servicesInput(n *dag.Node) []v1.Hash {
 	return out
 }
 
-// startService creates the container and waits until it is ready: its
+// waitReady creates the container and waits until it is ready: its
 // port listens in the pod, or its ready command exits 0. It fails when
 // the container ends first, or timeout passes.
-func (r *run) startService(ctx context.Context, s *service, spec engine.Spec, timeout time.Duration) error {
+func (r *run) waitReady(ctx context.Context, s *service, spec engine.Spec, timeout time.Duration) error {
 	c, err := r.opts.Runtime.Create(ctx, spec)
 	if err != nil {
 		return err
@@ -285,7 +391,7 @@ func (r *run) startService(ctx context.Context, s *service, spec engine.Spec, ti
 			return context.Cause(ctx)
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Millisecond) // a check reads a small file: poll often
+		wait = min(2*wait, 2*time.Millisecond) // a check reads a small file: poll often
 	}
 }
 
@@ -348,10 +454,22 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	}
 	r.svcs.mu.Unlock()
 	for _, s := range stop {
-		<-r.done[s.n] // it may still be starting, for a test that never ran
-		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m.State() == fsm.Ready {
+		<-r.done[s.n] // it may still be resolving, for a test that never ran
+		s.mu.Lock()
+		r.stopService(ctx, s, false)
+		s.mu.Unlock()
+		m := r.machines[s.n]
+		switch m.State() {
+		case fsm.Ready:
 			_ = m.To(ctx, fsm.Stopped, nil)
+		case fsm.Pending:
+			// Never started: its last user found its result in the
+			// cache, or never ran.
+			if r.machines[n].State() == fsm.Cached {
+				_ = m.To(ctx, fsm.Cached, nil)
+			} else {
+				_ = m.To(ctx, fsm.Cancelled, context.Canceled)
+			}
 		}
 	}
 	if k := podKey(n); k != "" && !strings.HasSuffix(k, "/shared") {
@@ -359,17 +477,33 @@ func (r *run) releaseServices(ctx context.Context, n *dag.Node) {
 	}
 }
 
-// stopService removes a service's container and snapshot.
-func (r *run) stopService(ctx context.Context, s *service) {
-	if s.ctr != nil {
-		_ = s.ctr.Delete(ctx)
-		s.ctr = nil
-		s.out.flush()
+// stopService kills a service's container. Its container and snapshot
+// are removed then (wait), or beside the rest of the build, which Build
+// waits for before it returns (svcs.removing): a test's result, and the
+// next node, do not wait for a service's teardown.
+func (r *run) stopService(ctx context.Context, s *service, wait bool) {
+	c, snap, out := s.ctr, s.snap, s.out
+	s.ctr, s.snap = nil, ""
+	if c == nil && snap == "" {
+		return
 	}
-	if s.snap != "" {
-		_ = r.opts.Snapshotter.Remove(ctx, s.snap)
-		s.snap = ""
+	if c != nil {
+		_ = c.Kill(ctx)
 	}
+	remove := func() {
+		if c != nil {
+			_ = c.Delete(ctx)
+			out.flush()
+		}
+		if snap != "" {
+			_ = r.opts.Snapshotter.Remove(ctx, snap)
+		}
+	}
+	if wait {
+		remove()
+		return
+	}
+	r.svcs.removing.Go(remove)
 }
 
 func (r *run) closePod(k string) {
@@ -386,8 +520,8 @@ func (r *run) closePod(k string) {
 // when the build ends: an interrupted build never released them all.
 func (r *run) endServices(ctx context.Context) {
 	for _, s := range r.svcs.byN {
-		r.stopService(ctx, s)
-		if m := r.machines[s.n]; m != nil && m.State() == fsm.Ready {
+		r.stopService(ctx, s, false)
+		if m := r.machines[s.n]; m != nil && !m.State().Final() {
 			_ = m.To(ctx, fsm.Cancelled, context.Canceled)
 		}
 	}

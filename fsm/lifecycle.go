@@ -88,7 +88,7 @@ type Kind int
 const (
 	Step    Kind = iota // … → committing → done
 	Test                // … → running → passed
-	Service             // pending → starting → ready → stopped
+	Service             // pending → starting → ready → stopped, or pending → cached
 )
 
 // transitions, by name: the events a machine accepts.
@@ -114,6 +114,9 @@ var transitions = []struct {
 	{"boot", []State{Pending}, Starting, true},
 	{"up", []State{Starting}, Ready, true},
 	{"stop", []State{Ready}, Stopped, true},
+	// A service none of whose users ran (their results were cached)
+	// never starts.
+	{"skip", []State{Pending}, Cached, true},
 	{"fail", []State{Pending, Starting, Ready}, Failed, true},
 	{"cancel", []State{Pending, Starting, Ready}, Cancelled, true},
 }

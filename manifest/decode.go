@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -539,8 +540,12 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 			}
 		}
 	}
-	if err := checkServices(s); err != nil {
-		return nil, err
+	// A stage that uses modules is checked once they are inlined: they
+	// may bring services (expandModules).
+	if !slices.ContainsFunc(s.Steps, func(st *Step) bool { return st.Kind == stepUse }) {
+		if err := checkServices(s); err != nil {
+			return nil, err
+		}
 	}
 	if !fromSeen {
 		return nil, Errorf(pos, "%s has no from: (the base image: scratch, an image reference, oci-layout:DIR, docker-archive:FILE, or another stage)", what)
@@ -550,8 +555,8 @@ func (d *decoder) stage(name string, ps []pair, pos Pos, what string) (*Stage, e
 
 var stepKeys = []string{"run", "copy", "template", "env", "workdir", "user"}
 
-// limitKeys go beside run in a step.
-var limitKeys = []string{"timeout", "memory", "pids"}
+// limitKeys go beside run in a step, as does services.
+var limitKeys = []string{"timeout", "memory", "pids", "services"}
 
 // step decodes one step: a string (a shell command) or a map with one key.
 func (d *decoder) step(n *yaml.Node) (*Step, error) {
@@ -596,11 +601,19 @@ func (d *decoder) step(n *yaml.Node) (*Step, error) {
 		if st.Kind != StepRun {
 			return nil, Errorf(d.pos(limits[0].k), "%s applies to run steps only, not to %s", limits[0].key, st.Kind)
 		}
-		l, err := d.limits(limits)
-		if err != nil {
-			return nil, err
+		if i := slices.IndexFunc(limits, func(p pair) bool { return p.key == "services" }); i >= 0 {
+			if st.Services, st.ServicesPos, err = d.serviceNames(limits[i].v); err != nil {
+				return nil, err
+			}
+			limits = slices.Delete(limits, i, i+1)
 		}
-		st.Limits = l
+		if len(limits) > 0 {
+			l, err := d.limits(limits)
+			if err != nil {
+				return nil, err
+			}
+			st.Limits = l
+		}
 	}
 	switch st.Kind {
 	case StepRun:

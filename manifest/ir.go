@@ -145,9 +145,10 @@ type Step struct {
 	// "" is the build's.
 	Network string `json:",omitempty"`
 	// Services (StepRun) are services of the stage the command runs
-	// beside, in their pod.
-	Services []string `json:",omitempty"`
-	Pos      Pos
+	// beside, in their pod; ServicesPos is where each is written.
+	Services    []string `json:",omitempty"`
+	ServicesPos []Pos    `json:"-"`
+	Pos         Pos
 	// Limits, for a run step, bound its container; zero fields take the
 	// build's defaults.
 	Limits *Limits `json:",omitempty"`

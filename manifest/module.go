@@ -320,6 +320,9 @@ type module struct {
 	tests   []*Test
 	env     []KV
 	toolbox []string
+	// services are the module's services, and those of the modules it
+	// uses, which the using stage gets.
+	services []*Service
 }
 
 // expandModules inlines the use: steps of every stage of b.
@@ -334,19 +337,38 @@ func (d *decoder) expandModules(ctx context.Context, b *Build, opts Options) (st
 	}
 	in.chain, in.names = []string{abs}, []string{d.file}
 	for _, s := range b.Stages {
-		steps, tests, toolbox, err := in.expand(ctx, s.Steps, d, filepath.Dir(d.file), b.Context)
+		got, err := in.expand(ctx, s.Steps, d, filepath.Dir(d.file), b.Context)
 		if err != nil {
 			return "", err
 		}
-		s.Steps = steps
-		s.Tests = uniqueTests(append(s.Tests, tests...))
-		for _, t := range toolbox {
+		s.Steps = got.steps
+		s.Tests = uniqueTests(append(s.Tests, got.tests...))
+		for _, t := range got.toolbox {
 			if !slices.Contains(s.Toolbox, t) {
 				s.Toolbox = append(s.Toolbox, t)
 			}
 		}
+		if s.Services, err = addServices(s.Services, got.services); err != nil {
+			return "", err
+		}
+		// The stage's tests and run steps may name its modules'
+		// services, and its modules' tests and steps may name its own.
+		if err := checkServices(s); err != nil {
+			return "", err
+		}
 	}
 	return in.out.String(), nil
+}
+
+// addServices adds more services (a module's) to have, each name once.
+func addServices(have, more []*Service) ([]*Service, error) {
+	for _, sv := range more {
+		if i := slices.IndexFunc(have, func(o *Service) bool { return o.Name == sv.Name }); i >= 0 {
+			return nil, Errorf(sv.Pos, "service %q is declared twice: here and at %s (a service's name is its host name in the pod: rename one)", sv.Name, have[i].Pos)
+		}
+		have = append(have, sv)
+	}
+	return have, nil
 }
 
 // uniqueTests numbers the repeats of a test name (a module used twice):
@@ -364,24 +386,25 @@ func uniqueTests(ts []*Test) []*Test {
 
 // expand inlines the use: steps among steps, which d decoded; relative
 // sources start at dir and must stay in root.
-func (in *inliner) expand(ctx context.Context, steps []*Step, d *decoder, dir, root string) ([]*Step, []*Test, []string, error) {
-	var out []*Step
-	var tests []*Test
-	var toolbox []string
+func (in *inliner) expand(ctx context.Context, steps []*Step, d *decoder, dir, root string) (*module, error) {
+	out := &module{}
 	for _, st := range steps {
 		if st.Kind != stepUse {
-			out = append(out, st)
+			out.steps = append(out.steps, st)
 			continue
 		}
 		m, err := in.inline(ctx, d.uses[st], dir, root)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		out = append(out, m.steps...)
-		tests = append(tests, m.tests...)
-		toolbox = append(toolbox, m.toolbox...)
+		out.steps = append(out.steps, m.steps...)
+		out.tests = append(out.tests, m.tests...)
+		out.toolbox = append(out.toolbox, m.toolbox...)
+		if out.services, err = addServices(out.services, m.services); err != nil {
+			return nil, err
+		}
 	}
-	return out, tests, toolbox, nil
+	return out, nil
 }
 
 // inline reads the module u uses, with u's parameters, and returns its
@@ -566,7 +589,7 @@ func (u *useStep) values(m *module, h Host) (map[string]any, error) {
 	return values, nil
 }
 
-var moduleKeys = []string{"steps", "tests", "env", "toolbox"}
+var moduleKeys = []string{"steps", "tests", "env", "toolbox", "services"}
 
 // decode renders m's second document with m.values, decodes it, and
 // readies its steps for the caller: named after m, with sources the
@@ -630,6 +653,10 @@ func (in *inliner) decode(ctx context.Context, m *module, u *useStep, docs docum
 			if m.env, err = d.kvs(p.v, "env"); err != nil {
 				return err
 			}
+		case "services":
+			if m.services, err = d.services(p.v); err != nil {
+				return err
+			}
 		case "toolbox":
 			if m.toolbox, err = d.strList(p.v, "toolbox"); err != nil {
 				return err
@@ -653,8 +680,12 @@ func (in *inliner) decode(ctx context.Context, m *module, u *useStep, docs docum
 			return err
 		}
 	}
-	steps, tests, toolbox, err := in.expand(ctx, m.steps, d, m.dir, m.root)
+	got, err := in.expand(ctx, m.steps, d, m.dir, m.root)
 	if err != nil {
+		return err
+	}
+	steps, tests, toolbox := got.steps, got.tests, got.toolbox
+	if m.services, err = addServices(m.services, got.services); err != nil {
 		return err
 	}
 	for _, st := range steps {

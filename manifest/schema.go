@@ -93,7 +93,8 @@ const schema = `{
           "run": {"$ref": "#/$defs/command"},
           "timeout": {"type": "string", "description": "kill the step after this long, e.g. 30s or 5m"},
           "memory": {"type": ["string", "integer"], "description": "memory limit, e.g. 512m or 2g"},
-          "pids": {"type": "integer", "minimum": 1, "description": "most processes at once"}
+          "pids": {"type": "integer", "minimum": 1, "description": "most processes at once"},
+          "services": {"$ref": "#/$defs/serviceNames"}
         }},
         {"type": "object", "additionalProperties": false, "required": ["copy"], "properties": {"copy": {
           "oneOf": [
@@ -150,7 +151,7 @@ const schema = `{
     },
     "serviceNames": {
       "type": "array",
-      "description": "The stage's services the test runs beside, in one pod (a network namespace: each service's name is 127.0.0.1).",
+      "description": "The stage's services the test (or run step) runs beside, in one pod (a network namespace: each service's name is 127.0.0.1).",
       "uniqueItems": true,
       "items": {"type": "string", "minLength": 1}
     },

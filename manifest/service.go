@@ -142,10 +142,10 @@ func (d *decoder) serviceNames(n *yaml.Node) ([]string, []Pos, error) {
 	return names, pos, nil
 }
 
-// checkServices checks what a stage's tests say of its services: each
-// names a service of the stage; a test's services are all shared or all
-// its own (a test runs in one pod: the stage's shared pod, or its own);
-// and no two services of one pod are ready on the same port.
+// checkServices checks what a stage's tests and run steps say of its
+// services: each names a service of the stage; a user's services are all
+// shared or all its own (it runs in one pod: the stage's shared pod, or
+// its own); and no two services of one pod are ready on the same port.
 func checkServices(s *Stage) error {
 	var shared []*Service
 	for _, sv := range s.Services {
@@ -157,34 +157,44 @@ func checkServices(s *Stage) error {
 		return err
 	}
 	for _, t := range s.Tests {
-		var pod []*Service
-		for i, name := range t.Services {
-			sv := s.ServiceByName(name)
-			if sv == nil {
-				var names []string
-				for _, sv := range s.Services {
-					names = append(names, sv.Name)
-				}
-				known := "the stage has no services:"
-				if len(names) > 0 {
-					known = "the stage's services are " + strings.Join(names, ", ")
-				}
-				return Errorf(t.ServicesPos[i], "test %q: unknown service %q: %s", t.Name, name, known)
-			}
-			if len(pod) > 0 && pod[0].Share != sv.Share {
-				a, b := pod[0], sv
-				if b.Share {
-					a, b = b, a
-				}
-				return Errorf(t.ServicesPos[i], "test %q uses the shared service %q and its own service %q: a test runs in one pod, the stage's shared one or its own, so make both shared or neither", t.Name, a.Name, b.Name)
-			}
-			pod = append(pod, sv)
+		if err := checkUser(s, "test "+strconv.Quote(t.Name), t.Services, t.ServicesPos); err != nil {
+			return err
 		}
-		if err := samePort(pod, "test "+strconv.Quote(t.Name)); err != nil {
+	}
+	for _, st := range s.Steps {
+		if err := checkUser(s, "step "+strconv.Quote(st.Name), st.Services, st.ServicesPos); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkUser checks the services a test or run step (what) names.
+func checkUser(s *Stage, what string, names []string, pos []Pos) error {
+	var pod []*Service
+	for i, name := range names {
+		sv := s.ServiceByName(name)
+		if sv == nil {
+			var all []string
+			for _, sv := range s.Services {
+				all = append(all, sv.Name)
+			}
+			known := "the stage has no services:"
+			if len(all) > 0 {
+				known = "the stage's services are " + strings.Join(all, ", ")
+			}
+			return Errorf(pos[i], "%s: unknown service %q: %s", what, name, known)
+		}
+		if len(pod) > 0 && pod[0].Share != sv.Share {
+			a, b := pod[0], sv
+			if b.Share {
+				a, b = b, a
+			}
+			return Errorf(pos[i], "%s uses the shared service %q and its own service %q: it runs in one pod, the stage's shared one or its own, so make both shared or neither", what, a.Name, b.Name)
+		}
+		pod = append(pod, sv)
+	}
+	return samePort(pod, what)
 }
 
 // samePort returns an error naming two services of one pod ready on the

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
 // tmuxKiln is kiln running in a tmux window of 200×50, with the default
@@ -312,4 +314,51 @@ steps:
 	all := k.screen(true)
 	t.Logf("the window, with its scrollback:\n%s", strings.Join(all, "\n"))
 	k.noFrameLeft(all)
+}
+
+// TestBuildDebugServiceShellTmux: stopped at a test that runs beside a
+// service (on entry: it is the first node to run), shell --service db opens a shell,
+// on the terminal, in the service's running container: it sees the
+// service's files, not the test's; exit, continue, and the test passes
+// against the same service.
+func TestBuildDebugServiceShellTmux(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := buildRoot(t)
+	dir := writeContext(t, map[string]string{"app.yml": `from: busybox
+services:
+  db:
+    image: busybox
+    command: mkdir -p /www && echo "in-the-db-$((6*7))" > /www/index.html && exec httpd -f -p 5432 -h /www
+    ready: {port: 5432}
+tests:
+  - name: query
+    services: [db]
+    run: wget -qO- http://db:5432/ | grep in-the-db
+`})
+	k := startTmux(t, root, "build", "--debug", "-f", filepath.Join(dir, "app.yml"), dir)
+	k.waitPrompt(1) // on entry: the test, the first node to run
+	k.stoppedShown("[main/test/query]", "on entry")
+	k.command("shell --service nope")
+	k.waitFor("an error naming the test's services", func(all, _ []string) bool {
+		return strings.Contains(strings.Join(all, "\n"), `runs beside no service "nope": its services are db`)
+	})
+	k.waitPrompt(2)
+	k.command("shell --service db")
+	k.waitFor("the service's shell prompt", func(_, visible []string) bool { return strings.HasSuffix(lastLine(visible), "#") })
+	k.typeLine("cat /www/index.html; hostname")
+	k.waitLine("in-the-db-42")
+	k.waitLine("db")
+	k.typeLine("exit")
+	k.waitPrompt(3)
+	k.command("continue")
+	if code := k.exitStatus(); code != 0 {
+		t.Errorf("kiln exit status %d, want 0", code)
+	}
+	all := k.screen(true)
+	t.Logf("the window, with its scrollback:\n%s", strings.Join(all, "\n"))
+	for _, p := range processesUnder(root) {
+		if !strings.Contains(p, "tmux -S") { // the window's own, until cleanup
+			t.Errorf("process left: %v", p)
+		}
+	}
 }

@@ -68,7 +68,7 @@ func outcomes(rec *history.Record) map[string]dag.NodeOutcome {
 		switch n.State {
 		case "cached":
 			o = dag.OutcomeCached
-		case "done", "passed":
+		case "done", "passed", "stopped": // stopped: a service that ran
 			o = dag.OutcomeRan
 		case "failed":
 			o = dag.OutcomeFailed

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
 // junitparserScript prints what python3-junitparser reads of a report:
@@ -184,5 +186,44 @@ tests:
 	got := strings.Join(s.Properties["cached"], ",")
 	if got != "main.smoke,main.unit" && got != "main.unit,main.smoke" {
 		t.Errorf("cached property values %q, want main.smoke and main.unit", got)
+	}
+}
+
+// TestBuildJUnitServiceNeverReady: a service that never gets ready is
+// an error case of the report, named after it, at its file:line, with
+// its last log lines; the test that needed it is skipped, saying why.
+func TestBuildJUnitServiceNeverReady(t *testing.T) {
+	enginetest.RequireRoot(t)
+	py, root, dir, report := junitBuild(t, neverReadyManifest)
+	r := kiln(t, root, nil, "build", "--progress", "plain", "--junit", report, dir)
+	if r.code == 0 {
+		t.Fatal("the build passed")
+	}
+	s := parseJUnit(t, py, report)[0]
+	if s.Errors != 1 || s.Skipped != 1 || s.Failures != 0 {
+		t.Errorf("suite counts: errors %d skipped %d failures %d, want 1 1 0", s.Errors, s.Skipped, s.Failures)
+	}
+	var seen bool
+	for _, c := range s.Cases {
+		switch c.Result {
+		case "error":
+			seen = true
+			if !strings.Contains(c.Name, "service: db") || !strings.HasSuffix(c.File, "kiln.yml") || c.Line != "3" {
+				t.Errorf("error case %q at %s:%s, want the service db at kiln.yml:3", c.Name, c.File, c.Line)
+			}
+			if !strings.Contains(c.Message, "never got ready within 1s") {
+				t.Errorf("error case message %q does not say it never got ready", c.Message)
+			}
+			if !strings.Contains(c.Text, "db starting") || !strings.Contains(c.Text, "db: bad config") {
+				t.Errorf("error case text %q does not hold the service's last lines", c.Text)
+			}
+		case "skipped":
+			if c.Name != "query" || !strings.Contains(c.Message, "not run") {
+				t.Errorf("skipped case %q: %q, want query, not run", c.Name, c.Message)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("no error case for the service: %+v", s.Cases)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -18,12 +20,15 @@ import (
 
 func shellCommands() []command {
 	return []command{
-		{name: "shell", alias: "sh", usage: "shell [--before] [CMD]: a shell (or CMD) in a throwaway container on the step's filesystem, the toolbox at /.kiln", run: shell},
+		{name: "shell", alias: "sh", usage: "shell [--before | --service NAME] [CMD]: a shell (or CMD) in a throwaway container on the step's filesystem, the toolbox at /.kiln; with --service, in the running container of the test's (or run step's) service NAME", run: shell},
 		{name: "commit", usage: "keep what the last shell changed, for this build only (not cached: later builds run the step again); see below", run: commit},
 	}
 }
 
 func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string) error {
+	if len(args) > 0 && args[0] == "--service" {
+		return serviceShell(ctx, d, s, args[1:], rest)
+	}
 	b, args := before(args)
 	if b {
 		rest = strings.TrimSpace(strings.TrimPrefix(rest, "--before"))
@@ -32,18 +37,7 @@ func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string
 	if len(args) > 0 {
 		p.Args = []string{"/bin/sh", "-c", rest}
 	}
-	tty := IsTerminal(d.opts.In)
-	var st engine.Status
-	var err error
-	switch {
-	case tty:
-		st, err = d.runTTY(ctx, s, p, b)
-	case len(args) == 0:
-		return errors.New("an interactive shell needs a terminal: give a command, shell CMD")
-	default:
-		p.Stdout, p.Stderr = d.out, d.out
-		st, err = s.v.Run(ctx, p, b)
-	}
+	st, err := d.runShell(ctx, p, len(args) > 0, func(p engine.Process) (engine.Status, error) { return s.v.Run(ctx, p, b) })
 	if err != nil {
 		return err
 	}
@@ -52,6 +46,64 @@ func shell(ctx context.Context, d *Debugger, s *stop, args []string, rest string
 		fmt.Fprintf(d.out, "shell: exit status %d\n", st.Code)
 	}
 	return nil
+}
+
+// serviceShell runs a shell (or a command) in a service's container:
+// shell --service NAME [CMD]. What it changes there is the service's,
+// not the step's: commit does not keep it.
+func serviceShell(ctx context.Context, d *Debugger, s *stop, args []string, rest string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: shell --service NAME [CMD] (the services here: %s)", servicesOf(s.v))
+	}
+	name := args[0]
+	rest = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(rest, "--service")), name))
+	p := engine.Process{Args: []string{"/bin/sh"}}
+	if len(args) > 1 {
+		p.Args = []string{"/bin/sh", "-c", rest}
+	}
+	st, err := d.runShell(ctx, p, len(args) > 1, func(p engine.Process) (engine.Status, error) { return s.v.ServiceExec(ctx, name, p) })
+	if err != nil {
+		return err
+	}
+	if st.Code != 0 {
+		fmt.Fprintf(d.out, "shell: exit status %d\n", st.Code)
+	}
+	return nil
+}
+
+func servicesOf(v *executor.NodeView) string {
+	if len(v.Services) == 0 {
+		return "none"
+	}
+	return strings.Join(v.Services, ", ")
+}
+
+// runShell runs p with run: on the terminal, or, given a command (cmd),
+// with its output to the debugger's.
+func (d *Debugger) runShell(ctx context.Context, p engine.Process, cmd bool, run func(engine.Process) (engine.Status, error)) (engine.Status, error) {
+	switch {
+	case IsTerminal(d.opts.In):
+		return d.runTTY(ctx, p, run)
+	case !cmd:
+		return engine.Status{}, errors.New("an interactive shell needs a terminal: give a command, shell CMD")
+	}
+	// One writer for both: the engine copies each from a pipe of its own,
+	// at once.
+	w := &lockedWriter{w: d.out}
+	p.Stdout, p.Stderr = w, w
+	return run(p)
+}
+
+// lockedWriter serialises the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // commitHelp says what commit keeps, and why.
@@ -84,7 +136,7 @@ func commit(_ context.Context, d *Debugger, s *stop, _ []string, _ string) error
 
 // runTTY runs p on a terminal of its own, with the debugger's terminal
 // in raw mode, passing input, output and window size through.
-func (d *Debugger) runTTY(ctx context.Context, s *stop, p engine.Process, before bool) (engine.Status, error) {
+func (d *Debugger) runTTY(ctx context.Context, p engine.Process, run func(engine.Process) (engine.Status, error)) (engine.Status, error) {
 	in := d.opts.In.(*os.File)
 	old, err := term.MakeRaw(int(in.Fd()))
 	if err == nil {
@@ -110,5 +162,5 @@ func (d *Debugger) runTTY(ctx context.Context, s *stop, p engine.Process, before
 			}
 		}()
 	}
-	return s.v.Run(ctx, p, before)
+	return run(p)
 }

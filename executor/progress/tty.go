@@ -160,8 +160,9 @@ func (t *TTY) Event(e fsm.Event) {
 	if start {
 		n = &ttyNode{key: e.Node, name: e.Name, start: e.Time, tail: t.opts.tail}
 		t.nodes[e.Node] = n
-		// A node cancelled before it started gets no line.
-		if !(e.From == fsm.Pending && e.State.Final()) {
+		// A node cancelled before it started gets no line; a service
+		// that never started, as its users were cached, does.
+		if !(e.From == fsm.Pending && e.State.Final() && e.State != fsm.Cached) {
 			n.shown = true
 			t.order = append(t.order, n)
 			if !t.held {
@@ -344,7 +345,7 @@ func (n *ttyNode) markText() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch n.state {
-	case fsm.Done, fsm.Passed, fsm.Cached:
+	case fsm.Done, fsm.Passed, fsm.Cached, fsm.Stopped:
 		return "✔"
 	case fsm.Failed:
 		return "✗"

@@ -149,6 +149,19 @@ func TestClean(t *testing.T) {
 	}
 }
 
+// newTestTTY returns a view 80 wide writing to out, refreshed often,
+// and a function moving a node from one state to another on it.
+func newTestTTY(t *testing.T, out *syncBuffer) (*TTY, func(node, name string, from, to fsm.State)) {
+	t.Helper()
+	v, err := NewTTY(out, WithRefresh(20*time.Millisecond), WithWidth(80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, func(node, name string, from, to fsm.State) {
+		v.Event(fsm.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
+	}
+}
+
 // TestTTYHold: while a debugger holds the view, it draws nothing, not
 // even the lines of the nodes that end meanwhile; its live part is
 // erased and the stopped node's line says why it is stopped, its time
@@ -156,13 +169,7 @@ func TestClean(t *testing.T) {
 // debugger wrote; the stopped node's time leaves out the hold.
 func TestTTYHold(t *testing.T) {
 	var out syncBuffer
-	v, err := NewTTY(&out, WithRefresh(20*time.Millisecond), WithWidth(80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := func(node, name string, from, to fsm.State) {
-		v.Event(fsm.Event{Time: time.Now(), Node: node, Name: name, From: from, State: to})
-	}
+	v, ev := newTestTTY(t, &out)
 	waitFor := func(s string, from int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -215,5 +222,36 @@ func TestTTYHold(t *testing.T) {
 	want := regexp.MustCompile(`^ ‖ \[b/0\] run: b 0\.\ds stopped at breakpoint 4\n\(kiln\) c\n ✔ \[main/0\] run: a \d\.\ds\n ✔ \[b/0\] run: b 0\.\ds\n✔ built sha256:x in 1s: 2 steps ran, 0 cached\n$`)
 	if !want.MatchString(shown) {
 		t.Errorf("the terminal shows:\n%s\nwant it to match %s (b/0's time without the hold)", shown, want)
+	}
+}
+
+// TestTTYService: a service's line shows it starting and ready with a
+// spinner, then stopped, marked as ended well; one that never started
+// (its test was cached) shows cached.
+func TestTTYService(t *testing.T) {
+	var out syncBuffer
+	v, ev := newTestTTY(t, &out)
+	const db, name = "main/test/t/service/db", "service: db (t)"
+	ev(db, name, fsm.Pending, fsm.Starting)
+	ev(db, name, fsm.Starting, fsm.Ready)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "ready") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	running := escapes.ReplaceAllString(out.String(), "")
+	ev(db, name, fsm.Ready, fsm.Stopped)
+	ev("main/test/u/service/db", "service: db (u)", fsm.Pending, fsm.Cached)
+	if err := v.Close(Summary{Ran: 1, Duration: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if want := regexp.MustCompile(`[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \[main/test/t/service/db\] service: db \(t\) +\d+\.\ds ready\n`); !want.MatchString(running) {
+		t.Errorf("while ready, the view did not match %q:\n%s", want, running)
+	}
+	shown := regexp.MustCompile(` +`).ReplaceAllString(terminal(out.String()), " ")
+	shown = regexp.MustCompile(`\b\d+\.\ds\b`).ReplaceAllString(shown, "N.Ns")
+	for _, want := range []string{"✔ [main/test/t/service/db] service: db (t) N.Ns stopped\n", "✔ [main/test/u/service/db] service: db (u) CACHED\n"} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("the terminal does not show %q:\n%s", want, shown)
+		}
 	}
 }

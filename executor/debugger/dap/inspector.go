@@ -111,6 +111,14 @@ func (s *session) pause(ctx context.Context, v *executor.NodeView, after bool) e
 	st := &stop{v: v, thread: s.threads[v.Node], reason: reason, resume: make(chan executor.Action, 1)}
 	s.stopped, s.stepping = st, nil
 	s.mu.Unlock()
+	if !after {
+		// A test's (or run step's) services run at its stop, each a
+		// thread: they start before the stop is reported. One that
+		// fails is said here, and fails the node when it goes on.
+		if err := v.StartServices(ctx); err != nil {
+			s.send(&godap.OutputEvent{Event: event("output"), Body: godap.OutputEventBody{Category: "stderr", Output: err.Error() + "\n"}})
+		}
+	}
 
 	body := godap.StoppedEventBody{Reason: reason, ThreadId: st.thread, AllThreadsStopped: true,
 		Description: fmt.Sprintf("before %s", v.Name), Text: v.Name}

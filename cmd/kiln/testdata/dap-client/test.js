@@ -268,3 +268,35 @@ test('terminate at a stop: the build ends as interrupted, quietly', { timeout: 6
   assert.deepEqual(await s.ended, { code: 0, signal: null }, s.stderr());
   quiet(s);
 });
+
+test("services are threads: at a breakpoint on a test, its service runs as a thread of its own, which exits after the test", { timeout: 60000 }, async (t) => {
+  const app = `from: busybox
+services:
+  db:
+    image: busybox
+    command: mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 5432 -h /www
+    ready: {port: 5432}
+tests:
+  - name: query
+    services: [db]
+    run: wget -qO- http://db:5432/ | grep up
+`;
+  const ws = workspace({ 'app.yml': app });
+  const manifest = path.join(ws, 'app.yml');
+  const s = await session(t);
+  await s.launch({ manifest, noCache: true });
+  const bps = await s.dc.setBreakpointsRequest({ source: { path: manifest }, breakpoints: [{ line: 8 }] });
+  assert.deepEqual(bps.body.breakpoints.map((b) => [b.line, b.verified]), [[8, true]]);
+  await s.dc.configurationDoneRequest();
+  const { ev, top } = await s.stopped();
+  assert.deepEqual([ev.body.reason, top.line], ['breakpoint', 8]);
+  const threads = (await s.dc.threadsRequest()).body.threads.map((th) => th.name);
+  assert.ok(threads.some((n) => n.startsWith('[main/test/query]')), `no thread of the test: ${JSON.stringify(threads)}`);
+  assert.ok(threads.includes('[main/test/query/service/db] service: db (query)'), `no thread of the service: ${JSON.stringify(threads)}`);
+  await s.dc.continueRequest({ threadId: ev.body.threadId });
+  const exited = await s.next('exited');
+  assert.equal(exited.body.exitCode, 0, s.output());
+  balanced(s.events);
+  const after = (await s.dc.threadsRequest()).body.threads.map((th) => th.name);
+  assert.ok(!after.some((n) => n.includes('service: db')), `the service's thread is still listed: ${JSON.stringify(after)}`);
+});

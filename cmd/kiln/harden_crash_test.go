@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
 )
 
@@ -195,14 +194,8 @@ func checkAfterCrash(t *testing.T, root string, killed int, marker string) {
 	for _, p := range tmps {
 		t.Errorf("temp file left in the cache: %s", p)
 	}
-	for _, sub := range []string{"containers", "snapshots"} {
-		ents, _ := os.ReadDir(filepath.Join(root, sub))
-		for _, e := range ents {
-			if sub == "snapshots" && e.Name() == snapshot.ProbeRecord {
-				continue // what the root remembers of its file system, not a snapshot
-			}
-			t.Errorf("left behind: %s/%s", sub, e.Name())
-		}
+	for _, p := range leftInRoot(root) {
+		t.Errorf("left behind: %s", p)
 	}
 	verifyCache(t, root)
 }

@@ -739,11 +739,8 @@ steps:
 // snapshot.
 func (r *rootlessEnv) checkClean(t *testing.T, when string) {
 	t.Helper()
-	for _, sub := range []string{"containers", "snapshots"} {
-		ents, _ := os.ReadDir(filepath.Join(r.root(), sub))
-		for _, e := range ents {
-			t.Errorf("%s, left behind: %s", when, filepath.Join(sub, e.Name()))
-		}
+	for _, p := range leftInRoot(r.root()) {
+		t.Errorf("%s, left behind: %s", when, p)
 	}
 }
 

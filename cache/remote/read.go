@@ -207,7 +207,7 @@ func (src *Source) Fetch(ctx context.Context, k cache.Key) (bool, error) {
 // step first unpacks the layer, as for a pulled image's config.
 func fetch(ctx context.Context, s *store.Store, c *cache.Cache, h hit) error {
 	r := h.rec
-	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return h.target.blob(ctx, r.Layer.Digest) })
+	r, err := putLayer(ctx, s, h.target, r)
 	if err != nil {
 		return fmt.Errorf("fetching the layer of cache key %s (%s): %w", r.Key, r.Step, err)
 	}
@@ -215,6 +215,21 @@ func fetch(ctx context.Context, s *store.Store, c *cache.Cache, h hit) error {
 		return fmt.Errorf("fetching cache key %s (%s): %w", r.Key, r.Step, err)
 	}
 	return nil
+}
+
+// putLayer downloads the blob of r's layer from t into s (unless s has
+// it) and returns r naming the layer as the store keeps a step's: its
+// tar (store.Decompress), so that an image made from the remote cache is
+// the image the steps made.
+func putLayer(ctx context.Context, s *store.Store, t Target, r cache.Record) (cache.Record, error) {
+	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return t.blob(ctx, r.Layer.Digest) })
+	if err != nil {
+		return r, err
+	}
+	if r.Layer, err = s.Decompress(ctx, r.Layer, r.DiffID); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 // ImportStats says what an import brought.
@@ -240,7 +255,7 @@ func Import(ctx context.Context, t Target, s *store.Store, c *cache.Cache, warn 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return t.blob(ctx, r.Layer.Digest) })
+			r, err := putLayer(ctx, s, t, r)
 			if err == nil {
 				err = c.Put(ctx, r)
 			}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -343,9 +345,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
-		Remote:     remote,
-		KilnBinary: kiln,
-		MaxStack:   maxStack(),
+		Remote:      remote,
+		KilnBinary:  kiln,
+		MaxStack:    maxStack(),
+		Precompress: exports(outputs, f.push, cacheTo),
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if err != nil {
@@ -374,16 +377,29 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 			return err
 		}
 	}
+	// The store keeps the steps' layers uncompressed; what leaves it has
+	// them compressed, each once (the background compression that
+	// Precompress started is waited for here).
+	exported := sync.OnceValues(func() (v1.Image, error) { return s.Recompress(ctx, res.Image, store.Gzip) })
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)
-		err := o.write(pctx, res.Image, f.tags)
+		img, err := res.Image, error(nil)
+		if o.needsBlobs() {
+			img, err = exported()
+		}
+		if err == nil {
+			err = o.write(pctx, img, f.tags)
+		}
 		if err := f.phaseEnd(ctx, pctx, stop, "writing "+o.dest, err); err != nil {
 			return err
 		}
 	}
 	if f.push {
 		pctx, stop := f.phase(ctx)
-		err := a.pushTags(pctx, res.Image, f.tags)
+		img, err := exported()
+		if err == nil {
+			err = a.pushTags(pctx, img, f.tags)
+		}
 		if err := f.phaseEnd(ctx, pctx, stop, "pushing", err); err != nil {
 			return err
 		}
@@ -688,6 +704,16 @@ func countStates(states map[string]fsm.State) (ran, cached int) {
 		}
 	}
 	return ran, cached
+}
+
+// needsBlobs reports whether o writes the image's layer blobs (which are
+// then compressed), not only its files.
+func (o output) needsBlobs() bool { return o.typ == "oci" || o.typ == "docker" }
+
+// exports reports whether a build writes compressed layers: to an output
+// of blobs, a registry or a cache.
+func exports(outputs []output, push bool, cacheTo []cacheSpec) bool {
+	return push || len(cacheTo) > 0 || slices.ContainsFunc(outputs, output.needsBlobs)
 }
 
 func (o output) write(ctx context.Context, img v1.Image, tags []string) error {

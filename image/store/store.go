@@ -38,7 +38,10 @@ type Store struct {
 	// directories this Store has checked or made, which it hands out
 	// without checking them again.
 	checked sync.Map
-	warn    func(msg string)
+	// compressing holds the compressions under way in this Store, by
+	// "<diffID hex>-<compression>" (*compression); see compressedLayer.
+	compressing sync.Map
+	warn        func(msg string)
 }
 
 // Option configures a Store.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -348,7 +347,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		Remote:      remote,
 		KilnBinary:  kiln,
 		MaxStack:    maxStack(),
-		Precompress: exports(outputs, f.push, cacheTo),
+		Precompress: exportsImage(outputs, f.push) || len(cacheTo) > 0,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if err != nil {
@@ -361,45 +360,46 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		}
 		return err // a *manifest.Error is wrong input; anything else kiln's trouble
 	}
-	d, err := res.Image.Digest()
+	// The store keeps the steps' layers as their tars: the image is
+	// whole, and its digest known, without compressing anything. A build
+	// that writes the image's blobs out (a push, an OCI or docker output)
+	// keeps, names and prints the image it writes: its layers gzip, each
+	// compressed once (what Precompress started beside the steps is
+	// waited for here).
+	img := res.Image
+	if exportsImage(outputs, f.push) {
+		pctx, stop := f.phase(ctx)
+		img, err = s.Recompress(pctx, img, store.Gzip)
+		if err := f.phaseEnd(ctx, pctx, stop, "compressing the layers", err); err != nil {
+			return err
+		}
+	}
+	d, err := img.Digest()
 	if err != nil {
 		return err
 	}
 	for _, t := range f.tags {
-		if _, err := s.Tag(ctx, res.Image, t); err != nil {
+		if _, err := s.Tag(ctx, img, t); err != nil {
 			return err
 		}
 	}
 	if len(f.tags) == 0 {
 		// Untagged, as docker keeps a dangling image: the digest printed
 		// below names it until kiln rmi removes it.
-		if _, err := s.Keep(ctx, res.Image); err != nil {
+		if _, err := s.Keep(ctx, img); err != nil {
 			return err
 		}
 	}
-	// The store keeps the steps' layers uncompressed; what leaves it has
-	// them compressed, each once (the background compression that
-	// Precompress started is waited for here).
-	exported := sync.OnceValues(func() (v1.Image, error) { return s.Recompress(ctx, res.Image, store.Gzip) })
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)
-		img, err := res.Image, error(nil)
-		if o.needsBlobs() {
-			img, err = exported()
-		}
-		if err == nil {
-			err = o.write(pctx, img, f.tags)
-		}
+		err := o.write(pctx, img, f.tags)
 		if err := f.phaseEnd(ctx, pctx, stop, "writing "+o.dest, err); err != nil {
 			return err
 		}
 	}
 	if f.push {
 		pctx, stop := f.phase(ctx)
-		img, err := exported()
-		if err == nil {
-			err = a.pushTags(pctx, img, f.tags)
-		}
+		err := a.pushTags(pctx, img, f.tags)
 		if err := f.phaseEnd(ctx, pctx, stop, "pushing", err); err != nil {
 			return err
 		}
@@ -710,10 +710,10 @@ func countStates(states map[string]fsm.State) (ran, cached int) {
 // then compressed), not only its files.
 func (o output) needsBlobs() bool { return o.typ == "oci" || o.typ == "docker" }
 
-// exports reports whether a build writes compressed layers: to an output
-// of blobs, a registry or a cache.
-func exports(outputs []output, push bool, cacheTo []cacheSpec) bool {
-	return push || len(cacheTo) > 0 || slices.ContainsFunc(outputs, output.needsBlobs)
+// exportsImage reports whether a build writes its image's layer blobs
+// out: pushes it, or has an output of blobs.
+func exportsImage(outputs []output, push bool) bool {
+	return push || slices.ContainsFunc(outputs, output.needsBlobs)
 }
 
 func (o output) write(ctx context.Context, img v1.Image, tags []string) error {

@@ -37,9 +37,9 @@ func gzipBlobs(t *testing.T, root string) []string {
 // TestBuildLayersUncompressed: a build without an output commits each
 // step's layer as its tar, named by its diffID, and compresses nothing
 // (issue 17 item 3: gzip is off the build's critical path); the image
-// runs; an OCI export and a push to a layout compress the layers (gzip,
-// same diffIDs, same files), and a build in a fresh root gives the same
-// digest.
+// runs; an OCI output and a push to a layout compress the layers (gzip,
+// same diffIDs, same files; the build with an output prints the digest
+// of what it wrote), and a build in a fresh root gives the same digest.
 func TestBuildLayersUncompressed(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	root := buildRoot(t)
@@ -66,10 +66,14 @@ steps:
 		t.Errorf("kiln run: %q", r.stdout)
 	}
 
-	// An export compresses.
+	// An export compresses; the build then keeps, and prints, the image
+	// it wrote.
 	out := filepath.Join(t.TempDir(), "oci")
-	mustKiln(t, root, "build", "-t", "app", "--output", "type=oci,dest="+out, dir)
+	printed := digestOf(t, mustKiln(t, root, "build", "-t", "app", "--output", "type=oci,dest="+out, dir))
 	exported := layoutImage(t, out)
+	if ed, err := exported.Digest(); err != nil || ed.String() != printed {
+		t.Errorf("the build with an output printed %s, wrote %s (%v)", printed, ed, err)
+	}
 	m, err := exported.Manifest()
 	if err != nil {
 		t.Fatal(err)

@@ -376,15 +376,16 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 		}
 		return fmt.Errorf("build failed: %w", err)
 	}
-	d, err := storeIndex(ctx, s, idx, f.tags)
-	if err != nil {
-		return err
-	}
-	if exports(outputs, f.push, nil) {
-		// What leaves the store has its layers compressed (see build).
+	if exportsImage(outputs, f.push) {
+		// What is written out has its layers compressed, and is what
+		// the store keeps (see build).
 		if idx, err = recompressIndex(ctx, s, idx); err != nil {
 			return err
 		}
+	}
+	d, err := storeIndex(ctx, s, idx, f.tags)
+	if err != nil {
+		return err
 	}
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)

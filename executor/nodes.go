@@ -251,6 +251,7 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsStat
 			return fmt.Errorf("committing %s: %w", s.Name, err)
 		}
 		rec.Layer = v1.Descriptor{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+		rec.DiffSize = d.Size // the layer is its tar
 		return r.opts.Cache.Put(context.WithoutCancel(ctx), rec)
 	})
 	if err := r.addLayer(ctx, st, cachedLayer{l, rec.Created}, s.Name); err != nil {

@@ -392,7 +392,14 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	}
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)
-		err := o.write(pctx, img, f.tags)
+		var err error
+		if !o.needsBlobs() {
+			// Its files: the remote cache's layers are fetched now.
+			err = s.FetchLayers(pctx, img)
+		}
+		if err == nil {
+			err = o.write(pctx, img, f.tags)
+		}
 		if err := f.phaseEnd(ctx, pctx, stop, "writing "+o.dest, err); err != nil {
 			return err
 		}

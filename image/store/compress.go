@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -111,7 +112,11 @@ func (s *Store) Recompress(ctx context.Context, img v1.Image, c Compression) (v1
 		if err != nil {
 			return nil, fmt.Errorf("recompress: layer %d: %w", i, err)
 		}
-		d := nl.desc
+		pd, err := partial.Descriptor(nl)
+		if err != nil {
+			return nil, fmt.Errorf("recompress: layer %d: %w", i, err)
+		}
+		d := v1.Descriptor{MediaType: pd.MediaType, Size: pd.Size, Digest: pd.Digest}
 		d.Annotations, d.URLs = m.Layers[i].Annotations, m.Layers[i].URLs
 		m.Layers[i] = d
 		byDigest[d.Digest] = nl
@@ -132,12 +137,43 @@ func (s *Store) Recompress(ctx context.Context, img v1.Image, c Compression) (v1
 	if err != nil {
 		return nil, fmt.Errorf("recompress: %w", err)
 	}
-	return partial.CompressedToImage(&recompressedImage{
+	out, err := partial.CompressedToImage(&recompressedImage{
 		mediaType:   m.MediaType,
 		rawManifest: rawManifest,
 		rawConfig:   rawConfig,
 		layers:      byDigest,
 	})
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]v1.Layer, len(m.Layers))
+	for i, d := range m.Layers {
+		l, ok := byDigest[d.Digest].(v1.Layer)
+		if !ok {
+			return out, nil
+		}
+		ls[i] = l
+	}
+	return &layersAsGiven{Image: out, layers: ls}, nil
+}
+
+// layersAsGiven is an image whose layers are the ones given, not
+// partial's wrappers of them: a registry's layer stays one that a push
+// mounts (remote.MountableLayer; see PutLazyLayer).
+type layersAsGiven struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i *layersAsGiven) Layers() ([]v1.Layer, error) { return slices.Clone(i.layers), nil }
+
+func (i *layersAsGiven) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	for _, l := range i.layers {
+		if d, err := l.Digest(); err == nil && d == h {
+			return l, nil
+		}
+	}
+	return i.Image.LayerByDigest(h)
 }
 
 // recompressLayer writes l's content compressed as c to a new blob.

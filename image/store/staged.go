@@ -154,10 +154,22 @@ func (s *Store) rememberCompressed(diffID v1.Hash, c Compression, d v1.Descripto
 // compressedLayer returns l's content compressed as c: the blob made
 // before (knownCompressed), waiting for one under way in this Store, or a
 // new one, remembered.
-func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) (*storeLayer, error) {
+func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) (v1.Layer, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, err
+	}
+	// A lazy layer compressed so already is the registry's blob, which
+	// a push to its registry mounts; other compressions need its tar.
+	if d, err := l.Digest(); err == nil {
+		if ll, ok := s.lazy(d); ok {
+			if c.is(ll.Layer.MediaType) {
+				return s.remoteLayer(ctx, ll, diffID)
+			}
+			if err := s.fetchLazy(ctx, d); err != nil {
+				return nil, err
+			}
+		}
 	}
 	key := diffID.Hex + "-" + string(c)
 	for {
@@ -181,7 +193,7 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 
 // compressNow compresses l as c into a new blob and remembers it, then
 // ends the compression mine, registered under key.
-func (s *Store) compressNow(ctx context.Context, l v1.Layer, c Compression, key string, mine *compression) (*storeLayer, error) {
+func (s *Store) compressNow(ctx context.Context, l v1.Layer, c Compression, key string, mine *compression) (v1.Layer, error) {
 	defer func() {
 		s.compressing.Delete(key)
 		close(mine.done)

@@ -35,6 +35,10 @@ type Record struct {
 	DiffID  v1.Hash       `json:"diffID"` // the sha256 of the uncompressed layer
 	Created time.Time     `json:"created"`
 	Step    string        `json:"step,omitempty"` // the step's Name, for listings
+	// DiffSize is the size of the uncompressed layer (its tar), when
+	// known: a remote cache's hit with it is kept without fetching its
+	// blob (store.PutLazyLayer).
+	DiffSize int64 `json:"diffSize,omitempty"`
 }
 
 // Cache is the build cache of a store. Its methods may be called from
@@ -140,10 +144,14 @@ func (c *Cache) Get(ctx context.Context, k Key) (Record, v1.Layer, error) {
 	}
 	bp := c.blobPath(r.Layer.Digest)
 	fi, err := os.Stat(bp)
+	if err != nil && c.store.IsLazy(r.Layer.Digest) {
+		// A remote cache's layer, fetched when something reads it.
+		fi, err = nil, nil
+	}
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("cache record %s: %w: layer blob %s: %w", k, ErrCorrupt, r.Layer.Digest, err)
 	}
-	if fi.Size() != r.Layer.Size {
+	if fi != nil && fi.Size() != r.Layer.Size {
 		return Record{}, nil, fmt.Errorf("cache record %s: %w: layer blob %s has %d bytes, want %d", k, ErrCorrupt, r.Layer.Digest, fi.Size(), r.Layer.Size)
 	}
 	now := time.Now()
@@ -184,16 +192,16 @@ func (c *Cache) Put(ctx context.Context, r Record) error {
 		r.Created = time.Now().UTC()
 	}
 	bp := c.blobPath(r.Layer.Digest)
-	fi, err := os.Stat(bp)
-	if err != nil {
+	if fi, err := os.Stat(bp); err == nil {
+		if fi.Size() != r.Layer.Size {
+			return fmt.Errorf("put cache record %s: layer blob %s has %d bytes, want %d", r.Key, r.Layer.Digest, fi.Size(), r.Layer.Size)
+		}
+		now := time.Now()
+		if err := os.Chtimes(bp, now, now); err != nil {
+			return fmt.Errorf("put cache record %s: %w", r.Key, err)
+		}
+	} else if !c.store.IsLazy(r.Layer.Digest) {
 		return fmt.Errorf("put cache record %s: layer blob %s is not in the store: %w", r.Key, r.Layer.Digest, err)
-	}
-	if fi.Size() != r.Layer.Size {
-		return fmt.Errorf("put cache record %s: layer blob %s has %d bytes, want %d", r.Key, r.Layer.Digest, fi.Size(), r.Layer.Size)
-	}
-	now := time.Now()
-	if err := os.Chtimes(bp, now, now); err != nil {
-		return fmt.Errorf("put cache record %s: %w", r.Key, err)
 	}
 	if err := c.store.Ref(ctx, refName(r.Key), []v1.Hash{r.Layer.Digest}, []v1.Hash{r.DiffID}); err != nil {
 		return fmt.Errorf("put cache record %s: %w", r.Key, err)
@@ -234,12 +242,16 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 }
 
 // Verify reads the blob of k's record in full and checks both its digest
-// and, decompressing it, its diffID. Errors wrap ErrNotFound or ErrCorrupt
+// and, decompressing it, its diffID; a lazy layer (store.PutLazyLayer)
+// is checked when it is fetched. Errors wrap ErrNotFound or ErrCorrupt
 // as Get's do.
 func (c *Cache) Verify(ctx context.Context, k Key) error {
 	r, l, err := c.Get(ctx, k)
 	if err != nil {
 		return err
+	}
+	if c.store.IsLazy(r.Layer.Digest) {
+		return nil // a remote cache's layer, not fetched: checked when it is
 	}
 	rc, err := l.Uncompressed()
 	if err != nil {

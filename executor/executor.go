@@ -81,6 +81,12 @@ type Options struct {
 	// MaxStack is how many layer directories a snapshot stacks before
 	// its bottom ones are merged (store.Stack); 0 means store.MaxStack.
 	MaxStack int
+	// Precompress, when set, starts compressing each step's layer (as
+	// gzip) in the background as soon as the step commits it, for an
+	// export or push to come: the build does not wait for it, and what
+	// exports waits only for what is not done yet (store.Recompress).
+	// It runs under the context given to Build.
+	Precompress bool
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is
 	// in the cache, and Result.Image is nil. Snapshotter and Runtime may
@@ -199,6 +205,8 @@ type run struct {
 	bg    sync.WaitGroup
 	bgCtx context.Context
 	bgErr func(error)
+	// outer is the context given to Build, under which Precompress runs.
+	outer context.Context
 	svcs  services // see services.go
 }
 
@@ -259,6 +267,7 @@ func Build(ctx context.Context, b *manifest.Build, g *dag.Graph, opts Options) (
 		r.jobs[n] = &job{sem: r.sem}
 	}
 
+	r.outer = ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	earlyCtx, stopEarly := context.WithCancel(ctx)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/dag"
@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
+	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -240,22 +241,18 @@ func (r *run) runStep(ctx context.Context, n *dag.Node, m *fsm.Machine) (*fsStat
 	if err != nil {
 		return nil, err
 	}
-	// The layer's blob is compressed in the background: the record, which
-	// must name a durable blob, is written once it is, and the key's lock
-	// is held until then.
+	// The layer's blob, its tar, is durable: the record names it. It is
+	// written beside the next steps, the key's lock held until then.
 	rec := cache.Record{Key: key, DiffID: diffID, Created: time.Now().UTC(), Step: s.Name}
 	locked = false
 	r.background(func() error {
 		defer unlock()
-		dg, err := l.Digest()
+		d, err := partial.Descriptor(l)
 		if err != nil {
 			return fmt.Errorf("committing %s: %w", s.Name, err)
 		}
-		size, err := l.Size()
-		if err != nil {
-			return fmt.Errorf("committing %s: %w", s.Name, err)
-		}
-		rec.Layer = v1.Descriptor{Digest: dg, Size: size, MediaType: types.OCILayer}
+		rec.Layer = v1.Descriptor{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+		rec.DiffSize = d.Size // the layer is its tar
 		return r.opts.Cache.Put(context.WithoutCancel(ctx), rec)
 	})
 	if err := r.addLayer(ctx, st, cachedLayer{l, rec.Created}, s.Name); err != nil {
@@ -471,7 +468,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
-	l, err := r.opts.Store.StageLayer(r.bgCtx, func(w io.Writer) error {
+	l, err := r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
 		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
 	if err != nil {
@@ -479,6 +476,9 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
 		}
 		return nil, fmt.Errorf("committing %s: %w", s.Name, err)
+	}
+	if r.opts.Precompress {
+		r.opts.Store.Precompress(r.outer, l, store.Gzip)
 	}
 	// An overlay upperdir is the layer, unpacked: keep it rather than
 	// unpack the tar again (5,000 files written once, not twice).

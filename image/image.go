@@ -37,9 +37,13 @@ func Assemble(base v1.Image, layers []Layer, cfg Config, created time.Time) (v1.
 		if when.IsZero() {
 			when = created
 		}
+		mt, err := ociLayerType(l.Layer)
+		if err != nil {
+			return nil, fmt.Errorf("adding layers: %w", err)
+		}
 		adds[i] = mutate.Addendum{
 			Layer:     l.Layer,
-			MediaType: types.OCILayer,
+			MediaType: mt,
 			History:   v1.History{Created: v1.Time{Time: when.UTC()}, CreatedBy: l.CreatedBy},
 		}
 	}
@@ -80,6 +84,23 @@ func Assemble(base v1.Image, layers []Layer, cfg Config, created time.Time) (v1.
 		all = append(all, l.Layer)
 	}
 	return &assembled{Image: img, layers: all}, nil
+}
+
+// ociLayerType is the OCI media type of l: its own, a Docker one made OCI
+// (a step's layer is a gzip blob or, uncompressed, its tar; see
+// store.StageLayer).
+func ociLayerType(l v1.Layer) (types.MediaType, error) {
+	mt, err := l.MediaType()
+	if err != nil {
+		return "", err
+	}
+	switch mt {
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer, nil
+	case types.OCILayerZStd:
+		return mt, nil
+	}
+	return types.OCILayer, nil
 }
 
 // assembled is an image made by Assemble: mutate's, with its layers known

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/image/store"
@@ -178,9 +181,9 @@ func (src *Source) load(ctx context.Context) {
 func (src *Source) Preload(ctx context.Context) { src.load(ctx) }
 
 // Fetch looks k up. When a target has it, Fetch downloads the layer's
-// blob into the store (unless the store has it), unpacks it, and puts the
-// record in the local cache, where the caller then finds it; it returns
-// true. A key that no target has, or whose remote data is bad (a warning
+// blob into the store (unless the store has it; from a registry, only
+// when something reads it, see putLayer), and puts the record in the
+// local cache, where the caller then finds it; it returns true. A key that no target has, or whose remote data is bad (a warning
 // says what), is a miss: false and no error. Fetch fails only when ctx is
 // done.
 func (src *Source) Fetch(ctx context.Context, k cache.Key) (bool, error) {
@@ -207,7 +210,7 @@ func (src *Source) Fetch(ctx context.Context, k cache.Key) (bool, error) {
 // step first unpacks the layer, as for a pulled image's config.
 func fetch(ctx context.Context, s *store.Store, c *cache.Cache, h hit) error {
 	r := h.rec
-	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return h.target.blob(ctx, r.Layer.Digest) })
+	r, err := putLayer(ctx, s, h.target, r, true)
 	if err != nil {
 		return fmt.Errorf("fetching the layer of cache key %s (%s): %w", r.Key, r.Step, err)
 	}
@@ -215,6 +218,32 @@ func fetch(ctx context.Context, s *store.Store, c *cache.Cache, h hit) error {
 		return fmt.Errorf("fetching cache key %s (%s): %w", r.Key, r.Step, err)
 	}
 	return nil
+}
+
+// putLayer downloads the blob of r's layer from t into s (unless s has
+// it) and returns r naming the layer as the store keeps a step's: its
+// tar (store.Decompress), so that an image made from the remote cache is
+// the image the steps made. With lazy, from a registry, a record that
+// knows its tar's size is kept without the blob: the store fetches it
+// when something reads it (store.PutLazyLayer).
+func putLayer(ctx context.Context, s *store.Store, t Target, r cache.Record, lazy bool) (cache.Record, error) {
+	if rt, ok := t.(*registryTarget); lazy && ok && r.DiffSize > 0 && r.Layer.MediaType != types.OCIUncompressedLayer {
+		// The registry must have it (HEAD): a missing blob is a miss.
+		if ok, err := rt.exists(ctx, r.Layer.Digest); err != nil || !ok {
+			return r, fmt.Errorf("blob %s: %w", r.Layer.Digest, cmp.Or(err, errors.New("the registry does not have it")))
+		}
+		var err error
+		r.Layer, err = s.PutLazyLayer(ctx, rt.ref.Context().String(), r.Layer, r.DiffID, r.DiffSize)
+		return r, err
+	}
+	err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return t.blob(ctx, r.Layer.Digest) })
+	if err != nil {
+		return r, err
+	}
+	if r.Layer, err = s.Decompress(ctx, r.Layer, r.DiffID); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 // ImportStats says what an import brought.
@@ -240,7 +269,7 @@ func Import(ctx context.Context, t Target, s *store.Store, c *cache.Cache, warn 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			err := s.PutBlob(ctx, r.Layer.Digest, func() (io.ReadCloser, error) { return t.blob(ctx, r.Layer.Digest) })
+			r, err := putLayer(ctx, s, t, r, false)
 			if err == nil {
 				err = c.Put(ctx, r)
 			}

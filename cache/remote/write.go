@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/image/store"
@@ -63,6 +64,15 @@ func Export(ctx context.Context, t Target, s *store.Store, c *cache.Cache, keys 
 		if err != nil {
 			return ExportStats{}, fmt.Errorf("exporting the cache to %s: %w", t, err)
 		}
+		// A step's layer is kept uncompressed: the cache gets it as gzip.
+		if l, err = s.Compress(ctx, l, store.Gzip); err != nil {
+			return ExportStats{}, fmt.Errorf("exporting the cache to %s: cache key %s: %w", t, k, err)
+		}
+		d, err := partial.Descriptor(l)
+		if err != nil {
+			return ExportStats{}, fmt.Errorf("exporting the cache to %s: cache key %s: %w", t, k, err)
+		}
+		r.Layer = v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest}
 		mine.Records = append(mine.Records, r)
 		local[r.Layer.Digest] = l.Compressed
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -352,9 +353,10 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		KeepGoing: f.keepGoing, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter,
 		Observer: obs, SourceDateEpoch: epoch, Network: network, Secrets: secrets,
 		Limits: engine.Limits{Memory: memory, Pids: f.pids}, Timeout: f.timeout,
-		Remote:     remote,
-		KilnBinary: kiln,
-		MaxStack:   maxStack(),
+		Remote:      remote,
+		KilnBinary:  kiln,
+		MaxStack:    maxStack(),
+		Precompress: exportsImage(outputs, f.push) || len(cacheTo) > 0,
 	})
 	a.recordBuild(ctx, f, path, b, g, res, view, start, err)
 	if err != nil {
@@ -367,32 +369,53 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 		}
 		return err // a *manifest.Error is wrong input; anything else kiln's trouble
 	}
-	d, err := res.Image.Digest()
+	// The store keeps the steps' layers as their tars: the image is
+	// whole, and its digest known, without compressing anything. A build
+	// that writes the image's blobs out (a push, an OCI or docker output)
+	// keeps, names and prints the image it writes: its layers gzip, each
+	// compressed once (what Precompress started beside the steps is
+	// waited for here).
+	img := res.Image
+	if exportsImage(outputs, f.push) {
+		pctx, stop := f.phase(ctx)
+		img, err = s.Recompress(pctx, img, store.Gzip)
+		if err := f.phaseEnd(ctx, pctx, stop, "compressing the layers", err); err != nil {
+			return err
+		}
+	}
+	d, err := img.Digest()
 	if err != nil {
 		return err
 	}
 	for _, t := range f.tags {
-		if _, err := s.Tag(ctx, res.Image, t); err != nil {
+		if _, err := s.Tag(ctx, img, t); err != nil {
 			return err
 		}
 	}
 	if len(f.tags) == 0 {
 		// Untagged, as docker keeps a dangling image: the digest printed
 		// below names it until kiln rmi removes it.
-		if _, err := s.Keep(ctx, res.Image); err != nil {
+		if _, err := s.Keep(ctx, img); err != nil {
 			return err
 		}
 	}
 	for _, o := range outputs {
 		pctx, stop := f.phase(ctx)
-		err := o.write(pctx, res.Image, f.tags)
+		var err error
+		if !o.needsBlobs() {
+			// Its files: the remote cache's layers are fetched now.
+			err = s.FetchLayers(pctx, img)
+		}
+		if err == nil {
+			err = o.write(pctx, img, f.tags)
+		}
 		if err := f.phaseEnd(ctx, pctx, stop, "writing "+o.dest, err); err != nil {
 			return err
 		}
 	}
 	if f.push {
 		pctx, stop := f.phase(ctx)
-		err := a.pushTags(pctx, res.Image, f.tags)
+		err := a.pushTags(pctx, img, f.tags)
 		if err := f.phaseEnd(ctx, pctx, stop, "pushing", err); err != nil {
 			return err
 		}
@@ -697,6 +720,16 @@ func countStates(states map[string]fsm.State) (ran, cached int) {
 		}
 	}
 	return ran, cached
+}
+
+// needsBlobs reports whether o writes the image's layer blobs (which are
+// then compressed), not only its files.
+func (o output) needsBlobs() bool { return o.typ == "oci" || o.typ == "docker" }
+
+// exportsImage reports whether a build writes its image's layer blobs
+// out: pushes it, or has an output of blobs.
+func exportsImage(outputs []output, push bool) bool {
+	return push || slices.ContainsFunc(outputs, output.needsBlobs)
 }
 
 func (o output) write(ctx context.Context, img v1.Image, tags []string) error {

@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/engine"
@@ -299,7 +302,27 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 	a.root = abs
 	return store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
 		fmt.Fprintln(a.stderr, "kiln: warning:", msg)
-	}))
+	}), store.WithRemoteLayers(a.remoteLayer))
+}
+
+// remoteLayer is the layer blob desc of the registry repository repo, as
+// the store fetches a lazy layer (a remote cache's): reached with the
+// global registry flags and kiln login's credentials, and mountable into
+// another repository of that registry by a push.
+func (a *app) remoteLayer(ctx context.Context, repo string, desc v1.Descriptor) (v1.Layer, error) {
+	rc, err := a.registry()
+	if err != nil {
+		return nil, err
+	}
+	r, err := rc.Reference(repo + "@" + desc.Digest.String())
+	if err != nil {
+		return nil, err
+	}
+	d, ok := r.(name.Digest)
+	if !ok {
+		return nil, fmt.Errorf("layer %s of %s: not a digest reference", desc.Digest, repo)
+	}
+	return remote.Layer(d, rc.RemoteOptions(ctx)...)
 }
 
 // engine opens the snapshotter and the container runtime under --root,

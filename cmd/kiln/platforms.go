@@ -347,6 +347,25 @@ func (o output) writeIndex(ctx context.Context, idx v1.ImageIndex, tags []string
 	return fmt.Errorf("--output type=%s: the build made no image for %s (platform=OS/ARCH chooses another)", o.typ, want)
 }
 
+// recompressIndex returns idx with each image's layers compressed as
+// gzip (store.Recompress).
+func recompressIndex(ctx context.Context, s *store.Store, idx v1.ImageIndex) (v1.ImageIndex, error) {
+	images, err := indexImages(idx)
+	if err != nil {
+		return nil, err
+	}
+	out := mutate.IndexMediaType(empty.Index, "application/vnd.oci.image.index.v1+json")
+	for _, pi := range images {
+		img, err := s.Recompress(ctx, pi.Image, store.Gzip)
+		if err != nil {
+			return nil, err
+		}
+		p := pi.Platform.OCI()
+		out = mutate.AppendManifests(out, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	return out, nil
+}
+
 // pushIndex pushes idx to the registry of each tag.
 func (a *app) pushIndex(ctx context.Context, idx v1.ImageIndex, tags []string) error {
 	return a.pushEach(ctx, tags, func(rc *registry.Client, ref name.Reference) error { return rc.PushIndex(ctx, idx, ref) })
@@ -425,6 +444,11 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 	idx, r, builds, err := a.buildPlatforms(ctx, f, plats, path, opts, s, lk, obs, base)
 	*res = r
 	var d v1.Hash
+	if err == nil && exportsImage(outputs, f.push) {
+		// What is written out has its layers compressed, and is what
+		// the store keeps (see build).
+		idx, err = recompressIndex(ctx, s, idx)
+	}
 	if err == nil {
 		d, err = storeIndex(ctx, s, idx, f.tags)
 	}

@@ -195,9 +195,16 @@ func freePort(t *testing.T) int {
 var blobUploadLine = regexp.MustCompile(`"(POST|PATCH|PUT) /v2/[^ "]*/blobs/uploads/`)
 
 // blobUploads returns how many blob upload requests the registry has
-// logged. It first sends a marker request and waits for its log line, so
-// that every request answered before the call is counted.
+// logged (see accessLog).
 func (r *dockerRegistry) blobUploads(t *testing.T) int {
+	t.Helper()
+	return len(blobUploadLine.FindAllString(r.accessLog(t), -1))
+}
+
+// accessLog returns the registry's log. It first sends a marker request
+// and waits for its log line, so that every request answered before the
+// call is in it.
+func (r *dockerRegistry) accessLog(t *testing.T) string {
 	t.Helper()
 	marker := fmt.Sprintf("/v2/?marker=%d", time.Now().UnixNano())
 	resp, err := r.client.Get("https://" + r.host + marker)
@@ -213,7 +220,7 @@ func (r *dockerRegistry) blobUploads(t *testing.T) int {
 			t.Fatal(err)
 		}
 		if strings.Contains(string(b), "GET "+marker+" ") {
-			return len(blobUploadLine.FindAll(b, -1))
+			return string(b)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -49,23 +50,39 @@ func (c Compression) writer(w io.Writer) (io.WriteCloser, types.MediaType, error
 	return nil, "", fmt.Errorf("unknown compression %q", c)
 }
 
+// mediaType is the OCI media type of a layer compressed as c.
+func (c Compression) mediaType() (types.MediaType, bool) {
+	switch c {
+	case Gzip:
+		return types.OCILayer, true
+	case Zstd:
+		return types.OCILayerZStd, true
+	}
+	return "", false
+}
+
 // is reports whether a layer of media type mt is compressed as c.
-// Uncompressed and foreign layers count as compressed as anything, so
-// that they are left alone.
+// Foreign layers count as compressed as anything, so that they are left
+// alone; uncompressed ones (a step's, see StageLayer) as compressed as
+// nothing.
 func (c Compression) is(mt types.MediaType) bool {
 	switch mt {
 	case types.OCILayer, types.DockerLayer:
 		return c == Gzip
 	case types.OCILayerZStd:
 		return c == Zstd
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return false
 	}
 	return true
 }
 
 // Recompress returns img with each layer that is not compressed as c
-// decompressed and compressed again as c (in one stream, checking the
-// diffID on the way), its blob written to the store as WriteLayer writes
-// one. The config is unchanged, so is every diffID; the manifest names the
+// (uncompressed ones included) decompressed and compressed again as c (in
+// one stream, checking the diffID on the way), its blob written to the
+// store as WriteLayer writes one. Each layer is compressed once: the blob
+// is remembered by diffID and reused while the store has it, and a
+// compression under way (Precompress) is waited for. The config is unchanged, so is every diffID; the manifest names the
 // new blobs and, for Zstd, becomes an OCI manifest if it was a Docker one.
 // When every layer is compressed as c already, img itself is returned.
 func (s *Store) Recompress(ctx context.Context, img v1.Image, c Compression) (v1.Image, error) {
@@ -91,11 +108,15 @@ func (s *Store) Recompress(ctx context.Context, img v1.Image, c Compression) (v1
 			byDigest[m.Layers[i].Digest] = l
 			continue
 		}
-		nl, err := s.recompressLayer(ctx, l, c)
+		nl, err := s.compressedLayer(ctx, l, c)
 		if err != nil {
 			return nil, fmt.Errorf("recompress: layer %d: %w", i, err)
 		}
-		d := nl.desc
+		pd, err := partial.Descriptor(nl)
+		if err != nil {
+			return nil, fmt.Errorf("recompress: layer %d: %w", i, err)
+		}
+		d := v1.Descriptor{MediaType: pd.MediaType, Size: pd.Size, Digest: pd.Digest}
 		d.Annotations, d.URLs = m.Layers[i].Annotations, m.Layers[i].URLs
 		m.Layers[i] = d
 		byDigest[d.Digest] = nl
@@ -116,12 +137,43 @@ func (s *Store) Recompress(ctx context.Context, img v1.Image, c Compression) (v1
 	if err != nil {
 		return nil, fmt.Errorf("recompress: %w", err)
 	}
-	return partial.CompressedToImage(&recompressedImage{
+	out, err := partial.CompressedToImage(&recompressedImage{
 		mediaType:   m.MediaType,
 		rawManifest: rawManifest,
 		rawConfig:   rawConfig,
 		layers:      byDigest,
 	})
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]v1.Layer, len(m.Layers))
+	for i, d := range m.Layers {
+		l, ok := byDigest[d.Digest].(v1.Layer)
+		if !ok {
+			return out, nil
+		}
+		ls[i] = l
+	}
+	return &layersAsGiven{Image: out, layers: ls}, nil
+}
+
+// layersAsGiven is an image whose layers are the ones given, not
+// partial's wrappers of them: a registry's layer stays one that a push
+// mounts (remote.MountableLayer; see PutLazyLayer).
+type layersAsGiven struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i *layersAsGiven) Layers() ([]v1.Layer, error) { return slices.Clone(i.layers), nil }
+
+func (i *layersAsGiven) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	for _, l := range i.layers {
+		if d, err := l.Digest(); err == nil && d == h {
+			return l, nil
+		}
+	}
+	return i.Image.LayerByDigest(h)
 }
 
 // recompressLayer writes l's content compressed as c to a new blob.
@@ -135,10 +187,18 @@ func (s *Store) recompressLayer(ctx context.Context, l v1.Layer, c Compression) 
 		return nil, err
 	}
 	defer rc.Close()
+	// An uncompressed blob's digest is its diffID, which its reader
+	// checks: no need to hash it again.
+	known := v1.Hash{}
+	if mt, err := l.MediaType(); err == nil && isUncompressed(mt) {
+		if d, err := l.Digest(); err == nil && d == want {
+			known = want
+		}
+	}
 	nl, err := s.writeLayer(ctx, c, func(w io.Writer) error {
 		_, err := io.Copy(w, rc)
 		return err
-	}, v1.Hash{})
+	}, known)
 	if err != nil {
 		return nil, err
 	}

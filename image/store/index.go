@@ -67,6 +67,7 @@ func (s *Store) writeIndex(im *v1.IndexManifest) error {
 type blobSource struct {
 	digest v1.Hash
 	open   func() (io.ReadCloser, error)
+	lazy   bool // a lazy layer's tar, not fetched (see PutLazyLayer)
 }
 
 // Tag writes img's blobs to the store and names it name, replacing the image
@@ -117,7 +118,7 @@ func (s *Store) addEntry(ctx context.Context, desc v1.Descriptor, blobs []blobSo
 		// A collection may have removed a blob we reused between our
 		// writing it and our taking the lock: put any such blob back.
 		for _, b := range blobs {
-			if _, err := os.Stat(s.BlobPath(b.digest)); err == nil {
+			if _, err := os.Stat(s.BlobPath(b.digest)); err == nil || b.lazy && s.IsLazy(b.digest) {
 				continue
 			}
 			if _, err := s.putBlob(ctx, b.digest, b.open); err != nil {
@@ -183,6 +184,10 @@ func (s *Store) writeImage(ctx context.Context, img v1.Image) (v1.Descriptor, []
 			}
 			if err != nil {
 				errs[i] = err
+				return
+			}
+			if want != (v1.Hash{}) && s.IsLazy(want) {
+				blobs[i] = blobSource{digest: want, lazy: true}
 				return
 			}
 			d, err := s.putBlob(ctx, want, l.Compressed)

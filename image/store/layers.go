@@ -46,6 +46,11 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 		return dir, err
 	}
 
+	if d, err := l.Digest(); err == nil && d == diffID {
+		if err := s.fetchLazy(ctx, d); err != nil {
+			return "", err
+		}
+	}
 	tmp := s.tempName()
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return "", err

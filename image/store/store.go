@@ -38,14 +38,19 @@ type Store struct {
 	// directories this Store has checked or made, which it hands out
 	// without checking them again.
 	checked sync.Map
-	warn    func(msg string)
+	// compressing holds the compressions under way in this Store, by
+	// "<diffID hex>-<compression>" (*compression); see compressedLayer.
+	compressing sync.Map
+	warn        func(msg string)
+	remote      RemoteLayers // see WithRemoteLayers; nil: none
 }
 
 // Option configures a Store.
 type Option func(*options) error
 
 type options struct {
-	warn func(string)
+	warn   func(string)
+	remote RemoteLayers
 }
 
 // WithWarnings sets where the Store says what it mended on its own: a
@@ -75,7 +80,7 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	s := &Store{root: abs, warn: o.warn}
+	s := &Store{root: abs, warn: o.warn, remote: o.remote}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"io"
+	"os"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// blobCount counts the blobs of s.
+func blobCount(t *testing.T, s *Store) int {
+	t.Helper()
+	ents, err := os.ReadDir(s.blobsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestStageLayerCompressedOnce: StageLayer keeps a layer as its tar, a
+// blob named by its diffID, and compresses nothing; Recompress compresses
+// it (after a Precompress, waiting for it) into a gzip blob of the same
+// diffID, and later calls, in this Store or another on the same root,
+// reuse that blob instead of compressing again.
+func TestStageLayerCompressedOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "staged") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, _ := l.DiffID()
+	if d, _ := l.Digest(); d != diffID {
+		t.Errorf("staged layer digest %s, want its diffID %s", d, diffID)
+	}
+	if mt, _ := l.MediaType(); mt != types.OCIUncompressedLayer {
+		t.Errorf("staged layer media type %s, want %s", mt, types.OCIUncompressedLayer)
+	}
+	if size, _ := l.Size(); fileSize(t, s, diffID) != size {
+		t.Errorf("the blob of the staged layer has %d bytes, want %d", fileSize(t, s, diffID), size)
+	}
+	if n := blobCount(t, s); n != 1 {
+		t.Errorf("%d blobs after StageLayer, want 1 (the tar)", n)
+	}
+
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Precompress(ctx, l, Gzip)
+	var first v1.Hash
+	for i, st := range []*Store{s, s, reopen(t, s)} {
+		out, err := st.Recompress(ctx, img, Gzip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := out.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.Layers[0]
+		if got.MediaType != types.OCILayer {
+			t.Errorf("call %d: media type %s, want %s", i, got.MediaType, types.OCILayer)
+		}
+		ls, _ := out.Layers()
+		if d, _ := ls[0].DiffID(); d != diffID {
+			t.Errorf("call %d: diffID %s, want %s", i, d, diffID)
+		}
+		if i == 0 {
+			first = got.Digest
+		} else if got.Digest != first {
+			t.Errorf("call %d: compressed to %s, want the blob %s made before", i, got.Digest, first)
+		}
+		if n := blobCount(t, s); n != 2 {
+			t.Errorf("call %d: %d blobs, want 2 (the tar and one gzip blob)", i, n)
+		}
+	}
+}
+
+// reopen opens another Store on s's root, as another kiln process would.
+func reopen(t *testing.T, s *Store) *Store {
+	t.Helper()
+	o, err := Open(context.Background(), s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +41,11 @@ type CopyOptions struct {
 	// destination of a directory's contents included, as in BuildKit). The
 	// default is false.
 	KeepOwner bool
+	// Go, when not nil, starts goroutines that write the copy's regular
+	// files in parallel; they must see the same mounts as the caller (a
+	// copy into a root mounted by container.Mounted gives container.Go).
+	// The default writes every file on the calling goroutine.
+	Go func(func()) error
 }
 
 // UnixMode returns the fs.FileMode of a Unix octal mode such as 04755: its
@@ -213,6 +220,112 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 	return nil
 }
 
+// writers writes a copy's regular files on a few goroutines: a file's
+// creation is mostly the kernel's work, which every core can do at once.
+// Everything else (directories, links, hard-linked files) is made in walk
+// order by the copy's own goroutine, so that what a link or directory
+// resolves through is there when it is made; a file is handed to a writer
+// only once its directory exists.
+type writers struct {
+	goFn    func(func()) error
+	jobs    chan func() error
+	started bool
+	inline  bool           // no writer could be started: write on the caller
+	pending sync.WaitGroup // jobs not done
+	exited  sync.WaitGroup // writers not returned
+	mu      sync.Mutex
+	err     error // the first job's error
+	// targets holds the targets handed to writers since the last wait:
+	// anything more at one of them waits for them all (a destination's
+	// link can make two source paths one target).
+	targets map[string]bool
+}
+
+// newWriters returns writers started by goFn; with a nil goFn, start
+// writes on the caller.
+func newWriters(goFn func(func()) error) *writers {
+	return &writers{goFn: goFn, inline: goFn == nil, started: goFn == nil, targets: map[string]bool{}}
+}
+
+// start writes target with write on a writer, once one is free. It
+// returns a writer's earlier error, if any, instead.
+func (w *writers) start(target string, write func() error) error {
+	if w.targets[target] {
+		if err := w.wait(); err != nil {
+			return err
+		}
+	}
+	if err := w.firstErr(); err != nil {
+		return err
+	}
+	if !w.started {
+		w.started = true
+		n := max(2, runtime.GOMAXPROCS(0))
+		w.jobs = make(chan func() error, n)
+		for i := range n {
+			w.exited.Add(1)
+			if err := w.goFn(w.work); err != nil {
+				w.exited.Done()
+				w.inline = i == 0 // else the writers started will do
+				break
+			}
+		}
+	}
+	if w.inline {
+		return write()
+	}
+	w.targets[target] = true
+	w.pending.Add(1)
+	w.jobs <- write
+	return nil
+}
+
+func (w *writers) work() {
+	defer w.exited.Done()
+	for write := range w.jobs {
+		if err := write(); err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
+		}
+		w.pending.Done()
+	}
+}
+
+func (w *writers) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// before waits for the writers if one is writing target.
+func (w *writers) before(target string) error {
+	if w.targets[target] {
+		return w.wait()
+	}
+	return nil
+}
+
+// wait waits for every job given so far and returns the first error.
+func (w *writers) wait() error {
+	w.pending.Wait()
+	clear(w.targets)
+	return w.firstErr()
+}
+
+// stop waits for every job, stops the writers and returns the first
+// error.
+func (w *writers) stop() error {
+	err := w.wait()
+	if w.jobs != nil && !w.inline {
+		close(w.jobs)
+	}
+	w.exited.Wait()
+	return err
+}
+
 // copier writes files into a root filesystem.
 type copier struct {
 	root  string
@@ -272,8 +385,15 @@ func (c *copier) owner(fi fs.FileInfo) (uid, gid int) {
 }
 
 // tree copies the walk es of the directory srcAbs into the directory dst
-// (real, relative to the root), without its top.
-func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) error {
+// (real, relative to the root), without its top. Its regular files are
+// written by writers (see writers); it returns once they are all written.
+func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) (err error) {
+	w := newWriters(c.opts.Go)
+	defer func() {
+		if werr := w.stop(); err == nil {
+			err = werr
+		}
+	}()
 	dirs := map[string]string{".": dst} // walk rel → real destination
 	for _, e := range es[1:] {
 		if err := ctx.Err(); err != nil {
@@ -284,6 +404,16 @@ func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string
 			return fmt.Errorf("copy %s: its directory was not copied", e.rel) // walks list parents first
 		}
 		target := path.Join(parent, path.Base(e.rel))
+		if _, linked := linkID(e.fi); e.fi.Mode().IsRegular() && !linked {
+			src := filepath.Join(srcAbs, e.rel)
+			if err := w.start(target, func() error { return c.place(src, e, target) }); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.before(target); err != nil {
+			return err
+		}
 		if !e.fi.IsDir() {
 			if err := c.place(filepath.Join(srcAbs, e.rel), e, target); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -222,17 +223,20 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 
 // writers writes a copy's regular files on a few goroutines: a file's
 // creation is mostly the kernel's work, which every core can do at once.
-// Everything else (directories, links, hard-linked files) is made in walk
-// order by the copy's own goroutine, so that what a link or directory
-// resolves through is there when it is made; a file is handed to a writer
-// only once its directory exists.
+// Files of one directory go to one writer (creations in one directory
+// contend for its lock), in batches (one channel send per file costs
+// about what a small file's writing does). Everything else (directories,
+// links, hard-linked files) is made in walk order by the copy's own
+// goroutine, so that what a link or directory resolves through is there
+// when it is made; a file is handed to a writer only once its directory
+// exists.
 type writers struct {
-	goFn    func(func()) error
-	jobs    chan func() error
-	started bool
-	inline  bool           // no writer could be started: write on the caller
-	pending sync.WaitGroup // jobs not done
-	exited  sync.WaitGroup // writers not returned
+	goFn    func(func()) error    // nil once the writers are started
+	queues  []chan []func() error // a writer's
+	batches [][]func() error      // a writer's, not yet sent
+	inline  bool                  // no writer could be started: write on the caller
+	pending sync.WaitGroup        // batches not done
+	exited  sync.WaitGroup        // writers not returned
 	mu      sync.Mutex
 	err     error // the first job's error
 	// targets holds the targets handed to writers since the last wait:
@@ -241,15 +245,40 @@ type writers struct {
 	targets map[string]bool
 }
 
-// newWriters returns writers started by goFn; with a nil goFn, start
-// writes on the caller.
+// writerBatch is the number of files a writer is given at once.
+const writerBatch = 16
+
+// newWriters returns writers that goFn starts when first needed; with a
+// nil goFn (or if none can be started), start writes on the caller.
 func newWriters(goFn func(func()) error) *writers {
-	return &writers{goFn: goFn, inline: goFn == nil, started: goFn == nil, targets: map[string]bool{}}
+	return &writers{goFn: goFn, inline: goFn == nil, targets: map[string]bool{}}
 }
 
-// start writes target with write on a writer, once one is free. It
+// begin starts the writers.
+func (w *writers) begin() {
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		q := make(chan []func() error, 64)
+		w.exited.Add(1)
+		if err := w.goFn(func() { w.work(q) }); err != nil {
+			w.exited.Done()
+			break // the writers started will do
+		}
+		w.queues = append(w.queues, q)
+	}
+	w.goFn = nil
+	w.inline = len(w.queues) == 0
+	w.batches = make([][]func() error, len(w.queues))
+}
+
+// start writes target with write on the writer of its directory. It
 // returns a writer's earlier error, if any, instead.
 func (w *writers) start(target string, write func() error) error {
+	if w.goFn != nil {
+		w.begin()
+	}
+	if w.inline {
+		return write()
+	}
 	if w.targets[target] {
 		if err := w.wait(); err != nil {
 			return err
@@ -258,37 +287,38 @@ func (w *writers) start(target string, write func() error) error {
 	if err := w.firstErr(); err != nil {
 		return err
 	}
-	if !w.started {
-		w.started = true
-		n := max(2, runtime.GOMAXPROCS(0))
-		w.jobs = make(chan func() error, n)
-		for i := range n {
-			w.exited.Add(1)
-			if err := w.goFn(w.work); err != nil {
-				w.exited.Done()
-				w.inline = i == 0 // else the writers started will do
-				break
-			}
-		}
-	}
-	if w.inline {
-		return write()
-	}
 	w.targets[target] = true
-	w.pending.Add(1)
-	w.jobs <- write
+	h := fnv.New32a()
+	h.Write([]byte(path.Dir(target)))
+	i := int(h.Sum32() % uint32(len(w.queues)))
+	if w.batches[i] = append(w.batches[i], write); len(w.batches[i]) == writerBatch {
+		w.flush(i)
+	}
 	return nil
 }
 
-func (w *writers) work() {
+// flush sends writer i its batch.
+func (w *writers) flush(i int) {
+	if len(w.batches[i]) == 0 {
+		return
+	}
+	w.pending.Add(1)
+	w.queues[i] <- w.batches[i]
+	w.batches[i] = nil
+}
+
+func (w *writers) work(q chan []func() error) {
 	defer w.exited.Done()
-	for write := range w.jobs {
-		if err := write(); err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
+	for batch := range q {
+		for _, write := range batch {
+			if err := write(); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+				break
 			}
-			w.mu.Unlock()
 		}
 		w.pending.Done()
 	}
@@ -310,6 +340,9 @@ func (w *writers) before(target string) error {
 
 // wait waits for every job given so far and returns the first error.
 func (w *writers) wait() error {
+	for i := range w.batches {
+		w.flush(i)
+	}
 	w.pending.Wait()
 	clear(w.targets)
 	return w.firstErr()
@@ -319,8 +352,8 @@ func (w *writers) wait() error {
 // error.
 func (w *writers) stop() error {
 	err := w.wait()
-	if w.jobs != nil && !w.inline {
-		close(w.jobs)
+	for _, q := range w.queues {
+		close(q)
 	}
 	w.exited.Wait()
 	return err

@@ -147,7 +147,7 @@ func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
 	if err := c.clear(abs); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
-	if err := c.writeFile(abs, mode, opts.UID, opts.GID, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := c.writeFile(abs, mode, opts.UID, opts.GID, func(out int) error { _, err := fdWriter(out).Write(data); return err }); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
 	return nil
@@ -513,12 +513,18 @@ func (c *copier) copiedDirMode(fi fs.FileInfo) fs.FileMode {
 // root; its parent is a real directory).
 func (c *copier) place(srcAbs string, e entry, target string) error {
 	abs := filepath.Join(c.root, target)
-	if err := c.clear(abs); err != nil {
-		return err
+	regular := e.fi.Mode().IsRegular()
+	if !regular { // a regular file's writeFile clears its way if it must
+		if err := c.clear(abs); err != nil {
+			return err
+		}
 	}
 	mtime := e.fi.ModTime()
-	if id, ok := linkID(e.fi); ok && e.fi.Mode().IsRegular() {
+	if id, ok := linkID(e.fi); ok && regular {
 		if first, ok := c.links[id]; ok {
+			if err := c.clear(abs); err != nil {
+				return err
+			}
 			return os.Link(first, abs) // shares the first copy's contents, mode, owner and times
 		}
 		if c.links != nil {
@@ -526,25 +532,28 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		}
 	}
 	switch {
-	case e.fi.Mode().IsRegular():
+	case regular:
 		// O_NONBLOCK: a file swapped for a FIFO since the walk must not
-		// block the copy; it is refused below.
-		in, err := os.OpenFile(srcAbs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		// block the copy; it is refused below. Plain system calls, not an
+		// *os.File, which would try the poller: four calls a file more.
+		in, err := openRetry(srcAbs, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return err
+			return &fs.PathError{Op: "open", Path: srcAbs, Err: err}
 		}
-		defer in.Close()
-		if fi, err := in.Stat(); err != nil {
-			return err
-		} else if !fi.Mode().IsRegular() {
-			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(fi.Mode()))
+		defer unix.Close(in)
+		var st unix.Stat_t
+		if err := unix.Fstat(in, &st); err != nil {
+			return &fs.PathError{Op: "stat", Path: srcAbs, Err: err}
+		}
+		if now := newStatInfo("", &st).Mode(); !now.IsRegular() {
+			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(now))
 		}
 		mode := e.fi.Mode()
 		if c.opts.Mode != nil {
 			mode = *c.opts.Mode
 		}
 		uid, gid := c.owner(e.fi)
-		if err := c.writeFile(abs, mode, uid, gid, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
+		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return copyFD(out, in) }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:
@@ -586,28 +595,120 @@ func (c *copier) clear(abs string) error {
 	return os.Remove(abs)
 }
 
-// writeFile makes the file abs (which must not exist) with write, with
-// mode, owned by uid:gid.
-func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write func(io.Writer) error) error {
-	out, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := write(out); err != nil {
-		out.Close()
-		return err
-	}
-	if c.chown {
-		if err := out.Chown(uid, gid); err != nil {
-			out.Close()
+// writeFile makes the file abs with write (given the open file), with
+// mode, owned by uid:gid. A file or link already at abs is replaced (see
+// clear).
+func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write func(fd int) error) error {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	out, err := openRetry(abs, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		if err := c.clear(abs); err != nil {
 			return err
 		}
+		out, err = openRetry(abs, flags, 0o600)
 	}
-	if err := out.Chmod(mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil { // after chown, which clears setuid
-		out.Close()
-		return err
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: abs, Err: err}
 	}
-	return out.Close()
+	if err := write(out); err != nil {
+		unix.Close(out)
+		return fmt.Errorf("write %s: %w", abs, err)
+	}
+	if c.chown {
+		if err := unix.Fchown(out, uid, gid); err != nil {
+			unix.Close(out)
+			return &fs.PathError{Op: "chown", Path: abs, Err: err}
+		}
+	}
+	if err := unix.Fchmod(out, unixMode(mode)); err != nil { // after chown, which clears setuid
+		unix.Close(out)
+		return &fs.PathError{Op: "chmod", Path: abs, Err: err}
+	}
+	if err := unix.Close(out); err != nil {
+		return &fs.PathError{Op: "close", Path: abs, Err: err}
+	}
+	return nil
+}
+
+// unixMode is the st_mode permission and special bits of mode (UnixMode's
+// inverse).
+func unixMode(mode fs.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&fs.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if mode&fs.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if mode&fs.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
+}
+
+// openRetry is open(2), again when a signal interrupts it.
+func openRetry(p string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// copyFD copies the rest of the file in to the file out, in the kernel
+// where it can (copy_file_range), else through a buffer.
+func copyFD(out, in int) error {
+	for first := true; ; first = false {
+		n, err := unix.CopyFileRange(in, nil, out, nil, 1<<30, 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP):
+			_, err := io.CopyBuffer(fdWriter(out), fdReader(in), make([]byte, 64<<10))
+			return err
+		case err != nil:
+			return err
+		case n == 0:
+			return nil
+		}
+	}
+}
+
+// fdReader and fdWriter read and write a file descriptor.
+type (
+	fdReader int
+	fdWriter int
+)
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(int(w), p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // finish gives the copied directories their modes and modification times,

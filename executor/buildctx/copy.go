@@ -620,7 +620,7 @@ func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write fun
 			return &fs.PathError{Op: "chown", Path: abs, Err: err}
 		}
 	}
-	if err := unix.Fchmod(out, unixMode(mode)); err != nil { // after chown, which clears setuid
+	if err := unix.Fchmod(out, modeBits(mode)); err != nil { // after chown, which clears setuid
 		unix.Close(out)
 		return &fs.PathError{Op: "chmod", Path: abs, Err: err}
 	}
@@ -628,22 +628,6 @@ func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write fun
 		return &fs.PathError{Op: "close", Path: abs, Err: err}
 	}
 	return nil
-}
-
-// unixMode is the st_mode permission and special bits of mode (UnixMode's
-// inverse).
-func unixMode(mode fs.FileMode) uint32 {
-	m := uint32(mode.Perm())
-	if mode&fs.ModeSetuid != 0 {
-		m |= unix.S_ISUID
-	}
-	if mode&fs.ModeSetgid != 0 {
-		m |= unix.S_ISGID
-	}
-	if mode&fs.ModeSticky != 0 {
-		m |= unix.S_ISVTX
-	}
-	return m
 }
 
 // openRetry is open(2), again when a signal interrupts it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,7 +98,7 @@ func statTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := listTree(t, dir)
 	first := map[uint64]string{}
-	for _, rel := range sortedKeys(out) {
+	for _, rel := range slices.Sorted(maps.Keys(out)) {
 		fi, err := os.Lstat(filepath.Join(dir, rel))
 		if err != nil {
 			t.Fatal(err)
@@ -113,13 +114,4 @@ func statTree(t *testing.T, dir string) map[string]string {
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -369,6 +370,8 @@ type copier struct {
 	// links holds the absolute path of the copy of each multiply linked
 	// file of the current match, by the source's device and inode.
 	links map[devIno]string
+	// noRange is set once copy_file_range fails for want of support.
+	noRange atomic.Bool
 }
 
 // devIno identifies a file.
@@ -553,7 +556,7 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 			mode = *c.opts.Mode
 		}
 		uid, gid := c.owner(e.fi)
-		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return copyFD(out, in) }); err != nil {
+		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:
@@ -640,23 +643,26 @@ func openRetry(p string, flags int, mode uint32) (int, error) {
 	}
 }
 
-// copyFD copies the rest of the file in to the file out, in the kernel
-// where it can (copy_file_range), else through a buffer.
-func copyFD(out, in int) error {
-	for first := true; ; first = false {
+// copyFD copies the rest of the file in, of size bytes when it was
+// stat'ed, to the file out: in the kernel where it can (copy_file_range;
+// not across file systems, as from a context into an overlay, which
+// c.noRange remembers), else through a buffer that fits the file.
+func (c *copier) copyFD(out, in int, size int64) error {
+	for first := true; !c.noRange.Load(); first = false {
 		n, err := unix.CopyFileRange(in, nil, out, nil, 1<<30, 0)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP):
-			_, err := io.CopyBuffer(fdWriter(out), fdReader(in), make([]byte, 64<<10))
-			return err
+			c.noRange.Store(true)
 		case err != nil:
 			return err
 		case n == 0:
 			return nil
 		}
 	}
+	_, err := io.CopyBuffer(fdWriter(out), fdReader(in), make([]byte, min(size+1, 64<<10)))
+	return err
 }
 
 // fdReader and fdWriter read and write a file descriptor.

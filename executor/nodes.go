@@ -605,6 +605,8 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	if err != nil {
 		return err
 	}
+	// The copy runs in Mounted's mount namespace, and so must its writers.
+	opts.Go = container.Go
 	var inline string // a directory holding a copy's inline files
 	if s.Kind == manifest.StepCopy && len(s.Copy.Inline) > 0 {
 		if inline, err = writeInline(r.opts.Tmp, s.Copy.Inline); err != nil {

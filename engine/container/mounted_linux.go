@@ -16,7 +16,8 @@ import (
 // OS thread, and calls fn with those directories: this is how kiln writes
 // into a snapshot (a copy step) without a container. The namespace, and
 // every mount in it, goes away with the thread when fn returns, whatever
-// fn does. fn must do its file system work on the calling goroutine.
+// fn does. fn must do its file system work on the calling goroutine, or
+// on goroutines it starts with Go.
 // Directories for the mountpoints are made under tmp, named
 // <pid>-mnt-<random>, and removed.
 func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) error {
@@ -52,6 +53,49 @@ func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) e
 			}
 		}
 		errc <- fn(roots)
+	}()
+	return <-errc
+}
+
+// Go runs fn on a new goroutine whose OS thread is in the mount namespace
+// of the calling thread, so that it sees the mounts of a Mounted fn that
+// calls Go (a copy's writers). Called from a thread in the process's own
+// namespace it is a plain go statement. The thread exits with fn.
+func Go(fn func()) error {
+	here, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return fmt.Errorf("opening the thread's mount namespace: %w", err)
+	}
+	var a, b unix.Stat_t
+	if err := unix.Fstat(int(here.Fd()), &a); err != nil {
+		here.Close()
+		return fmt.Errorf("opening the thread's mount namespace: %w", err)
+	}
+	if err := unix.Stat("/proc/self/ns/mnt", &b); err != nil {
+		here.Close()
+		return fmt.Errorf("opening the process's mount namespace: %w", err)
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		here.Close()
+		go fn()
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread leaves the process's namespace for
+		// good, and exits with this goroutine.
+		runtime.LockOSThread()
+		err := unix.Unshare(unix.CLONE_FS) // setns refuses a thread sharing its root and working directory
+		if err == nil {
+			err = unix.Setns(int(here.Fd()), unix.CLONE_NEWNS)
+		}
+		here.Close()
+		if err != nil {
+			errc <- fmt.Errorf("joining a mount namespace: %w", err)
+			return
+		}
+		errc <- nil
+		fn()
 	}()
 	return <-errc
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +43,11 @@ type CopyOptions struct {
 	// destination of a directory's contents included, as in BuildKit). The
 	// default is false.
 	KeepOwner bool
+	// Go, when not nil, starts goroutines that write the copy's regular
+	// files in parallel; they must see the same mounts as the caller (a
+	// copy into a root mounted by container.Mounted gives container.Go).
+	// The default writes every file on the calling goroutine.
+	Go func(func()) error
 }
 
 // UnixMode returns the fs.FileMode of a Unix octal mode such as 04755: its
@@ -139,7 +148,7 @@ func WriteFile(root, dst string, data []byte, opts CopyOptions) error {
 	if err := c.clear(abs); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
-	if err := c.writeFile(abs, mode, opts.UID, opts.GID, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := c.writeFile(abs, mode, opts.UID, opts.GID, func(out int) error { _, err := fdWriter(out).Write(data); return err }); err != nil {
 		return fmt.Errorf("write %s in %s: %w", dst, root, err)
 	}
 	return nil
@@ -213,6 +222,144 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 	return nil
 }
 
+// writers writes a copy's regular files on a few goroutines: a file's
+// creation is mostly the kernel's work, which every core can do at once.
+// Files of one directory go to one writer (creations in one directory
+// contend for its lock), in batches (one channel send per file costs
+// about what a small file's writing does). Everything else (directories,
+// links, hard-linked files) is made in walk order by the copy's own
+// goroutine, so that what a link or directory resolves through is there
+// when it is made; a file is handed to a writer only once its directory
+// exists.
+type writers struct {
+	goFn    func(func()) error    // nil once the writers are started
+	queues  []chan []func() error // a writer's
+	batches [][]func() error      // a writer's, not yet sent
+	inline  bool                  // no writer could be started: write on the caller
+	pending sync.WaitGroup        // batches not done
+	exited  sync.WaitGroup        // writers not returned
+	mu      sync.Mutex
+	err     error // the first job's error
+	// targets holds the targets handed to writers since the last wait:
+	// anything more at one of them waits for them all (a destination's
+	// link can make two source paths one target).
+	targets map[string]bool
+}
+
+// writerBatch is the number of files a writer is given at once.
+const writerBatch = 16
+
+// newWriters returns writers that goFn starts when first needed; with a
+// nil goFn (or if none can be started), start writes on the caller.
+func newWriters(goFn func(func()) error) *writers {
+	return &writers{goFn: goFn, inline: goFn == nil, targets: map[string]bool{}}
+}
+
+// begin starts the writers.
+func (w *writers) begin() {
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		q := make(chan []func() error, 64)
+		w.exited.Add(1)
+		if err := w.goFn(func() { w.work(q) }); err != nil {
+			w.exited.Done()
+			break // the writers started will do
+		}
+		w.queues = append(w.queues, q)
+	}
+	w.goFn = nil
+	w.inline = len(w.queues) == 0
+	w.batches = make([][]func() error, len(w.queues))
+}
+
+// start writes target with write on the writer of its directory. It
+// returns a writer's earlier error, if any, instead.
+func (w *writers) start(target string, write func() error) error {
+	if w.goFn != nil {
+		w.begin()
+	}
+	if w.inline {
+		return write()
+	}
+	if w.targets[target] {
+		if err := w.wait(); err != nil {
+			return err
+		}
+	}
+	if err := w.firstErr(); err != nil {
+		return err
+	}
+	w.targets[target] = true
+	h := fnv.New32a()
+	h.Write([]byte(path.Dir(target)))
+	i := int(h.Sum32() % uint32(len(w.queues)))
+	if w.batches[i] = append(w.batches[i], write); len(w.batches[i]) == writerBatch {
+		w.flush(i)
+	}
+	return nil
+}
+
+// flush sends writer i its batch.
+func (w *writers) flush(i int) {
+	if len(w.batches[i]) == 0 {
+		return
+	}
+	w.pending.Add(1)
+	w.queues[i] <- w.batches[i]
+	w.batches[i] = nil
+}
+
+func (w *writers) work(q chan []func() error) {
+	defer w.exited.Done()
+	for batch := range q {
+		for _, write := range batch {
+			if err := write(); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+				break
+			}
+		}
+		w.pending.Done()
+	}
+}
+
+func (w *writers) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// before waits for the writers if one is writing target.
+func (w *writers) before(target string) error {
+	if w.targets[target] {
+		return w.wait()
+	}
+	return nil
+}
+
+// wait waits for every job given so far and returns the first error.
+func (w *writers) wait() error {
+	for i := range w.batches {
+		w.flush(i)
+	}
+	w.pending.Wait()
+	clear(w.targets)
+	return w.firstErr()
+}
+
+// stop waits for every job, stops the writers and returns the first
+// error.
+func (w *writers) stop() error {
+	err := w.wait()
+	for _, q := range w.queues {
+		close(q)
+	}
+	w.exited.Wait()
+	return err
+}
+
 // copier writes files into a root filesystem.
 type copier struct {
 	root  string
@@ -223,6 +370,8 @@ type copier struct {
 	// links holds the absolute path of the copy of each multiply linked
 	// file of the current match, by the source's device and inode.
 	links map[devIno]string
+	// noRange is set once copy_file_range fails for want of support.
+	noRange atomic.Bool
 }
 
 // devIno identifies a file.
@@ -272,8 +421,15 @@ func (c *copier) owner(fi fs.FileInfo) (uid, gid int) {
 }
 
 // tree copies the walk es of the directory srcAbs into the directory dst
-// (real, relative to the root), without its top.
-func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) error {
+// (real, relative to the root), without its top. Its regular files are
+// written by writers (see writers); it returns once they are all written.
+func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) (err error) {
+	w := newWriters(c.opts.Go)
+	defer func() {
+		if werr := w.stop(); err == nil {
+			err = werr
+		}
+	}()
 	dirs := map[string]string{".": dst} // walk rel → real destination
 	for _, e := range es[1:] {
 		if err := ctx.Err(); err != nil {
@@ -284,6 +440,16 @@ func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string
 			return fmt.Errorf("copy %s: its directory was not copied", e.rel) // walks list parents first
 		}
 		target := path.Join(parent, path.Base(e.rel))
+		if _, linked := linkID(e.fi); e.fi.Mode().IsRegular() && !linked {
+			src := filepath.Join(srcAbs, e.rel)
+			if err := w.start(target, func() error { return c.place(src, e, target) }); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.before(target); err != nil {
+			return err
+		}
 		if !e.fi.IsDir() {
 			if err := c.place(filepath.Join(srcAbs, e.rel), e, target); err != nil {
 				return err
@@ -350,12 +516,18 @@ func (c *copier) copiedDirMode(fi fs.FileInfo) fs.FileMode {
 // root; its parent is a real directory).
 func (c *copier) place(srcAbs string, e entry, target string) error {
 	abs := filepath.Join(c.root, target)
-	if err := c.clear(abs); err != nil {
-		return err
+	regular := e.fi.Mode().IsRegular()
+	if !regular { // a regular file's writeFile clears its way if it must
+		if err := c.clear(abs); err != nil {
+			return err
+		}
 	}
 	mtime := e.fi.ModTime()
-	if id, ok := linkID(e.fi); ok && e.fi.Mode().IsRegular() {
+	if id, ok := linkID(e.fi); ok && regular {
 		if first, ok := c.links[id]; ok {
+			if err := c.clear(abs); err != nil {
+				return err
+			}
 			return os.Link(first, abs) // shares the first copy's contents, mode, owner and times
 		}
 		if c.links != nil {
@@ -363,25 +535,28 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		}
 	}
 	switch {
-	case e.fi.Mode().IsRegular():
+	case regular:
 		// O_NONBLOCK: a file swapped for a FIFO since the walk must not
-		// block the copy; it is refused below.
-		in, err := os.OpenFile(srcAbs, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		// block the copy; it is refused below. Plain system calls, not an
+		// *os.File, which would try the poller: four calls a file more.
+		in, err := openRetry(srcAbs, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return err
+			return &fs.PathError{Op: "open", Path: srcAbs, Err: err}
 		}
-		defer in.Close()
-		if fi, err := in.Stat(); err != nil {
-			return err
-		} else if !fi.Mode().IsRegular() {
-			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(fi.Mode()))
+		defer unix.Close(in)
+		var st unix.Stat_t
+		if err := unix.Fstat(in, &st); err != nil {
+			return &fs.PathError{Op: "stat", Path: srcAbs, Err: err}
+		}
+		if now := newStatInfo("", &st).Mode(); !now.IsRegular() {
+			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(now))
 		}
 		mode := e.fi.Mode()
 		if c.opts.Mode != nil {
 			mode = *c.opts.Mode
 		}
 		uid, gid := c.owner(e.fi)
-		if err := c.writeFile(abs, mode, uid, gid, func(w io.Writer) error { _, err := io.Copy(w, in); return err }); err != nil {
+		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:
@@ -423,28 +598,107 @@ func (c *copier) clear(abs string) error {
 	return os.Remove(abs)
 }
 
-// writeFile makes the file abs (which must not exist) with write, with
-// mode, owned by uid:gid.
-func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write func(io.Writer) error) error {
-	out, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := write(out); err != nil {
-		out.Close()
-		return err
-	}
-	if c.chown {
-		if err := out.Chown(uid, gid); err != nil {
-			out.Close()
+// writeFile makes the file abs with write (given the open file), with
+// mode, owned by uid:gid. A file or link already at abs is replaced (see
+// clear).
+func (c *copier) writeFile(abs string, mode fs.FileMode, uid, gid int, write func(fd int) error) error {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	out, err := openRetry(abs, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		if err := c.clear(abs); err != nil {
 			return err
 		}
+		out, err = openRetry(abs, flags, 0o600)
 	}
-	if err := out.Chmod(mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil { // after chown, which clears setuid
-		out.Close()
-		return err
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: abs, Err: err}
 	}
-	return out.Close()
+	if err := write(out); err != nil {
+		unix.Close(out)
+		return fmt.Errorf("write %s: %w", abs, err)
+	}
+	if c.chown {
+		if err := unix.Fchown(out, uid, gid); err != nil {
+			unix.Close(out)
+			return &fs.PathError{Op: "chown", Path: abs, Err: err}
+		}
+	}
+	if err := unix.Fchmod(out, modeBits(mode)); err != nil { // after chown, which clears setuid
+		unix.Close(out)
+		return &fs.PathError{Op: "chmod", Path: abs, Err: err}
+	}
+	if err := unix.Close(out); err != nil {
+		return &fs.PathError{Op: "close", Path: abs, Err: err}
+	}
+	return nil
+}
+
+// openRetry is open(2), again when a signal interrupts it.
+func openRetry(p string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// copyFD copies the rest of the file in, of size bytes when it was
+// stat'ed, to the file out: in the kernel where it can (copy_file_range;
+// not across file systems, as from a context into an overlay, which
+// c.noRange remembers), else through a buffer that fits the file.
+func (c *copier) copyFD(out, in int, size int64) error {
+	for first := true; !c.noRange.Load(); first = false {
+		n, err := unix.CopyFileRange(in, nil, out, nil, 1<<30, 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP):
+			c.noRange.Store(true)
+		case err != nil:
+			return err
+		case n == 0:
+			return nil
+		}
+	}
+	_, err := io.CopyBuffer(fdWriter(out), fdReader(in), make([]byte, min(size+1, 64<<10)))
+	return err
+}
+
+// fdReader and fdWriter read and write a file descriptor.
+type (
+	fdReader int
+	fdWriter int
+)
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(int(w), p[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // finish gives the copied directories their modes and modification times,

@@ -5,14 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -38,11 +42,16 @@ type TreeDigests struct {
 }
 
 // DigestTree walks dir and returns its digests. With content false it
-// only lstats (Meta); Tree is then the zero Hash.
+// only lstats (Meta); Tree is then the zero Hash. With content, the files'
+// contents, link targets and attributes are read by a few goroutines
+// while the walk goes on, and hashed in walk order once it is done.
 func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, error) {
-	tree, meta := sha256.New(), sha256.New()
-	var x xattrReader
-	buf := make([]byte, 1<<20)
+	meta := sha256.New()
+	var ents []treeEntry
+	var rd *treeReaders
+	if content {
+		rd = newTreeReaders(ctx)
+	}
 	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -69,49 +78,114 @@ func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, err
 			ctime, nlink = 0, 0
 		}
 		field(meta, rel, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, nlink, st.Rdev, st.Mtim.Nano(), ctime)
-		if !content {
-			return nil
-		}
-		field(tree, rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev, st.Mtim.Nano())
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			field(tree, "link", target)
-		case unix.S_IFREG:
-			sum, err := fileDigest(p, buf)
-			if err != nil {
-				return err
-			}
-			field(tree, "content", sum)
-		}
-		names, err := x.names(p)
-		if err != nil {
-			return err
-		}
-		for name := range strings.SplitSeq(names, "\x00") {
-			if name == "" {
-				continue
-			}
-			v, err := x.get(p, name)
-			if err != nil {
-				return err
-			}
-			field(tree, "xattr", name, v)
+		if content {
+			ents = append(ents, treeEntry{path: p, rel: rel, st: st})
 		}
 		return nil
 	})
+	if content && err == nil {
+		err = rd.read(ents)
+	}
 	if err != nil {
 		return TreeDigests{}, fmt.Errorf("digest tree %s: %w", dir, err)
 	}
 	d := TreeDigests{Meta: hashSum(meta)}
 	if content {
+		tree := sha256.New()
+		for _, e := range ents {
+			st := &e.st
+			field(tree, e.rel, st.Mode, st.Uid, st.Gid, st.Size, st.Rdev, st.Mtim.Nano())
+			tree.Write(e.tail)
+		}
 		d.Tree = hashSum(tree)
 	}
 	return d, nil
 }
+
+// treeEntry is an entry of a tree digest's walk: its lstat, and what its
+// tree digest covers besides (tail: the fields of its link target or
+// content's sha256, and of its extended attributes).
+type treeEntry struct {
+	path, rel string
+	st        unix.Stat_t
+	tail      []byte
+}
+
+// treeReaders fill in the tails of a tree digest's entries on a few
+// goroutines.
+type treeReaders struct {
+	ctx context.Context
+}
+
+func newTreeReaders(ctx context.Context) *treeReaders { return &treeReaders{ctx: ctx} }
+
+// read fills in every entry's tail and returns the first error.
+func (r *treeReaders) read(ents []treeEntry) error {
+	n := min(max(2, runtime.GOMAXPROCS(0)), len(ents))
+	var next atomic.Int64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			var x xattrReader
+			buf := make([]byte, 1<<20)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ents) || r.ctx.Err() != nil {
+					errs[w] = r.ctx.Err()
+					return
+				}
+				if err := ents[i].readTail(&x, buf); err != nil {
+					errs[w] = err
+					next.Store(int64(len(ents))) // stop the others
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// readTail reads what e's tree digest covers besides its lstat.
+func (e *treeEntry) readTail(x *xattrReader, buf []byte) error {
+	var h byteHash
+	switch e.st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := os.Readlink(e.path)
+		if err != nil {
+			return err
+		}
+		field(&h, "link", target)
+	case unix.S_IFREG:
+		sum, err := fileDigest(e.path, buf)
+		if err != nil {
+			return err
+		}
+		field(&h, "content", sum)
+	}
+	names, err := x.names(e.path)
+	if err != nil {
+		return err
+	}
+	for name := range strings.SplitSeq(names, "\x00") {
+		if name == "" {
+			continue
+		}
+		v, err := x.get(e.path, name)
+		if err != nil {
+			return err
+		}
+		field(&h, "xattr", name, v)
+	}
+	e.tail = h.b
+	return nil
+}
+
+// byteHash collects what field writes, to be hashed later.
+type byteHash struct{ b []byte }
+
+func (h *byteHash) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
 
 // fileDigest returns the hex sha256 of the regular file p, opened
 // without following links and without blocking.
@@ -129,7 +203,7 @@ func fileDigest(p string, buf []byte) (string, error) {
 }
 
 // field writes the values, each length-prefixed, to h.
-func field(h hash.Hash, vals ...any) {
+func field(h io.Writer, vals ...any) {
 	var n [8]byte
 	for _, v := range vals {
 		var s string

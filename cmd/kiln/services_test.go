@@ -362,10 +362,8 @@ func noServiceLeft(t *testing.T, root string) {
 			t.Errorf("a pod's network namespace is still open: fd %s → %s", filepath.Base(fd), l)
 		}
 	}
-	for _, d := range []string{"containers", "snapshots"} {
-		if es, _ := os.ReadDir(filepath.Join(root, d)); len(es) > 0 {
-			t.Errorf("%s left in %s: %d, the first %s", d, root, len(es), es[0].Name())
-		}
+	if left := leftInRoot(root); len(left) > 0 {
+		t.Errorf("left in %s: %v", root, left)
 	}
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), root) {
 		t.Errorf("a mount under %s is left", root)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
+	"github.com/kiln-build/kiln/engine/snapshot"
 )
 
 // TestBuildDiskFull builds on a root on a small tmpfs: a step whose layer
@@ -46,7 +47,7 @@ func TestBuildDiskFull(t *testing.T) {
 	for _, sub := range []string{"cache/records", "tmp", "snapshots", "containers"} {
 		var left []string
 		_ = filepath.WalkDir(filepath.Join(root, sub), func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
+			if err == nil && !d.IsDir() && !(sub == "snapshots" && d.Name() == snapshot.ProbeRecord) {
 				left = append(left, p)
 			}
 			return nil

@@ -47,6 +47,7 @@ OUTPUT_MIB=${OUTPUT_MIB:-1024}
 PEERS=${PEERS-buildkit buildah}
 TIMEOUT=${TIMEOUT:-900}
 KILN_FLAGS=${KILN_FLAGS:-}
+KILN_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "${KILN_COMMIT:-unknown}")
 STRICT=${STRICT:-0}
 export PATH=/usr/local/go/bin:$PATH
 
@@ -138,6 +139,10 @@ k_build() { local c=$1; shift; timeout -k 5 "$TIMEOUT" "$KILN" --root "$KROOT" b
 # buildkitd is started by ../shared/bench/buildkit.sh (OCI worker, runc,
 # overlayfs, a plain-HTTP registry at $HOST) with its root and socket
 # under $WORK/buildkit; the binaries are the ones `make buildkit` caches.
+# Its step log limits are lifted (by default a step's log is clipped at
+# 2 MiB and throttled), so that out1g's output all reaches buildctl, as
+# it reaches kiln's and Buildah's output.
+export BUILDKIT_STEP_LOG_MAX_SIZE=-1 BUILDKIT_STEP_LOG_MAX_SPEED=-1
 BK_DIR=$WORK/buildkit
 BKSOCK=unix://$BK_DIR/bk.sock
 bk_start() {
@@ -412,7 +417,7 @@ row_run_true() {
 		done
 	done
 	finish "$row" kiln "kiln run busybox -- true"
-	if runs_of buildkit; then record "$row" buildkit n/a "" "no command runs one container (its runtime is runc: see that column)"; else finish "$row" buildkit; fi
+	if runs_of buildkit; then record "$row" buildkit n/a "" "no command runs one container; its runtime is runc"; else finish "$row" buildkit; fi
 	finish "$row" buildah "buildah run CTR true"
 	finish "$row" crun "crun run of the bundle (outside the cgroup2 mount)"
 	finish "$row" runc "runc run of the bundle"
@@ -426,7 +431,7 @@ row_out1g() {
 # ------------------------------------------------------------------ report
 # report: the markdown table and the JSON, from $TSV.
 report() {
-	jq -Rn --arg date "$(date -u +%FT%TZ)" --arg kiln "$(cd "$REPO" && git rev-parse --short HEAD)" \
+	jq -Rn --arg date "$(date -u +%FT%TZ)" --arg kiln "$KILN_COMMIT" \
 		--arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
 		--arg versions "$VERSIONS" --argjson runs "$RUNS" '
 		def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -450,7 +455,7 @@ report() {
 		head -2 "$RES/table.unsorted"
 		cut -f1 "$TSV" | awk '!seen[$0]++' | while read -r r; do grep -F "| $r |" "$RES/table.unsorted" | head -1; done
 		echo
-		echo "median [min..max] of $RUNS runs each ($RUNS_CALL for run-true), builders interleaved per run; kiln $(cd "$REPO" && git rev-parse --short HEAD); $VERSIONS"
+		echo "median [min..max] of $RUNS runs each ($RUNS_CALL for run-true), builders interleaved per run; kiln $KILN_COMMIT; $VERSIONS"
 		echo "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $(date -u +%FT%TZ)"
 	} >"$RES/table.md"
 	rm -f "$RES/table.unsorted"

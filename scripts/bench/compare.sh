@@ -9,7 +9,7 @@
 #   scripts/bench/compare.sh                             # every row, 3 runs
 #   ROWS="chain-cold chain-cached" CHAINS="10 100" scripts/bench/compare.sh
 #   PEERS=buildkit RUNS=5 ROWS=big200m-cold scripts/bench/compare.sh
-#   RUNS=1 CHAINS=2 OUTPUT_MIB=1 ROWS=chain-cold STRICT=1 scripts/bench/compare.sh  # make bench-smoke
+#   RUNS=1 CHAINS=2 ROWS="chain-cold chain-cached" STRICT=1 scripts/bench/compare.sh  # make bench-smoke
 #
 # Knobs (environment): ROWS (default: all, in this order) chain-cold
 # chain-cached copy5k-cold copy5k-warm copy5k-changed copy50k-cold
@@ -19,7 +19,8 @@
 # buildah"; a peer that is not built or installed is reported n/a);
 # TIMEOUT (seconds one build may take, 900); KILN_BIN (a kiln binary,
 # default: built from this tree); KILN_FLAGS (added to every kiln build);
-# WORK (/tmp/kiln-compare); STRICT=1 (exit 1 when a cell failed).
+# WORK (/tmp/kiln-compare); STRICT=1 (exit 1 when a cell failed or a row
+# has no kiln time).
 #
 # Cold: before each cold run every builder's previous state is moved
 # aside, not deleted (files made right after an rm -rf of a big tree are
@@ -474,7 +475,13 @@ done
 cat "$RES/table.md"
 ln -sfn "$RES" "$WORK/results/latest"
 echo "results: $RES/table.md, $RES/results.json, logs in $RES/logs"
-if [ "$STRICT" = 1 ] && awk -F'\t' '$3 == "fail" { bad = 1 } END { exit !bad }' "$TSV"; then
-	echo "compare.sh: a cell failed (STRICT=1)" >&2
-	exit 1
+# STRICT=1 (make bench-smoke): every row has a kiln time, and no cell of
+# a builder that is here failed.
+if [ "$STRICT" = 1 ]; then
+	bad=$(awk -F'\t' '$3 == "fail" || ($2 == "kiln" && ($3 != "ok" || $4 == "")) { print $1 " " $2 ": " $3 " " $5 }' "$TSV")
+	[ -s "$TSV" ] || bad="no row was measured"
+	if [ -n "$bad" ]; then
+		printf 'compare.sh: STRICT=1: %s\n' "$bad" >&2
+		exit 1
+	fi
 fi

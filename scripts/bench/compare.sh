@@ -13,8 +13,10 @@
 #
 # Knobs (environment): ROWS (default: all, in this order) chain-cold
 # chain-cached copy5k-cold copy5k-warm copy5k-changed copy50k-cold
-# big200m-cold big200m-export remote-hit run-true out1g; CHAINS (N of the
-# chainN rows, default "10 50 100 500"); RUNS (3); RUNS_CALL (runs of
+# big200m-cold big200m-export remote-hit run-true out1g, or one chainN-cold
+# or chainN-cached; CHAINS (N of the chain-cold and chain-cached rows,
+# default "10 50 100 500"); RUNS (3); RUNS_DEEP (runs of the chain rows
+# past 100 steps, default RUNS); RUNS_CALL (runs of
 # run-true, 20); OUTPUT_MIB (out1g's output, 1024); PEERS ("buildkit
 # buildah"; a peer that is not built or installed is reported n/a);
 # TIMEOUT (seconds one build may take, 900); KILN_BIN (a kiln binary,
@@ -52,8 +54,10 @@ KILN_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "${KILN_
 STRICT=${STRICT:-0}
 export PATH=/usr/local/go/bin:$PATH
 
+RUNS_DEEP=${RUNS_DEEP:-$RUNS}
 for r in $ROWS; do
-	[[ " $ALL_ROWS " == *" $r "* ]] || { echo "compare.sh: unknown row $r (rows: $ALL_ROWS)" >&2; exit 2; }
+	[[ " $ALL_ROWS " == *" $r "* || $r =~ ^chain[0-9]+-(cold|cached)$ ]] ||
+		{ echo "compare.sh: unknown row $r (rows: $ALL_ROWS, or chainN-cold, chainN-cached)" >&2; exit 2; }
 done
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
@@ -309,8 +313,15 @@ cached() {
 }
 # Each builder's state is left as the last row left it; a cached row
 # after a cold row of the same case starts from that row's cache.
-row_chain_cold() { local n; for n in $CHAINS; do ctx_chain "$n"; cold "chain$n-cold" "chain$n"; done; }
-row_chain_cached() { local n; for n in $CHAINS; do ctx_chain "$n"; cached "chain$n-cached" "chain$n"; done; }
+# chain_row N KIND: chainN-cold or chainN-cached, RUNS_DEEP runs past 100 steps.
+chain_row() {
+	local RUNS=$RUNS
+	[ "$1" -le 100 ] || RUNS=$RUNS_DEEP
+	ctx_chain "$1"
+	"$2" "chain$1-$2" "chain$1"
+}
+row_chain_cold() { local n; for n in $CHAINS; do chain_row "$n" cold; done; }
+row_chain_cached() { local n; for n in $CHAINS; do chain_row "$n" cached; done; }
 row_copy5k_cold() { ctx_case copy5k; cold copy5k-cold copy5k; }
 row_copy5k_warm() { ctx_case copy5k; cached copy5k-warm copy5k; }
 # copy5k-changed: each run changes one of the 5,000 files (new content,
@@ -456,7 +467,7 @@ report() {
 		head -2 "$RES/table.unsorted"
 		cut -f1 "$TSV" | awk '!seen[$0]++' | while read -r r; do grep -F "| $r |" "$RES/table.unsorted" | head -1; done
 		echo
-		echo "median [min..max] of $RUNS runs each ($RUNS_CALL for run-true), builders interleaved per run; kiln $KILN_COMMIT; $VERSIONS"
+		echo "median [min..max] of $RUNS runs each ($RUNS_DEEP for chains past 100 steps, $RUNS_CALL for run-true), builders interleaved per run; kiln $KILN_COMMIT; $VERSIONS"
 		echo "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $(date -u +%FT%TZ)"
 	} >"$RES/table.md"
 	rm -f "$RES/table.unsorted"
@@ -469,7 +480,7 @@ if runs_of buildkit; then bk_start; fi
 if runs_of buildah; then bh_fresh; fi
 for r in $ROWS; do
 	log "row $r"
-	"row_${r//-/_}"
+	if [[ $r =~ ^chain([0-9]+)-(cold|cached)$ ]]; then chain_row "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"; else "row_${r//-/_}"; fi
 	report
 done
 cat "$RES/table.md"

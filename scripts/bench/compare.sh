@@ -109,7 +109,7 @@ if [ -n "${KILN_BIN:-}" ]; then cp "$KILN_BIN" "$KILN"; else (cd "$REPO" && CGO_
 # The kiln template root: the same busybox rootfs as the peers' base and
 # the bundle, imported and unpacked once; each cold run starts from a copy.
 TEMPLATE=$WORK/kiln-template
-rm -rf "$TEMPLATE"
+aside "$TEMPLATE"
 "$KILN" --root "$TEMPLATE" import "$WORK/peer/base/rootfs" -t busybox:latest --cmd /bin/sh >/dev/null
 "$KILN" --root "$TEMPLATE" run busybox -- true
 

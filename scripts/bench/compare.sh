@@ -240,7 +240,8 @@ printf 'ARG BASE\nFROM ${BASE}\nRUN true\n' >"$CTX/prewarm/Dockerfile"
 
 # ------------------------------------------------------------------ timing
 # record ROW TOOL STATUS TIMES NOTE: one line of $TSV (STATUS ok, fail, n/a)
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$TSV"; }
+# and the 1-minute load average when the row started.
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${ROW_LOAD:-}" >>"$TSV"; }
 declare -A TIMES=() FAILED=()
 # timed KEY CMD...: run CMD (a function or program), its output in
 # $LOGS/KEY.log; append its wall time (s) to TIMES[KEY], or mark KEY failed.
@@ -256,8 +257,16 @@ timed() {
 	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		FAILED[$key]="timed out after ${TIMEOUT}s"
 	else
-		FAILED[$key]="exit $rc: $(grep -v '^\s*$' "$f" | tail -1 | cut -c1-160)"
+		FAILED[$key]="exit $rc: $(last_line "$f")"
 	fi
+}
+# last_line FILE: its last non-empty line, the end of it when long (where
+# the cause usually is).
+last_line() {
+	local l
+	l=$(grep -v '^\s*$' "$1" | tail -1 | tr -d '|')
+	[ "${#l}" -le 200 ] || l="…${l: -200}"
+	printf '%s' "$l"
 }
 # untimed KEY CMD...: a preparation; when it fails the cell fails.
 untimed() {
@@ -265,7 +274,7 @@ untimed() {
 	[ -z "${FAILED[$key]:-}" ] || return 0
 	f=$LOGS/${key//|/.}.prep.log
 	"$@" >>"$f" 2>&1 || rc=$?
-	[ "$rc" = 0 ] || FAILED[$key]="preparation failed (exit $rc): $(tail -1 "$f" | cut -c1-160)"
+	[ "$rc" = 0 ] || FAILED[$key]="preparation failed (exit $rc): $(last_line "$f")"
 }
 # check KEY PATTERN WHAT: the last run's log must match PATTERN (e.g. all cache hits)
 check() {
@@ -317,6 +326,7 @@ cached() {
 chain_row() {
 	local RUNS=$RUNS
 	[ "$1" -le 100 ] || RUNS=$RUNS_DEEP
+	ROW_LOAD=$(cut -d' ' -f1 /proc/loadavg)
 	ctx_chain "$1"
 	"$2" "chain$1-$2" "chain$1"
 }
@@ -449,7 +459,7 @@ report() {
 		def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 		{date: $date, kiln: $kiln, versions: $versions, runs: $runs, loadavg_start: $load_start, loadavg_end: $load_end,
 		 cells: [inputs | split("\t") | {row: .[0], tool: .[1], status: .[2],
-			times: (.[3] | split(" ") | map(select(. != "") | tonumber)), note: .[4]}
+			times: (.[3] | split(" ") | map(select(. != "") | tonumber)), note: .[4], load: .[5]}
 			| . + {median: (.times | med), min: (.times | min), max: (.times | max),
 			       steps: ((.row | capture("^chain(?<n>[0-9]+)-") | .n | tonumber)? // null)}]}' <"$TSV" >"$RES/results.json"
 	jq -r '
@@ -457,10 +467,10 @@ report() {
 		def cell: if .status == "n/a" then "n/a (\(.note))"
 			elif .status == "fail" then "**failed**: \(.note)" + (if (.times | length) > 0 then " (\(.times | length) runs ok: \(.median | fmt))" else "" end)
 			else "\(.median | fmt) [\(.min | fmt)..\(.max | fmt)]" + (if .steps then " · \(.median / .steps * 1000 | . * 100 | round / 100) ms/step" else "" end) end;
-		"| row | kiln | BuildKit | Buildah | crun | runc |", "|---|---|---|---|---|---|",
+		"| row | kiln | BuildKit | Buildah | crun | runc | load |", "|---|---|---|---|---|---|---|",
 		(.cells | group_by(.row) | .[] as $g
 			| ($g | map({(.tool): (. | cell)}) | add) as $c
-			| "| \($g[0].row) | \($c.kiln // "") | \($c.buildkit // "") | \($c.buildah // "") | \($c.crun // "–") | \($c.runc // "–") |")' \
+			| "| \($g[0].row) | \($c.kiln // "") | \($c.buildkit // "") | \($c.buildah // "") | \($c.crun // "–") | \($c.runc // "–") | \($g[0].load) |")' \
 		"$RES/results.json" >"$RES/table.unsorted"
 	# keep the rows in the order they ran
 	{
@@ -468,7 +478,7 @@ report() {
 		cut -f1 "$TSV" | awk '!seen[$0]++' | while read -r r; do grep -F "| $r |" "$RES/table.unsorted" | head -1; done
 		echo
 		echo "median [min..max] of $RUNS runs each ($RUNS_DEEP for chains past 100 steps, $RUNS_CALL for run-true), builders interleaved per run; kiln $KILN_COMMIT; $VERSIONS"
-		echo "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $(date -u +%FT%TZ)"
+		echo "load: the 1-minute load average when the row started; load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $(date -u +%FT%TZ)"
 	} >"$RES/table.md"
 	rm -f "$RES/table.unsorted"
 }
@@ -480,6 +490,7 @@ if runs_of buildkit; then bk_start; fi
 if runs_of buildah; then bh_fresh; fi
 for r in $ROWS; do
 	log "row $r"
+	ROW_LOAD=$(cut -d' ' -f1 /proc/loadavg)
 	if [[ $r =~ ^chain([0-9]+)-(cold|cached)$ ]]; then chain_row "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"; else "row_${r//-/_}"; fi
 	report
 done

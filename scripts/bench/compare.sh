@@ -252,6 +252,8 @@ timed() {
 	t0=$EPOCHREALTIME
 	"$@" >"$f" 2>&1 || rc=$?
 	t1=$EPOCHREALTIME
+	# out1g's logs hold 1 GiB: keep their last MiB
+	if [ "$(stat -c %s "$f")" -gt 16777216 ]; then tail -c 1048576 "$f" >"$f.tail" && mv "$f.tail" "$f"; fi
 	if [ "$rc" = 0 ]; then
 		TIMES[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }') "
 	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then

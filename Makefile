@@ -13,7 +13,7 @@ TEST_PACKAGES := busybox-static skopeo umoci runc crun docker-registry buildah g
 # downloaded (not installed) where engine/enginetest.BusyboxFor unpacks it.
 TEST_DEBS := /var/cache/kiln-test
 
-.PHONY: demo test test-deep lint build deps test-deps buildkit test-buildkit bench fuzz clean
+.PHONY: demo test test-deep lint build deps test-deps buildkit test-buildkit bench bench-smoke fuzz clean
 
 # kiln version says these: the commit, a version from git describe, the
 # build date (SOURCE_DATE_EPOCH's when set, for a reproducible binary).
@@ -97,6 +97,13 @@ fuzz:
 
 bench: build test-deps
 	go test -run '^$$' -bench . -benchtime 200x ./engine/container/ ./image/layer/
+
+# The side-by-side harness (scripts/bench/compare.sh) on one tiny row: a
+# 2-step chain, cold and cached, once, for kiln and for each peer that is
+# here (BuildKit when `make buildkit` built it, Buildah when installed); it
+# fails when a build fails (about 30 s). The full table: scripts/bench/README.md.
+bench-smoke: test-deps
+	RUNS=1 CHAINS=2 ROWS="chain-cold chain-cached" STRICT=1 WORK=/tmp/kiln-bench-smoke scripts/bench/compare.sh
 
 clean:
 	rm -rf bin $(WORK)

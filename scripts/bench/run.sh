@@ -9,6 +9,9 @@
 #   CASES="chain10 chain50 chain100 chain500" scripts/bench/run.sh  # per-step rows too
 #   KILN_BIN=/tmp/kiln-before scripts/bench/run.sh  # time a given binary (before/after)
 #   KILN_FLAGS="--userns auto" scripts/bench/run.sh  # extra kiln build flags
+#   PEERS="buildkit buildah" scripts/bench/run.sh    # issue 17's rows beside BuildKit and
+#                                                    # Buildah, interleaved: runs compare.sh
+#                                                    # (ROWS, CHAINS, RUNS; see README.md)
 #
 # chainN (any N) is generated: N run steps like chain10's. Before each cold
 # run the previous root is moved aside, not deleted: on this file system,
@@ -19,6 +22,7 @@
 # $WORK/results/kiln-<time>.txt and hyperfine JSON next to it.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+if [ -n "${PEERS:-}" ]; then exec "$HERE/compare.sh"; fi
 REPO=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 WORK=${WORK:-/tmp/kiln-bench}

@@ -1,21 +1,27 @@
 #!/bin/sh
-# gen.sh DIR -- generate the copy50k build context into DIR (deterministic):
-# copy5k's (../copy5k/gen.sh) and nine more copies of its small files,
-#   DIR/files, DIR/files1 .. DIR/files9 : 10 x 5,000 files, 100 a directory
-#   DIR/data/random.bin                 : copy5k's 20 MiB file
-# with copy5k's fixed mtimes. Idempotent: does nothing if DIR/.gen50k-v1
-# exists. scripts/bench/run.sh does not run it (it runs only ../shared's
-# generators) but uses a context already there:
-#   scripts/bench/cases/copy50k/gen.sh /tmp/kiln-bench/ctx/copy50k
-#   CASES=copy50k scripts/bench/run.sh
+# gen.sh DIR: generate the copy50k build context into DIR (deterministic):
+# 50,000 text files of 64..2047 bytes (~53 MB) in 500 directories of 100,
+# made as ../shared/bench/cases/copy5k/gen.sh makes copy5k's 5,000
+# (same sizes and contents), without the 20 MiB random file: a copy
+# whose cost is all per file. mtimes are fixed. Does nothing when DIR/.gen-v1
+# exists.
 set -eu
 dir=${1:?usage: gen.sh DIR}
-here=$(cd "$(dirname "$0")" && pwd)
-[ -f "$dir/.gen50k-v1" ] && exit 0
-mkdir -p "$dir"
-"$here/../copy5k/gen.sh" "$dir"
-for i in 1 2 3 4 5 6 7 8 9; do
-	rm -rf "$dir/files$i"
-	cp -a "$dir/files" "$dir/files$i"
-done
-touch "$dir/.gen50k-v1"
+stamp="$dir/.gen-v1"
+[ -f "$stamp" ] && exit 0
+rm -rf "$dir/files"
+mkdir -p "$dir/files"
+for d in $(seq -w 0 499); do mkdir -p "$dir/files/d$d"; done
+awk -v root="$dir/files" 'BEGIN {
+  line = "the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJ\n";
+  for (i = 0; i < 50000; i++) {
+    f = sprintf("%s/d%03d/f%05d.txt", root, int(i / 100), i);
+    n = 64 + (i * 7919) % 1984;
+    s = sprintf("file %d size %d\n", i, n);
+    while (length(s) < n) s = s line;
+    printf "%s", substr(s, 1, n) > f;
+    close(f);
+  }
+}'
+find "$dir/files" -exec touch -h -d @1700000000 {} +
+touch "$stamp"

@@ -9,6 +9,7 @@
 #   CASES="chain10 chain50 chain100 chain500" scripts/bench/run.sh  # per-step rows too
 #   KILN_BIN=/tmp/kiln-before scripts/bench/run.sh  # time a given binary (before/after)
 #   KILN_FLAGS="--userns auto" scripts/bench/run.sh  # extra kiln build flags
+#   ROOTLESS=1 scripts/bench/run.sh      # root beside rootless, interleaved: runs rootless.sh
 #   PEERS="buildkit buildah" scripts/bench/run.sh    # issue 17's rows beside BuildKit and
 #                                                    # Buildah, interleaved: runs compare.sh
 #                                                    # (ROWS, CHAINS, RUNS; see README.md)
@@ -23,6 +24,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -n "${PEERS:-}" ]; then exec "$HERE/compare.sh"; fi
+if [ "${ROOTLESS:-0}" = 1 ]; then exec "$HERE/rootless.sh"; fi
 REPO=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 WORK=${WORK:-/tmp/kiln-bench}

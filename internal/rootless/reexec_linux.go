@@ -30,8 +30,9 @@ const (
 // Enter into a user namespace of its own.
 func Active() bool { return os.Getenv(envStage) == stageInside }
 
-// Enter is called first thing in main. As root, or in the namespaces
-// already, it does nothing and returns false. Otherwise it runs this
+// Enter is called first thing in main. As root, in the namespaces
+// already, or for a command that only prints (version, help), it does
+// nothing and returns false. Otherwise it runs this
 // program again, with the same arguments, in a new user and mount
 // namespace whose root is the calling user, waits for it and returns
 // true with its exit status: main then exits with it. warn receives the
@@ -63,7 +64,7 @@ func Enter(warn func(string)) (done bool, code int, err error) {
 		}
 		return false, 0, nil
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 || !needsNamespace(os.Args[1:]) {
 		return false, 0, nil
 	}
 	code, err = reexec(warn)

@@ -42,13 +42,8 @@ GID_=$(id -g "$BENCH_USER")
 mkdir -p "$WORK" "$WORK/results"
 chmod 755 "$WORK" "$(dirname "$WORK")"
 KILN=$WORK/kiln
-rm -f "$WORK/kiln-init"
-if [ -n "${KILN_BIN:-}" ]; then
-	cp "$KILN_BIN" "$KILN"
-	if [ -e "$(dirname "$KILN_BIN")/kiln-init" ]; then cp "$(dirname "$KILN_BIN")/kiln-init" "$WORK/kiln-init"; fi
-else
-	make -s -C "$REPO" build KILN="$KILN" >/dev/null
-fi
+. "$HERE/kiln-bin.sh"
+kiln_bin "$WORK" "$REPO"
 chmod 755 "$KILN"
 OLD=$WORK/old
 mkdir -p "$OLD"

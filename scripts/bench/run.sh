@@ -35,15 +35,8 @@ export PATH=/usr/local/go/bin:$PATH
 command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
 mkdir -p "$WORK/results"
 KILN=$WORK/kiln
-# kiln and, when built with it (make build), the kiln-init next to it that
-# kiln re-executes as its containers' init.
-rm -f "$WORK/kiln-init"
-if [ -n "${KILN_BIN:-}" ]; then
-	cp "$KILN_BIN" "$KILN"
-	if [ -e "$(dirname "$KILN_BIN")/kiln-init" ]; then cp "$(dirname "$KILN_BIN")/kiln-init" "$WORK/kiln-init"; fi
-else
-	make -s -C "$REPO" build KILN="$KILN" >/dev/null
-fi
+. "$HERE/kiln-bin.sh"
+kiln_bin "$WORK" "$REPO"
 OLD=$WORK/old
 mkdir -p "$OLD"
 trap 'rm -rf "$OLD"' EXIT

@@ -394,6 +394,31 @@ func TestRootless(t *testing.T) {
 		t.Fatalf("chmod: %v: %s", err, out)
 	}
 
+	t.Run("print-only-outside", func(t *testing.T) {
+		// Commands that only print run as the user, without the user
+		// namespace: they work where newuidmap cannot be found, as no
+		// command that needs the namespace does.
+		noTools := func(args ...string) *exec.Cmd {
+			cmd := r.command(args...)
+			for i, a := range cmd.Args {
+				if strings.HasPrefix(a, "PATH=") {
+					cmd.Args[i] = "PATH=/nonexistent"
+				}
+			}
+			return cmd
+		}
+		for _, args := range [][]string{{"version"}, {"help", "build"}, {"--help"}} {
+			out, err := noTools(args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("kiln %s without newuidmap: %v: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		out, err := noTools("images").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "newuidmap is not installed") {
+			t.Errorf("kiln images without newuidmap: %v: %s, want the namespace's error", err, out)
+		}
+	})
+
 	t.Run("hello", func(t *testing.T) {
 		ctx := hello
 		res := r.mustKiln(t, "build", "-f", filepath.Join(ctx, "app.yml"), "-t", "hello", ctx)

@@ -9,6 +9,7 @@
 #   CASES="chain10 chain50 chain100 chain500" scripts/bench/run.sh  # per-step rows too
 #   KILN_BIN=/tmp/kiln-before scripts/bench/run.sh  # time a given binary (before/after)
 #   KILN_FLAGS="--userns auto" scripts/bench/run.sh  # extra kiln build flags
+#   ROOTLESS=1 scripts/bench/run.sh      # root beside rootless, interleaved: runs rootless.sh
 #   PEERS="buildkit buildah" scripts/bench/run.sh    # issue 17's rows beside BuildKit and
 #                                                    # Buildah, interleaved: runs compare.sh
 #                                                    # (ROWS, CHAINS, RUNS; see README.md)
@@ -23,6 +24,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -n "${PEERS:-}" ]; then exec "$HERE/compare.sh"; fi
+if [ "${ROOTLESS:-0}" = 1 ]; then exec "$HERE/rootless.sh"; fi
 REPO=$(cd "$HERE/../.." && pwd)
 SHARED=${SHARED:-$REPO/../shared}
 WORK=${WORK:-/tmp/kiln-bench}
@@ -33,15 +35,8 @@ export PATH=/usr/local/go/bin:$PATH
 command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
 mkdir -p "$WORK/results"
 KILN=$WORK/kiln
-# kiln and, when built with it (make build), the kiln-init next to it that
-# kiln re-executes as its containers' init.
-rm -f "$WORK/kiln-init"
-if [ -n "${KILN_BIN:-}" ]; then
-	cp "$KILN_BIN" "$KILN"
-	if [ -e "$(dirname "$KILN_BIN")/kiln-init" ]; then cp "$(dirname "$KILN_BIN")/kiln-init" "$WORK/kiln-init"; fi
-else
-	make -s -C "$REPO" build KILN="$KILN" >/dev/null
-fi
+. "$HERE/kiln-bin.sh"
+kiln_bin "$WORK" "$REPO"
 OLD=$WORK/old
 mkdir -p "$OLD"
 trap 'rm -rf "$OLD"' EXIT

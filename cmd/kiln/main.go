@@ -300,9 +300,25 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 		return nil, err
 	}
 	a.root = abs
-	return store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
+	// What a crashed kiln left is swept before any layer directory is
+	// handed out: a crash may have touched them, so they are checked
+	// again on their next use (the store's epoch, see DistrustLayerDirs).
+	swept, err := snapshot.Sweep(ctx, filepath.Join(a.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
 		fmt.Fprintln(a.stderr, "kiln: warning:", msg)
 	}), store.WithRemoteLayers(a.remoteLayer))
+	if err != nil {
+		return nil, err
+	}
+	if len(swept) > 0 {
+		if err := s.DistrustLayerDirs(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // remoteLayer is the layer blob desc of the registry repository repo, as

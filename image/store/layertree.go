@@ -133,6 +133,10 @@ func (s *Store) LayerDirIDs(ctx context.Context) ([]v1.Hash, error) {
 // verify --repair does with a changed one: the next use unpacks it again
 // from its blob. A container that has it mounted keeps its view.
 func (s *Store) RemoveLayerDir(diffID v1.Hash) error {
+	s.checked.Delete(diffID)
+	if err := s.forgetChecked(diffID); err != nil {
+		return fmt.Errorf("remove layer directory %s: %w", diffID, err)
+	}
 	tmp := s.tempName()
 	if err := os.Rename(s.LayerPath(diffID), tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove layer directory %s: %w", diffID, err)

@@ -354,8 +354,21 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 		return nil, nil, err
 	}
 	dir := filepath.Join(a.root, "snapshots")
-	if _, err := snapshot.Sweep(ctx, dir); err != nil {
+	swept, err := snapshot.Sweep(ctx, dir)
+	if err != nil {
 		return nil, nil, err
+	}
+	if len(swept) > 0 {
+		// A crashed kiln that a.store did not see (it crashed since, or
+		// this command opens no store first): its layer directories are
+		// checked again on their next use, as a.store does.
+		s, err := a.store(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := s.DistrustLayerDirs(); err != nil {
+			return nil, nil, err
+		}
 	}
 	sn, choice, err := snapshot.New(ctx, dir, d)
 	if err != nil {

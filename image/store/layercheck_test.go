@@ -3,22 +3,13 @@ package store
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// deadPid returns the pid of a process that has exited.
-func deadPid(t *testing.T) int {
-	t.Helper()
-	c := exec.Command("true")
-	if err := c.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return c.Process.Pid
-}
+	"github.com/kiln-build/kiln/engine/enginetest"
+)
 
 // TestLayerDirCheckedOncePerEpoch changes a layer directory (a file added)
 // after it was made, and opens the root again: without a crash since, the
@@ -37,7 +28,7 @@ func TestLayerDirCheckedOncePerEpoch(t *testing.T) {
 	}{
 		{"no crash", func(t *testing.T, s *Store) {}, func(t *testing.T, s *Store) {}, false},
 		{"dead process's tmp entry", func(t *testing.T, s *Store) {
-			p := filepath.Join(s.tmpDir(), strconv.Itoa(deadPid(t))+"-left")
+			p := filepath.Join(s.tmpDir(), strconv.Itoa(enginetest.DeadPid(t))+"-left")
 			if err := os.Mkdir(p, 0o700); err != nil {
 				t.Fatal(err)
 			}

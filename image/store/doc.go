@@ -16,9 +16,8 @@
 //	                   0/0 character devices, opaque directories carry the
 //	                   trusted.overlay.opaque xattr), shared read-only
 //	layertrees/<diffid> the layer.TreeDigests of layers/<diffid>, written
-//	                   when it is unpacked or adopted (see Integrity)
-//	layerchecks/<diffid> the epoch in which layers/<diffid> was last made or
-//	                   checked against its layertrees record
+//	                   when it is unpacked or adopted, and the epoch in
+//	                   which it was last made or checked (see Integrity)
 //	layerchecks.epoch  the current epoch: the boot's id and a random part,
 //	                   renewed after a crash (see Integrity)
 //	tmp/<pid>-<rand>   work files and directories of a running kiln process;

@@ -117,18 +117,15 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 			}
 		}
 	}
-	// The tree digests and check records of layer directories that are
-	// gone.
-	for _, d := range []string{s.treesDir(), s.checksDir()} {
-		recs, err := os.ReadDir(d)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("collect garbage: %w", err)
-		}
-		for _, e := range recs {
-			if _, err := os.Lstat(filepath.Join(s.layersDir(), e.Name())); errors.Is(err, os.ErrNotExist) {
-				if err := os.Remove(filepath.Join(d, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("collect garbage: %w", err)
-				}
+	// The tree digests of layer directories that are gone.
+	trees, err := os.ReadDir(s.treesDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	for _, e := range trees {
+		if _, err := os.Lstat(filepath.Join(s.layersDir(), e.Name())); errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(filepath.Join(s.treesDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("collect garbage: %w", err)
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -9,12 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // A layer directory is checked against its tree digests (checkLayerDir)
-// once per epoch, not on every use: layerchecks/<diffid hex> holds the
+// once per epoch, not on every use: its layertrees record also holds the
 // epoch in which it was last made or checked, and a directory whose record
 // names the current epoch is handed out as it is. The epoch
 // (layerchecks.epoch: the boot's id and a random part) is renewed when a
@@ -23,10 +20,6 @@ import (
 // entries, swept by Open, or its snapshots, see DistrustLayerDirs). A
 // directory changed by hand between clean runs is found by kiln cache
 // verify, not by the next use.
-
-func (s *Store) checksDir() string { return filepath.Join(s.root, "layerchecks") }
-
-func (s *Store) checkPath(diffID v1.Hash) string { return filepath.Join(s.checksDir(), diffID.Hex) }
 
 func (s *Store) epochPath() string { return filepath.Join(s.root, "layerchecks.epoch") }
 
@@ -70,49 +63,13 @@ func (s *Store) loadEpoch(fresh bool) error {
 	return nil
 }
 
+// currentEpoch returns the current epoch.
+func (s *Store) currentEpoch() string {
+	e, _ := s.epoch.Load().(string)
+	return e
+}
+
 // DistrustLayerDirs starts a new epoch: every layer directory is checked
 // again on its next use. kiln calls it when it sweeps what a crashed kiln
 // process left under the root.
 func (s *Store) DistrustLayerDirs() error { return s.loadEpoch(true) }
-
-// checkedThisEpoch reports whether the layer directory of diffID was made
-// or checked in the current epoch.
-func (s *Store) checkedThisEpoch(diffID v1.Hash) bool {
-	e, _ := s.epoch.Load().(string)
-	if e == "" {
-		return false
-	}
-	b, err := os.ReadFile(s.checkPath(diffID))
-	return err == nil && bytes.Equal(b, []byte(e))
-}
-
-// noteChecked records that the layer directory of diffID was made or
-// checked in the current epoch. The record needs no sync: a lost or torn
-// one only makes the next use check the directory again, and a crash of
-// the machine starts a new epoch anyway.
-func (s *Store) noteChecked(diffID v1.Hash) error {
-	e, _ := s.epoch.Load().(string)
-	if e == "" {
-		return nil
-	}
-	if err := os.MkdirAll(s.checksDir(), 0o700); err != nil {
-		return fmt.Errorf("record layer check %s: %w", diffID, err)
-	}
-	tmp := s.tempName()
-	if err := os.WriteFile(tmp, []byte(e), 0o600); err != nil {
-		return fmt.Errorf("record layer check %s: %w", diffID, err)
-	}
-	if err := os.Rename(tmp, s.checkPath(diffID)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("record layer check %s: %w", diffID, err)
-	}
-	return nil
-}
-
-// forgetChecked removes the check record of diffID's layer directory.
-func (s *Store) forgetChecked(diffID v1.Hash) error {
-	if err := os.Remove(s.checkPath(diffID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("forget layer check %s: %w", diffID, err)
-	}
-	return nil
-}

@@ -72,9 +72,6 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if _, err := s.recordTree(ctx, diffID); err != nil {
 		return "", fmt.Errorf("unpack %s: %w", diffID, err)
 	}
-	if err := s.noteChecked(diffID); err != nil {
-		return "", err
-	}
 	s.checked.Store(diffID, true)
 	return dir, nil
 }
@@ -103,20 +100,12 @@ func (s *Store) existing(ctx context.Context, diffID v1.Hash) (bool, error) {
 }
 
 // checkOnce checks the layer directory of diffID (checkLayerDir) the first
-// time this Store hands it out, unless it was made or checked in the
-// current epoch (see layercheck.go).
+// time this Store hands it out.
 func (s *Store) checkOnce(ctx context.Context, diffID v1.Hash) error {
 	if _, ok := s.checked.Load(diffID); ok {
 		return nil
 	}
-	if s.checkedThisEpoch(diffID) {
-		s.checked.Store(diffID, true)
-		return nil
-	}
 	if err := s.checkLayerDir(ctx, diffID); err != nil {
-		return err
-	}
-	if err := s.noteChecked(diffID); err != nil {
 		return err
 	}
 	s.checked.Store(diffID, true)
@@ -225,9 +214,6 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 	}
 	if _, err := s.recordTree(ctx, diffID); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
-	}
-	if err := s.noteChecked(diffID); err != nil {
-		return "", err
 	}
 	s.checked.Store(diffID, true)
 	return dst, markUsed(dst)

@@ -23,7 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/engine/enginetest"
 	"github.com/kiln-build/kiln/image/store"
 )
 
@@ -296,6 +295,16 @@ func TestPutNeedsBlob(t *testing.T) {
 	}
 }
 
+// deadPid returns the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
 func TestTornTempIgnoredAndSwept(t *testing.T) {
 	ctx := context.Background()
 	s, c := newCache(t)
@@ -307,7 +316,7 @@ func TestTornTempIgnoredAndSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := filepath.Join(c.recordsDir(), tmpPrefix+strconv.Itoa(enginetest.DeadPid(t))+"-0123abcd")
+	dead := filepath.Join(c.recordsDir(), tmpPrefix+strconv.Itoa(deadPid(t))+"-0123abcd")
 	live := filepath.Join(c.recordsDir(), tmpPrefix+strconv.Itoa(os.Getpid())+"-0123abcd")
 	for _, p := range []string{dead, live} {
 		if err := os.WriteFile(p, rec[:len(rec)/2], 0o600); err != nil {

@@ -19,17 +19,6 @@ import (
 	"github.com/kiln-build/kiln/engine"
 )
 
-// DeadPid returns the pid of a process that has exited, as a crashed
-// process's leftovers name it.
-func DeadPid(t testing.TB) int {
-	t.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return cmd.Process.Pid
-}
-
 // RequireRoot skips the test unless it runs as root (the engine needs
 // real mounts and namespaces), or when -short is given.
 func RequireRoot(t testing.TB) {

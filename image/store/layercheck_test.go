@@ -3,13 +3,24 @@ package store
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/kiln-build/kiln/engine/enginetest"
 )
+
+// deadPid returns the pid of a process that has exited, as a crashed
+// kiln's tmp/ entries name it (cache's tests have their own: the store is
+// below the engine's test helpers).
+func deadPid(t *testing.T) int {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
+}
 
 // TestLayerDirCheckedOncePerEpoch changes a layer directory (a file added)
 // after it was made, and opens the root again: without a crash since, the
@@ -28,7 +39,7 @@ func TestLayerDirCheckedOncePerEpoch(t *testing.T) {
 	}{
 		{"no crash", func(t *testing.T, s *Store) {}, func(t *testing.T, s *Store) {}, false},
 		{"dead process's tmp entry", func(t *testing.T, s *Store) {
-			p := filepath.Join(s.tmpDir(), strconv.Itoa(enginetest.DeadPid(t))+"-left")
+			p := filepath.Join(s.tmpDir(), strconv.Itoa(deadPid(t))+"-left")
 			if err := os.Mkdir(p, 0o700); err != nil {
 				t.Fatal(err)
 			}

@@ -12,8 +12,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
-
-	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
 // importedLayer imports a one-file image "c" and returns it and its layer.
@@ -180,7 +178,7 @@ func TestVerifyLayerDir(t *testing.T) {
 			// it is unchanged; a changed one is made again from its blob,
 			// with a warning. Without a crash, see
 			// TestLayerDirCheckedOncePerEpoch.
-			if err := os.Mkdir(filepath.Join(s.tmpDir(), strconv.Itoa(enginetest.DeadPid(t))+"-left"), 0o700); err != nil {
+			if err := os.Mkdir(filepath.Join(s.tmpDir(), strconv.Itoa(deadPid(t))+"-left"), 0o700); err != nil {
 				t.Fatal(err)
 			}
 			var warnings []string

@@ -16,17 +16,14 @@ import (
 	"github.com/kiln-build/kiln/engine/enginetest"
 )
 
-// TestCrashedKilnIsSwept kills kiln with SIGKILL while its container
-// runs: the container's processes die with it (PDEATHSIG, then the PID
-// namespace), its mounts with its mount namespace, and the next kiln
-// removes the cgroup, state and snapshot it left.
-func TestCrashedKilnIsSwept(t *testing.T) {
-	enginetest.RequireRoot(t)
-	root := newRoot(t)
-	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox")
-	marker := fmt.Sprintf("%d.%d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000)
-
-	cmd := exec.Command(os.Args[0], "--root", root, "run", "--name", "crashed", "busybox", "--",
+// killRun starts kiln run --name name busybox in root, with a container
+// that sleeps, in a process of its own, and kills that kiln with SIGKILL
+// once its container runs. It returns the sleep's argument, which names
+// the container's processes (see sleeping).
+func killRun(t *testing.T, root, name string) (marker string) {
+	t.Helper()
+	marker = fmt.Sprintf("%d.%d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000)
+	cmd := exec.Command(os.Args[0], "--root", root, "run", "--name", name, "busybox", "--",
 		"sh", "-c", "echo started; sleep "+marker+" & sleep "+marker)
 	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
 	out, err := cmd.StdoutPipe()
@@ -44,6 +41,18 @@ func TestCrashedKilnIsSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	return marker
+}
+
+// TestCrashedKilnIsSwept kills kiln with SIGKILL while its container
+// runs: the container's processes die with it (PDEATHSIG, then the PID
+// namespace), its mounts with its mount namespace, and the next kiln
+// removes the cgroup, state and snapshot it left.
+func TestCrashedKilnIsSwept(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	mustKiln(t, root, "import", enginetest.Busybox(t), "-t", "busybox")
+	marker := killRun(t, root, "crashed")
 
 	cgroups, err := cgroup.NewManager(cgroup.WithParent(cgroupParent(root)))
 	if err != nil {

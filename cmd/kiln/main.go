@@ -300,9 +300,25 @@ func (a *app) store(ctx context.Context) (*store.Store, error) {
 		return nil, err
 	}
 	a.root = abs
-	return store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
+	// What a crashed kiln left is swept before any layer directory is
+	// handed out: a crash may have touched them, so they are checked
+	// again on their next use (the store's epoch, see DistrustLayerDirs).
+	swept, err := snapshot.Sweep(ctx, filepath.Join(a.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.Open(ctx, a.root, store.WithWarnings(func(msg string) {
 		fmt.Fprintln(a.stderr, "kiln: warning:", msg)
 	}), store.WithRemoteLayers(a.remoteLayer))
+	if err != nil {
+		return nil, err
+	}
+	if len(swept) > 0 {
+		if err := s.DistrustLayerDirs(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // remoteLayer is the layer blob desc of the registry repository repo, as
@@ -338,8 +354,21 @@ func (a *app) engine(ctx context.Context) (engine.Snapshotter, *container.Runtim
 		return nil, nil, err
 	}
 	dir := filepath.Join(a.root, "snapshots")
-	if _, err := snapshot.Sweep(ctx, dir); err != nil {
+	swept, err := snapshot.Sweep(ctx, dir)
+	if err != nil {
 		return nil, nil, err
+	}
+	if len(swept) > 0 {
+		// A crashed kiln that a.store did not see (it crashed since, or
+		// this command opens no store first): its layer directories are
+		// checked again on their next use, as a.store does.
+		s, err := a.store(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := s.DistrustLayerDirs(); err != nil {
+			return nil, nil, err
+		}
 	}
 	sn, choice, err := snapshot.New(ctx, dir, d)
 	if err != nil {

@@ -16,7 +16,10 @@
 //	                   0/0 character devices, opaque directories carry the
 //	                   trusted.overlay.opaque xattr), shared read-only
 //	layertrees/<diffid> the layer.TreeDigests of layers/<diffid>, written
-//	                   when it is unpacked or adopted (see Integrity)
+//	                   when it is unpacked or adopted, and the epoch in
+//	                   which it was last made or checked (see Integrity)
+//	layerchecks.epoch  the current epoch: the boot's id and a random part,
+//	                   renewed after a crash (see Integrity)
 //	tmp/<pid>-<rand>   work files and directories of a running kiln process;
 //	                   Open removes those whose process is gone
 //
@@ -38,10 +41,15 @@
 // the blob, before an export, a push or an unpack commits anything). An
 // oci-layout: input is read the same way. A layer directory handed out by
 // LayerDirs, LayerDir or AdoptLayerDir is first checked against the digests
-// kept when it was made: its metadata digest (lstat only, once per Store),
-// then, if that differs, its whole tree; a changed one is removed and made
-// again from the layer's blob (or a step's new diff), with a warning
-// ([WithWarnings]). [Store.VerifyBlob] and
+// kept when it was made: its metadata digest (lstat only), then, if that
+// differs, its whole tree; a changed one is removed and made again from the
+// layer's blob (or a step's new diff), with a warning ([WithWarnings]).
+// This check runs once per epoch, not on every use: an epoch lasts until a
+// crash may have touched the layer directories (a new boot, a dead
+// process's tmp/ entries swept by Open, or [Store.DistrustLayerDirs], which
+// kiln calls when it sweeps a crashed kiln's snapshots). A directory
+// changed by hand between clean runs is found by [Store.VerifyLayerDir]
+// (kiln cache verify), not by its next use. [Store.VerifyBlob] and
 // [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
 // what fails, and a removed layer directory is unpacked again on next use.
 //

@@ -17,11 +17,20 @@ import (
 // tree no longer has the digest it had when it was unpacked.
 var ErrLayerDirChanged = errors.New("was changed since it was unpacked")
 
-// treesDir holds, per layer directory, its layer.TreeDigests as JSON:
+// treesDir holds, per layer directory, its treeRecord as JSON:
 // layertrees/<diffid hex>, written when the directory is made.
 func (s *Store) treesDir() string { return filepath.Join(s.root, "layertrees") }
 
 func (s *Store) treePath(diffID v1.Hash) string { return filepath.Join(s.treesDir(), diffID.Hex) }
+
+// treeRecord is what layertrees/<diffid hex> holds.
+type treeRecord struct {
+	layer.TreeDigests
+	// Checked is the epoch in which the directory was last made or
+	// checked against TreeDigests (see layercheck.go); empty in a
+	// record an older kiln wrote.
+	Checked string `json:"checked,omitempty"`
+}
 
 // recordTree computes and stores the digests of the layer directory of
 // diffID.
@@ -29,29 +38,44 @@ func (s *Store) recordTree(ctx context.Context, diffID v1.Hash) (layer.TreeDiges
 	return s.recordTreeIf(ctx, diffID, func(layer.TreeDigests) bool { return true })
 }
 
-// readTree returns the stored digests of the layer directory of diffID;
-// ok is false when there are none (a directory made before kiln kept
+// readTree returns the stored record of the layer directory of diffID;
+// ok is false when there is none (a directory made before kiln kept
 // them, or whose record was lost).
-func (s *Store) readTree(diffID v1.Hash) (d layer.TreeDigests, ok bool, err error) {
+func (s *Store) readTree(diffID v1.Hash) (r treeRecord, ok bool, err error) {
 	b, err := os.ReadFile(s.treePath(diffID))
 	if errors.Is(err, os.ErrNotExist) {
-		return d, false, nil
+		return r, false, nil
 	}
 	if err != nil {
-		return d, false, err
+		return r, false, err
 	}
-	if err := json.Unmarshal(b, &d); err != nil || d.Tree.Hex == "" {
-		return d, false, nil // a damaged record is recomputed
+	if err := json.Unmarshal(b, &r); err != nil || r.Tree.Hex == "" {
+		return treeRecord{}, false, nil // a damaged record is recomputed
 	}
-	return d, true, nil
+	return r, true, nil
+}
+
+// writeTree stores d as the digests of diffID's directory, checked in
+// the current epoch.
+func (s *Store) writeTree(diffID v1.Hash, d layer.TreeDigests) error {
+	b, err := json.Marshal(treeRecord{TreeDigests: d, Checked: s.currentEpoch()})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.treesDir(), 0o700); err != nil {
+		return err
+	}
+	return s.writeFileAtomic(s.treePath(diffID), b, 0o600)
 }
 
 // checkLayerDir makes sure that the layer directory of diffID is as it was
-// unpacked, before a container uses it. The cheap check (the directory's
+// unpacked, before a container uses it, unless its record says it was
+// made or checked in the current epoch. The cheap check (the directory's
 // metadata digest, lstat only) comes first; when it differs, the whole tree
 // is hashed, and a tree that still matches has its metadata digest
 // renewed. A directory without stored digests has them computed now (trust
-// on first use, for roots made before kiln kept them).
+// on first use, for roots made before kiln kept them). A directory that
+// passes is recorded as checked in the current epoch.
 func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 	want, ok, err := s.readTree(diffID)
 	if err != nil {
@@ -60,11 +84,17 @@ func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 	if !ok {
 		return s.VerifyLayerDir(ctx, diffID)
 	}
+	if e := s.currentEpoch(); e != "" && want.Checked == e {
+		return nil
+	}
 	got, err := layer.DigestTree(ctx, s.LayerPath(diffID), false)
 	if err != nil {
 		return fmt.Errorf("check layer directory %s: %w", diffID, err)
 	}
 	if got.Meta == want.Meta {
+		if err := s.writeTree(diffID, want.TreeDigests); err != nil {
+			return fmt.Errorf("check layer directory %s: %w", diffID, err)
+		}
 		return nil
 	}
 	return s.VerifyLayerDir(ctx, diffID)
@@ -98,14 +128,7 @@ func (s *Store) recordTreeIf(ctx context.Context, diffID v1.Hash, keep func(laye
 	if err != nil || !keep(d) {
 		return d, err
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return d, err
-	}
-	if err := os.MkdirAll(s.treesDir(), 0o700); err != nil {
-		return d, err
-	}
-	return d, s.writeFileAtomic(s.treePath(diffID), b, 0o600)
+	return d, s.writeTree(diffID, d)
 }
 
 // LayerDirIDs returns the diffIDs of the store's unpacked layer
@@ -133,6 +156,7 @@ func (s *Store) LayerDirIDs(ctx context.Context) ([]v1.Hash, error) {
 // verify --repair does with a changed one: the next use unpacks it again
 // from its blob. A container that has it mounted keeps its view.
 func (s *Store) RemoveLayerDir(diffID v1.Hash) error {
+	s.checked.Delete(diffID)
 	tmp := s.tempName()
 	if err := os.Rename(s.LayerPath(diffID), tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove layer directory %s: %w", diffID, err)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
@@ -38,6 +39,8 @@ type Store struct {
 	// directories this Store has checked or made, which it hands out
 	// without checking them again.
 	checked sync.Map
+	// epoch is the current layer check epoch (string); see layercheck.go.
+	epoch atomic.Value
 	// compressing holds the compressions under way in this Store, by
 	// "<diffID hex>-<compression>" (*compression); see compressedLayer.
 	compressing sync.Map
@@ -98,7 +101,11 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 	if err := s.initLayout(ctx); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	if err := s.sweepTmp(); err != nil {
+	swept, err := s.sweepTmp()
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	if err := s.loadEpoch(swept); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	return s, nil
@@ -151,13 +158,15 @@ func (s *Store) createTemp() (*os.File, error) {
 }
 
 // sweepTmp removes the entries of tmp/ named after a process that is not
-// running. A pid is taken as running when /proc/<pid> exists; a reused pid
-// only delays the removal until a later Open.
-func (s *Store) sweepTmp() error {
+// running, and reports whether there were any (a kiln process died
+// without cleaning up). A pid is taken as running when /proc/<pid> exists;
+// a reused pid only delays the removal until a later Open.
+func (s *Store) sweepTmp() (bool, error) {
 	entries, err := os.ReadDir(s.tmpDir())
 	if err != nil {
-		return err
+		return false, err
 	}
+	swept := false
 	for _, e := range entries {
 		pidText, _, ok := strings.Cut(e.Name(), "-")
 		if !ok {
@@ -171,10 +180,11 @@ func (s *Store) sweepTmp() error {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
-			return fmt.Errorf("sweep %s: %w", s.tmpDir(), err)
+			return swept, fmt.Errorf("sweep %s: %w", s.tmpDir(), err)
 		}
+		swept = true
 	}
-	return nil
+	return swept, nil
 }
 
 // lock takes the exclusive flock on oci/index.lock, waiting until it is free

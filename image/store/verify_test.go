@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -172,9 +173,14 @@ func TestVerifyLayerDir(t *testing.T) {
 			if got := errors.Is(err, ErrLayerDirChanged); got != tc.bad {
 				t.Errorf("VerifyLayerDir: %v, want bad = %v", err, tc.bad)
 			}
-			// A new Store (a new kiln process) hands it out as it is only if
+			// After a crash (a dead kiln's tmp/ entry, which Open sweeps), a
+			// new Store (a new kiln process) hands it out as it is only if
 			// it is unchanged; a changed one is made again from its blob,
-			// with a warning.
+			// with a warning. Without a crash, see
+			// TestLayerDirCheckedOncePerEpoch.
+			if err := os.Mkdir(filepath.Join(s.tmpDir(), strconv.Itoa(deadPid(t))+"-left"), 0o700); err != nil {
+				t.Fatal(err)
+			}
 			var warnings []string
 			s2, err := Open(ctx, s.Root(), WithWarnings(func(m string) { warnings = append(warnings, m) }))
 			if err != nil {

@@ -617,3 +617,46 @@ func TestReadsShareSetup(t *testing.T) {
 		t.Errorf("the reads pinged the registry %d times, want 1", pings)
 	}
 }
+
+// TestExportRetriesRefusedUpload: a registry that refuses a blob upload
+// once as DIGEST_INVALID (as Distribution does when two writers commit
+// the same blob at once) does not fail the export: the write is tried
+// again, and the records arrive.
+func TestExportRetriesRefusedUpload(t *testing.T) {
+	var mu sync.Mutex
+	refused := 0
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		refuse := r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && refused == 0
+		if refuse {
+			refused++
+		}
+		mu.Unlock()
+		if refuse {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/team/cache:main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newRoot(t)
+	rec := a.record(t, "one")
+	if _, err := Export(t.Context(), Registry(ref), a.s, a.c, []cache.Key{rec.Key}, ExportOptions{}); err != nil {
+		t.Fatalf("export after one refused upload: %v", err)
+	}
+	if refused != 1 {
+		t.Fatalf("the registry refused %d uploads, want 1 (the test did not exercise a refusal)", refused)
+	}
+	b := newRoot(t)
+	var w warnings
+	if ok, err := NewSource(b.s, b.c, w.warn, Registry(ref)).Fetch(t.Context(), rec.Key); !ok || err != nil {
+		t.Fatalf("Fetch = %v, %v; want a hit (warnings: %s)", ok, err, w.all())
+	}
+}

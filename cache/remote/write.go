@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/image/store"
@@ -172,11 +173,38 @@ func writeArtifact(ctx context.Context, t Target, tag string, a *artifact) error
 	img, err := a.image()
 	if err == nil {
 		err = t.write(ctx, tag, img)
+		// Distribution refuses one of two uploads of the same blob that
+		// commit at once (DIGEST_INVALID): writers exporting to one cache
+		// at the same moment merge into the same artifact. The write is
+		// the same each time, so it is tried again.
+		for try := 1; err != nil && try < writeTries && uploadRaced(err); try++ {
+			err = t.write(ctx, tag, img)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("writing the cache artifact %s of %s: %w", tag, t, err)
 	}
 	return nil
+}
+
+// writeTries is how many times writeArtifact writes an artifact whose
+// upload a registry refused as a race (uploadRaced).
+const writeTries = 3
+
+// uploadRaced reports whether err is a registry's refusal of a blob upload
+// that another upload of the same blob can cause.
+func uploadRaced(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.DigestInvalidErrorCode, transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode:
+			return true
+		}
+	}
+	return false
 }
 
 // existsJobs is how many blobs present checks at once.

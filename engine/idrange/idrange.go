@@ -1,19 +1,18 @@
 package idrange
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/subid"
 )
 
 const (
@@ -33,12 +32,6 @@ const (
 // Range is a slot: container uid i is host uid UID+i, container gid i
 // host gid GID+i, for i below Size.
 type Range struct{ UID, GID uint32 }
-
-// span is a run of host ids, from an /etc/subuid or /etc/subgid line.
-type span struct {
-	name         string
-	start, count uint64
-}
 
 // Allocator hands out slots.
 type Allocator struct {
@@ -75,11 +68,11 @@ func New(opts ...Option) (*Allocator, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	uids, err := readSubIDs(o.subuid)
+	uids, err := subid.Read(o.subuid)
 	if err != nil {
 		return nil, err
 	}
-	gids, err := readSubIDs(o.subgid)
+	gids, err := subid.Read(o.subgid)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +82,7 @@ func New(opts ...Option) (*Allocator, error) {
 		a.source = fmt.Sprintf("the %q entries of %s and %s", Name, o.subuid, o.subgid)
 	} else {
 		a.source = "kiln's default range"
-		def := []span{{name: Name, start: DefaultStart, count: DefaultSlots * Size}}
+		def := []subid.Entry{{Name: Name, Start: DefaultStart, Count: DefaultSlots * Size}}
 		us = free(slotsOf(def, Name), uids)
 		gs = free(slotsOf(def, Name), gids)
 	}
@@ -102,50 +95,15 @@ func New(opts ...Option) (*Allocator, error) {
 	return a, nil
 }
 
-// readSubIDs reads an /etc/subuid-style file: name:start:count lines. A
-// missing file is empty.
-func readSubIDs(path string) ([]span, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading subordinate ids: %w", err)
-	}
-	defer f.Close()
-	var out []span
-	s := bufio.NewScanner(f)
-	for n := 1; s.Scan(); n++ {
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		parts := strings.Split(line, ":")
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("%s:%d: want name:start:count", path, n)
-		}
-		start, err1 := strconv.ParseUint(parts[1], 10, 32)
-		count, err2 := strconv.ParseUint(parts[2], 10, 32)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s:%d: want name:start:count with numbers", path, n)
-		}
-		out = append(out, span{name: parts[0], start: start, count: count})
-	}
-	if err := s.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return out, nil
-}
-
 // slotsOf returns the starts of the whole slots in the spans of name.
 // Slots never reach past the 32-bit id space less its last id.
-func slotsOf(spans []span, name string) []uint64 {
+func slotsOf(spans []subid.Entry, name string) []uint64 {
 	var out []uint64
 	for _, s := range spans {
-		if s.name != name {
+		if s.Name != name {
 			continue
 		}
-		for st := s.start; st+Size <= s.start+s.count && st+Size < 1<<32; st += Size {
+		for st := s.Start; st+Size <= s.Start+s.Count && st+Size < 1<<32; st += Size {
 			out = append(out, st)
 		}
 	}
@@ -153,12 +111,12 @@ func slotsOf(spans []span, name string) []uint64 {
 }
 
 // free returns the slots that no span overlaps.
-func free(slots []uint64, spans []span) []uint64 {
+func free(slots []uint64, spans []subid.Entry) []uint64 {
 	var out []uint64
 	for _, st := range slots {
 		ok := true
 		for _, s := range spans {
-			if s.start < st+Size && st < s.start+s.count {
+			if s.Start < st+Size && st < s.Start+s.Count {
 				ok = false
 				break
 			}

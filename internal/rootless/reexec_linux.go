@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/subid"
 )
 
 // envStage tells a re-executed kiln where it is: stageWait (just cloned
@@ -227,15 +229,11 @@ func foreground() bool {
 }
 
 func subIDs(path, name string, id int) ([]Range, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	es, err := subid.Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("rootless: reading %s: %w", path, err)
+		return nil, fmt.Errorf("rootless: %w", err)
 	}
-	defer f.Close()
-	r, err := Ranges(f, name, id)
+	r, err := rangesOf(es, name, id)
 	if err != nil {
 		return nil, fmt.Errorf("rootless: reading %s: %w", path, err)
 	}

@@ -1,11 +1,11 @@
 package rootless
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
+
+	"github.com/kiln-build/kiln/internal/subid"
 )
 
 // Range is a run of subordinate ids a user may map: Count ids from Start.
@@ -17,29 +17,25 @@ type Range struct {
 // "name-or-id:start:count" a line) that belong to the user of name or
 // numeric id, in file order.
 func Ranges(r io.Reader, name string, id int) ([]Range, error) {
-	var out []Range
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("line %d: want name:start:count, got %q", n, line)
-		}
-		if f[0] != name && f[0] != strconv.Itoa(id) {
-			continue
-		}
-		start, err1 := strconv.Atoi(f[1])
-		count, err2 := strconv.Atoi(f[2])
-		if err1 != nil || err2 != nil || start < 0 || count <= 0 {
-			return nil, fmt.Errorf("line %d: bad range %q", n, line)
-		}
-		out = append(out, Range{Start: start, Count: count})
-	}
-	if err := sc.Err(); err != nil {
+	es, err := subid.Parse(r)
+	if err != nil {
 		return nil, err
+	}
+	return rangesOf(es, name, id)
+}
+
+// rangesOf returns the ranges of es that belong to the user of name or
+// numeric id; an empty range is an error.
+func rangesOf(es []subid.Entry, name string, id int) ([]Range, error) {
+	var out []Range
+	for _, e := range es {
+		if e.Name != name && e.Name != strconv.Itoa(id) {
+			continue
+		}
+		if e.Count == 0 {
+			return nil, fmt.Errorf("bad range %s:%d:%d: no ids", e.Name, e.Start, e.Count)
+		}
+		out = append(out, Range{Start: int(e.Start), Count: int(e.Count)})
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/kiln-build/kiln/engine/snapshot"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/internal/rootless"
+	"github.com/kiln-build/kiln/internal/rootless/nsjoin"
 	"github.com/kiln-build/kiln/manifest"
 	"github.com/kiln-build/kiln/toolbox"
 )
@@ -38,21 +39,23 @@ func main() {
 	if container.Main() {
 		return
 	}
+	// What kiln inherited past stdio never reaches a container, nor the
+	// rootless namespace's holder.
+	if err := container.StdioOnly(); err != nil {
+		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
+		os.Exit(125)
+	}
 	// As an ordinary user, kiln runs again in a user namespace of its own
 	// (not as a container's helpers, which run as the step's user).
 	if !toolbox.InContainer() {
-		if done, code, err := rootless.Enter(func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }); done {
+		warn := func(msg string) { fmt.Fprintln(os.Stderr, "kiln: warning:", msg) }
+		if done, code, err := rootless.Enter(warn, nsjoin.Joined()); done {
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
 				code = exitFault
 			}
 			os.Exit(code)
 		}
-	}
-	// What kiln inherited past stdio never reaches a container.
-	if err := container.StdioOnly(); err != nil {
-		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
-		os.Exit(125)
 	}
 	// Run as /.kiln/bin/kiln in a build container: the helpers.
 	if toolbox.InContainer() {

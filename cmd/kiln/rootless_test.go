@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	godap "github.com/google/go-dap"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
 	imgregistry "github.com/kiln-build/kiln/image/registry"
@@ -47,6 +48,7 @@ type rootlessEnv struct {
 	dir      string // 0755, root's: bin, inputs
 	bin      string
 	home     string // the user's, fresh: its kiln root is ~/.local/share/kiln
+	run      string // the user's XDG_RUNTIME_DIR, fresh: the holder file is in run/kiln
 	conf     string // registries.conf the user can read
 }
 
@@ -106,12 +108,15 @@ func setupRootless(t *testing.T) *rootlessEnv {
 		t.Fatal(err)
 	}
 	r.dir, r.bin = dir, filepath.Join(dir, "kiln")
-	build := exec.Command("go", "build", "-o", r.bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// As released, with the constructor that joins the user's namespace
+	// holder: CI installs gcc and libc6-dev (the Makefile's TEST_PACKAGES).
+	if !staticCC() {
+		t.Fatal("no C compiler linking static programs (Debian: gcc, libc6-dev): kiln is released with cgo")
 	}
+	releaseKiln(t, r.bin, true)
 	r.home = r.userDir(t, "home")
+	r.run = r.userDir(t, "run")
+	t.Cleanup(func() { r.stopHolder(t) })
 	r.conf = filepath.Join(dir, "registries.conf")
 	if err := os.WriteFile(r.conf, []byte(offlineConf), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,6 +129,57 @@ func setupRootless(t *testing.T) *rootlessEnv {
 		t.Fatalf("kiln version as %s: exit %d: %s", rootlessUser, res.code, res.stderr)
 	}
 	return r
+}
+
+// holderFile is the user's holder file (internal/rootless/nsjoin).
+func (r *rootlessEnv) holderFile() string { return filepath.Join(r.run, "kiln", "userns") }
+
+// holder returns the pid of the holder the user's holder file names,
+// failing unless it is a live process in a user namespace with the inode
+// the file records.
+func (r *rootlessEnv) holder(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(r.holderFile())
+	if err != nil {
+		t.Fatalf("no holder file: %v", err)
+	}
+	var pid int
+	var ino uint64
+	if _, err := fmt.Sscan(string(b), &pid, &ino); err != nil {
+		t.Fatalf("holder file %q: %v", b, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil || st.Ino != ino {
+		t.Fatalf("holder file %q names no live holder (%v)", b, err)
+	}
+	return pid
+}
+
+// stopHolder ends the user's holder, when there is one: kiln started it
+// for the suite's commands.
+func (r *rootlessEnv) stopHolder(t *testing.T) {
+	b, err := os.ReadFile(r.holderFile())
+	if err != nil {
+		return
+	}
+	var pid int
+	var ino uint64
+	var st syscall.Stat_t
+	if _, err := fmt.Sscan(string(b), &pid, &ino); err == nil && pid > 0 &&
+		syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st) == nil && st.Ino == ino {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// setEnv sets variable key of cmd, a command of r.command, to value.
+func setEnv(cmd *exec.Cmd, key, value string) {
+	for i, a := range cmd.Args {
+		if strings.HasPrefix(a, key+"=") {
+			cmd.Args[i] = key + "=" + value
+			return
+		}
+	}
+	panic("setEnv: no " + key + " in the command")
 }
 
 // userDir makes a directory of the user's in r.dir.
@@ -144,7 +200,7 @@ func (r *rootlessEnv) userDir(t *testing.T, name string) string {
 func (r *rootlessEnv) command(args ...string) *exec.Cmd {
 	cmd := exec.Command("setpriv", append([]string{
 		"--reuid", strconv.Itoa(r.uid), "--regid", strconv.Itoa(r.gid), "--init-groups", "--",
-		"env", "-i", "HOME=" + r.home, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+		"env", "-i", "HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.run, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"SOURCE_DATE_EPOCH=" + rootlessEpoch, imgregistry.ConfEnv + "=" + r.conf, r.bin}, args...)...)
 	cmd.Dir = r.dir
 	cmd.WaitDelay = 5 * time.Second
@@ -398,13 +454,13 @@ func TestRootless(t *testing.T) {
 		// Commands that only print run as the user, without the user
 		// namespace: they work where newuidmap cannot be found, as no
 		// command that needs the namespace does.
+		// No holder (a fresh runtime directory): a command that needs
+		// the namespace makes one.
+		fresh := r.userDir(t, "run-fresh")
 		noTools := func(args ...string) *exec.Cmd {
 			cmd := r.command(args...)
-			for i, a := range cmd.Args {
-				if strings.HasPrefix(a, "PATH=") {
-					cmd.Args[i] = "PATH=/nonexistent"
-				}
-			}
+			setEnv(cmd, "PATH", "/nonexistent")
+			setEnv(cmd, "XDG_RUNTIME_DIR", fresh)
 			return cmd
 		}
 		for _, args := range [][]string{{"version"}, {"help", "build"}, {"--help"}} {
@@ -416,6 +472,108 @@ func TestRootless(t *testing.T) {
 		out, err := noTools("images").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "newuidmap is not installed") {
 			t.Errorf("kiln images without newuidmap: %v: %s, want the namespace's error", err, out)
+		}
+	})
+
+	t.Run("holder", func(t *testing.T) {
+		// The commands before made one holder; it is a sleeping process
+		// of the user's in a user namespace of its own, in a session of
+		// its own, in /, holding nothing of kiln's.
+		pid := r.holder(t)
+		proc := func(f string) string {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		if !strings.Contains(proc("status"), fmt.Sprintf("\nUid:\t%d\t", r.uid)) {
+			t.Errorf("holder %d is not the user's:\n%s", pid, proc("status"))
+		}
+		if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+			t.Errorf("holder %d: session %d (%v), want its own", pid, sid, err)
+		}
+		if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
+			t.Errorf("holder %d works in %q, want /", pid, cwd)
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l != os.DevNull {
+				t.Errorf("holder %d holds fd %s: %s", pid, fd.Name(), l)
+			}
+		}
+		if m := proc("uid_map"); !strings.Contains(m, strconv.Itoa(r.uid)) || !strings.Contains(m, strings.Split(rootlessRange, "-")[0]) {
+			t.Errorf("holder %d's uid map:\n%s", pid, m)
+		}
+		holderNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+
+		// A command joins it without newuidmap (none on its PATH), its
+		// containers in the holder's user namespace.
+		cmd := r.command("run", "busybox", "readlink", "/proc/self/ns/user")
+		setEnv(cmd, "PATH", "/nonexistent")
+		if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != holderNS {
+			t.Errorf("kiln run without newuidmap: %v: %q, want the holder's namespace %s", err, out, holderNS)
+		}
+
+		// Files that name no holder of the user's are never joined: a new
+		// holder is made, and the command works.
+		sleeper := exec.Command("setpriv", "--reuid", strconv.Itoa(r.uid), "--regid", strconv.Itoa(r.gid), "--init-groups", "--", "sleep", "60")
+		if err := sleeper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+		initNS := func(p int) uint64 {
+			var st syscall.Stat_t
+			if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", p), &st); err != nil {
+				t.Fatal(err)
+			}
+			return st.Ino
+		}
+		for _, c := range []struct{ name, content string }{
+			{"a dead process", "999999999 4026531837\n"},
+			{"garbage", "not a holder\n"},
+			{"root's process (this test), in the initial namespace", fmt.Sprintf("%d %d\n", os.Getpid(), initNS(os.Getpid()))},
+			{"a process of the user's in the initial namespace", fmt.Sprintf("%d %d\n", sleeper.Process.Pid, initNS(sleeper.Process.Pid))},
+		} {
+			before := r.holder(t)
+			if err := os.WriteFile(r.holderFile(), []byte(c.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := r.kiln(t, nil, "run", "busybox", "id", "-u")
+			if res.code != 0 || res.stdout != "0\n" {
+				t.Errorf("holder file naming %s: exit %d, %q %q", c.name, res.code, res.stdout, res.stderr)
+			}
+			if after := r.holder(t); after == before || after == sleeper.Process.Pid || after == os.Getpid() {
+				t.Errorf("holder file naming %s: holder %d after, %d before", c.name, after, before)
+			}
+			syscall.Kill(before, syscall.SIGKILL)
+		}
+
+		// A runtime directory others may write is not trusted: the command
+		// makes a namespace of its own, and says so.
+		dir := filepath.Dir(r.holderFile())
+		if err := os.Chmod(dir, 0o770); err != nil {
+			t.Fatal(err)
+		}
+		res := r.kiln(t, nil, "run", "busybox", "id", "-u")
+		os.Chmod(dir, 0o700)
+		if res.code != 0 || res.stdout != "0\n" || !strings.Contains(res.stderr, "that only you may write: this command makes a user namespace of its own") {
+			t.Errorf("a runtime directory others may write: exit %d, %q %q", res.code, res.stdout, res.stderr)
+		}
+
+		// A kiln built without cgo has no constructor: each command makes
+		// a namespace of its own, and no holder.
+		plain := filepath.Join(r.dir, "kiln-plain")
+		releaseKiln(t, plain, false)
+		fresh := r.userDir(t, "run-plain")
+		cmd = r.command("run", "busybox", "id", "-u")
+		cmd.Args[slices.Index(cmd.Args, r.bin)] = plain
+		setEnv(cmd, "XDG_RUNTIME_DIR", fresh)
+		if out, err := cmd.Output(); err != nil || string(out) != "0\n" {
+			t.Errorf("kiln without cgo: %v: %q", err, out)
+		}
+		if ents, _ := os.ReadDir(fresh); len(ents) != 0 {
+			t.Errorf("kiln without cgo made %v in its runtime directory", ents)
 		}
 	})
 
@@ -515,6 +673,8 @@ RUN test "$(cat /data/uid)" = 1000 && test "$(stat -c %u:%g /data/by-user)" = 10
 		n.uid, _ = strconv.Atoi(u.Uid)
 		n.gid, _ = strconv.Atoi(u.Gid)
 		n.home = n.userDir(t, "home-nosub")
+		n.run = n.userDir(t, "run-nosub")
+		t.Cleanup(func() { n.stopHolder(t) })
 		rootOnly := r.baseTar(t, "rootonly.tar", nil)
 		res := n.mustKiln(t, "import", rootOnly, "-t", "busybox", "--cmd", "/bin/sh")
 		if !strings.Contains(res.stderr, "has no range in /etc/subuid or /etc/subgid: only uid and gid 0 are mapped") {
@@ -731,24 +891,22 @@ steps:
 		for sc.Scan() && !strings.Contains(sc.Text(), "running: run: sleep") {
 		}
 		waitForProcess(t, marker)
-		// The kiln in the user namespace is the child of the one killed.
-		inner := childrenOf(cmd.Process.Pid)
-		if len(inner) != 1 {
-			t.Fatalf("kiln %d has children %v, want the one kiln in the user namespace", cmd.Process.Pid, inner)
-		}
+		// The kiln the user started runs the build itself, joined to the
+		// holder's user namespace.
+		kiln := cmd.Process.Pid
 		cmd.Process.Signal(syscall.SIGKILL)
 		go io.Copy(io.Discard, stderr)
 		cmd.Wait()
 		deadline := time.Now().Add(commandTimeout)
 		gone := func() bool {
-			_, err := os.Stat("/proc/" + strconv.Itoa(inner[0]))
+			_, err := os.Stat("/proc/" + strconv.Itoa(kiln))
 			return len(processesWith(marker)) == 0 && err != nil
 		}
 		for !gone() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if !gone() {
-			t.Errorf("after SIGKILL, processes of the build live on: kiln %d, the step's %v", inner[0], processesWith(marker))
+			t.Errorf("after SIGKILL, processes of the build live on: the step's %v", processesWith(marker))
 		}
 		mounts, _ := os.ReadFile("/proc/self/mountinfo")
 		if strings.Contains(string(mounts), r.root()) {
@@ -797,25 +955,6 @@ func processesWith(s string) []int {
 		}
 	}
 	return pids
-}
-
-// childrenOf returns the PIDs whose parent is pid.
-func childrenOf(pid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			c, _ := strconv.Atoi(e.Name())
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // startPTYCommand runs cmd on a new pseudo-terminal, its controlling

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,24 +16,13 @@ import (
 	"github.com/kiln-build/kiln/toolbox"
 )
 
-// staticKiln builds kiln as it is released, without cgo, into a
+// staticKiln builds kiln as it is released (see releaseKiln) into a
 // temporary directory: the test binary is not static, and the helpers
 // must run in scratch and busybox containers.
 func staticKiln(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kiln")
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		gocmd = "/usr/local/go/bin/go"
-	}
-	cmd := exec.Command(gocmd, "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building a static kiln: %v\n%s", err, out)
-	}
-	if ok, err := toolbox.Static(bin); err != nil || !ok {
-		t.Fatalf("%s is not static (%v)", bin, err)
-	}
+	releaseKiln(t, bin, staticCC())
 	return bin
 }
 

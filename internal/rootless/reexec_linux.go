@@ -19,31 +19,46 @@ import (
 )
 
 // envStage tells a re-executed kiln where it is: stageWait (just cloned
-// into the new namespaces, waiting for its id maps on fd 3) or
-// stageInside (mapped, root of the user namespace).
+// into the new namespaces, waiting for its id maps on fd 3), stageInside
+// (mapped, root of the user namespace) or stageJoined (started inside
+// the holder's namespace by nsjoin's constructor, or by such a kiln).
+// envMade marks the kiln started again right after it made the holder:
+// if it is not joined then, it says why rather than make another.
 const (
 	envParent   = "KILN_ROOTLESS_PARENT" // the pid of the kiln outside
 	envStage    = "KILN_ROOTLESS"
+	envMade     = "KILN_ROOTLESS_MADE"
 	stageWait   = "wait"
 	stageInside = "1"
+	stageJoined = "joined"
 )
 
-// Active reports whether this kiln runs rootless: re-executed by
-// Enter into a user namespace of its own.
-func Active() bool { return os.Getenv(envStage) == stageInside }
+// Active reports whether this kiln runs rootless: in a user namespace
+// that Enter made or joined.
+func Active() bool {
+	s := os.Getenv(envStage)
+	return s == stageInside || s == stageJoined
+}
 
 // Enter is called first thing in main. As root, in the namespaces
 // already, or for a command that only prints (version, help), it does
-// nothing and returns false. Otherwise it runs this
-// program again, with the same arguments, in a new user and mount
-// namespace whose root is the calling user, waits for it and returns
-// true with its exit status: main then exits with it. warn receives the
-// warnings (a user without subordinate ids).
+// nothing and returns false.
 //
-// The network namespace stays the user's own. The child is killed when
+// Joined to the user's holder by nsjoin's constructor (h.Joined), it
+// only marks the process as rootless (for the kilns it starts), makes
+// its mounts private and returns false. With the constructor but no
+// holder yet, it makes one and executes kiln again, which then joins it.
+// Otherwise (a kiln without the constructor, or a holder it could not
+// make, said through warn) it runs this program again, with the same
+// arguments, in a new user and mount namespace whose root is the
+// calling user, waits for it and returns true with its exit status:
+// main then exits with it. warn receives the warnings (a user without
+// subordinate ids).
+//
+// The network namespace stays the user's own. A child is killed when
 // this process dies (PDEATHSIG), and its mounts go with its mount
 // namespace.
-func Enter(warn func(string)) (done bool, code int, err error) {
+func Enter(warn func(string), h Holder) (done bool, code int, err error) {
 	switch os.Getenv(envStage) {
 	case stageWait:
 		return true, 0, waitForMaps()
@@ -60,17 +75,108 @@ func Enter(warn func(string)) (done bool, code int, err error) {
 		if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
 			return true, 0, errors.New("rootless: the kiln outside the user namespace died")
 		}
-		// Mounts made here never reach the user's namespace.
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			return true, 0, fmt.Errorf("rootless: making the mounts private: %w", err)
+		return false, 0, private()
+	case stageJoined:
+		// Started by a joined kiln: in its namespaces already.
+		if os.Geteuid() != 0 || !Inside() {
+			return true, 0, errors.New("rootless: not root in a user namespace: " + envStage + "=" + stageJoined + " was set outside kiln")
 		}
 		return false, 0, nil
+	}
+	if h.Joined {
+		return false, 0, joined(warn, h.Path)
 	}
 	if os.Geteuid() == 0 || !needsNamespace(os.Args[1:]) {
 		return false, 0, nil
 	}
-	code, err = reexec(warn)
+	if h.Err != nil {
+		return true, 0, fmt.Errorf("rootless: joining the user namespace of the holder in %s: %w", h.Path, h.Err)
+	}
+	uidArgs, gidArgs, err := idMaps(os.Getuid(), os.Getgid(), warn)
+	if err != nil {
+		return true, 0, err
+	}
+	if h.Available && h.Path != "" {
+		if os.Getenv(envMade) != "" {
+			return true, 0, fmt.Errorf("rootless: kiln made the holder in %s but could not join it", h.Path)
+		}
+		err := makeHolder(h.Path, uidArgs, gidArgs)
+		if err == nil {
+			env := append(os.Environ(), envMade+"=1")
+			err = unix.Exec("/proc/self/exe", os.Args, env)
+		}
+		warn(fmt.Sprintf("rootless: %v: this command makes a user namespace of its own", err))
+	}
+	code, err = reexec(uidArgs, gidArgs)
 	return true, code, err
+}
+
+// private makes the mounts of the process's mount namespace private:
+// mounts made here never reach the user's namespace.
+func private() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("rootless: making the mounts private: %w", err)
+	}
+	return nil
+}
+
+// joined sets up a kiln that the constructor joined to the holder (file
+// path): rootless for what it starts, mounts private, HOME found, and
+// the warnings a new namespace would give.
+func joined(warn func(string), path string) error {
+	if os.Getenv(envMade) != "" || !needsNamespace(os.Args[1:]) {
+		// The kiln that made the holder said them; a command that only
+		// prints has none to say.
+		warn = func(string) {}
+	}
+	os.Unsetenv(envMade)
+	if err := os.Setenv(envStage, stageJoined); err != nil {
+		return err
+	}
+	if err := private(); err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return fmt.Errorf("rootless: reading the user namespace's uid map: %w", err)
+	}
+	var in, uid int
+	if _, err := fmt.Sscan(string(b), &in, &uid); err != nil || in != 0 {
+		return fmt.Errorf("rootless: the holder's namespace does not map root: %q", b)
+	}
+	gb, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return fmt.Errorf("rootless: reading the user namespace's gid map: %w", err)
+	}
+	var gid int
+	fmt.Sscan(string(gb), &in, &gid)
+	homeFor(uid)
+	uidArgs, gidArgs, err := idMaps(uid, gid, warn)
+	if err != nil {
+		return err
+	}
+	if !sameMap(string(b), uidArgs) || !sameMap(string(gb), gidArgs) {
+		pid, _ := liveHolder(path)
+		warn(fmt.Sprintf("rootless: the user namespace kept by process %d maps the ids /etc/subuid and /etc/subgid gave when it started, not today's: end it (kill %d) and kiln makes a new one", pid, pid))
+	}
+	return nil
+}
+
+// sameMap reports whether id map m (uid_map's form) maps what args (the
+// newuidmap arguments after the pid: inside outside count ...) do.
+func sameMap(m string, args []string) bool {
+	return strings.Join(strings.Fields(m), " ") == strings.Join(args, " ")
+}
+
+// homeFor sets HOME to user uid's home when it is unset: inside, the
+// user is root, whose home it is not.
+func homeFor(uid int) {
+	if filepath.IsAbs(os.Getenv("HOME")) {
+		return
+	}
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		os.Setenv("HOME", u.HomeDir)
+	}
 }
 
 // waitForMaps is the child's side: it waits until the parent has
@@ -103,20 +209,20 @@ func withoutStage(env []string) []string {
 	return out
 }
 
-// reexec is the parent's side.
-func reexec(warn func(string)) (int, error) {
-	uid, gid := os.Getuid(), os.Getgid()
+// idMaps returns the newuidmap and newgidmap arguments (after the pid)
+// for the calling user, and warns when its ranges fall short.
+func idMaps(uid, gid int, warn func(string)) (uidArgs, gidArgs []string, err error) {
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
 	uids, err := subIDs("/etc/subuid", name, uid)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	gids, err := subIDs("/etc/subgid", name, uid)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	uidArgs, uidFull := mapArgs(uid, uids)
 	gidArgs, gidFull := mapArgs(gid, gids)
@@ -127,18 +233,19 @@ func reexec(warn func(string)) (int, error) {
 	} else if !uidFull || !gidFull {
 		warn(fmt.Sprintf("rootless: the ranges of user %s in /etc/subuid and /etc/subgid hold fewer than %d ids: files of the ids past them cannot be built", name, Size))
 	}
+	return uidArgs, gidArgs, nil
+}
 
+// reexec is the parent's side.
+func reexec(uidArgs, gidArgs []string) (int, error) {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		return 0, err
 	}
 	defer syncW.Close()
 	exe, _ := os.Executable()
+	homeFor(os.Getuid())
 	cmd := waiter("/bin/sh", exe, os.Args, os.Getpid(), os.Environ())
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && !filepath.IsAbs(os.Getenv("HOME")) {
-		// Inside, the user is root: its home is found now.
-		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir)
-	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{syncR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -6,4 +6,4 @@ package rootless
 func Active() bool { return false }
 
 // Enter does nothing: rootless kiln runs only on Linux.
-func Enter(warn func(string)) (done bool, code int, err error) { return false, 0, nil }
+func Enter(warn func(string), h Holder) (done bool, code int, err error) { return false, 0, nil }

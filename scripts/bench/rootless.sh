@@ -48,7 +48,19 @@ chmod 755 "$KILN"
 OLD=$WORK/old
 mkdir -p "$OLD"
 chmod 755 "$OLD"
-trap 'rm -rf "$OLD"' EXIT
+# The user's XDG_RUNTIME_DIR: kiln keeps its namespace holder's file there
+# (a kiln built with cgo: each command joins the holder instead of making
+# a user namespace); the holder is ended when the script ends.
+RUNDIR=$WORK/run
+rm -rf "$RUNDIR"
+install -d -o "$UID_" -g "$GID_" -m 700 "$RUNDIR"
+stop_holder() {
+	local pid ino
+	read -r pid ino <"$RUNDIR/kiln/userns" 2>/dev/null || return 0
+	[ "$(stat -L -c %i "/proc/$pid/ns/user" 2>/dev/null)" = "$ino" ] && kill "$pid"
+	return 0
+}
+trap 'stop_holder; rm -rf "$OLD"' EXIT
 BASE_ROOTFS=$WORK/busybox-rootfs
 "$REPO/scripts/busybox-rootfs.sh" "$BASE_ROOTFS" >/dev/null
 chmod -R a+rX "$BASE_ROOTFS"
@@ -61,11 +73,11 @@ chown "$UID_:$GID_" "$HOMEDIR"
 # setpriv and env (their ~1.5 ms in both timings), with an environment of
 # its own.
 as() {
-	local mode=$1 u=0 g=0 h=/root
+	local mode=$1 u=0 g=0 h=/root run=/run/user/0
 	shift
-	if [ "$mode" = rootless ]; then u=$UID_ g=$GID_ h=$HOMEDIR; fi
+	if [ "$mode" = rootless ]; then u=$UID_ g=$GID_ h=$HOMEDIR run=$RUNDIR; fi
 	setpriv --reuid "$u" --regid "$g" --init-groups -- \
-		env -i HOME="$h" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"
+		env -i HOME="$h" XDG_RUNTIME_DIR="$run" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"
 }
 
 for mode in root rootless; do

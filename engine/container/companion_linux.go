@@ -57,12 +57,26 @@ func companion(exe string, self *debug.BuildInfo, stamp string) string {
 	return p
 }
 
-// ldflags returns the -ldflags a binary was built with.
+// ldflags returns the -X assignments of the -ldflags a binary was built
+// with: its stamps. How it was linked is left out: kiln is linked by the
+// C linker when built with cgo (make build), kiln-init never.
 func ldflags(bi *debug.BuildInfo) string {
 	for _, s := range bi.Settings {
-		if s.Key == "-ldflags" {
-			return s.Value
+		if s.Key != "-ldflags" {
+			continue
 		}
+		var xs []string
+		f := strings.Fields(s.Value)
+		for i := 0; i < len(f); i++ {
+			switch {
+			case f[i] == "-X" && i+1 < len(f):
+				xs = append(xs, f[i+1])
+				i++
+			case strings.HasPrefix(f[i], "-X="):
+				xs = append(xs, strings.TrimPrefix(f[i], "-X="))
+			}
+		}
+		return strings.Join(xs, " ")
 	}
 	return ""
 }

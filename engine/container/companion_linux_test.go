@@ -44,6 +44,8 @@ func TestCompanion(t *testing.T) {
 		wantOK bool
 	}{
 		{"same build", self(flags), "s1", copyTo(built, 0o755), true},
+		// make build links kiln with the C linker (cgo), kiln-init not.
+		{"kiln linked statically by cc", self(flags + " -linkmode external -extldflags -static"), "s1", copyTo(built, 0o755), true},
 		{"kiln not stamped", self(""), "", copyTo(built, 0o755), false},
 		{"other sources", self(strings.ReplaceAll(flags, "s1", "s2")), "s2", copyTo(built, 0o755), false},
 		{"group-writable", self(flags), "s1", copyTo(built, 0o775), false},

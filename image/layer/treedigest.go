@@ -122,13 +122,22 @@ func newTreeReaders(ctx context.Context) *treeReaders { return &treeReaders{ctx:
 // read fills in every entry's tail and returns the first error.
 func (r *treeReaders) read(ents []treeEntry) error {
 	n := min(max(2, runtime.GOMAXPROCS(0)), len(ents))
+	// A buffer as big as the biggest file, up to 1 MiB: a step's layer
+	// is often a few small files, and 1 MiB a reader, zeroed and
+	// collected on every layer, cost more than reading them.
+	size := int64(32 << 10)
+	for i := range ents {
+		if ents[i].st.Mode&unix.S_IFMT == unix.S_IFREG {
+			size = max(size, min(ents[i].st.Size, 1<<20))
+		}
+	}
 	var next atomic.Int64
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Go(func() {
 			var x xattrReader
-			buf := make([]byte, 1<<20)
+			buf := make([]byte, size)
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(ents) || r.ctx.Err() != nil {

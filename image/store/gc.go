@@ -3,10 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -117,6 +119,9 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 			}
 		}
 	}
+	if err := s.collectRecords(ctx, blobs, diffIDs, cutoff); err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
 	// The tree digests of layer directories that are gone.
 	trees, err := os.ReadDir(s.treesDir())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -126,6 +131,58 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 		if _, err := os.Lstat(filepath.Join(s.layersDir(), e.Name())); errors.Is(err, os.ErrNotExist) {
 			if err := os.Remove(filepath.Join(s.treesDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("collect garbage: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// collectRecords removes the small records kept beside blobs once what
+// they describe is garbage: a compressed/<diffID>-<compression> record
+// (see rememberCompressed) whose compressed blob is gone, or whose layer
+// nothing keeps, and a lazy/<diffID> record (see PutLazyLayer) of a layer
+// nothing keeps; a lazy/bad-<digest> mark of a failed fetch once it is
+// older than cutoff. blobs and diffIDs are what the images and
+// references keep (by hex).
+func (s *Store) collectRecords(ctx context.Context, blobs, diffIDs map[string]bool, cutoff time.Time) error {
+	kept := func(hex string) bool { return blobs[hex] || diffIDs[hex] }
+	old := func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && fi.ModTime().Before(cutoff)
+	}
+	for _, dir := range []string{"compressed", "lazy"} {
+		d := filepath.Join(s.root, dir)
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p := filepath.Join(d, e.Name())
+			var drop bool
+			switch hex, c, _ := strings.Cut(e.Name(), "-"); {
+			case dir == "lazy" && hex == "bad":
+				drop = old(p)
+			case dir == "lazy":
+				drop = !kept(hex) && old(p)
+			default:
+				var desc v1.Descriptor
+				b, err := os.ReadFile(p)
+				gone := err != nil || json.Unmarshal(b, &desc) != nil || checkHash(desc.Digest) != nil
+				if !gone {
+					_, err := os.Stat(s.BlobPath(desc.Digest))
+					gone = errors.Is(err, os.ErrNotExist)
+				}
+				drop = (gone || !kept(hex) || c == "") && old(p)
+			}
+			if drop {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
 			}
 		}
 	}

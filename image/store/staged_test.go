@@ -4,7 +4,11 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -90,4 +94,79 @@ func reopen(t *testing.T, s *Store) *Store {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// TestCollectRecords: collection removes the records of compressed blobs
+// and lazy layers once nothing keeps what they describe, and keeps those
+// of a tagged image's layers.
+func TestCollectRecords(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	stage := func(name string) v1.Layer {
+		l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, name) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	kept, dropped := stage("kept"), stage("dropped")
+	keptImg, err := mutate.AppendLayers(empty.Image, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	droppedImg, err := mutate.AppendLayers(empty.Image, dropped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []v1.Image{keptImg, droppedImg} {
+		gz, err := s.Recompress(ctx, img, Gzip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img == keptImg {
+			// Tagged as pushed: its gzip blob is kept, and so its record.
+			if _, err := s.Tag(ctx, gz, "kept-gzip"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.Tag(ctx, keptImg, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	keptID, _ := kept.DiffID()
+	droppedID, _ := dropped.DiffID()
+	lazyID := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	lazyBlob := v1.Descriptor{MediaType: types.OCILayer, Size: 10, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("cd", 32)}}
+	if _, err := s.PutLazyLayer(ctx, "127.0.0.1:1/cache", lazyBlob, lazyID, 100); err != nil {
+		t.Fatal(err)
+	}
+	records := func() []string {
+		var out []string
+		for _, d := range []string{"compressed", "lazy"} {
+			ents, _ := os.ReadDir(filepath.Join(s.Root(), d))
+			for _, e := range ents {
+				out = append(out, d+"/"+e.Name())
+			}
+		}
+		return out
+	}
+	before := records()
+	for _, want := range []string{"compressed/" + keptID.Hex + "-gzip", "compressed/" + droppedID.Hex + "-gzip", "lazy/" + lazyID.Hex} {
+		if !slices.Contains(before, want) {
+			t.Fatalf("records %v: no %s", before, want)
+		}
+	}
+	im, err := s.readIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.collect(ctx, im, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := records(), []string{"compressed/" + keptID.Hex + "-gzip"}; !slices.Equal(got, want) {
+		t.Errorf("records after collection: %v, want %v", got, want)
+	}
+	if _, err := os.Stat(s.BlobPath(keptID)); err != nil {
+		t.Errorf("the tagged image's layer: %v", err)
+	}
 }

@@ -157,8 +157,12 @@ func (r *rootlessEnv) holder(t *testing.T) int {
 
 // stopHolder ends the user's holder, when there is one: kiln started it
 // for the suite's commands.
-func (r *rootlessEnv) stopHolder(t *testing.T) {
-	b, err := os.ReadFile(r.holderFile())
+func (r *rootlessEnv) stopHolder(*testing.T) { stopHolderAt(r.holderFile()) }
+
+// stopHolderAt ends the holder the holder file at path names, when it
+// lives with the user namespace the file records.
+func stopHolderAt(path string) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
@@ -559,6 +563,45 @@ func TestRootless(t *testing.T) {
 		os.Chmod(dir, 0o700)
 		if res.code != 0 || res.stdout != "0\n" || !strings.Contains(res.stderr, "that only you may write: this command makes a user namespace of its own") {
 			t.Errorf("a runtime directory others may write: exit %d, %q %q", res.code, res.stdout, res.stderr)
+		}
+
+		// Without XDG_RUNTIME_DIR the holder file is in /tmp/kiln-run-UID,
+		// which kiln makes 0700; one that another user made first is
+		// never used.
+		tmpRun := fmt.Sprintf("/tmp/kiln-run-%d", r.uid)
+		noXDG := func() *exec.Cmd {
+			cmd := r.command("run", "busybox", "id", "-u")
+			i := slices.IndexFunc(cmd.Args, func(a string) bool { return strings.HasPrefix(a, "XDG_RUNTIME_DIR=") })
+			cmd.Args = slices.Delete(cmd.Args, i, i+1)
+			return cmd
+		}
+		stopTmpHolder := func() {
+			stopHolderAt(filepath.Join(tmpRun, "userns"))
+			os.RemoveAll(tmpRun)
+		}
+		stopTmpHolder()
+		defer stopTmpHolder()
+		if out, err := noXDG().Output(); err != nil || string(out) != "0\n" {
+			t.Errorf("kiln without XDG_RUNTIME_DIR: %v: %q", err, out)
+		}
+		if fi, err := os.Lstat(tmpRun); err != nil || fi.Mode() != os.ModeDir|0o700 || fi.Sys().(*syscall.Stat_t).Uid != uint32(r.uid) {
+			t.Errorf("%s: %v, %v: want a directory of the user's, 0700", tmpRun, fi.Mode(), err)
+		}
+		if _, err := os.Stat(filepath.Join(tmpRun, "userns")); err != nil {
+			t.Errorf("no holder file in %s: %v", tmpRun, err)
+		}
+		stopTmpHolder()
+		if err := os.Mkdir(tmpRun, 0o755); err != nil { // root's: another user's
+			t.Fatal(err)
+		}
+		cmd = noXDG()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil || string(out) != "0\n" || !strings.Contains(stderr.String(), "is not a directory of yours that only you may write") {
+			t.Errorf("kiln with %s another user's: %v: %q %q", tmpRun, err, out, stderr.String())
+		}
+		if ents, _ := os.ReadDir(tmpRun); len(ents) != 0 {
+			t.Errorf("kiln wrote %v into another user's %s", ents, tmpRun)
 		}
 
 		// A kiln built without cgo has no constructor: each command makes

@@ -106,22 +106,29 @@ func fromWriter(p string) error {
 
 // onMainThread runs fn on a goroutine that starts on the process's main
 // thread, not locked to it: a goroutine fn starts and waits for is then
-// the next to run there. It fails t if the main thread never comes free.
+// the next to run there. Each goroutine that starts elsewhere holds its
+// thread until fn returns, so that the next one starts on another thread
+// (an idle one, such as the main thread, before a new one).
 func onMainThread(t *testing.T, fn func()) {
-	for range 1000 {
+	release := make(chan struct{})
+	defer close(release)
+	for range 100 {
 		ran := make(chan bool)
 		go func() {
 			runtime.LockOSThread()
-			main := unix.Gettid() == unix.Getpid()
-			runtime.UnlockOSThread()
-			if main {
-				fn()
+			if unix.Gettid() != unix.Getpid() {
+				ran <- false
+				<-release
+				runtime.UnlockOSThread()
+				return
 			}
-			ran <- main
+			runtime.UnlockOSThread()
+			fn()
+			ran <- true
 		}()
 		if <-ran {
 			return
 		}
 	}
-	t.Fatal("no goroutine ran on the main thread in 1000 tries")
+	t.Fatal("no goroutine ran on the main thread in 100 tries")
 }

@@ -13,10 +13,10 @@ import (
 
 // Mounted mounts each set of root filesystem mounts (from a snapshotter)
 // on a directory of its own, in a private mount namespace of a dedicated
-// OS thread (never the main thread: see onOwnThread), and calls fn with those directories: this is how kiln writes
-// into a snapshot (a copy step) without a container. The namespace, and
-// every mount in it, goes away with the thread when fn returns, whatever
-// fn does. fn must do its file system work on the calling goroutine, or
+// OS thread (never the main thread: see onOwnThread), and calls fn with
+// those directories: this is how kiln writes into a snapshot (a copy
+// step) without a container. The namespace, and every mount in it, goes
+// away with the thread when fn returns, whatever fn does. fn must do its file system work on the calling goroutine, or
 // on goroutines it starts with Go.
 // Directories for the mountpoints are made under tmp, named
 // <pid>-mnt-<random>, and removed.
@@ -78,10 +78,10 @@ func Go(fn func()) error {
 
 // joinMountNS moves the calling thread (locked, not the main thread) into
 // the mount namespace ns. If the thread is there already, it unlocks it
-// instead: the thread is as it was and may serve other goroutines. (A
-// thread is compared with the calling thread, not with /proc/self: that
-// is the main thread, which a goroutine of Mounted, or of any code that
-// leaves a locked thread in a namespace of its own, may have been given.)
+// instead: the thread is as it was and may serve other goroutines. (The
+// thread is compared with Go's caller, not with /proc/self: that is the
+// main thread, which code that leaves a locked thread in a namespace of
+// its own, as engine/snapshot's overlay probe, may have been given.)
 func joinMountNS(ns *os.File) error {
 	var a, b unix.Stat_t
 	if err := unix.Fstat(int(ns.Fd()), &a); err != nil {

@@ -13,10 +13,10 @@ import (
 
 // Mounted mounts each set of root filesystem mounts (from a snapshotter)
 // on a directory of its own, in a private mount namespace of a dedicated
-// OS thread, and calls fn with those directories: this is how kiln writes
-// into a snapshot (a copy step) without a container. The namespace, and
-// every mount in it, goes away with the thread when fn returns, whatever
-// fn does. fn must do its file system work on the calling goroutine, or
+// OS thread (never the main thread: see onOwnThread), and calls fn with
+// those directories: this is how kiln writes into a snapshot (a copy
+// step) without a container. The namespace, and every mount in it, goes
+// away with the thread when fn returns, whatever fn does. fn must do its file system work on the calling goroutine, or
 // on goroutines it starts with Go.
 // Directories for the mountpoints are made under tmp, named
 // <pid>-mnt-<random>, and removed.
@@ -33,10 +33,7 @@ func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) e
 		roots[i] = d
 	}
 	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread exits with this goroutine, and its
-		// mount namespace with it.
-		runtime.LockOSThread()
+	onOwnThread(func() {
 		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("making a mount namespace: %w", err)
 			return
@@ -53,49 +50,82 @@ func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) e
 			}
 		}
 		errc <- fn(roots)
-	}()
+	})
 	return <-errc
 }
 
 // Go runs fn on a new goroutine whose OS thread is in the mount namespace
 // of the calling thread, so that it sees the mounts of a Mounted fn that
-// calls Go (a copy's writers). Called from a thread in the process's own
-// namespace it is a plain go statement. The thread exits with fn.
+// calls Go (a copy's writers). When the new goroutine's thread is in that
+// namespace already (Go called outside Mounted), it is a plain go
+// statement; else the thread joins it, and exits with fn.
 func Go(fn func()) error {
 	here, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the thread's mount namespace: %w", err)
 	}
+	errc := make(chan error, 1)
+	onOwnThread(func() {
+		err := joinMountNS(here)
+		here.Close()
+		errc <- err
+		if err == nil {
+			fn()
+		}
+	})
+	return <-errc
+}
+
+// joinMountNS moves the calling thread (locked, not the main thread) into
+// the mount namespace ns. If the thread is there already, it unlocks it
+// instead: the thread is as it was and may serve other goroutines. (The
+// thread is compared with Go's caller, not with /proc/self: that is the
+// main thread, which code that leaves a locked thread in a namespace of
+// its own, as engine/snapshot's overlay probe, may have been given.)
+func joinMountNS(ns *os.File) error {
 	var a, b unix.Stat_t
-	if err := unix.Fstat(int(here.Fd()), &a); err != nil {
-		here.Close()
-		return fmt.Errorf("opening the thread's mount namespace: %w", err)
+	if err := unix.Fstat(int(ns.Fd()), &a); err != nil {
+		return fmt.Errorf("joining a mount namespace: %w", err)
 	}
-	if err := unix.Stat("/proc/self/ns/mnt", &b); err != nil {
-		here.Close()
-		return fmt.Errorf("opening the process's mount namespace: %w", err)
+	if err := unix.Stat("/proc/thread-self/ns/mnt", &b); err != nil {
+		return fmt.Errorf("joining a mount namespace: %w", err)
 	}
 	if a.Dev == b.Dev && a.Ino == b.Ino {
-		here.Close()
-		go fn()
+		runtime.UnlockOSThread()
 		return nil
 	}
-	errc := make(chan error, 1)
+	// setns refuses a thread sharing its root and working directory.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("joining a mount namespace: %w", err)
+	}
+	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("joining a mount namespace: %w", err)
+	}
+	return nil
+}
+
+// onOwnThread runs fn on a new goroutine locked to an OS thread that is
+// not the process's main thread, and never unlocked unless fn does it: fn
+// may leave the thread in a state of its own (a namespace), which goes
+// away with the thread when fn returns. Go's scheduler gives a goroutine
+// the main thread whenever it is free, but never ends that thread: it
+// parks it for good, in the state fn left, and /proc/self (which is the
+// main thread) shows that state from then on.
+func onOwnThread(fn func()) {
 	go func() {
-		// Never unlocked: the thread leaves the process's namespace for
-		// good, and exits with this goroutine.
 		runtime.LockOSThread()
-		err := unix.Unshare(unix.CLONE_FS) // setns refuses a thread sharing its root and working directory
-		if err == nil {
-			err = unix.Setns(int(here.Fd()), unix.CLONE_NEWNS)
-		}
-		here.Close()
-		if err != nil {
-			errc <- fmt.Errorf("joining a mount namespace: %w", err)
+		if unix.Gettid() != unix.Getpid() {
+			fn()
 			return
 		}
-		errc <- nil
-		fn()
+		// The main thread: hold it, so that fn starts on another thread,
+		// then give it back as it was.
+		started := make(chan struct{})
+		onOwnThread(func() {
+			close(started)
+			fn()
+		})
+		<-started
+		runtime.UnlockOSThread()
 	}()
-	return <-errc
 }

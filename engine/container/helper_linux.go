@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/osthread"
 )
 
 // The exec helper's file descriptors: its control socket, and a pipe on
@@ -65,7 +66,7 @@ func runHelper() error {
 			}
 			continue
 		}
-		go serveExec(req, fds)
+		osthread.Own(func() { serveExec(req, fds) })
 	}
 }
 
@@ -86,10 +87,9 @@ func parseRights(oob []byte) ([]int, error) {
 }
 
 // serveExec runs one process and reports its end on the reply socket. It
-// runs on an OS thread of its own, which it confines before the fork and
-// never gives back to the Go scheduler.
+// runs on an OS thread of its own (osthread.Own), which it confines
+// before the fork and never gives back to the Go scheduler.
 func serveExec(req execRequest, fds []int) {
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 	reply := os.NewFile(uintptr(fds[0]), "reply")
 	defer reply.Close()
 	stdio := []*os.File{

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ func TestMainThread(t *testing.T) {
 		mainThreadCase(t, c)
 		return
 	}
-	for _, c := range []string{"mounted", "go"} {
+	for _, c := range []string{"mounted", "go", "pod"} {
 		t.Run(c, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestMainThread$", "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), mainThreadEnv+"="+c)
@@ -56,7 +57,7 @@ func mainThreadCase(t *testing.T, c string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		onMainThread(t, func() {
+		enginetest.OnMainThread(t, func() {
 			err := Mounted(tmp, [][]engine.Mount{set}, func(roots []string) error {
 				return fromWriter(filepath.Join(roots[0], "f"))
 			})
@@ -70,7 +71,7 @@ func mainThreadCase(t *testing.T, c string) {
 	case "go":
 		// Go called from the main thread in a mount namespace of its
 		// own: the goroutine must join it.
-		onMainThread(t, func() {
+		enginetest.OnMainThread(t, func() {
 			runtime.LockOSThread() // never unlocked: the thread keeps the namespace
 			if err := privateBind(src, tmp); err != nil {
 				t.Error(err)
@@ -78,6 +79,28 @@ func mainThreadCase(t *testing.T, c string) {
 				t.Errorf("a goroutine of Go: %v", err)
 			}
 		})
+	case "pod":
+		// A pod made and closed from the main thread: the process's
+		// network namespace is as it was.
+		before, err := os.Readlink("/proc/self/ns/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := New(context.Background(), filepath.Join(tmp, "containers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enginetest.OnMainThread(t, func() {
+			p, err := rt.NewPod(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			p.Close()
+		})
+		if ns, _ := os.Readlink("/proc/self/ns/net"); ns != before {
+			t.Errorf("NewPod left the main thread in network namespace %s, not %s", ns, before)
+		}
 	default:
 		t.Fatalf("%s=%q: no such case", mainThreadEnv, c)
 	}
@@ -102,33 +125,4 @@ func fromWriter(p string) error {
 		return err
 	}
 	return <-errc
-}
-
-// onMainThread runs fn on a goroutine that starts on the process's main
-// thread, not locked to it: a goroutine fn starts and waits for is then
-// the next to run there. Each goroutine that starts elsewhere holds its
-// thread until fn returns, so that the next one starts on another thread
-// (an idle one, such as the main thread, before a new one).
-func onMainThread(t *testing.T, fn func()) {
-	release := make(chan struct{})
-	defer close(release)
-	for range 100 {
-		ran := make(chan bool)
-		go func() {
-			runtime.LockOSThread()
-			if unix.Gettid() != unix.Getpid() {
-				ran <- false
-				<-release
-				runtime.UnlockOSThread()
-				return
-			}
-			runtime.UnlockOSThread()
-			fn()
-			ran <- true
-		}()
-		if <-ran {
-			return
-		}
-	}
-	t.Fatal("no goroutine ran on the main thread in 100 tries")
 }

@@ -9,15 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/osthread"
 )
 
 // Mounted mounts each set of root filesystem mounts (from a snapshotter)
 // on a directory of its own, in a private mount namespace of a dedicated
-// OS thread (never the main thread: see onOwnThread), and calls fn with
-// those directories: this is how kiln writes into a snapshot (a copy
+// OS thread (never the main thread: see package osthread), and calls fn
+// with those directories: this is how kiln writes into a snapshot (a copy
 // step) without a container. The namespace, and every mount in it, goes
-// away with the thread when fn returns, whatever fn does. fn must do its file system work on the calling goroutine, or
-// on goroutines it starts with Go.
+// away with the thread when fn returns, whatever fn does. fn must do its
+// file system work on the calling goroutine, or on goroutines it starts
+// with Go.
 // Directories for the mountpoints are made under tmp, named
 // <pid>-mnt-<random>, and removed.
 func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) error {
@@ -33,7 +35,7 @@ func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) e
 		roots[i] = d
 	}
 	errc := make(chan error, 1)
-	onOwnThread(func() {
+	osthread.Own(func() {
 		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("making a mount namespace: %w", err)
 			return
@@ -65,7 +67,7 @@ func Go(fn func()) error {
 		return fmt.Errorf("opening the thread's mount namespace: %w", err)
 	}
 	errc := make(chan error, 1)
-	onOwnThread(func() {
+	osthread.Own(func() {
 		err := joinMountNS(here)
 		here.Close()
 		errc <- err
@@ -102,30 +104,4 @@ func joinMountNS(ns *os.File) error {
 		return fmt.Errorf("joining a mount namespace: %w", err)
 	}
 	return nil
-}
-
-// onOwnThread runs fn on a new goroutine locked to an OS thread that is
-// not the process's main thread, and never unlocked unless fn does it: fn
-// may leave the thread in a state of its own (a namespace), which goes
-// away with the thread when fn returns. Go's scheduler gives a goroutine
-// the main thread whenever it is free, but never ends that thread: it
-// parks it for good, in the state fn left, and /proc/self (which is the
-// main thread) shows that state from then on.
-func onOwnThread(fn func()) {
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			fn()
-			return
-		}
-		// The main thread: hold it, so that fn starts on another thread,
-		// then give it back as it was.
-		started := make(chan struct{})
-		onOwnThread(func() {
-			close(started)
-			fn()
-		})
-		<-started
-		runtime.UnlockOSThread()
-	}()
 }

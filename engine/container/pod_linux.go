@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/osthread"
 )
 
 // pod is a network namespace held by an open file of kiln's alone: no
@@ -25,10 +25,9 @@ func (r *Runtime) NewPod(ctx context.Context) (engine.Pod, error) {
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
+	osthread.Own(func() {
 		// The thread enters the new namespace and is never unlocked: it
 		// ends with this goroutine, and serves no other.
-		runtime.LockOSThread()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			ch <- result{err: fmt.Errorf("making a pod's network namespace: %w", err)}
 			return
@@ -44,7 +43,7 @@ func (r *Runtime) NewPod(ctx context.Context) (engine.Pod, error) {
 			return
 		}
 		ch <- result{f: f}
-	}()
+	})
 	res := <-ch
 	if res.err != nil {
 		return nil, res.err

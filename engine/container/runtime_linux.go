@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/cgroup"
 	"github.com/kiln-build/kiln/engine/idrange"
+	"github.com/kiln-build/kiln/internal/osthread"
 	"github.com/kiln-build/kiln/internal/owner"
 	"github.com/kiln-build/kiln/internal/rootless"
 )
@@ -617,8 +618,7 @@ func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
 		defer ns.Close()
 	}
 	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	osthread.Own(func() {
 		if ns != nil {
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				started <- fmt.Errorf("joining the pod's network namespace: %w", err)
@@ -643,7 +643,7 @@ func (c *ctr) startOnHeldThread(cmd *exec.Cmd) error {
 		if err == nil {
 			<-c.done
 		}
-	}()
+	})
 	return <-started
 }
 

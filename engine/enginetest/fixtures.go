@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/osthread"
 )
 
 // RequireRoot skips the test unless it runs as root (the engine needs
@@ -166,8 +167,8 @@ func Mounted(t testing.TB, mounts []engine.Mount, fn func(root string)) {
 	t.Helper()
 	root := t.TempDir()
 	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the namespace
+	// Never unlocked: the thread dies with the namespace.
+	osthread.Own(func() {
 		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 			done <- fmt.Errorf("unshare: %w", err)
 			return
@@ -203,8 +204,37 @@ func Mounted(t testing.TB, mounts []engine.Mount, fn func(root string)) {
 		}
 		fn(root)
 		done <- unix.Unmount(root, unix.MNT_DETACH)
-	}()
+	})
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// OnMainThread runs fn on a goroutine that starts on the process's main
+// thread, not locked to it: a goroutine fn starts and waits for is then
+// the next to run there. Each goroutine that starts elsewhere holds its
+// thread until fn returns, so that the next one starts on another thread
+// (an idle one, such as the main thread, before a new one).
+func OnMainThread(t testing.TB, fn func()) {
+	release := make(chan struct{})
+	defer close(release)
+	for range 100 {
+		ran := make(chan bool)
+		go func() {
+			runtime.LockOSThread()
+			if unix.Gettid() != unix.Getpid() {
+				ran <- false
+				<-release
+				runtime.UnlockOSThread()
+				return
+			}
+			runtime.UnlockOSThread()
+			fn()
+			ran <- true
+		}()
+		if <-ran {
+			return
+		}
+	}
+	t.Fatal("no goroutine ran on the main thread in 100 tries")
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine"
+	"github.com/kiln-build/kiln/internal/osthread"
 	"github.com/kiln-build/kiln/internal/owner"
 )
 
@@ -260,10 +260,9 @@ func tempPid(name string) (int, bool) {
 // the host, whatever happens.
 func inPrivateMountNS(fn func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread exits with this goroutine, and its
-		// namespace with it.
-		runtime.LockOSThread()
+	// Never unlocked: the thread exits with this goroutine, and its
+	// namespace with it.
+	osthread.Own(func() {
 		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("creating a mount namespace: %w", err)
 			return
@@ -273,6 +272,6 @@ func inPrivateMountNS(fn func() error) error {
 			return
 		}
 		errc <- fn()
-	}()
+	})
 	return <-errc
 }

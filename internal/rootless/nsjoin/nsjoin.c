@@ -45,13 +45,22 @@ static int holder_path(char *buf, size_t n, unsigned uid) {
 	return d;
 }
 
-static int is_test_binary(void) {
+// not_kiln reports whether this process is kiln re-executed for another
+// part than the command line: a container's init or exec helper, the
+// toolbox's kiln in a container (run as a step's user), or a test
+// binary. None of them is to join anything.
+static int not_kiln(int argc, char **argv) {
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n < 5)
-		return 0;
+	ssize_t n;
+	if (argc > 0 && argv[0] != NULL && strncmp(argv[0], "kiln-container-", 15) == 0)
+		return 1;
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n < 0)
+		return 1;
 	exe[n] = 0;
-	return strcmp(exe + n - 5, ".test") == 0;
+	if (strcmp(exe, "/.kiln/bin/kiln") == 0)
+		return 1;
+	return n >= 5 && strcmp(exe + n - 5, ".test") == 0;
 }
 
 static int join(void) {
@@ -108,8 +117,10 @@ static int join(void) {
 	return 0;
 }
 
-__attribute__((constructor)) static void kiln_nsjoin(void) {
-	if (geteuid() == 0 || getenv("KILN_USERNS_NOJOIN") != NULL || is_test_binary())
+// glibc passes a constructor the program's arguments.
+__attribute__((constructor)) static void kiln_nsjoin(int argc, char **argv, char **envp) {
+	(void)envp;
+	if (geteuid() == 0 || getenv("KILN_USERNS_NOJOIN") != NULL || not_kiln(argc, argv))
 		return;
 	join();
 }

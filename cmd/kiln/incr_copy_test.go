@@ -1,0 +1,294 @@
+package main
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/image/store"
+)
+
+// incrManifest copies the whole context: the copy step whose second
+// build, after a change to the context, is incremental.
+const incrManifest = "from: busybox\nsteps:\n  - copy: {src: ., dst: /app/}\n"
+
+// incrTime is the modification time of every file of the test's context:
+// before SOURCE_DATE_EPOCH, so the layer keeps it.
+var incrTime = time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+
+// incrContext writes the first version of the incremental copy test's
+// context: files, a subdirectory two deep, a link, a file that a case
+// turns into a directory and a directory that one turns into a file.
+func incrContext(t *testing.T) string {
+	t.Helper()
+	dir := writeContext(t, map[string]string{
+		"kiln.yml":       incrManifest,
+		"a.txt":          "alpha\n",
+		"b.txt":          "bravo\n",
+		"sub/c.sh":       "#!/bin/sh\necho charlie\n",
+		"sub/d.txt":      "delta\n",
+		"sub/deep/e.txt": strings.Repeat("echo ", 4000),
+		"f":              "foxtrot\n",
+		"g/h.txt":        "hotel\n",
+		"big/random.bin": strings.Repeat("0123456789abcdef", 1<<14),
+		"same/one.txt":   "same\n",
+		"same/twin.txt":  "same\n",
+	})
+	if err := os.Chmod(filepath.Join(dir, "sub/c.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.txt", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	stampTimes(t, dir)
+	return dir
+}
+
+// stampTimes sets the modification time of everything under dir (links
+// included) to incrTime.
+func stampTimes(t *testing.T, dir string) {
+	t.Helper()
+	ts := unix.NsecToTimespec(incrTime.UnixNano())
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lastLayer returns the diffID of the last layer of the image ref in root.
+func lastLayer(t *testing.T, root, ref string) v1.Hash {
+	t.Helper()
+	s, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Image(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := cf.RootFS.DiffIDs
+	return ids[len(ids)-1]
+}
+
+// layerTarEntries lists the tar entries of the layer diffID of root (its
+// blob, as the store keeps it): name, type, mode, owner, size, time,
+// link target and the sha256 of the content.
+func layerTarEntries(t *testing.T, root string, diffID v1.Hash) []string {
+	t.Helper()
+	s, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(s.BlobPath(diffID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.New()
+		if _, err := io.Copy(sum, tr); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %c %o %d:%d %d %s %q %x", h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.Size,
+			h.ModTime.UTC().Format(time.RFC3339Nano), h.Linkname, sum.Sum(nil)[:8]))
+	}
+}
+
+// fileState is what a layer directory's file is: its inode and what a
+// container sees of it.
+type fileState struct {
+	ino      uint64
+	mode     uint32
+	uid, gid uint32
+	size     int64
+	mtime    int64
+	sum      string
+}
+
+// treeState returns the state of every entry under dir, by relative path.
+func treeState(t *testing.T, dir string) map[string]fileState {
+	t.Helper()
+	out := map[string]fileState{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		fs := fileState{ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, mtime: st.Mtim.Nano()}
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s := sha256.Sum256(b)
+			fs.sum = hex.EncodeToString(s[:])
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = fs
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBuildIncrementalCopy changes the context of a copy step in one way
+// per case and builds again on the same root: the copy keeps the files
+// that did not change as hard links of the previous layer's (which stays
+// as it was, inode for inode and byte for byte, and still passes its
+// tree check), and its layer is the one a full copy on a fresh root
+// makes, tar entry for tar entry (same diffID, same image digest).
+func TestBuildIncrementalCopy(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	later := incrTime.Add(time.Hour)
+	write := func(name, data string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		// changed are the files that are not kept from the previous layer.
+		changed []string
+	}{
+		{"one file changed", write("b.txt", "bravo, changed\n"), []string{"b.txt"}},
+		{"one file added", write("sub/new.txt", "new\n"), nil},
+		{"one file removed", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "sub/d.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"mode changed", func(t *testing.T, dir string) {
+			if err := os.Chmod(filepath.Join(dir, "b.txt"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"b.txt"}},
+		// A time alone is not in the cache key: another file changes too.
+		{"modification time changed", func(t *testing.T, dir string) {
+			write("sub/d.txt", "delta, changed\n")(t, dir)
+			if err := os.Chtimes(filepath.Join(dir, "b.txt"), later, later); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"b.txt"}},
+		{"file turned into a directory", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "f")); err != nil {
+				t.Fatal(err)
+			}
+			write("f/inner.txt", "inner\n")(t, dir)
+		}, nil},
+		{"directory turned into a file", func(t *testing.T, dir string) {
+			if err := os.RemoveAll(filepath.Join(dir, "g")); err != nil {
+				t.Fatal(err)
+			}
+			write("g", "golf\n")(t, dir)
+		}, nil},
+		{"same content and one copy gone", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "same/one.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := incrContext(t)
+			root := buildRoot(t)
+			mustKiln(t, root, "build", "-t", "incr:1", dir)
+			prevID := lastLayer(t, root, "incr:1")
+			prevDir := filepath.Join(root, "layers", prevID.Hex)
+			before := treeState(t, prevDir)
+
+			tt.change(t, dir)
+			if tt.name != "modification time changed" {
+				stampTimes(t, dir) // what changed has the old time: only its content, mode or place differ
+			}
+			got := digestOf(t, mustKiln(t, root, "build", "-t", "incr:2", dir))
+			fresh := buildRoot(t)
+			want := digestOf(t, mustKiln(t, fresh, "build", "-t", "incr:2", dir))
+
+			gotID, wantID := lastLayer(t, root, "incr:2"), lastLayer(t, fresh, "incr:2")
+			if diff := cmp.Diff(layerTarEntries(t, fresh, wantID), layerTarEntries(t, root, gotID)); diff != "" {
+				t.Errorf("incremental copy's layer differs from a full copy's (-full +incremental):\n%s", diff)
+			}
+			if gotID != wantID || got != want {
+				t.Errorf("incremental copy made layer %s (image %s), a full copy %s (image %s)", gotID, got, wantID, want)
+			}
+
+			// The previous layer is as it was, inode for inode.
+			if diff := cmp.Diff(before, treeState(t, prevDir), cmp.AllowUnexported(fileState{})); diff != "" {
+				t.Errorf("the previous layer's directory changed (-before +after):\n%s", diff)
+			}
+			s, err := store.Open(t.Context(), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []v1.Hash{prevID, gotID} {
+				if err := s.VerifyLayerDir(t.Context(), id); err != nil {
+					t.Errorf("layer %s: %v", id, err)
+				}
+			}
+
+			// The files that did not change are the previous layer's, hard
+			// linked; the changed ones are new files.
+			after := treeState(t, filepath.Join(root, "layers", gotID.Hex))
+			changed := map[string]bool{}
+			for _, c := range tt.changed {
+				changed[filepath.Join("app", c)] = true
+			}
+			for _, p := range []string{"app/a.txt", "app/b.txt", "app/sub/c.sh", "app/sub/deep/e.txt", "app/big/random.bin", "app/same/twin.txt"} {
+				shared := after[p].ino == before[p].ino
+				if changed[p] && shared {
+					t.Errorf("%s changed, but the new layer holds the previous layer's inode", p)
+				}
+				if !changed[p] && !shared {
+					t.Errorf("%s did not change, but the new layer holds a copy of it (inode %d), not the previous layer's file (inode %d)", p, after[p].ino, before[p].ino)
+				}
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(root, "layers", gotID.Hex, "app/a.txt"), &st); err == nil && st.Nlink < 2 {
+				t.Errorf("app/a.txt of the new layer has %d links, want the previous layer's too", st.Nlink)
+			}
+		})
+	}
+}

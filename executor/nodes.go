@@ -413,6 +413,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
 
 	s := n.Step
+	var inc *incremental // a copy's, to record once its layer is committed
 	switch s.Kind {
 	case manifest.StepRun:
 		out := r.newOutput(n)
@@ -454,7 +455,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if err := m.To(ctx, fsm.Running, nil); err != nil {
 			return nil, err
 		}
-		if err := r.copyInto(ctx, n, mounts, st); err != nil {
+		if inc, err = r.copyStep(ctx, n, sk, mounts, st); err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 	case manifest.StepWorkdir:
@@ -494,6 +495,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if _, err := r.opts.Store.AdoptLayerDir(ctx, diffID, upper); err != nil {
 			return nil, err
 		}
+		inc.record(r, diffID)
 	}
 	return l, nil
 }
@@ -583,7 +585,7 @@ func (r *run) startWait(ctx context.Context, spec engine.Spec, m *fsm.Machine, o
 }
 
 // copyInto performs a copy or template step into the mounted snapshot.
-func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, st *fsState) error {
+func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, st *fsState, keep *buildctx.Keep) error {
 	s := n.Step
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
@@ -607,6 +609,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	}
 	// The copy runs in Mounted's mount namespace, and so must its writers.
 	opts.Go = container.Go
+	opts.Keep = keep
 	var inline string // a directory holding a copy's inline files
 	if s.Kind == manifest.StepCopy && len(s.Copy.Inline) > 0 {
 		if inline, err = writeInline(r.opts.Tmp, s.Copy.Inline); err != nil {

@@ -180,6 +180,15 @@ func markUsed(dir string) error {
 // fs.ErrNotExist when the store does not have it.
 func (s *Store) MarkLayerUsed(diffID v1.Hash) error { return markUsed(s.LayerPath(diffID)) }
 
+// ExistingLayerDir returns the directory of the layer of diffID when the
+// store has it unpacked and as it was made (checked, and marked used, as
+// LayerDir does before handing one out; one that changed is removed, with
+// a warning); ok is false when it has not.
+func (s *Store) ExistingLayerDir(ctx context.Context, diffID v1.Hash) (dir string, ok bool, err error) {
+	ok, err = s.existing(ctx, diffID)
+	return s.LayerPath(diffID), ok, err
+}
+
 // LayerPath returns where LayerDir unpacks the layer of diffID, without
 // unpacking it: the directory may not exist yet.
 func (s *Store) LayerPath(diffID v1.Hash) string { return filepath.Join(s.layersDir(), diffID.Hex) }

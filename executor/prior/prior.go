@@ -1,0 +1,283 @@
+package prior
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/executor/buildctx"
+)
+
+// Lineage is the key of a copy step's records: its cache key's input
+// without the digests of what it copies.
+func Lineage(in cache.KeyInput) cache.Key {
+	in.Inputs = nil
+	in.Args = append(append([]string(nil), in.Args...), "\x00prior-v1")
+	return cache.ComputeKey(in)
+}
+
+// Record is a copy step's previous result.
+type Record struct {
+	// DiffID is its layer's.
+	DiffID v1.Hash `json:"diffID"`
+	// Files are where each regular file of its sources went (see
+	// buildctx.Keep.Placed).
+	Files []buildctx.Placed `json:"files"`
+}
+
+// Store keeps the records of a kiln root, one file per lineage.
+type Store struct{ dir string }
+
+// NewStore returns the Store of records kept in dir.
+func NewStore(dir string) *Store { return &Store{dir: dir} }
+
+func (s *Store) path(k cache.Key) string { return filepath.Join(s.dir, k.String()+".json") }
+
+// Read returns the record of lineage k; ok is false when there is none or
+// it does not parse.
+func (s *Store) Read(k cache.Key) (r Record, ok bool) {
+	b, err := os.ReadFile(s.path(k))
+	if err != nil || json.Unmarshal(b, &r) != nil || r.DiffID.Hex == "" {
+		return Record{}, false
+	}
+	return r, true
+}
+
+// Write replaces the record of lineage k with r: written aside and
+// renamed, so that a reader sees the old record or the new one, whole.
+// It is not synced: a record lost or damaged in a crash only makes the
+// next copy a full one.
+func (s *Store) Write(k cache.Key, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("write copy record %s: %w", k, err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("write copy record %s: %w", k, err)
+	}
+	f, err := os.CreateTemp(s.dir, ".tmp-"+strconv.Itoa(os.Getpid())+"-*")
+	if err != nil {
+		return fmt.Errorf("write copy record %s: %w", k, err)
+	}
+	defer os.Remove(f.Name()) // fails harmlessly once renamed
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), s.path(k))
+	}
+	if err != nil {
+		return fmt.Errorf("write copy record %s: %w", k, err)
+	}
+	return nil
+}
+
+// Link hard-links into the empty directory upper the regular files of the
+// layer directory from that r places from a source file that want accepts
+// (the last placement of each target counts), each at its target, making
+// their parent directories as from has them (mode, owner, extended
+// attributes, overlay opaqueness, modification time). A file whose
+// target or inode is already linked, or that from does not hold as a
+// regular file under directories, is left out. It returns the inode of
+// each file linked, by target, for buildctx.NewKeep.
+func Link(ctx context.Context, from, upper string, r Record, want func(source string) bool) (map[string]uint64, error) {
+	last := make(map[string]string, len(r.Files))
+	for _, p := range r.Files {
+		last[p.Target] = p.Source
+	}
+	l := linker{from: from, upper: upper, made: map[string]bool{".": true}, inodes: map[uint64]bool{}}
+	pre := make(map[string]uint64, len(last))
+	for _, p := range r.Files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		t := p.Target
+		if last[t] != p.Source || !want(p.Source) || !local(t) {
+			continue
+		}
+		delete(last, t) // a target placed twice with one source: once
+		ino, ok, err := l.link(t)
+		if err != nil {
+			return nil, fmt.Errorf("link %s from %s: %w", t, from, err)
+		}
+		if ok {
+			pre[t] = ino
+		}
+	}
+	if err := l.finish(); err != nil {
+		return nil, fmt.Errorf("link from %s: %w", from, err)
+	}
+	return pre, nil
+}
+
+// local reports whether t is a clean relative slash path that stays
+// where it is joined (a record is read from disk: nothing it says may
+// lead out of from or upper).
+func local(t string) bool {
+	return t != "" && path.Clean(t) == t && filepath.IsLocal(t) && !strings.Contains(t, "\\")
+}
+
+// linker does Link's work.
+type linker struct {
+	from, upper string
+	made        map[string]bool // directories made in upper (or found not to be in from: false)
+	dirs        []dirMeta       // in the order made
+	inodes      map[uint64]bool // inodes linked
+}
+
+// dirMeta is a directory made in upper, with the time to give it once
+// everything is linked in it.
+type dirMeta struct {
+	rel   string
+	mtime unix.Timespec
+}
+
+// link links the file t, making its parents first.
+func (l *linker) link(t string) (uint64, bool, error) {
+	if !l.parents(path.Dir(t)) {
+		return 0, false, nil
+	}
+	src := filepath.Join(l.from, t)
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return 0, false, nil
+		}
+		return 0, false, &fs.PathError{Op: "lstat", Path: src, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || l.inodes[st.Ino] {
+		return 0, false, nil
+	}
+	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(l.upper, t), 0); err != nil {
+		return 0, false, &fs.PathError{Op: "link", Path: src, Err: err}
+	}
+	l.inodes[st.Ino] = true
+	return st.Ino, true, nil
+}
+
+// parents makes the directory d (relative, "." for the top) and its
+// parents in upper as from has them; false when from does not have them
+// all as directories.
+func (l *linker) parents(d string) bool {
+	if made, ok := l.made[d]; ok {
+		return made
+	}
+	ok := l.parents(path.Dir(d)) && l.mkdir(d) == nil
+	l.made[d] = ok
+	return ok
+}
+
+// mkdir makes upper's directory d as from's.
+func (l *linker) mkdir(d string) error {
+	src, dst := filepath.Join(l.from, d), filepath.Join(l.upper, d)
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	if err := unix.Mkdir(dst, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if err := unix.Chmod(dst, st.Mode&0o7777); err != nil { // after chown, which clears setgid
+		return err
+	}
+	if err := copyXattrs(src, dst); err != nil {
+		return err
+	}
+	l.dirs = append(l.dirs, dirMeta{rel: d, mtime: st.Mtim})
+	return nil
+}
+
+// finish gives the directories made their times, deepest first, now that
+// nothing more is linked in them.
+func (l *linker) finish() error {
+	for i := len(l.dirs) - 1; i >= 0; i-- {
+		d := l.dirs[i]
+		p := filepath.Join(l.upper, d.rel)
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{d.mtime, d.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &fs.PathError{Op: "utimes", Path: p, Err: err}
+		}
+	}
+	return nil
+}
+
+// copyXattrs copies the extended attributes of the directory src to dst:
+// all but overlayfs's own, of which only opaque (a directory that hides
+// the lower layers' one) is the layer's.
+func copyXattrs(src, dst string) error {
+	sz, err := unix.Llistxattr(src, nil)
+	if err != nil || sz == 0 {
+		if errors.Is(err, unix.ENOTSUP) {
+			err = nil
+		}
+		return err
+	}
+	buf := make([]byte, sz)
+	if sz, err = unix.Llistxattr(src, buf); err != nil {
+		return err
+	}
+	for name := range strings.SplitSeq(string(buf[:sz]), "\x00") {
+		if name == "" || (strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque") {
+			continue
+		}
+		n, err := unix.Lgetxattr(src, name, nil)
+		if err != nil {
+			return err
+		}
+		v := make([]byte, n)
+		if n, err = unix.Lgetxattr(src, name, v); err != nil {
+			return err
+		}
+		if err := unix.Lsetxattr(dst, name, v[:n], 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stale reports whether a file that Link put in upper (pre) is still
+// there, neither kept by the copy (k) nor replaced: the copy did not
+// write its target, so a full copy would not have it.
+func Stale(upper string, pre map[string]uint64, k *buildctx.Keep) bool {
+	for t, ino := range pre {
+		if k.Kept(t) {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(upper, t), &st); err == nil && st.Ino == ino {
+			return true
+		}
+	}
+	return false
+}
+
+// Clear empties the directory dir.
+func Clear(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -11,13 +13,15 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/executor/prior"
+	"github.com/kiln-build/kiln/image/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
 
 // incremental is a copy step made incrementally (see package prior): its
-// lineage and what its copy learnt.
+// lineage, the files linked before the copy and what the copy learnt.
 type incremental struct {
 	lineage cache.Key
+	pre     map[string]buildctx.Prior
 	keep    *buildctx.Keep
 }
 
@@ -48,36 +52,51 @@ func (r *run) copyStep(ctx context.Context, n *dag.Node, sk string, mounts []eng
 	r.mu.Lock()
 	in := r.inputsOf(n)
 	inc := &incremental{lineage: prior.Lineage(in.Input)}
-	files := map[string]bool{}
+	sources := map[string][sha256.Size]byte{}
 	for _, src := range in.Sources {
 		for _, f := range src.Files {
-			if f.Type == "file" {
-				files[f.Path] = true
+			h, err := v1.NewHash(f.Digest)
+			sum, herr := hex.DecodeString(h.Hex)
+			if f.Type == "file" && err == nil && herr == nil && len(sum) == sha256.Size {
+				sources[f.Path] = [sha256.Size]byte(sum)
 			}
 		}
 	}
 	r.mu.Unlock()
-	pre, err := r.linkPrior(ctx, inc.lineage, upper, func(src string) bool { return files[src] })
+	inc.pre, err = r.linkPrior(ctx, inc.lineage, upper, func(src string) bool { _, ok := sources[src]; return ok })
 	if err != nil {
 		return nil, err
 	}
-	inc.keep = buildctx.NewKeep(pre)
+	inc.keep = buildctx.NewKeep(inc.pre, sources)
 	err = r.copyInto(ctx, n, mounts, st, inc.keep)
-	if len(pre) > 0 && ctx.Err() == nil && (err != nil || prior.Stale(upper, pre, inc.keep)) {
+	if len(inc.pre) > 0 && ctx.Err() == nil && (err != nil || prior.Stale(upper, inc.pre, inc.keep)) {
 		if err := prior.Clear(upper); err != nil {
 			return nil, err
 		}
-		inc.keep = buildctx.NewKeep(nil)
+		inc.pre, inc.keep = nil, buildctx.NewKeep(nil, sources)
 		err = r.copyInto(ctx, n, mounts, st, inc.keep)
 	}
 	return inc, err
+}
+
+// known returns the contents' sha256 of the files the copy kept, by
+// inode: what the digest of the layer's tree need not read again (see
+// layer.TreeOptions).
+func (inc *incremental) known() map[uint64][sha256.Size]byte {
+	m := map[uint64][sha256.Size]byte{}
+	for t, p := range inc.pre {
+		if inc.keep.Kept(t) {
+			m[p.Ino] = p.Sum
+		}
+	}
+	return m
 }
 
 // linkPrior links into upper the files of the previous result of the
 // lineage whose sources want accepts (see prior.Link), and returns them.
 // Without a previous result whose layer directory the store holds as it
 // made it, it links nothing; if linking fails, upper is emptied again.
-func (r *run) linkPrior(ctx context.Context, lineage cache.Key, upper string, want func(string) bool) (map[string]uint64, error) {
+func (r *run) linkPrior(ctx context.Context, lineage cache.Key, upper string, want func(string) bool) (map[string]buildctx.Prior, error) {
 	rec, ok := r.priors().Read(lineage)
 	if !ok {
 		return nil, nil
@@ -95,12 +114,35 @@ func (r *run) linkPrior(ctx context.Context, lineage cache.Key, upper string, wa
 	return pre, nil
 }
 
-// record notes the layer diffID that inc's copy made, for the next copy of
-// its lineage. A record that cannot be written only makes that copy a
-// full one.
-func (inc *incremental) record(r *run, diffID v1.Hash) {
+// adopt makes upper, the layer diffID unpacked, the store's directory of
+// that layer (store.AdoptLayerDir), and records what an incremental copy
+// inc (nil for another step) made for the next of its lineage.
+func (r *run) adopt(ctx context.Context, inc *incremental, diffID v1.Hash, upper string) error {
+	var o layer.TreeOptions
+	if inc != nil {
+		o = layer.TreeOptions{Known: inc.known(), Sums: map[string][sha256.Size]byte{}}
+	}
+	if _, err := r.opts.Store.AdoptLayerDirWith(ctx, diffID, upper, o); err != nil {
+		return err
+	}
+	inc.record(r, diffID, o.Sums)
+	return nil
+}
+
+// record notes the layer diffID that inc's copy made, whose regular files'
+// contents have the sha256s sums (by path), for the next copy of its
+// lineage. A record that cannot be written only makes that copy a full
+// one.
+func (inc *incremental) record(r *run, diffID v1.Hash, sums map[string][sha256.Size]byte) {
 	if inc == nil {
 		return
 	}
-	_ = r.priors().Write(inc.lineage, prior.Record{DiffID: diffID, Files: inc.keep.Placed()})
+	placed := inc.keep.Placed()
+	files := make([]prior.File, 0, len(placed))
+	for _, p := range placed {
+		if sum, ok := sums[p.Target]; ok {
+			files = append(files, prior.File{Placed: p, Sum: hex.EncodeToString(sum[:])})
+		}
+	}
+	_ = r.priors().Write(inc.lineage, prior.Record{DiffID: diffID, Files: files})
 }

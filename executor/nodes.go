@@ -492,10 +492,9 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if err != nil {
 			return nil, err
 		}
-		if _, err := r.opts.Store.AdoptLayerDir(ctx, diffID, upper); err != nil {
+		if err := r.adopt(ctx, inc, diffID, upper); err != nil {
 			return nil, err
 		}
-		inc.record(r, diffID)
 	}
 	return l, nil
 }

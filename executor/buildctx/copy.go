@@ -518,6 +518,15 @@ func (c *copier) copiedDirMode(fi fs.FileInfo) fs.FileMode {
 	return fi.Mode()
 }
 
+// fileMode returns the mode to give the copy of the regular file fi: its
+// own, or the options' Mode.
+func (c *copier) fileMode(fi fs.FileInfo) fs.FileMode {
+	if c.opts.Mode != nil {
+		return *c.opts.Mode
+	}
+	return fi.Mode()
+}
+
 // place copies the file or link e, at srcAbs and named name in its source,
 // to target (relative to the root; its parent is a real directory).
 func (c *copier) place(srcAbs, name string, e entry, target string) error {
@@ -541,6 +550,13 @@ func (c *copier) place(srcAbs, name string, e entry, target string) error {
 			c.links[id] = abs
 		}
 	}
+	if k := c.opts.Keep; k != nil && regular && !linked {
+		k.note(name, target)
+		uid, gid := c.owner(e.fi)
+		if c.chown && k.keep(abs, target, name, e.fi.Size(), modeBits(c.fileMode(e.fi)), uid, gid, mtime.UnixNano()) {
+			return nil
+		}
+	}
 	switch {
 	case regular:
 		// O_NONBLOCK: a file swapped for a FIFO since the walk must not
@@ -558,21 +574,8 @@ func (c *copier) place(srcAbs, name string, e entry, target string) error {
 		if now := newStatInfo("", &st).Mode(); !now.IsRegular() {
 			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(now))
 		}
-		mode := e.fi.Mode()
-		if c.opts.Mode != nil {
-			mode = *c.opts.Mode
-		}
 		uid, gid := c.owner(e.fi)
-		if k := c.opts.Keep; k != nil && !linked {
-			k.note(name, target)
-			if c.chown {
-				kept, err := k.keep(abs, target, in, st.Size, modeBits(mode), uid, gid, mtime.UnixNano())
-				if kept || err != nil {
-					return err
-				}
-			}
-		}
-		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
+		if err := c.writeFile(abs, c.fileMode(e.fi), uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:

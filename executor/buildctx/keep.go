@@ -1,9 +1,7 @@
 package buildctx
 
 import (
-	"bytes"
-	"fmt"
-	"io/fs"
+	"crypto/sha256"
 	"path"
 	"sync"
 
@@ -20,11 +18,19 @@ import (
 // the source went, which the next copy's Keep is made from. Its methods may
 // be called from several goroutines.
 type Keep struct {
-	pre map[string]uint64 // target → inode of the file put there before the copy
+	pre     map[string]Prior             // by target
+	sources map[string][sha256.Size]byte // the sources' contents, by name
 
 	mu     sync.Mutex
 	kept   map[string]bool
 	placed []Placed
+}
+
+// Prior is a regular file put at its target before the copy: its inode
+// number, and the sha256 of its contents.
+type Prior struct {
+	Ino uint64
+	Sum [sha256.Size]byte
 }
 
 // Placed says that the copy put the source file Source (relative to the
@@ -37,9 +43,11 @@ type Placed struct {
 }
 
 // NewKeep returns a Keep for a copy before which the regular files pre
-// (target → inode number) were put at their targets; pre may be nil.
-func NewKeep(pre map[string]uint64) *Keep {
-	return &Keep{pre: pre, kept: map[string]bool{}}
+// were put at their targets (by target; nil for none), and whose source
+// files have the contents sources says (the sha256 of each regular file,
+// by name, as DigestFiles gives them).
+func NewKeep(pre map[string]Prior, sources map[string][sha256.Size]byte) *Keep {
+	return &Keep{pre: pre, sources: sources, kept: map[string]bool{}}
 }
 
 // Placed returns where the copy put each regular file of its source that
@@ -71,80 +79,30 @@ func (k *Keep) note(src, target string) {
 	k.placed = append(k.placed, Placed{Target: cleanTarget(target), Source: src})
 }
 
-// keepBuf is a pair of buffers for comparing a kept file with its source.
-type keepBuf struct{ a, b []byte }
-
-var keepBufs = sync.Pool{New: func() any { return &keepBuf{a: make([]byte, 64<<10), b: make([]byte, 64<<10)} }}
-
 // keep reports whether the file at abs (target, relative to the root) is
-// the one put there before the copy and already what the copy would write:
-// a regular file of the source's size and contents (read from in, at its
-// start), with mode, owner uid:gid and modification time mtime (in
-// nanoseconds). Such a file is noted as kept.
-func (k *Keep) keep(abs, target string, in int, size int64, mode uint32, uid, gid int, mtime int64) (bool, error) {
+// the one put there before the copy and already what the copy would write
+// there from the source file src: a regular file with the source's
+// contents (by their sha256s) and size, and with mode, owner uid:gid and
+// modification time mtime (in nanoseconds). Such a file is noted as kept.
+func (k *Keep) keep(abs, target, src string, size int64, mode uint32, uid, gid int, mtime int64) bool {
 	target = cleanTarget(target)
-	ino, ok := k.pre[target]
+	p, ok := k.pre[target]
 	if !ok {
-		return false, nil
+		return false
+	}
+	if sum, ok := k.sources[src]; !ok || sum != p.Sum {
+		return false
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(abs, &st); err != nil {
-		return false, nil // gone or never there: written as usual
+		return false // gone or never there: written as usual
 	}
-	if st.Ino != ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != size || st.Mode&0o7777 != mode ||
+	if st.Ino != p.Ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != size || st.Mode&0o7777 != mode ||
 		int(st.Uid) != uid || int(st.Gid) != gid || st.Mtim.Nano() != mtime {
-		return false, nil
-	}
-	same, err := sameContent(abs, in, size)
-	if err != nil || !same {
-		return false, err
+		return false
 	}
 	k.mu.Lock()
 	k.kept[target] = true
 	k.mu.Unlock()
-	return true, nil
-}
-
-// sameContent reports whether the regular file at abs holds the size bytes
-// that the file in holds from its start.
-func sameContent(abs string, in int, size int64) (bool, error) {
-	fd, err := openRetry(abs, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false, &fs.PathError{Op: "open", Path: abs, Err: err}
-	}
-	defer unix.Close(fd)
-	buf := keepBufs.Get().(*keepBuf)
-	defer keepBufs.Put(buf)
-	for off := int64(0); off < size; {
-		n := int(min(int64(len(buf.a)), size-off))
-		if err := preadFull(in, buf.a[:n], off); err != nil {
-			return false, err
-		}
-		if err := preadFull(fd, buf.b[:n], off); err != nil {
-			return false, fmt.Errorf("read %s: %w", abs, err)
-		}
-		if !bytes.Equal(buf.a[:n], buf.b[:n]) {
-			return false, nil
-		}
-		off += int64(n)
-	}
-	return true, nil
-}
-
-// preadFull reads len(p) bytes of fd at off; a file that ends before is
-// an error (it shrank since it was stat'ed).
-func preadFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pread(fd, p, off)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return err
-		case n == 0:
-			return fmt.Errorf("file shrank while being read")
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
+	return true
 }

@@ -2,6 +2,8 @@ package prior
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +34,15 @@ type Record struct {
 	// DiffID is its layer's.
 	DiffID v1.Hash `json:"diffID"`
 	// Files are where each regular file of its sources went (see
-	// buildctx.Keep.Placed).
-	Files []buildctx.Placed `json:"files"`
+	// buildctx.Keep.Placed), with the sha256 of what the layer holds
+	// there.
+	Files []File `json:"files"`
+}
+
+// File is a regular file of a copy's layer, copied from a source file.
+type File struct {
+	buildctx.Placed
+	Sum string `json:"d"` // hex
 }
 
 // Store keeps the records of a kiln root, one file per lineage.
@@ -90,21 +99,22 @@ func (s *Store) Write(k cache.Key, r Record) error {
 // their parent directories as from has them (mode, owner, extended
 // attributes, overlay opaqueness, modification time). A file whose
 // target or inode is already linked, or that from does not hold as a
-// regular file under directories, is left out. It returns the inode of
-// each file linked, by target, for buildctx.NewKeep.
-func Link(ctx context.Context, from, upper string, r Record, want func(source string) bool) (map[string]uint64, error) {
+// regular file under directories, is left out. It returns the files
+// linked, by target, for buildctx.NewKeep.
+func Link(ctx context.Context, from, upper string, r Record, want func(source string) bool) (map[string]buildctx.Prior, error) {
 	last := make(map[string]string, len(r.Files))
 	for _, p := range r.Files {
 		last[p.Target] = p.Source
 	}
 	l := linker{from: from, upper: upper, made: map[string]bool{".": true}, inodes: map[uint64]bool{}}
-	pre := make(map[string]uint64, len(last))
+	pre := make(map[string]buildctx.Prior, len(last))
 	for _, p := range r.Files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		t := p.Target
-		if last[t] != p.Source || !want(p.Source) || !local(t) {
+		sum, err := hex.DecodeString(p.Sum)
+		if last[t] != p.Source || !want(p.Source) || !local(t) || err != nil || len(sum) != sha256.Size {
 			continue
 		}
 		delete(last, t) // a target placed twice with one source: once
@@ -113,7 +123,7 @@ func Link(ctx context.Context, from, upper string, r Record, want func(source st
 			return nil, fmt.Errorf("link %s from %s: %w", t, from, err)
 		}
 		if ok {
-			pre[t] = ino
+			pre[t] = buildctx.Prior{Ino: ino, Sum: [sha256.Size]byte(sum)}
 		}
 	}
 	if err := l.finish(); err != nil {
@@ -255,13 +265,13 @@ func copyXattrs(src, dst string) error {
 // Stale reports whether a file that Link put in upper (pre) is still
 // there, neither kept by the copy (k) nor replaced: the copy did not
 // write its target, so a full copy would not have it.
-func Stale(upper string, pre map[string]uint64, k *buildctx.Keep) bool {
-	for t, ino := range pre {
+func Stale(upper string, pre map[string]buildctx.Prior, k *buildctx.Keep) bool {
+	for t, p := range pre {
 		if k.Kept(t) {
 			continue
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(upper, t), &st); err == nil && st.Ino == ino {
+		if err := unix.Lstat(filepath.Join(upper, t), &st); err == nil && st.Ino == p.Ino {
 			return true
 		}
 	}

@@ -205,6 +205,13 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 // again. When the store has the layer already, dir is left alone. dir
 // must be on the store's file system.
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
+	return s.AdoptLayerDirWith(ctx, diffID, dir, layer.TreeOptions{})
+}
+
+// AdoptLayerDirWith is AdoptLayerDir, with the options of the digest of
+// the directory's tree (see layer.TreeOptions): o.Sums is filled in when
+// dir is adopted, and left alone when the store has the layer already.
+func (s *Store) AdoptLayerDirWith(ctx context.Context, diffID v1.Hash, dir string, o layer.TreeOptions) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
 		return dst, err
@@ -221,7 +228,7 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
-	if _, err := s.recordTree(ctx, diffID); err != nil {
+	if _, err := s.recordTreeWith(ctx, diffID, o); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -106,30 +108,62 @@ func Link(ctx context.Context, from, upper string, r Record, want func(source st
 	for _, p := range r.Files {
 		last[p.Target] = p.Source
 	}
-	l := linker{from: from, upper: upper, made: map[string]bool{".": true}, inodes: map[uint64]bool{}}
-	pre := make(map[string]buildctx.Prior, len(last))
+	l := linker{from: from, upper: upper, made: map[string]bool{".": true}, inodes: map[uint64]bool{}, pre: map[string]buildctx.Prior{}}
+	// The files to link, by directory, in the order they come.
+	byDir := map[string][]linkFile{}
+	var dirs []string
 	for _, p := range r.Files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		t := p.Target
 		sum, err := hex.DecodeString(p.Sum)
 		if last[t] != p.Source || !want(p.Source) || !local(t) || err != nil || len(sum) != sha256.Size {
 			continue
 		}
 		delete(last, t) // a target placed twice with one source: once
-		ino, ok, err := l.link(t)
-		if err != nil {
-			return nil, fmt.Errorf("link %s from %s: %w", t, from, err)
+		d := path.Dir(t)
+		if _, ok := byDir[d]; !ok {
+			dirs = append(dirs, d)
 		}
-		if ok {
-			pre[t] = buildctx.Prior{Ino: ino, Sum: [sha256.Size]byte(sum)}
+		byDir[d] = append(byDir[d], linkFile{name: path.Base(t), sum: [sha256.Size]byte(sum)})
+	}
+	var todo []string
+	for _, d := range dirs {
+		if l.parents(d) {
+			todo = append(todo, d)
 		}
+	}
+	// Links into different directories take different locks: two
+	// goroutines make them at once.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for w := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(todo) || errs[w] != nil {
+					return
+				}
+				if errs[w] = ctx.Err(); errs[w] == nil {
+					errs[w] = l.linkDir(todo[i], byDir[todo[i]])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("link from %s: %w", from, err)
 	}
 	if err := l.finish(); err != nil {
 		return nil, fmt.Errorf("link from %s: %w", from, err)
 	}
-	return pre, nil
+	return l.pre, nil
+}
+
+// linkFile is a file to link: its name in its directory and the sha256
+// of its contents.
+type linkFile struct {
+	name string
+	sum  [sha256.Size]byte
 }
 
 // local reports whether t is a clean relative slash path that stays
@@ -144,7 +178,10 @@ type linker struct {
 	from, upper string
 	made        map[string]bool // directories made in upper (or found not to be in from: false)
 	dirs        []dirMeta       // in the order made
-	inodes      map[uint64]bool // inodes linked
+
+	mu     sync.Mutex
+	inodes map[uint64]bool // inodes linked
+	pre    map[string]buildctx.Prior
 }
 
 // dirMeta is a directory made in upper, with the time to give it once
@@ -154,27 +191,58 @@ type dirMeta struct {
 	mtime unix.Timespec
 }
 
-// link links the file t, making its parents first.
-func (l *linker) link(t string) (uint64, bool, error) {
-	if !l.parents(path.Dir(t)) {
-		return 0, false, nil
+// linkDir links the files of from's directory d (made in upper) that
+// from holds as regular files, each once.
+func (l *linker) linkDir(d string, files []linkFile) error {
+	src, err := openDir(filepath.Join(l.from, d))
+	if err != nil {
+		return err
 	}
-	src := filepath.Join(l.from, t)
-	var st unix.Stat_t
-	if err := unix.Lstat(src, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return 0, false, nil
+	defer unix.Close(src)
+	dst, err := openDir(filepath.Join(l.upper, d))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	for _, f := range files {
+		var st unix.Stat_t
+		if err := unix.Fstatat(src, f.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return &os.PathError{Op: "lstat", Path: filepath.Join(l.from, d, f.name), Err: err}
 		}
-		return 0, false, &fs.PathError{Op: "lstat", Path: src, Err: err}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || !l.claim(st.Ino) {
+			continue
+		}
+		if err := unix.Linkat(src, f.name, dst, f.name, 0); err != nil {
+			return &os.PathError{Op: "link", Path: filepath.Join(l.from, d, f.name), Err: err}
+		}
+		l.mu.Lock()
+		l.pre[path.Join(d, f.name)] = buildctx.Prior{Ino: st.Ino, Sum: f.sum}
+		l.mu.Unlock()
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || l.inodes[st.Ino] {
-		return 0, false, nil
+	return nil
+}
+
+// claim reports whether the inode ino is not linked yet, and notes it.
+func (l *linker) claim(ino uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inodes[ino] {
+		return false
 	}
-	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(l.upper, t), 0); err != nil {
-		return 0, false, &fs.PathError{Op: "link", Path: src, Err: err}
+	l.inodes[ino] = true
+	return true
+}
+
+// openDir opens the directory p.
+func openDir(p string) (int, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	l.inodes[st.Ino] = true
-	return st.Ino, true, nil
+	return fd, nil
 }
 
 // parents makes the directory d (relative, "." for the top) and its

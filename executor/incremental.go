@@ -27,7 +27,7 @@ type incremental struct {
 
 // priors returns the records of the root's incremental copies.
 func (r *run) priors() *prior.Store {
-	return prior.NewStore(filepath.Join(r.opts.Store.Root(), "cache", "prior"))
+	return prior.NewStore(filepath.Join(r.opts.Store.Root(), "cache", "prior"), r.opts.Store.CreateTemp)
 }
 
 // copyStep performs the copy or template step n into the snapshot sk,

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,10 +47,17 @@ type File struct {
 }
 
 // Store keeps the records of a kiln root, one file per lineage.
-type Store struct{ dir string }
+type Store struct {
+	dir    string
+	create func() (*os.File, error)
+}
 
-// NewStore returns the Store of records kept in dir.
-func NewStore(dir string) *Store { return &Store{dir: dir} }
+// NewStore returns the Store of records kept in dir, written into files
+// that create makes on dir's file system (in a directory swept after a
+// crash) and renamed.
+func NewStore(dir string, create func() (*os.File, error)) *Store {
+	return &Store{dir: dir, create: create}
+}
 
 func (s *Store) path(k cache.Key) string { return filepath.Join(s.dir, k.String()+".json") }
 
@@ -77,7 +83,7 @@ func (s *Store) Write(k cache.Key, r Record) error {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("write copy record %s: %w", k, err)
 	}
-	f, err := os.CreateTemp(s.dir, ".tmp-"+strconv.Itoa(os.Getpid())+"-*")
+	f, err := s.create()
 	if err != nil {
 		return fmt.Errorf("write copy record %s: %w", k, err)
 	}

@@ -59,26 +59,14 @@ func Mounted(tmp string, sets [][]engine.Mount, fn func(roots []string) error) e
 
 // Go runs fn on a new goroutine whose OS thread is in the mount namespace
 // of the calling thread, so that it sees the mounts of a Mounted fn that
-// calls Go (a copy's writers). Called from a thread in the process's own
-// namespace it is a plain go statement. The thread exits with fn.
+// calls Go (a copy's writers). The thread exits with fn. It always joins
+// the namespace: comparing it with the process's (/proc/self/ns/mnt, the
+// main thread's) would take a Mounted fn that runs on the main thread for
+// one in the process's namespace, and start fn where its mounts are not.
 func Go(fn func()) error {
 	here, err := os.Open("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("opening the thread's mount namespace: %w", err)
-	}
-	var a, b unix.Stat_t
-	if err := unix.Fstat(int(here.Fd()), &a); err != nil {
-		here.Close()
-		return fmt.Errorf("opening the thread's mount namespace: %w", err)
-	}
-	if err := unix.Stat("/proc/self/ns/mnt", &b); err != nil {
-		here.Close()
-		return fmt.Errorf("opening the process's mount namespace: %w", err)
-	}
-	if a.Dev == b.Dev && a.Ino == b.Ino {
-		here.Close()
-		go fn()
-		return nil
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -209,11 +209,15 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 }
 
 // AdoptLayerDirWith is AdoptLayerDir, with the options of the digest of
-// the directory's tree (see layer.TreeOptions): o.Sums is filled in when
-// dir is adopted, and left alone when the store has the layer already.
+// the directory's tree (see layer.TreeOptions). o.Sums is filled in from
+// dir whether it is adopted or the store has the layer already (the
+// layer's files are dir's, whose tar has diffID).
 func (s *Store) AdoptLayerDirWith(ctx context.Context, diffID v1.Hash, dir string, o layer.TreeOptions) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
+		if err == nil && o.Sums != nil {
+			_, err = layer.DigestTreeWith(ctx, dir, o)
+		}
 		return dst, err
 	}
 	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
@@ -223,6 +227,11 @@ func (s *Store) AdoptLayerDirWith(ctx context.Context, diffID v1.Hash, dir strin
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 			if err := markUsed(dst); err != nil {
 				return "", err
+			}
+			if o.Sums != nil {
+				if _, err := layer.DigestTreeWith(ctx, dir, o); err != nil {
+					return "", err
+				}
 			}
 			return dst, s.checkOnce(ctx, diffID)
 		}

@@ -141,7 +141,7 @@ func (inc *incremental) record(r *run, diffID v1.Hash, sums map[string][sha256.S
 	files := make([]prior.File, 0, len(placed))
 	for _, p := range placed {
 		if sum, ok := sums[p.Target]; ok {
-			files = append(files, prior.File{Placed: p, Sum: hex.EncodeToString(sum[:])})
+			files = append(files, prior.File{Placed: p, Sum: sum})
 		}
 	}
 	_ = r.priors().Write(inc.lineage, prior.Record{DiffID: diffID, Files: files})

@@ -2,9 +2,8 @@ package prior
 
 import (
 	"context"
+	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,17 +32,17 @@ func Lineage(in cache.KeyInput) cache.Key {
 // Record is a copy step's previous result.
 type Record struct {
 	// DiffID is its layer's.
-	DiffID v1.Hash `json:"diffID"`
+	DiffID v1.Hash
 	// Files are where each regular file of its sources went (see
 	// buildctx.Keep.Placed), with the sha256 of what the layer holds
 	// there.
-	Files []File `json:"files"`
+	Files []File
 }
 
 // File is a regular file of a copy's layer, copied from a source file.
 type File struct {
 	buildctx.Placed
-	Sum string `json:"d"` // hex
+	Sum [sha256.Size]byte
 }
 
 // Store keeps the records of a kiln root, one file per lineage.
@@ -59,16 +58,53 @@ func NewStore(dir string, create func() (*os.File, error)) *Store {
 	return &Store{dir: dir, create: create}
 }
 
-func (s *Store) path(k cache.Key) string { return filepath.Join(s.dir, k.String()+".json") }
+func (s *Store) path(k cache.Key) string { return filepath.Join(s.dir, k.String()) }
+
+// recordMagic starts a record file; change it whenever the format
+// changes. What follows is the layer's diffID and a newline, then per
+// file its target and source, each ended by a NUL, and its 32-byte sum.
+const recordMagic = "kiln copy record v1\n"
 
 // Read returns the record of lineage k; ok is false when there is none or
 // it does not parse.
 func (s *Store) Read(k cache.Key) (r Record, ok bool) {
 	b, err := os.ReadFile(s.path(k))
-	if err != nil || json.Unmarshal(b, &r) != nil || r.DiffID.Hex == "" {
+	if err != nil {
 		return Record{}, false
 	}
-	return r, true
+	r, err = parse(b)
+	return r, err == nil
+}
+
+// parse reads a record file's contents.
+func parse(b []byte) (Record, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(recordMagic))
+	if !ok {
+		return Record{}, errors.New("not a copy record")
+	}
+	line, rest, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return Record{}, errors.New("truncated copy record")
+	}
+	var r Record
+	var err error
+	if r.DiffID, err = v1.NewHash(string(line)); err != nil {
+		return Record{}, err
+	}
+	for len(rest) > 0 {
+		var f File
+		var t, src []byte
+		if t, rest, ok = bytes.Cut(rest, []byte{0}); !ok {
+			return Record{}, errors.New("truncated copy record")
+		}
+		if src, rest, ok = bytes.Cut(rest, []byte{0}); !ok || len(rest) < sha256.Size {
+			return Record{}, errors.New("truncated copy record")
+		}
+		f.Target, f.Source = string(t), string(src)
+		f.Sum, rest = [sha256.Size]byte(rest[:sha256.Size]), rest[sha256.Size:]
+		r.Files = append(r.Files, f)
+	}
+	return r, nil
 }
 
 // Write replaces the record of lineage k with r: written aside and
@@ -76,9 +112,13 @@ func (s *Store) Read(k cache.Key) (r Record, ok bool) {
 // It is not synced: a record lost or damaged in a crash only makes the
 // next copy a full one.
 func (s *Store) Write(k cache.Key, r Record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("write copy record %s: %w", k, err)
+	b := append([]byte(recordMagic), r.DiffID.String()+"\n"...)
+	for _, f := range r.Files {
+		if strings.IndexByte(f.Target, 0) >= 0 || strings.IndexByte(f.Source, 0) >= 0 {
+			continue // no file name holds a NUL
+		}
+		b = append(append(append(append(b, f.Target...), 0), f.Source...), 0)
+		b = append(b, f.Sum[:]...)
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("write copy record %s: %w", k, err)
@@ -120,8 +160,7 @@ func Link(ctx context.Context, from, upper string, r Record, want func(source st
 	var dirs []string
 	for _, p := range r.Files {
 		t := p.Target
-		sum, err := hex.DecodeString(p.Sum)
-		if last[t] != p.Source || !want(p.Source) || !local(t) || err != nil || len(sum) != sha256.Size {
+		if last[t] != p.Source || !want(p.Source) || !local(t) {
 			continue
 		}
 		delete(last, t) // a target placed twice with one source: once
@@ -129,7 +168,7 @@ func Link(ctx context.Context, from, upper string, r Record, want func(source st
 		if _, ok := byDir[d]; !ok {
 			dirs = append(dirs, d)
 		}
-		byDir[d] = append(byDir[d], linkFile{name: path.Base(t), sum: [sha256.Size]byte(sum)})
+		byDir[d] = append(byDir[d], linkFile{name: path.Base(t), sum: p.Sum})
 	}
 	var todo []string
 	for _, d := range dirs {

@@ -25,7 +25,7 @@ func sumOf(s string) string {
 }
 
 func file(t, s, data string) File {
-	return File{Placed: buildctx.Placed{Target: t, Source: s}, Sum: sumOf(data)}
+	return File{Placed: buildctx.Placed{Target: t, Source: s}, Sum: sha256.Sum256([]byte(data))}
 }
 
 // TestLink links a record's files from a layer directory: only regular
@@ -91,10 +91,8 @@ func TestLink(t *testing.T) {
 		file("../escape", "escape", "e"),
 		file("/abs", "abs", "e"),
 		file("sub/../a.txt", "a2", "a"),
-		{Placed: buildctx.Placed{Target: "badsum", Source: "badsum"}, Sum: "xyz"},
 	}}
 	write("unwanted", "u")
-	write("badsum", "z")
 	pre, err := Link(context.Background(), from, upper, r, func(s string) bool { return s != "unwanted" && s != "old-b" })
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +197,7 @@ func TestStore(t *testing.T) {
 	if _, ok := s.Read(k); ok {
 		t.Error("a record read before any was written")
 	}
-	r := Record{DiffID: v1.Hash{Algorithm: "sha256", Hex: sumOf("layer")}, Files: []File{file("app/a", "a", "a")}}
+	r := Record{DiffID: v1.Hash{Algorithm: "sha256", Hex: sumOf("layer")}, Files: []File{file("app/a", "a", "a"), file("app/sub/b c", "sub/b c", "b")}}
 	if err := s.Write(k, r); err != nil {
 		t.Fatal(err)
 	}
@@ -210,11 +208,17 @@ func TestStore(t *testing.T) {
 	if diff := cmp.Diff(r, got); diff != "" {
 		t.Errorf("read back (-want +got):\n%s", diff)
 	}
-	if err := os.WriteFile(s.path(k), []byte(`{"diffID": "sha256:`), 0o600); err != nil {
+	b, err := os.ReadFile(s.path(k))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.Read(k); ok {
-		t.Error("a damaged record was read")
+	for _, damaged := range [][]byte{b[:len(b)-1], b[:len(recordMagic)+10], append([]byte("x"), b...)} {
+		if err := os.WriteFile(s.path(k), damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Read(k); ok {
+			t.Errorf("a damaged record was read: %q", damaged)
+		}
 	}
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {

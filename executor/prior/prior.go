@@ -1,8 +1,8 @@
 package prior
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"

@@ -469,9 +469,24 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
+	// An overlay upperdir is the layer, unpacked: keep it rather than
+	// unpack the tar again (5,000 files written once, not twice). Its
+	// tree is digested while its tar is written.
+	var upper string
+	var tree <-chan upperDigest
+	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
+		if upper, err = c.Writable(ctx, sk); err != nil {
+			return nil, err
+		}
+		tree = digestUpper(ctx, upper, inc)
+	}
 	l, err := r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
 		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
+	var td upperDigest
+	if tree != nil {
+		td = <-tree
+	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
@@ -481,18 +496,12 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if r.opts.Precompress {
 		r.opts.Store.Precompress(r.outer, l, store.Gzip)
 	}
-	// An overlay upperdir is the layer, unpacked: keep it rather than
-	// unpack the tar again (5,000 files written once, not twice).
-	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
+	if tree != nil {
 		diffID, err := l.DiffID()
 		if err != nil {
 			return nil, err
 		}
-		upper, err := c.Writable(ctx, sk)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.adopt(ctx, inc, diffID, upper); err != nil {
+		if err := r.adopt(ctx, inc, diffID, upper, td); err != nil {
 			return nil, err
 		}
 	}

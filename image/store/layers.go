@@ -205,19 +205,24 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 // again. When the store has the layer already, dir is left alone. dir
 // must be on the store's file system.
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
-	return s.AdoptLayerDirWith(ctx, diffID, dir, layer.TreeOptions{})
+	return s.adoptLayerDir(ctx, diffID, dir, func() error {
+		_, err := s.recordTree(ctx, diffID)
+		return err
+	})
 }
 
-// AdoptLayerDirWith is AdoptLayerDir, with the options of the digest of
-// the directory's tree (see layer.TreeOptions). o.Sums is filled in from
-// dir whether it is adopted or the store has the layer already (the
-// layer's files are dir's, whose tar has diffID).
-func (s *Store) AdoptLayerDirWith(ctx context.Context, diffID v1.Hash, dir string, o layer.TreeOptions) (string, error) {
+// AdoptDigestedLayerDir is AdoptLayerDir for a directory whose digests d
+// (layer.DigestTree with content) the caller made after its last change:
+// they are recorded as they are, not made again.
+func (s *Store) AdoptDigestedLayerDir(ctx context.Context, diffID v1.Hash, dir string, d layer.TreeDigests) (string, error) {
+	return s.adoptLayerDir(ctx, diffID, dir, func() error { return s.writeTree(diffID, d) })
+}
+
+// adoptLayerDir does AdoptLayerDir's work, recording the digests of the
+// directory adopted with record.
+func (s *Store) adoptLayerDir(ctx context.Context, diffID v1.Hash, dir string, record func() error) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
-		if err == nil && o.Sums != nil {
-			_, err = layer.DigestTreeWith(ctx, dir, o)
-		}
 		return dst, err
 	}
 	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
@@ -228,16 +233,11 @@ func (s *Store) AdoptLayerDirWith(ctx context.Context, diffID v1.Hash, dir strin
 			if err := markUsed(dst); err != nil {
 				return "", err
 			}
-			if o.Sums != nil {
-				if _, err := layer.DigestTreeWith(ctx, dir, o); err != nil {
-					return "", err
-				}
-			}
 			return dst, s.checkOnce(ctx, diffID)
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
-	if _, err := s.recordTreeWith(ctx, diffID, o); err != nil {
+	if err := record(); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)

@@ -35,16 +35,7 @@ type treeRecord struct {
 // recordTree computes and stores the digests of the layer directory of
 // diffID.
 func (s *Store) recordTree(ctx context.Context, diffID v1.Hash) (layer.TreeDigests, error) {
-	return s.recordTreeWith(ctx, diffID, layer.TreeOptions{})
-}
-
-// recordTreeWith is recordTree with the options of the digest.
-func (s *Store) recordTreeWith(ctx context.Context, diffID v1.Hash, o layer.TreeOptions) (layer.TreeDigests, error) {
-	d, err := layer.DigestTreeWith(ctx, s.LayerPath(diffID), o)
-	if err != nil {
-		return d, err
-	}
-	return d, s.writeTree(diffID, d)
+	return s.recordTreeIf(ctx, diffID, func(layer.TreeDigests) bool { return true })
 }
 
 // readTree returns the stored record of the layer directory of diffID;

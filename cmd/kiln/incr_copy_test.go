@@ -295,6 +295,39 @@ func TestBuildIncrementalCopy(t *testing.T) {
 	}
 }
 
+// TestBuildIncrementalCopyDockerfile: a Dockerfile's COPY (two sources,
+// --chmod) built again after one file changed keeps the others as the
+// previous layer's files and makes the layer a full copy makes.
+func TestBuildIncrementalCopyDockerfile(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	dir := incrContext(t)
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nCOPY --chmod=0640 sub big /app/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stampTimes(t, dir)
+	build := []string{"build", "-f", filepath.Join(dir, "Dockerfile"), "-t", "incr:df", dir}
+	root := buildRoot(t)
+	mustKiln(t, root, build...)
+	prev := treeState(t, filepath.Join(root, "layers", lastLayer(t, root, "incr:df").Hex))
+	if err := os.WriteFile(filepath.Join(dir, "sub/d.txt"), []byte("delta, changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stampTimes(t, dir)
+	mustKiln(t, root, build...)
+	fresh := buildRoot(t)
+	mustKiln(t, fresh, build...)
+	got, want := lastLayer(t, root, "incr:df"), lastLayer(t, fresh, "incr:df")
+	if got != want {
+		t.Errorf("incremental COPY made layer %s, a full one %s:\n%s", got, want, cmp.Diff(layerTarEntries(t, fresh, want), layerTarEntries(t, root, got)))
+	}
+	now := treeState(t, filepath.Join(root, "layers", got.Hex))
+	for p, kept := range map[string]bool{"app/c.sh": true, "app/deep/e.txt": true, "app/random.bin": true, "app/d.txt": false} {
+		if shared := now[p].ino == prev[p].ino; shared != kept {
+			t.Errorf("%s: shares the previous layer's inode: %v, want %v", p, shared, kept)
+		}
+	}
+}
+
 // BenchmarkCopy5kChanged builds a copy of a context like the copy5k
 // benchmark's (5,000 small files in 50 directories and one 20 MiB file)
 // again and again on one root, one small file changed before each build:

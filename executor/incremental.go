@@ -67,13 +67,13 @@ func (r *run) copyStep(ctx context.Context, n *dag.Node, sk string, mounts []eng
 	if err != nil {
 		return nil, err
 	}
-	inc.keep = buildctx.NewKeep(inc.pre, sources)
+	inc.keep = buildctx.NewKeep(upper, inc.pre, sources)
 	err = r.copyInto(ctx, n, mounts, st, inc.keep)
 	if len(inc.pre) > 0 && ctx.Err() == nil && (err != nil || prior.Stale(upper, inc.pre, inc.keep)) {
 		if err := prior.Clear(upper); err != nil {
 			return nil, err
 		}
-		inc.pre, inc.keep = nil, buildctx.NewKeep(nil, sources)
+		inc.pre, inc.keep = nil, buildctx.NewKeep(upper, nil, sources)
 		err = r.copyInto(ctx, n, mounts, st, inc.keep)
 	}
 	return inc, err

@@ -553,7 +553,7 @@ func (c *copier) place(srcAbs, name string, e entry, target string) error {
 	if k := c.opts.Keep; k != nil && regular && !linked {
 		k.note(name, target)
 		uid, gid := c.owner(e.fi)
-		if c.chown && k.keep(abs, target, name, e.fi.Size(), modeBits(c.fileMode(e.fi)), uid, gid, mtime.UnixNano()) {
+		if c.chown && k.keep(target, name, e.fi.Size(), modeBits(c.fileMode(e.fi)), uid, gid, mtime.UnixNano()) {
 			return nil
 		}
 	}

@@ -3,6 +3,7 @@ package buildctx
 import (
 	"crypto/sha256"
 	"path"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,7 @@ import (
 // the source went, which the next copy's Keep is made from. Its methods may
 // be called from several goroutines.
 type Keep struct {
+	upper   string                       // where pre were put
 	pre     map[string]Prior             // by target
 	sources map[string][sha256.Size]byte // the sources' contents, by name
 
@@ -26,11 +28,11 @@ type Keep struct {
 	placed []Placed
 }
 
-// Prior is a regular file put at its target before the copy: its inode
-// number, and the sha256 of its contents.
+// Prior is a regular file put at its target before the copy: its device
+// and inode numbers, and the sha256 of its contents.
 type Prior struct {
-	Ino uint64
-	Sum [sha256.Size]byte
+	Dev, Ino uint64
+	Sum      [sha256.Size]byte
 }
 
 // Placed says that the copy put the source file Source (relative to the
@@ -43,11 +45,12 @@ type Placed struct {
 }
 
 // NewKeep returns a Keep for a copy before which the regular files pre
-// were put at their targets (by target; nil for none), and whose source
-// files have the contents sources says (the sha256 of each regular file,
-// by name, as DigestFiles gives them).
-func NewKeep(pre map[string]Prior, sources map[string][sha256.Size]byte) *Keep {
-	return &Keep{pre: pre, sources: sources, kept: map[string]bool{}}
+// were put at their targets (by target; nil for none) in the directory
+// upper, the writable layer of the overlay the copy writes to, and whose
+// source files have the contents sources says (the sha256 of each regular
+// file, by name, as DigestFiles gives them).
+func NewKeep(upper string, pre map[string]Prior, sources map[string][sha256.Size]byte) *Keep {
+	return &Keep{upper: upper, pre: pre, sources: sources, kept: map[string]bool{}}
 }
 
 // Placed returns where the copy put each regular file of its source that
@@ -79,12 +82,14 @@ func (k *Keep) note(src, target string) {
 	k.placed = append(k.placed, Placed{Target: cleanTarget(target), Source: src})
 }
 
-// keep reports whether the file at abs (target, relative to the root) is
-// the one put there before the copy and already what the copy would write
+// keep reports whether the file at target (relative to the root) is the
+// one put there before the copy and already what the copy would write
 // there from the source file src: a regular file with the source's
 // contents (by their sha256s) and size, and with mode, owner uid:gid and
 // modification time mtime (in nanoseconds). Such a file is noted as kept.
-func (k *Keep) keep(abs, target, src string, size int64, mode uint32, uid, gid int, mtime int64) bool {
+// It is looked at in the upper directory, where the overlay keeps it and
+// every change the copy made, without the overlay's lookups.
+func (k *Keep) keep(target, src string, size int64, mode uint32, uid, gid int, mtime int64) bool {
 	target = cleanTarget(target)
 	p, ok := k.pre[target]
 	if !ok {
@@ -94,10 +99,10 @@ func (k *Keep) keep(abs, target, src string, size int64, mode uint32, uid, gid i
 		return false
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(abs, &st); err != nil {
+	if err := unix.Lstat(filepath.Join(k.upper, target), &st); err != nil {
 		return false // gone or never there: written as usual
 	}
-	if st.Ino != p.Ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != size || st.Mode&0o7777 != mode ||
+	if st.Dev != p.Dev || st.Ino != p.Ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != size || st.Mode&0o7777 != mode ||
 		int(st.Uid) != uid || int(st.Gid) != gid || st.Mtim.Nano() != mtime {
 		return false
 	}

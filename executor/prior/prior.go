@@ -264,7 +264,7 @@ func (l *linker) linkDir(d string, files []linkFile) error {
 			return &os.PathError{Op: "link", Path: filepath.Join(l.from, d, f.name), Err: err}
 		}
 		l.mu.Lock()
-		l.pre[path.Join(d, f.name)] = buildctx.Prior{Ino: st.Ino, Sum: f.sum}
+		l.pre[path.Join(d, f.name)] = buildctx.Prior{Dev: st.Dev, Ino: st.Ino, Sum: f.sum}
 		l.mu.Unlock()
 	}
 	return nil
@@ -384,7 +384,7 @@ func Stale(upper string, pre map[string]buildctx.Prior, k *buildctx.Keep) bool {
 			continue
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(upper, t), &st); err == nil && st.Ino == p.Ino {
+		if err := unix.Lstat(filepath.Join(upper, t), &st); err == nil && st.Dev == p.Dev && st.Ino == p.Ino {
 			return true
 		}
 	}

@@ -104,7 +104,7 @@ func TestLink(t *testing.T) {
 		if err := unix.Lstat(filepath.Join(from, tg), &st); err != nil {
 			t.Fatal(err)
 		}
-		if p.Ino != st.Ino {
+		if p.Dev != st.Dev || p.Ino != st.Ino {
 			t.Errorf("%s: linked inode %d, the layer's is %d", tg, p.Ino, st.Ino)
 		}
 	}
@@ -166,23 +166,23 @@ func TestStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ino := func(name string) uint64 {
+	linked := func(name string) buildctx.Prior {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(upper, name), &st); err != nil {
 			t.Fatal(err)
 		}
-		return st.Ino
+		return buildctx.Prior{Dev: st.Dev, Ino: st.Ino}
 	}
-	pre := map[string]buildctx.Prior{"replaced": {Ino: ino("replaced")}, "gone": {Ino: 1}}
+	pre := map[string]buildctx.Prior{"replaced": linked("replaced"), "gone": {Ino: 1}}
 	// The copy replaces "replaced" (a new inode) and removes "gone".
 	if err := os.Rename(filepath.Join(upper, "left"), filepath.Join(upper, "replaced")); err != nil {
 		t.Fatal(err)
 	}
-	k := buildctx.NewKeep(pre, nil)
+	k := buildctx.NewKeep(upper, pre, nil)
 	if Stale(upper, pre, k) {
 		t.Error("stale with every linked file replaced or gone")
 	}
-	pre["linked"] = buildctx.Prior{Ino: ino("linked")}
+	pre["linked"] = linked("linked")
 	if !Stale(upper, pre, k) {
 		t.Error("not stale with a linked file left as it was")
 	}

@@ -342,8 +342,9 @@ func (l *linker) finish() error {
 }
 
 // copyXattrs copies the extended attributes of the directory src to dst:
-// all but overlayfs's own, of which only opaque (a directory that hides
-// the lower layers' one) is the layer's.
+// all but overlayfs's own (trusted.overlay.*, or user.overlay.* in a user
+// namespace), of which only opaque (a directory that hides the lower
+// layers' one) is the layer's.
 func copyXattrs(src, dst string) error {
 	sz, err := unix.Llistxattr(src, nil)
 	if err != nil || sz == 0 {
@@ -357,7 +358,7 @@ func copyXattrs(src, dst string) error {
 		return err
 	}
 	for name := range strings.SplitSeq(string(buf[:sz]), "\x00") {
-		if name == "" || (strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque") {
+		if name == "" || (overlayXattr(name) && !strings.HasSuffix(name, ".overlay.opaque")) {
 			continue
 		}
 		n, err := unix.Lgetxattr(src, name, nil)
@@ -373,6 +374,11 @@ func copyXattrs(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// overlayXattr reports whether name is one of overlayfs's attributes.
+func overlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
 }
 
 // Stale reports whether a file that Link put in upper (pre) is still

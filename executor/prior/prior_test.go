@@ -64,6 +64,9 @@ func TestLink(t *testing.T) {
 	if err := unix.Lsetxattr(sub, "trusted.overlay.origin", []byte("o"), 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := unix.Lsetxattr(sub, "user.overlay.impure", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.Lsetxattr(sub, "user.note", []byte("kept"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestLink(t *testing.T) {
 	if st.Mode&0o7777 != 0o2750 || st.Uid != 1 || st.Gid != 2 || st.Mtim.Nano() != mtime.UnixNano() {
 		t.Errorf("sub is %o %d:%d %v, want 2750 1:2 %v", st.Mode&0o7777, st.Uid, st.Gid, time.Unix(0, st.Mtim.Nano()).UTC(), mtime)
 	}
-	for name, want := range map[string]string{"trusted.overlay.opaque": "y", "user.note": "kept", "trusted.overlay.origin": ""} {
+	for name, want := range map[string]string{"trusted.overlay.opaque": "y", "user.note": "kept", "trusted.overlay.origin": "", "user.overlay.impure": ""} {
 		buf := make([]byte, 64)
 		n, err := unix.Lgetxattr(filepath.Join(upper, "sub"), name, buf)
 		if want == "" {

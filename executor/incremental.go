@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -27,7 +28,10 @@ type incremental struct {
 
 // priors returns the records of the root's incremental copies.
 func (r *run) priors() *prior.Store {
-	return prior.NewStore(filepath.Join(r.opts.Store.Root(), "cache", "prior"), r.opts.Store.CreateTemp)
+	return prior.NewStore(filepath.Join(r.opts.Store.Root(), "cache", "prior"), r.opts.Store.CreateTemp, func(d v1.Hash) bool {
+		_, err := os.Lstat(r.opts.Store.LayerPath(d))
+		return err == nil
+	})
 }
 
 // copyStep performs the copy or template step n into the snapshot sk,

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -49,13 +50,16 @@ type File struct {
 type Store struct {
 	dir    string
 	create func() (*os.File, error)
+	has    func(diffID v1.Hash) bool
 }
 
 // NewStore returns the Store of records kept in dir, written into files
 // that create makes on dir's file system (in a directory swept after a
-// crash) and renamed.
-func NewStore(dir string, create func() (*os.File, error)) *Store {
-	return &Store{dir: dir, create: create}
+// crash) and renamed. has reports whether the root still has the
+// directory of a layer: a record of a layer that it has not is of no use
+// and is removed when another is written.
+func NewStore(dir string, create func() (*os.File, error), has func(diffID v1.Hash) bool) *Store {
+	return &Store{dir: dir, create: create, has: has}
 }
 
 func (s *Store) path(k cache.Key) string { return filepath.Join(s.dir, k.String()) }
@@ -138,7 +142,42 @@ func (s *Store) Write(k cache.Key, r Record) error {
 	if err != nil {
 		return fmt.Errorf("write copy record %s: %w", k, err)
 	}
+	s.prune(k)
 	return nil
+}
+
+// prune removes the records, but that of lineage k, whose layer
+// directory the root no longer has (or that do not parse).
+func (s *Store) prune(k cache.Key) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() == k.String() {
+			continue
+		}
+		p := filepath.Join(s.dir, e.Name())
+		if d, ok := readDiffID(p); !ok || !s.has(d) {
+			_ = os.Remove(p) // only a record: one left is tried again next time
+		}
+	}
+}
+
+// readDiffID reads the layer's diffID from the start of the record file
+// p.
+func readDiffID(p string) (v1.Hash, bool) {
+	f, err := os.Open(p)
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	defer f.Close()
+	b := make([]byte, len(recordMagic)+len("sha256:")+64+1)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return v1.Hash{}, false
+	}
+	r, err := parse(b)
+	return r.DiffID, err == nil
 }
 
 // Link hard-links into the empty directory upper the regular files of the

@@ -192,10 +192,13 @@ func TestStale(t *testing.T) {
 }
 
 // TestStore writes records and reads them back; a damaged or missing one
-// reads as none.
+// reads as none; writing one removes those of layers the root no longer
+// has.
 func TestStore(t *testing.T) {
 	dir := t.TempDir()
-	s := NewStore(filepath.Join(dir, "prior"), func() (*os.File, error) { return os.CreateTemp(dir, "tmp-*") })
+	gone := v1.Hash{Algorithm: "sha256", Hex: sumOf("gone")}
+	s := NewStore(filepath.Join(dir, "prior"), func() (*os.File, error) { return os.CreateTemp(dir, "tmp-*") },
+		func(d v1.Hash) bool { return d != gone })
 	k := Lineage(cache.KeyInput{Kind: "copy", Args: []string{".", "/app/"}})
 	if _, ok := s.Read(k); ok {
 		t.Error("a record read before any was written")
@@ -226,6 +229,24 @@ func TestStore(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("%d entries beside the records, want none (the temp file renamed)", len(ents)-1)
+	}
+
+	other := Lineage(cache.KeyInput{Kind: "copy", Args: []string{".", "/other/"}})
+	third := Lineage(cache.KeyInput{Kind: "copy", Args: []string{".", "/third/"}})
+	if err := s.Write(other, Record{DiffID: gone}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(k, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Read(other); ok {
+		t.Error("the record of a layer the root no longer has was kept")
+	}
+	if err := s.Write(third, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Read(k); !ok {
+		t.Error("writing a record removed another whose layer the root has")
 	}
 }
 

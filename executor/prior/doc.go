@@ -15,5 +15,7 @@
 // file was left that the copy did not keep or replace: then the guess was
 // wrong and the copy is made again from nothing. The layer's tar is
 // written from the upper directory as for any copy, so it is the same as
-// a full copy's.
+// a full copy's. Records live in the root's cache/prior, one file per
+// lineage; one whose layer directory is gone is removed when another is
+// written.
 package prior

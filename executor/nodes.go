@@ -413,6 +413,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	defer r.opts.Snapshotter.Remove(context.WithoutCancel(ctx), sk) //nolint:errcheck // swept later otherwise
 
 	s := n.Step
+	var inc *incremental // a copy's, to record once its layer is committed
 	switch s.Kind {
 	case manifest.StepRun:
 		out := r.newOutput(n)
@@ -454,7 +455,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 		if err := m.To(ctx, fsm.Running, nil); err != nil {
 			return nil, err
 		}
-		if err := r.copyInto(ctx, n, mounts, st); err != nil {
+		if inc, err = r.copyStep(ctx, n, sk, mounts, st); err != nil {
 			return nil, manifest.Errorf(s.Pos, "%s: %v", s.Name, err)
 		}
 	case manifest.StepWorkdir:
@@ -468,9 +469,24 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
+	// An overlay upperdir is the layer, unpacked: keep it rather than
+	// unpack the tar again (5,000 files written once, not twice). Its
+	// tree is digested while its tar is written.
+	var upper string
+	var tree <-chan upperDigest
+	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
+		if upper, err = c.Writable(ctx, sk); err != nil {
+			return nil, err
+		}
+		tree = digestUpper(ctx, upper, inc)
+	}
 	l, err := r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
 		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
 	})
+	var td upperDigest
+	if tree != nil {
+		td = <-tree
+	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
@@ -480,18 +496,12 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if r.opts.Precompress {
 		r.opts.Store.Precompress(r.outer, l, store.Gzip)
 	}
-	// An overlay upperdir is the layer, unpacked: keep it rather than
-	// unpack the tar again (5,000 files written once, not twice).
-	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
+	if tree != nil {
 		diffID, err := l.DiffID()
 		if err != nil {
 			return nil, err
 		}
-		upper, err := c.Writable(ctx, sk)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := r.opts.Store.AdoptLayerDir(ctx, diffID, upper); err != nil {
+		if err := r.adopt(ctx, inc, diffID, upper, td); err != nil {
 			return nil, err
 		}
 	}
@@ -583,7 +593,7 @@ func (r *run) startWait(ctx context.Context, spec engine.Spec, m *fsm.Machine, o
 }
 
 // copyInto performs a copy or template step into the mounted snapshot.
-func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, st *fsState) error {
+func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, st *fsState, keep *buildctx.Keep) error {
 	s := n.Step
 	sets := [][]engine.Mount{mounts}
 	if s.Kind == manifest.StepCopy && s.Copy.From != "" {
@@ -607,6 +617,7 @@ func (r *run) copyInto(ctx context.Context, n *dag.Node, mounts []engine.Mount, 
 	}
 	// The copy runs in Mounted's mount namespace, and so must its writers.
 	opts.Go = container.Go
+	opts.Keep = keep
 	var inline string // a directory holding a copy's inline files
 	if s.Kind == manifest.StepCopy && len(s.Copy.Inline) > 0 {
 		if inline, err = writeInline(r.opts.Tmp, s.Copy.Inline); err != nil {

@@ -332,7 +332,7 @@ func TestPlaceChanged(t *testing.T) {
 	}
 	c := newCopier(t.TempDir(), CopyOptions{UID: os.Getuid(), GID: os.Getgid()})
 	done := make(chan error, 1)
-	go func() { done <- c.place(fifo, entry{rel: "fifo", fi: fi}, "fifo") }()
+	go func() { done <- c.place(fifo, "fifo", entry{rel: "fifo", fi: fi}, "fifo") }()
 	select {
 	case err = <-done:
 	case <-time.After(5 * time.Second):

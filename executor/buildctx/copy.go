@@ -48,6 +48,11 @@ type CopyOptions struct {
 	// copy into a root mounted by container.Mounted gives container.Go).
 	// The default writes every file on the calling goroutine.
 	Go func(func()) error
+	// Keep, when not nil, makes the copy incremental: it keeps the files
+	// put at their targets before it that are already what it would write
+	// there, and notes where each file went (see Keep). Only for a copy
+	// from the build context (Copy).
+	Keep *Keep
 }
 
 // UnixMode returns the fs.FileMode of a Unix octal mode such as 04755: its
@@ -200,7 +205,7 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 			if err := mkdirAll(rootAbs, real, opts.dirMode(), opts.UID, opts.GID); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 			}
-			if err := c.tree(ctx, srcAbs, es, real); err != nil {
+			if err := c.tree(ctx, srcAbs, m.name, es, real); err != nil {
 				return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 			}
 			continue
@@ -212,7 +217,7 @@ func copyMatches(ctx context.Context, s *source, src string, ms []match, root, d
 		if err := mkdirAll(rootAbs, path.Dir(target), opts.dirMode(), opts.UID, opts.GID); err != nil {
 			return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 		}
-		if err := c.place(srcAbs, es[0], target); err != nil {
+		if err := c.place(srcAbs, m.name, es[0], target); err != nil {
 			return fmt.Errorf("copy %q to %s: %w", src, dst, err)
 		}
 	}
@@ -420,10 +425,11 @@ func (c *copier) owner(fi fs.FileInfo) (uid, gid int) {
 	return c.opts.UID, c.opts.GID
 }
 
-// tree copies the walk es of the directory srcAbs into the directory dst
-// (real, relative to the root), without its top. Its regular files are
-// written by writers (see writers); it returns once they are all written.
-func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string) (err error) {
+// tree copies the walk es of the directory srcAbs (named name in its
+// source) into the directory dst (real, relative to the root), without its
+// top. Its regular files are written by writers (see writers); it returns
+// once they are all written.
+func (c *copier) tree(ctx context.Context, srcAbs, name string, es []entry, dst string) (err error) {
 	w := newWriters(c.opts.Go)
 	defer func() {
 		if werr := w.stop(); err == nil {
@@ -442,7 +448,7 @@ func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string
 		target := path.Join(parent, path.Base(e.rel))
 		if _, linked := linkID(e.fi); e.fi.Mode().IsRegular() && !linked {
 			src := filepath.Join(srcAbs, e.rel)
-			if err := w.start(target, func() error { return c.place(src, e, target) }); err != nil {
+			if err := w.start(target, func() error { return c.place(src, path.Join(name, e.rel), e, target) }); err != nil {
 				return err
 			}
 			continue
@@ -451,7 +457,7 @@ func (c *copier) tree(ctx context.Context, srcAbs string, es []entry, dst string
 			return err
 		}
 		if !e.fi.IsDir() {
-			if err := c.place(filepath.Join(srcAbs, e.rel), e, target); err != nil {
+			if err := c.place(filepath.Join(srcAbs, e.rel), path.Join(name, e.rel), e, target); err != nil {
 				return err
 			}
 			continue
@@ -512,9 +518,18 @@ func (c *copier) copiedDirMode(fi fs.FileInfo) fs.FileMode {
 	return fi.Mode()
 }
 
-// place copies the file or link e, at srcAbs, to target (relative to the
-// root; its parent is a real directory).
-func (c *copier) place(srcAbs string, e entry, target string) error {
+// fileMode returns the mode to give the copy of the regular file fi: its
+// own, or the options' Mode.
+func (c *copier) fileMode(fi fs.FileInfo) fs.FileMode {
+	if c.opts.Mode != nil {
+		return *c.opts.Mode
+	}
+	return fi.Mode()
+}
+
+// place copies the file or link e, at srcAbs and named name in its source,
+// to target (relative to the root; its parent is a real directory).
+func (c *copier) place(srcAbs, name string, e entry, target string) error {
 	abs := filepath.Join(c.root, target)
 	regular := e.fi.Mode().IsRegular()
 	if !regular { // a regular file's writeFile clears its way if it must
@@ -523,7 +538,8 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		}
 	}
 	mtime := e.fi.ModTime()
-	if id, ok := linkID(e.fi); ok && regular {
+	id, linked := linkID(e.fi)
+	if linked && regular {
 		if first, ok := c.links[id]; ok {
 			if err := c.clear(abs); err != nil {
 				return err
@@ -532,6 +548,13 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		}
 		if c.links != nil {
 			c.links[id] = abs
+		}
+	}
+	if k := c.opts.Keep; k != nil && regular && !linked {
+		k.note(name, target)
+		uid, gid := c.owner(e.fi)
+		if c.chown && k.keep(target, name, e.fi.Size(), modeBits(c.fileMode(e.fi)), uid, gid, mtime.UnixNano()) {
+			return nil
 		}
 	}
 	switch {
@@ -551,12 +574,8 @@ func (c *copier) place(srcAbs string, e entry, target string) error {
 		if now := newStatInfo("", &st).Mode(); !now.IsRegular() {
 			return fmt.Errorf("copy %s: it changed while being copied (now %s)", srcAbs, regfile.Kind(now))
 		}
-		mode := e.fi.Mode()
-		if c.opts.Mode != nil {
-			mode = *c.opts.Mode
-		}
 		uid, gid := c.owner(e.fi)
-		if err := c.writeFile(abs, mode, uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
+		if err := c.writeFile(abs, c.fileMode(e.fi), uid, gid, func(out int) error { return c.copyFD(out, in, st.Size) }); err != nil {
 			return err
 		}
 	case e.fi.Mode()&fs.ModeSymlink != 0:

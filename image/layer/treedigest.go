@@ -46,11 +46,35 @@ type TreeDigests struct {
 // contents, link targets and attributes are read by a few goroutines
 // while the walk goes on, and hashed in walk order once it is done.
 func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, error) {
+	if !content {
+		return digestTree(ctx, dir, false, nil)
+	}
+	return DigestTreeWith(ctx, dir, TreeOptions{})
+}
+
+// TreeOptions are the options of DigestTreeWith.
+type TreeOptions struct {
+	// Known holds the sha256 of the contents of regular files known
+	// without reading them, by inode number: files of dir with one of
+	// these inodes are not read. Only for inodes whose contents do not
+	// change (an unpacked layer's, hard-linked into dir).
+	Known map[uint64][sha256.Size]byte
+	// Sums, when not nil, is given the sha256 of the contents of every
+	// regular file of dir, by relative path.
+	Sums map[string][sha256.Size]byte
+}
+
+// DigestTreeWith is DigestTree with content, and options.
+func DigestTreeWith(ctx context.Context, dir string, o TreeOptions) (TreeDigests, error) {
+	return digestTree(ctx, dir, true, &o)
+}
+
+func digestTree(ctx context.Context, dir string, content bool, o *TreeOptions) (TreeDigests, error) {
 	meta := sha256.New()
 	var ents []treeEntry
 	var rd *treeReaders
 	if content {
-		rd = newTreeReaders(ctx)
+		rd = newTreeReaders(ctx, o.Known)
 	}
 	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
@@ -98,6 +122,13 @@ func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, err
 			tree.Write(e.tail)
 		}
 		d.Tree = hashSum(tree)
+		if o.Sums != nil {
+			for _, e := range ents {
+				if e.st.Mode&unix.S_IFMT == unix.S_IFREG {
+					o.Sums[e.rel] = e.sum
+				}
+			}
+		}
 	}
 	return d, nil
 }
@@ -109,15 +140,19 @@ type treeEntry struct {
 	path, rel string
 	st        unix.Stat_t
 	tail      []byte
+	sum       [sha256.Size]byte // a regular file's contents'
 }
 
 // treeReaders fill in the tails of a tree digest's entries on a few
 // goroutines.
 type treeReaders struct {
-	ctx context.Context
+	ctx   context.Context
+	known map[uint64][sha256.Size]byte // see TreeOptions.Known
 }
 
-func newTreeReaders(ctx context.Context) *treeReaders { return &treeReaders{ctx: ctx} }
+func newTreeReaders(ctx context.Context, known map[uint64][sha256.Size]byte) *treeReaders {
+	return &treeReaders{ctx: ctx, known: known}
+}
 
 // read fills in every entry's tail and returns the first error.
 func (r *treeReaders) read(ents []treeEntry) error {
@@ -144,7 +179,7 @@ func (r *treeReaders) read(ents []treeEntry) error {
 					errs[w] = r.ctx.Err()
 					return
 				}
-				if err := ents[i].readTail(&x, buf); err != nil {
+				if err := ents[i].readTail(&x, buf, r.known); err != nil {
 					errs[w] = err
 					next.Store(int64(len(ents))) // stop the others
 					return
@@ -156,8 +191,9 @@ func (r *treeReaders) read(ents []treeEntry) error {
 	return errors.Join(errs...)
 }
 
-// readTail reads what e's tree digest covers besides its lstat.
-func (e *treeEntry) readTail(x *xattrReader, buf []byte) error {
+// readTail reads what e's tree digest covers besides its lstat: for a
+// regular file whose inode known has, not its contents.
+func (e *treeEntry) readTail(x *xattrReader, buf []byte, known map[uint64][sha256.Size]byte) error {
 	var h byteHash
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
@@ -167,11 +203,15 @@ func (e *treeEntry) readTail(x *xattrReader, buf []byte) error {
 		}
 		field(&h, "link", target)
 	case unix.S_IFREG:
-		sum, err := fileDigest(e.path, buf)
-		if err != nil {
-			return err
+		sum, ok := known[e.st.Ino]
+		if !ok {
+			var err error
+			if sum, err = fileDigest(e.path, buf); err != nil {
+				return err
+			}
 		}
-		field(&h, "content", sum)
+		e.sum = sum
+		field(&h, "content", hex.EncodeToString(sum[:]))
 	}
 	names, err := x.names(e.path)
 	if err != nil {
@@ -196,19 +236,20 @@ type byteHash struct{ b []byte }
 
 func (h *byteHash) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
 
-// fileDigest returns the hex sha256 of the regular file p, opened
-// without following links and without blocking.
-func fileDigest(p string, buf []byte) (string, error) {
+// fileDigest returns the sha256 of the regular file p, opened without
+// following links and without blocking.
+func fileDigest(p string, buf []byte) (sum [sha256.Size]byte, err error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return sum, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, f, buf); err != nil {
-		return "", err
+		return sum, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // field writes the values, each length-prefixed, to h.

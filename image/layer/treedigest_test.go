@@ -120,3 +120,58 @@ func TestDigestTreeContent(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestTreeWith: the sums of Known are taken for the files of those
+// inodes instead of their contents (a wrong one changes the Tree, the
+// right ones give DigestTree's), and Sums gets every regular file's.
+func TestDigestTreeWith(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{"a": "alpha", "sub/b": "bravo", "sub/c": ""}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a", filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want, err := DigestTree(ctx, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := func(name string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	sums := map[string][sha256.Size]byte{}
+	got, err := DigestTreeWith(ctx, dir, TreeOptions{Known: map[uint64][sha256.Size]byte{ino("sub/b"): sha256.Sum256([]byte("bravo"))}, Sums: sums})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("with the right known sum: %v, want DigestTree's %v", got, want)
+	}
+	if len(sums) != len(files) {
+		t.Errorf("Sums has %d files, want %d: %v", len(sums), len(files), sums)
+	}
+	for name, data := range files {
+		if sums[name] != sha256.Sum256([]byte(data)) {
+			t.Errorf("Sums[%s] = %x, want the sha256 of %q", name, sums[name], data)
+		}
+	}
+	wrong, err := DigestTreeWith(ctx, dir, TreeOptions{Known: map[uint64][sha256.Size]byte{ino("sub/b"): sha256.Sum256([]byte("other"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrong.Tree == want.Tree || wrong.Meta != want.Meta {
+		t.Errorf("with a wrong known sum: %v, want another Tree and the same Meta as %v", wrong, want)
+	}
+}

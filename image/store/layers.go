@@ -180,6 +180,15 @@ func markUsed(dir string) error {
 // fs.ErrNotExist when the store does not have it.
 func (s *Store) MarkLayerUsed(diffID v1.Hash) error { return markUsed(s.LayerPath(diffID)) }
 
+// ExistingLayerDir returns the directory of the layer of diffID when the
+// store has it unpacked and as it was made (checked, and marked used, as
+// LayerDir does before handing one out; one that changed is removed, with
+// a warning); ok is false when it has not.
+func (s *Store) ExistingLayerDir(ctx context.Context, diffID v1.Hash) (dir string, ok bool, err error) {
+	ok, err = s.existing(ctx, diffID)
+	return s.LayerPath(diffID), ok, err
+}
+
 // LayerPath returns where LayerDir unpacks the layer of diffID, without
 // unpacking it: the directory may not exist yet.
 func (s *Store) LayerPath(diffID v1.Hash) string { return filepath.Join(s.layersDir(), diffID.Hex) }
@@ -196,6 +205,22 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 // again. When the store has the layer already, dir is left alone. dir
 // must be on the store's file system.
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
+	return s.adoptLayerDir(ctx, diffID, dir, func() error {
+		_, err := s.recordTree(ctx, diffID)
+		return err
+	})
+}
+
+// AdoptDigestedLayerDir is AdoptLayerDir for a directory whose digests d
+// (layer.DigestTree with content) the caller made after its last change:
+// they are recorded as they are, not made again.
+func (s *Store) AdoptDigestedLayerDir(ctx context.Context, diffID v1.Hash, dir string, d layer.TreeDigests) (string, error) {
+	return s.adoptLayerDir(ctx, diffID, dir, func() error { return s.writeTree(diffID, d) })
+}
+
+// adoptLayerDir does AdoptLayerDir's work, recording the digests of the
+// directory adopted with record.
+func (s *Store) adoptLayerDir(ctx context.Context, diffID v1.Hash, dir string, record func() error) (string, error) {
 	dst := filepath.Join(s.layersDir(), diffID.Hex)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
 		return dst, err
@@ -212,7 +237,7 @@ func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (
 		}
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
-	if _, err := s.recordTree(ctx, diffID); err != nil {
+	if err := record(); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)

@@ -157,6 +157,11 @@ func (s *Store) createTemp() (*os.File, error) {
 	return os.CreateTemp(s.tmpDir(), strconv.Itoa(os.Getpid())+"-*")
 }
 
+// CreateTemp creates a new file in the store's tmp/, for content to be
+// renamed into the root once written: one a crash leaves behind is
+// removed by the next Open.
+func (s *Store) CreateTemp() (*os.File, error) { return s.createTemp() }
+
 // sweepTmp removes the entries of tmp/ named after a process that is not
 // running, and reports whether there were any (a kiln process died
 // without cleaning up). A pid is taken as running when /proc/<pid> exists;

@@ -46,11 +46,23 @@ type TreeDigests struct {
 // contents, link targets and attributes are read by a few goroutines
 // while the walk goes on, and hashed in walk order once it is done.
 func DigestTree(ctx context.Context, dir string, content bool) (TreeDigests, error) {
+	return digestTree(ctx, dir, content, nil)
+}
+
+// DigestTreeWith is DigestTree with content, except that a regular file
+// whose content digest sums holds under its current inode metadata (as
+// the tar writer that made sums read it, see [WithFileSums]) is not read
+// again. The digests are the same as DigestTree's.
+func DigestTreeWith(ctx context.Context, dir string, sums *FileSums) (TreeDigests, error) {
+	return digestTree(ctx, dir, true, sums)
+}
+
+func digestTree(ctx context.Context, dir string, content bool, sums *FileSums) (TreeDigests, error) {
 	meta := sha256.New()
 	var ents []treeEntry
 	var rd *treeReaders
 	if content {
-		rd = newTreeReaders(ctx)
+		rd = newTreeReaders(ctx, sums)
 	}
 	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
@@ -114,10 +126,13 @@ type treeEntry struct {
 // treeReaders fill in the tails of a tree digest's entries on a few
 // goroutines.
 type treeReaders struct {
-	ctx context.Context
+	ctx  context.Context
+	sums *FileSums // content digests known already, or nil
 }
 
-func newTreeReaders(ctx context.Context) *treeReaders { return &treeReaders{ctx: ctx} }
+func newTreeReaders(ctx context.Context, sums *FileSums) *treeReaders {
+	return &treeReaders{ctx: ctx, sums: sums}
+}
 
 // read fills in every entry's tail and returns the first error.
 func (r *treeReaders) read(ents []treeEntry) error {
@@ -135,7 +150,7 @@ func (r *treeReaders) read(ents []treeEntry) error {
 					errs[w] = r.ctx.Err()
 					return
 				}
-				if err := ents[i].readTail(&x, buf); err != nil {
+				if err := ents[i].readTail(&x, buf, r.sums); err != nil {
 					errs[w] = err
 					next.Store(int64(len(ents))) // stop the others
 					return
@@ -147,8 +162,9 @@ func (r *treeReaders) read(ents []treeEntry) error {
 	return errors.Join(errs...)
 }
 
-// readTail reads what e's tree digest covers besides its lstat.
-func (e *treeEntry) readTail(x *xattrReader, buf []byte) error {
+// readTail reads what e's tree digest covers besides its lstat; a regular
+// file's content digest comes from sums when it has it.
+func (e *treeEntry) readTail(x *xattrReader, buf []byte, sums *FileSums) error {
 	var h byteHash
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
@@ -158,9 +174,12 @@ func (e *treeEntry) readTail(x *xattrReader, buf []byte) error {
 		}
 		field(&h, "link", target)
 	case unix.S_IFREG:
-		sum, err := fileDigest(e.path, buf)
-		if err != nil {
-			return err
+		sum, ok := sums.lookup(&e.st)
+		if !ok {
+			var err error
+			if sum, err = fileDigest(e.path, buf); err != nil {
+				return err
+			}
 		}
 		field(&h, "content", sum)
 	}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/image/layer"
+)
+
+// CommitLayerDir makes dir, an overlayfs upperdir whose changes are a
+// step's layer (a snapshot's writable layer), a layer of the store kept
+// as its directory only: dir becomes layers/<diffID> (renamed; it must be
+// on the store's file system) and its tar, layer.WriteOverlayDiff of it
+// (with sourceDateEpoch when not nil), is not written. One pass over dir
+// hashes the tar (its diffID) and, on a second goroutine, each file's
+// content, from which the directory's tree digests are recorded without
+// reading it again. The layer's blob, named by its diffID as StageLayer's
+// is (media type types.OCIUncompressedLayer), is then a lazy one (IsLazy):
+// whatever reads it gets the tar written again from the directory, checked
+// against the diffID as it streams (a changed directory fails there, with
+// a *CorruptBlobError). When the store has the layer already, dir is left
+// alone.
+//
+// A crash before it returns leaves no record of the layer: at most its
+// directory, without a blob or a lazy record, which the next commit of
+// the layer replaces and collection removes.
+func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch *time.Time) (v1.Layer, error) {
+	rec := lazyLayer{Dir: true}
+	var opts []layer.Option
+	if sourceDateEpoch != nil {
+		e := sourceDateEpoch.UnixNano()
+		rec.SourceDateEpoch = &e
+		opts = append(opts, layer.WithSourceDateEpoch(*sourceDateEpoch))
+	}
+	sums := layer.NewFileSums()
+	differ := sha256.New()
+	counter := &countWriter{}
+	w := &ctxWriter{ctx: ctx, w: io.MultiWriter(differ, counter)}
+	if err := layer.WriteOverlayDiff(ctx, w, dir, append(opts, layer.WithFileSums(sums))...); err != nil {
+		return nil, fmt.Errorf("commit layer: %w", err)
+	}
+	diffID := hashOf(differ)
+	rec.Layer = v1.Descriptor{MediaType: types.OCIUncompressedLayer, Size: counter.n, Digest: diffID}
+	l := &storeLayer{store: s, path: s.BlobPath(diffID), desc: rec.Layer, diffID: diffID}
+	if err := s.adoptCommitted(ctx, diffID, dir, sums, rec); err != nil {
+		return nil, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	return l, nil
+}
+
+// adoptCommitted makes dir the layer directory of diffID, with its tree
+// digests from sums and its lazy record rec, unless the store has the
+// layer already.
+func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, sums *layer.FileSums, rec lazyLayer) error {
+	if ok, err := s.existing(ctx, diffID); err != nil {
+		return err
+	} else if ok {
+		if _, err := os.Stat(s.BlobPath(diffID)); err == nil || s.IsLazy(diffID) {
+			return nil
+		}
+		// A directory without its blob or record: one a crash left
+		// before its record was written, made with options that are
+		// not known. Replace it with dir.
+		if err := s.RemoveLayerDir(diffID); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
+		return err
+	}
+	dst := s.LayerPath(diffID)
+	if err := os.Rename(dir, dst); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			// Another process made it first: use theirs.
+			if err := markUsed(dst); err != nil {
+				return err
+			}
+			return s.checkOnce(ctx, diffID)
+		}
+		return err
+	}
+	d, err := layer.DigestTreeWith(ctx, dst, sums)
+	if err != nil {
+		return err
+	}
+	if err := s.writeTree(diffID, d); err != nil {
+		return err
+	}
+	s.checked.Store(diffID, true)
+	if err := s.writeLazy(diffID, rec); err != nil {
+		return err
+	}
+	return markUsed(dst)
+}
+
+// dirTar returns the tar of the layer d that the store keeps as its
+// directory only (CommitLayerDir), written again from it, or false when
+// d is not such a layer (or its directory is gone).
+func (s *Store) dirTar(d v1.Hash) (io.ReadCloser, bool) {
+	ll, ok := s.lazy(d)
+	if !ok || !ll.Dir {
+		return nil, false
+	}
+	var opts []layer.Option
+	if ll.SourceDateEpoch != nil {
+		opts = append(opts, layer.WithSourceDateEpoch(time.Unix(0, *ll.SourceDateEpoch)))
+	}
+	_ = markUsed(s.LayerPath(d)) // only a hint for collection
+	pr, pw := io.Pipe()
+	go func() {
+		// A reader that stops early closes pr, which fails the write.
+		pw.CloseWithError(layer.WriteOverlayDiff(context.Background(), pw, s.LayerPath(d), opts...))
+	}()
+	return pr, true
+}

@@ -468,9 +468,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
-	l, err := r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
-		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
-	})
+	l, err := r.commit(ctx, sk)
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
@@ -480,22 +478,26 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if r.opts.Precompress {
 		r.opts.Store.Precompress(r.outer, l, store.Gzip)
 	}
-	// An overlay upperdir is the layer, unpacked: keep it rather than
-	// unpack the tar again (5,000 files written once, not twice).
+	return l, nil
+}
+
+// commit makes snapshot sk's changes a layer of the store. An overlay
+// upperdir is the layer, unpacked: the store keeps it as the layer's
+// directory, hashing its tar without writing it (the tar is written
+// from the directory when something reads it; 200 MB hashed once, not
+// written, synced and read back). Another snapshotter's diff is stored
+// as a tar.
+func (r *run) commit(ctx context.Context, sk string) (v1.Layer, error) {
 	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
 		upper, err := c.Writable(ctx, sk)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := r.opts.Store.AdoptLayerDir(ctx, diffID, upper); err != nil {
-			return nil, err
-		}
+		return r.opts.Store.CommitLayerDir(ctx, upper, r.epoch)
 	}
-	return l, nil
+	return r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
+		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
+	})
 }
 
 // runContainerWith runs p in a container on mounts, with further mounts

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/image/layer"
 )
@@ -74,20 +72,10 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 			return err
 		}
 	}
-	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
+	if renamed, err := s.renameLayerDir(ctx, diffID, dir); err != nil || !renamed {
 		return err
 	}
 	dst := s.LayerPath(diffID)
-	if err := os.Rename(dir, dst); err != nil {
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			// Another process made it first: use theirs.
-			if err := markUsed(dst); err != nil {
-				return err
-			}
-			return s.checkOnce(ctx, diffID)
-		}
-		return err
-	}
 	d, err := layer.DigestTreeWith(ctx, dst, sums)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/image/layer"
 )
@@ -30,7 +31,11 @@ import (
 //
 // A crash before it returns leaves no record of the layer: at most its
 // directory, without a blob or a lazy record, which the next commit of
-// the layer replaces and collection removes.
+// the layer replaces and collection removes. The directory is then the
+// layer's only copy: a collection keeps it as long as an image or a
+// cache record lists the layer (as it keeps blobs); removed by other
+// means, the layer is gone (a cache record of it is damaged, and its step
+// runs again; an image of it cannot be exported).
 func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch *time.Time) (v1.Layer, error) {
 	rec := lazyLayer{Dir: true}
 	var opts []layer.Option
@@ -59,15 +64,20 @@ func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch 
 // digests from sums and its lazy record rec, unless the store has the
 // layer already.
 func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, sums *layer.FileSums, rec lazyLayer) error {
-	if ok, err := s.existing(ctx, diffID); err != nil {
-		return err
-	} else if ok {
-		if _, err := os.Stat(s.BlobPath(diffID)); err == nil || s.IsLazy(diffID) {
-			return nil
+	dst := s.LayerPath(diffID)
+	if _, err := os.Stat(s.BlobPath(diffID)); err == nil || s.IsLazy(diffID) {
+		// The store has the layer: its directory, checked, if it has
+		// one that is as it was made (a changed one is removed, and dir
+		// takes its place).
+		if ok, err := s.existing(ctx, diffID); ok || err != nil {
+			return err
 		}
-		// A directory without its blob or record: one a crash left
-		// before its record was written, made with options that are
-		// not known. Replace it with dir.
+	} else if _, err := os.Lstat(dst); err == nil {
+		// A directory without a blob or a record naming it: a crash
+		// left it before its record was written, with options that are
+		// not known. dir takes its place. (Were another process
+		// committing the same layer this instant, its record would not
+		// name the directory kept, and its commit would fail.)
 		if err := s.RemoveLayerDir(diffID); err != nil {
 			return err
 		}
@@ -75,7 +85,6 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 	if renamed, err := s.renameLayerDir(ctx, diffID, dir); err != nil || !renamed {
 		return err
 	}
-	dst := s.LayerPath(diffID)
 	d, err := layer.DigestTreeWith(ctx, dst, sums)
 	if err != nil {
 		return err
@@ -84,6 +93,11 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 		return err
 	}
 	s.checked.Store(diffID, true)
+	var st unix.Stat_t
+	if err := unix.Lstat(dst, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: dst, Err: err}
+	}
+	rec.Ino = st.Ino
 	if err := s.writeLazy(diffID, rec); err != nil {
 		return err
 	}

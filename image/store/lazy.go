@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // RemoteLayers opens a layer blob that a registry holds: desc in the
@@ -36,12 +37,15 @@ func WithRemoteLayers(fn RemoteLayers) Option {
 // lazyLayer is where a lazy layer's content is: the compressed blob desc
 // in the registry repository Repo, or, with Dir, the store's layer
 // directory of the layer (CommitLayerDir), whose tar (Layer) is written
-// again from it, with SourceDateEpoch (Unix nanoseconds) when set.
+// again from it, with SourceDateEpoch (Unix nanoseconds) when set. Ino is
+// that directory's inode number: a directory that another commit or an
+// unpack put in its place is not the one the record describes.
 type lazyLayer struct {
 	Repo            string        `json:"repo,omitempty"`
 	Layer           v1.Descriptor `json:"layer"`
 	Dir             bool          `json:"dir,omitempty"`
 	SourceDateEpoch *int64        `json:"sourceDateEpoch,omitempty"`
+	Ino             uint64        `json:"ino,omitempty"`
 }
 
 func (s *Store) lazyPath(diffID v1.Hash) string {
@@ -100,14 +104,20 @@ func (s *Store) lazy(d v1.Hash) (lazyLayer, bool) {
 		return lazyLayer{}, false
 	}
 	if ll.Dir {
-		if ll.Layer.Digest != d {
-			return lazyLayer{}, false
-		}
-		if _, err := os.Lstat(s.LayerPath(d)); err != nil {
+		var st unix.Stat_t
+		if ll.Layer.Digest != d || unix.Lstat(s.LayerPath(d), &st) != nil || st.Ino != ll.Ino {
 			return lazyLayer{}, false
 		}
 	}
 	return ll, true
+}
+
+// IsUnfetched reports whether the blob d is a lazy layer's tar that is
+// in a registry and not fetched (see PutLazyLayer): one that reading
+// would fetch.
+func (s *Store) IsUnfetched(d v1.Hash) bool {
+	ll, ok := s.lazy(d)
+	return ok && !ll.Dir
 }
 
 // lazyRecord reads the lazy record of d, whatever the store has besides.

@@ -96,18 +96,25 @@ var sde = time.Unix(1700002500, 0)
 // source date epoch): testdata/bigupper.diffid, which kiln 86c4f47
 // wrote; CommitLayerDir must give the same (TestCommitLayerDir).
 func TestBigUpperGolden(t *testing.T) {
+	want := bigUpperDiffID(t)
+	if _, l := stageBigUpper(t); l.diffID != want {
+		t.Fatalf("StageLayer diffID %s, want %s (testdata/bigupper.diffid)", l.diffID, want)
+	}
+}
+
+// stageBigUpper stages bigUpper's tar (seed 1, 6 big files) in a new
+// store, as kiln did before CommitLayerDir.
+func stageBigUpper(t *testing.T) (*Store, *storeLayer) {
+	t.Helper()
 	ctx := context.Background()
 	s := newStore(t)
-	want := bigUpperDiffID(t)
 	l, err := s.StageLayer(ctx, func(w io.Writer) error {
 		return layer.WriteOverlayDiff(ctx, w, bigUpper(t, t.TempDir(), 1, 6), layer.WithSourceDateEpoch(sde))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := l.DiffID(); d != want {
-		t.Fatalf("StageLayer diffID %s, want %s (testdata/bigupper.diffid)", d, want)
-	}
+	return s, l.(*storeLayer)
 }
 
 func bigUpperDiffID(t *testing.T) v1.Hash {
@@ -133,13 +140,7 @@ func TestCommitLayerDir(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	want := bigUpperDiffID(t)
-	staged := newStore(t)
-	sl, err := staged.StageLayer(ctx, func(w io.Writer) error {
-		return layer.WriteOverlayDiff(ctx, w, bigUpper(t, t.TempDir(), 1, 6), layer.WithSourceDateEpoch(sde))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	staged, sl := stageBigUpper(t)
 	raw, err := os.ReadFile(staged.BlobPath(want))
 	if err != nil {
 		t.Fatal(err)
@@ -380,4 +381,44 @@ func dirBytes(t testing.TB, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestCollectDirLayer: a layer kept as its directory is kept by a
+// collection while a reference lists it, and once nothing does, its
+// directory and its lazy record go.
+func TestCollectDirLayer(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	l, err := s.CommitLayerDir(ctx, bigUpper(t, s.tmpDir(), 3, 2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.DiffID()
+	if err := s.Ref(ctx, "cache/k", []v1.Hash{d}, []v1.Hash{d}); err != nil {
+		t.Fatal(err)
+	}
+	collect := func() {
+		t.Helper()
+		im, err := s.readIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.collect(ctx, im, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect()
+	if !s.IsLazy(d) {
+		t.Fatal("a collection removed a referenced layer kept as its directory")
+	}
+	if err := s.Unref(ctx, "cache/k"); err != nil {
+		t.Fatal(err)
+	}
+	collect()
+	if _, err := os.Stat(s.LayerPath(d)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the unreferenced layer directory is still there (stat: %v)", err)
+	}
+	if _, err := os.Stat(s.lazyPath(d)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lazy record of a collected layer directory is still there (stat: %v)", err)
+	}
 }

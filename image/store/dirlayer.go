@@ -31,24 +31,23 @@ import (
 //
 // A crash before it returns leaves no record of the layer: at most its
 // directory, without a blob or a lazy record, which the next commit of
-// the layer replaces and collection removes. The directory is then the
+// the layer takes (when it is the layer) or replaces, and collection
+// removes. The directory is then the
 // layer's only copy: a collection keeps it as long as an image or a
 // cache record lists the layer (as it keeps blobs); removed by other
 // means, the layer is gone (a cache record of it is damaged, and its step
 // runs again; an image of it cannot be exported).
 func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch *time.Time) (v1.Layer, error) {
 	rec := lazyLayer{Dir: true}
-	var opts []layer.Option
 	if sourceDateEpoch != nil {
 		e := sourceDateEpoch.UnixNano()
 		rec.SourceDateEpoch = &e
-		opts = append(opts, layer.WithSourceDateEpoch(*sourceDateEpoch))
 	}
 	sums := layer.NewFileSums()
 	differ := sha256.New()
 	counter := &countWriter{}
 	w := &ctxWriter{ctx: ctx, w: io.MultiWriter(differ, counter)}
-	if err := layer.WriteOverlayDiff(ctx, w, dir, append(opts, layer.WithFileSums(sums))...); err != nil {
+	if err := layer.WriteOverlayDiff(ctx, w, dir, append(rec.options(), layer.WithFileSums(sums))...); err != nil {
 		return nil, fmt.Errorf("commit layer: %w", err)
 	}
 	diffID := hashOf(differ)
@@ -65,25 +64,37 @@ func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch 
 // layer already.
 func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, sums *layer.FileSums, rec lazyLayer) error {
 	dst := s.LayerPath(diffID)
-	if _, err := os.Stat(s.BlobPath(diffID)); err == nil || s.IsLazy(diffID) {
-		// The store has the layer: its directory, checked, if it has
-		// one that is as it was made (a changed one is removed, and dir
-		// takes its place).
+	if s.hasLayer(diffID) {
+		// Its directory, checked, if it has one that is as it was made
+		// (a changed one is removed, and dir takes its place).
 		if ok, err := s.existing(ctx, diffID); ok || err != nil {
 			return err
 		}
 	} else if _, err := os.Lstat(dst); err == nil {
-		// A directory without a blob or a record naming it: a crash
-		// left it before its record was written, with options that are
-		// not known. dir takes its place. (Were another process
-		// committing the same layer this instant, its record would not
-		// name the directory kept, and its commit would fail.)
+		// A directory without a blob or a record: another commit of
+		// the layer under way (a build for several platforms commits
+		// the same layers at once), or one that a crash left before
+		// its record was written. It is kept if it is this layer, else
+		// dir takes its place.
+		if ok, err := s.adoptTheirs(ctx, diffID, rec); ok || err != nil {
+			return err
+		}
 		if err := s.RemoveLayerDir(diffID); err != nil {
 			return err
 		}
 	}
-	if renamed, err := s.renameLayerDir(ctx, diffID, dir); err != nil || !renamed {
+	renamed, err := s.renameLayerDir(ctx, diffID, dir)
+	if err != nil {
 		return err
+	}
+	if !renamed { // another commit made it first
+		if s.hasLayer(diffID) {
+			return nil
+		}
+		if ok, err := s.adoptTheirs(ctx, diffID, rec); ok || err != nil {
+			return err
+		}
+		return fmt.Errorf("layer directory %s, which another commit made, is not this layer", dst)
 	}
 	d, err := layer.DigestTreeWith(ctx, dst, sums)
 	if err != nil {
@@ -93,15 +104,53 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 		return err
 	}
 	s.checked.Store(diffID, true)
-	var st unix.Stat_t
-	if err := unix.Lstat(dst, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: dst, Err: err}
-	}
-	rec.Ino = st.Ino
-	if err := s.writeLazy(diffID, rec); err != nil {
+	if err := s.recordDir(diffID, rec); err != nil {
 		return err
 	}
 	return markUsed(dst)
+}
+
+// hasLayer reports whether the store has the layer diffID: its blob, or
+// a lazy record of it.
+func (s *Store) hasLayer(diffID v1.Hash) bool {
+	_, err := os.Stat(s.BlobPath(diffID))
+	return err == nil || s.IsLazy(diffID)
+}
+
+// recordDir writes rec, naming the layer directory of diffID as it is
+// now, as the layer's lazy record.
+func (s *Store) recordDir(diffID v1.Hash, rec lazyLayer) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(s.LayerPath(diffID), &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: s.LayerPath(diffID), Err: err}
+	}
+	rec.Ino = st.Ino
+	return s.writeLazy(diffID, rec)
+}
+
+// adoptTheirs records the layer directory of diffID, which another commit
+// made, as the layer's (rec) when its tar, written with rec's options,
+// has diffID, and reports whether it did.
+func (s *Store) adoptTheirs(ctx context.Context, diffID v1.Hash, rec lazyLayer) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(s.LayerPath(diffID), &st); err != nil {
+		return false, nil // gone meanwhile
+	}
+	h := sha256.New()
+	if err := layer.WriteOverlayDiff(ctx, h, s.LayerPath(diffID), rec.options()...); err != nil || hashOf(h) != diffID {
+		return false, ctx.Err()
+	}
+	rec.Ino = st.Ino
+	return true, s.writeLazy(diffID, rec)
+}
+
+// options are the options of the tar writer that writes the layer of a
+// record with Dir.
+func (ll lazyLayer) options() []layer.Option {
+	if ll.SourceDateEpoch == nil {
+		return nil
+	}
+	return []layer.Option{layer.WithSourceDateEpoch(time.Unix(0, *ll.SourceDateEpoch))}
 }
 
 // dirTar returns the tar of the layer d that the store keeps as its
@@ -112,15 +161,11 @@ func (s *Store) dirTar(d v1.Hash) (io.ReadCloser, bool) {
 	if !ok || !ll.Dir {
 		return nil, false
 	}
-	var opts []layer.Option
-	if ll.SourceDateEpoch != nil {
-		opts = append(opts, layer.WithSourceDateEpoch(time.Unix(0, *ll.SourceDateEpoch)))
-	}
 	_ = markUsed(s.LayerPath(d)) // only a hint for collection
 	pr, pw := io.Pipe()
 	go func() {
 		// A reader that stops early closes pr, which fails the write.
-		pw.CloseWithError(layer.WriteOverlayDiff(context.Background(), pw, s.LayerPath(d), opts...))
+		pw.CloseWithError(layer.WriteOverlayDiff(context.Background(), pw, s.LayerPath(d), ll.options()...))
 	}()
 	return pr, true
 }

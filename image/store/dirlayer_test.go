@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,4 +422,98 @@ func TestCollectDirLayer(t *testing.T) {
 	if _, err := os.Stat(s.lazyPath(d)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the lazy record of a collected layer directory is still there (stat: %v)", err)
 	}
+}
+
+// TestCommitLayerDirConcurrent: commits of one layer at once (as a build
+// for several platforms makes them) all succeed, and the layer reads
+// back as its tar.
+func TestCommitLayerDirConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	uppers := make([]string, 4)
+	for i := range uppers {
+		uppers[i] = bigUpper(t, s.tmpDir(), 4, 2)
+	}
+	var raw bytes.Buffer
+	if err := layer.WriteOverlayDiff(ctx, &raw, uppers[0], layer.WithSourceDateEpoch(sde)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, len(uppers))
+	ids := make([]v1.Hash, len(uppers))
+	var wg sync.WaitGroup
+	for i, u := range uppers {
+		wg.Go(func() {
+			l, err := s.CommitLayerDir(ctx, u, &sde)
+			if err == nil {
+				ids[i], err = l.DiffID()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil || ids[i] != ids[0] {
+			t.Errorf("commit %d: %s, %v (commit 0: %s)", i, ids[i], err, ids[0])
+		}
+	}
+	if got := readLayerTar(t, s, ids[0]); !bytes.Equal(got, raw.Bytes()) {
+		t.Errorf("the layer reads back as %d bytes, not its tar (%d)", len(got), raw.Len())
+	}
+}
+
+// TestCommitLayerDirLeftover: a layer directory that a crash left
+// without its lazy record is taken by the next commit of the layer when
+// it is the layer, and replaced when it is not.
+func TestCommitLayerDirLeftover(t *testing.T) {
+	ctx := context.Background()
+	for _, changed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("changed=%v", changed), func(t *testing.T) {
+			s := newStore(t)
+			l, err := s.CommitLayerDir(ctx, bigUpper(t, s.tmpDir(), 5, 2), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _ := l.DiffID()
+			want := readLayerTar(t, s, d)
+			if err := os.Remove(s.lazyPath(d)); err != nil {
+				t.Fatal(err)
+			}
+			if changed {
+				writeFile644(t, filepath.Join(s.LayerPath(d), "d0", "f000"), []byte("left by a crash"))
+			}
+			upper := bigUpper(t, s.tmpDir(), 5, 2)
+			if l2, err := s.CommitLayerDir(ctx, upper, nil); err != nil {
+				t.Fatal(err)
+			} else if d2, _ := l2.DiffID(); d2 != d {
+				t.Fatalf("second commit: diffID %s, want %s", d2, d)
+			}
+			if _, err := os.Stat(upper); errors.Is(err, fs.ErrNotExist) != changed {
+				t.Errorf("the new upperdir was taken: %v, want %v (stat: %v)", !changed, changed, err)
+			}
+			if got := readLayerTar(t, s, d); !bytes.Equal(got, want) {
+				t.Errorf("the layer reads back as %d bytes, not its tar (%d)", len(got), len(want))
+			}
+			if err := s.VerifyLayerDir(ctx, d); err != nil {
+				t.Errorf("VerifyLayerDir: %v", err)
+			}
+		})
+	}
+}
+
+// readLayerTar reads the layer diffID of s (an uncompressed blob).
+func readLayerTar(t *testing.T, s *Store, diffID v1.Hash) []byte {
+	t.Helper()
+	if !s.IsLazy(diffID) {
+		t.Fatalf("layer %s is not kept as its directory", diffID)
+	}
+	rc, err := s.BlobLayer(v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: diffID, Size: -1}, diffID).Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,7 +97,18 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 		}
 		return fmt.Errorf("layer directory %s, which another commit made, is not this layer", dst)
 	}
-	d, err := layer.DigestTreeWith(ctx, dst, sums)
+	if err := s.recordCommitted(ctx, diffID, sums, rec); err != nil {
+		// Not a layer of the store: its directory goes (a disk that is
+		// full gets its space back).
+		return errors.Join(err, s.RemoveLayerDir(diffID))
+	}
+	return nil
+}
+
+// recordCommitted writes the tree digests (from sums) and the lazy record
+// rec of the layer directory of diffID, just made.
+func (s *Store) recordCommitted(ctx context.Context, diffID v1.Hash, sums *layer.FileSums, rec lazyLayer) error {
+	d, err := layer.DigestTreeWith(ctx, s.LayerPath(diffID), sums)
 	if err != nil {
 		return err
 	}
@@ -107,7 +119,7 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 	if err := s.recordDir(diffID, rec); err != nil {
 		return err
 	}
-	return markUsed(dst)
+	return markUsed(s.LayerPath(diffID))
 }
 
 // hasLayer reports whether the store has the layer diffID: its blob, or

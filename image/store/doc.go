@@ -69,9 +69,9 @@
 // there rather than giving another layer. Collection keeps the directory
 // while an image or a reference lists the layer; removed otherwise (kiln
 // cache verify --repair of a changed one), the layer is gone: a cache
-// record of it is damaged and its step runs again. Its data reaches the
-// disk when the step's overlay is unmounted (overlayfs syncs its upper
-// file system then).
+// record of it is damaged and its step runs again. Its data is written
+// back to the disk (syncfs, while the tar is hashed) before the layer is
+// recorded.
 //
 // # Untagged images
 //

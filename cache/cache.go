@@ -242,15 +242,16 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 }
 
 // Verify reads the blob of k's record in full and checks both its digest
-// and, decompressing it, its diffID; a lazy layer (store.PutLazyLayer)
-// is checked when it is fetched. Errors wrap ErrNotFound or ErrCorrupt
-// as Get's do.
+// and, decompressing it, its diffID (a layer kept as its directory,
+// store.CommitLayerDir, is read as its tar written again from it); a
+// registry's layer not fetched (store.PutLazyLayer) is checked when it
+// is. Errors wrap ErrNotFound or ErrCorrupt as Get's do.
 func (c *Cache) Verify(ctx context.Context, k Key) error {
 	r, l, err := c.Get(ctx, k)
 	if err != nil {
 		return err
 	}
-	if c.store.IsLazy(r.Layer.Digest) {
+	if c.store.IsUnfetched(r.Layer.Digest) {
 		return nil // a remote cache's layer, not fetched: checked when it is
 	}
 	rc, err := l.Uncompressed()

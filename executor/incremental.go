@@ -14,7 +14,6 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/executor/prior"
-	"github.com/kiln-build/kiln/image/layer"
 	"github.com/kiln-build/kiln/manifest"
 )
 
@@ -116,46 +115,6 @@ func (r *run) linkPrior(ctx context.Context, lineage cache.Key, upper string, wa
 		return nil, prior.Clear(upper)
 	}
 	return pre, nil
-}
-
-// upperDigest is what digestUpper gives.
-type upperDigest struct {
-	tree layer.TreeDigests
-	sums map[string][sha256.Size]byte // by path; for an incremental copy
-	err  error
-}
-
-// digestUpper digests the tree of a snapshot's writable directory upper
-// (layer.DigestTreeWith) on a goroutine of its own, for the store's
-// record of the layer it is adopted as: another core's work while the
-// layer's tar is written. For an incremental copy inc, the files it kept
-// are not read again and every file's sum is given.
-func digestUpper(ctx context.Context, upper string, inc *incremental) <-chan upperDigest {
-	c := make(chan upperDigest, 1)
-	var o layer.TreeOptions
-	if inc != nil {
-		o = layer.TreeOptions{Known: inc.known(), Sums: map[string][sha256.Size]byte{}}
-	}
-	go func() {
-		d, err := layer.DigestTreeWith(ctx, upper, o)
-		c <- upperDigest{tree: d, sums: o.Sums, err: err}
-	}()
-	return c
-}
-
-// adopt makes upper, the layer diffID unpacked, whose digests are d, the
-// store's directory of that layer (store.AdoptDigestedLayerDir), and
-// records what an incremental copy inc (nil for another step) made for
-// the next of its lineage.
-func (r *run) adopt(ctx context.Context, inc *incremental, diffID v1.Hash, upper string, d upperDigest) error {
-	if d.err != nil {
-		return d.err
-	}
-	if _, err := r.opts.Store.AdoptDigestedLayerDir(ctx, diffID, upper, d.tree); err != nil {
-		return err
-	}
-	inc.record(r, diffID, d.sums)
-	return nil
 }
 
 // record notes the layer diffID that inc's copy made, whose regular files'

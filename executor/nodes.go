@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/kiln-build/kiln/executor/buildctx"
 	"github.com/kiln-build/kiln/fsm"
 	"github.com/kiln-build/kiln/image"
+	"github.com/kiln-build/kiln/image/layer"
 	"github.com/kiln-build/kiln/image/store"
 	"github.com/kiln-build/kiln/manifest"
 )
@@ -469,24 +471,7 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if err := m.To(ctx, fsm.Committing, nil); err != nil {
 		return nil, err
 	}
-	// An overlay upperdir is the layer, unpacked: keep it rather than
-	// unpack the tar again (5,000 files written once, not twice). Its
-	// tree is digested while its tar is written.
-	var upper string
-	var tree <-chan upperDigest
-	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
-		if upper, err = c.Writable(ctx, sk); err != nil {
-			return nil, err
-		}
-		tree = digestUpper(ctx, upper, inc)
-	}
-	l, err := r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
-		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
-	})
-	var td upperDigest
-	if tree != nil {
-		td = <-tree
-	}
+	l, err := r.commit(ctx, sk, inc)
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, fmt.Errorf("committing %s: the disk holding kiln's root %s is full: free space (kiln rmi removes images) or use another --root: %w", s.Name, r.opts.Store.Root(), syscall.ENOSPC)
@@ -496,16 +481,42 @@ func (r *run) makeLayer(ctx context.Context, n *dag.Node, m *fsm.Machine, st *fs
 	if r.opts.Precompress {
 		r.opts.Store.Precompress(r.outer, l, store.Gzip)
 	}
-	if tree != nil {
-		diffID, err := l.DiffID()
+	return l, nil
+}
+
+// commit makes snapshot sk's changes a layer of the store. An overlay
+// upperdir is the layer, unpacked: the store keeps it as the layer's
+// directory, hashing its tar without writing it (the tar is written
+// from the directory when something reads it; 200 MB hashed once, not
+// written, synced and read back). Another snapshotter's diff is stored
+// as a tar. An incremental copy inc (nil for another step) records what
+// it made for the next of its lineage.
+func (r *run) commit(ctx context.Context, sk string, inc *incremental) (v1.Layer, error) {
+	if c, ok := r.opts.Snapshotter.(engine.Committer); ok {
+		upper, err := c.Writable(ctx, sk)
 		if err != nil {
 			return nil, err
 		}
-		if err := r.adopt(ctx, inc, diffID, upper, td); err != nil {
+		var tree layer.TreeOptions
+		if inc != nil {
+			tree = layer.TreeOptions{Known: inc.known(), Sums: map[string][sha256.Size]byte{}}
+		}
+		l, err := r.opts.Store.CommitLayerDir(ctx, upper, r.epoch, tree)
+		if err != nil {
 			return nil, err
 		}
+		if inc != nil {
+			diffID, err := l.DiffID()
+			if err != nil {
+				return nil, err
+			}
+			inc.record(r, diffID, tree.Sums)
+		}
+		return l, nil
 	}
-	return l, nil
+	return r.opts.Store.StageLayer(ctx, func(w io.Writer) error {
+		return r.opts.Snapshotter.Diff(ctx, sk, w, engine.DiffOptions{SourceDateEpoch: r.epoch})
+	})
 }
 
 // runContainerWith runs p in a container on mounts, with further mounts

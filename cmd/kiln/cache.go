@@ -214,7 +214,7 @@ func verifyStore(ctx context.Context, w io.Writer, s *store.Store, cc *cache.Cac
 	for _, id := range dirs {
 		v.dirs++
 		if err := check("layer directory "+id.Hex[:12], func() error { return s.VerifyLayerDir(ctx, id) },
-			func() error { return s.RemoveLayerDir(id) }, "removed, to be unpacked again from its blob"); err != nil {
+			func() error { return s.RemoveLayerDir(id) }, "removed, to be unpacked again from its blob (a step's layer kept as its directory only is gone: the step runs again)"); err != nil {
 			return v, err
 		}
 	}

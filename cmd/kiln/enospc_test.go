@@ -12,10 +12,12 @@ import (
 	"github.com/kiln-build/kiln/engine/snapshot"
 )
 
-// TestBuildDiskFull builds on a root on a small tmpfs: a step whose layer
-// does not fit fails the build with a clear "no space left" message, and
-// leaves no cache record, temp file or snapshot behind; a step that fits
-// then builds.
+// TestBuildDiskFull builds on a root on a small tmpfs: a step that fills
+// the disk leaves its commit no room (a step's layer is kept as its
+// upperdir, so a layer that fits once commits: see the second build),
+// which fails the build with a clear "no space left" message, and leaves
+// no cache record, temp file, snapshot or layer directory behind; a
+// step that fits then builds.
 func TestBuildDiskFull(t *testing.T) {
 	enginetest.RequireRoot(t)
 	root := newRoot(t)
@@ -34,9 +36,9 @@ func TestBuildDiskFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 12 MiB of random bytes fit in the snapshot, but not twice (the
-	// compressed blob is as big): the commit runs out of space.
-	write("from: busybox\nsteps:\n  - run: head -c 12582912 /dev/urandom > /big\n")
+	// 48 MiB of random bytes do not fit: the step fills the disk (and
+	// succeeds), and the commit's records run out of space.
+	write("from: busybox\nsteps:\n  - run: head -c 50331648 /dev/urandom > /big; true\n")
 	r := kiln(t, root, nil, "build", "--progress", "plain", dir)
 	if r.code == 0 {
 		t.Fatal("a build whose layer does not fit on the disk succeeded")
@@ -56,6 +58,24 @@ func TestBuildDiskFull(t *testing.T) {
 			t.Errorf("the failed build left %s: %v", sub, left)
 		}
 	}
+	// The base's layer directory, unpacked from its blob, stays; the
+	// step's is gone.
+	layers, err := os.ReadDir(filepath.Join(root, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]bool{}
+	for _, l := range inspectJSON(t, root, "busybox").Layers {
+		base[strings.TrimPrefix(l.DiffID, "sha256:")] = true
+	}
+	for _, e := range layers {
+		if !base[e.Name()] {
+			t.Errorf("the failed build left the layer directory %s", e.Name())
+		}
+	}
 	write("from: busybox\nsteps:\n  - run: echo small > /small\n")
+	mustKiln(t, root, "build", dir)
+	// 12 MiB fit once: the layer is not written a second time.
+	write("from: busybox\nsteps:\n  - run: head -c 12582912 /dev/urandom > /big\n")
 	mustKiln(t, root, "build", dir)
 }

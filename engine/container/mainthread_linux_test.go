@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/enginetest"
+	"github.com/kiln-build/kiln/internal/osthread/osthreadtest"
 )
 
 // mainThreadEnv names the case a child process of TestMainThread runs.
@@ -57,7 +58,7 @@ func mainThreadCase(t *testing.T, c string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enginetest.OnMainThread(t, func() {
+		osthreadtest.OnMainThread(t, func() {
 			err := Mounted(tmp, [][]engine.Mount{set}, func(roots []string) error {
 				return fromWriter(filepath.Join(roots[0], "f"))
 			})
@@ -71,7 +72,7 @@ func mainThreadCase(t *testing.T, c string) {
 	case "go":
 		// Go called from the main thread in a mount namespace of its
 		// own: the goroutine must join it.
-		enginetest.OnMainThread(t, func() {
+		osthreadtest.OnMainThread(t, func() {
 			runtime.LockOSThread() // never unlocked: the thread keeps the namespace
 			if err := privateBind(src, tmp); err != nil {
 				t.Error(err)
@@ -90,7 +91,7 @@ func mainThreadCase(t *testing.T, c string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enginetest.OnMainThread(t, func() {
+		osthreadtest.OnMainThread(t, func() {
 			p, err := rt.NewPod(context.Background())
 			if err != nil {
 				t.Error(err)

@@ -8,6 +8,7 @@ type Option func(*options)
 type options struct {
 	epoch    time.Time
 	hasEpoch bool
+	sums     *FileSums
 }
 
 // WithSourceDateEpoch clamps every timestamp written to a tar to at most t:

@@ -62,9 +62,15 @@ type TreeOptions struct {
 	// Sums, when not nil, is given the sha256 of the contents of every
 	// regular file of dir, by relative path.
 	Sums map[string][sha256.Size]byte
+	// Files holds the content digests a tar writer took as it read the
+	// files (see [WithFileSums]): a file whose inode number, size,
+	// modification and change times are those it was read under is not
+	// read again.
+	Files *FileSums
 }
 
-// DigestTreeWith is DigestTree with content, and options.
+// DigestTreeWith is DigestTree with content, and options; the digests are
+// the same as DigestTree's.
 func DigestTreeWith(ctx context.Context, dir string, o TreeOptions) (TreeDigests, error) {
 	return digestTree(ctx, dir, true, &o)
 }
@@ -74,7 +80,7 @@ func digestTree(ctx context.Context, dir string, content bool, o *TreeOptions) (
 	var ents []treeEntry
 	var rd *treeReaders
 	if content {
-		rd = newTreeReaders(ctx, o.Known)
+		rd = newTreeReaders(ctx, o.Known, o.Files)
 	}
 	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
@@ -148,10 +154,11 @@ type treeEntry struct {
 type treeReaders struct {
 	ctx   context.Context
 	known map[uint64][sha256.Size]byte // see TreeOptions.Known
+	files *FileSums                    // see TreeOptions.Files
 }
 
-func newTreeReaders(ctx context.Context, known map[uint64][sha256.Size]byte) *treeReaders {
-	return &treeReaders{ctx: ctx, known: known}
+func newTreeReaders(ctx context.Context, known map[uint64][sha256.Size]byte, files *FileSums) *treeReaders {
+	return &treeReaders{ctx: ctx, known: known, files: files}
 }
 
 // read fills in every entry's tail and returns the first error.
@@ -179,7 +186,7 @@ func (r *treeReaders) read(ents []treeEntry) error {
 					errs[w] = r.ctx.Err()
 					return
 				}
-				if err := ents[i].readTail(&x, buf, r.known); err != nil {
+				if err := ents[i].readTail(&x, buf, r); err != nil {
 					errs[w] = err
 					next.Store(int64(len(ents))) // stop the others
 					return
@@ -192,8 +199,8 @@ func (r *treeReaders) read(ents []treeEntry) error {
 }
 
 // readTail reads what e's tree digest covers besides its lstat: for a
-// regular file whose inode known has, not its contents.
-func (e *treeEntry) readTail(x *xattrReader, buf []byte, known map[uint64][sha256.Size]byte) error {
+// regular file whose digest r knows (TreeOptions), not its contents.
+func (e *treeEntry) readTail(x *xattrReader, buf []byte, r *treeReaders) error {
 	var h byteHash
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
@@ -203,7 +210,10 @@ func (e *treeEntry) readTail(x *xattrReader, buf []byte, known map[uint64][sha25
 		}
 		field(&h, "link", target)
 	case unix.S_IFREG:
-		sum, ok := known[e.st.Ino]
+		sum, ok := r.known[e.st.Ino]
+		if !ok {
+			sum, ok = r.files.lookup(&e.st)
+		}
 		if !ok {
 			var err error
 			if sum, err = fileDigest(e.path, buf); err != nil {

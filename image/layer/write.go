@@ -24,6 +24,7 @@ const bufferSize = 256 << 10
 // whiteouts.
 func WriteDir(ctx context.Context, w io.Writer, dir string, opts ...Option) error {
 	tw := newWriter(w, opts)
+	defer tw.release()
 	if err := tw.walk(ctx, dir, ".", false); err != nil {
 		return fmt.Errorf("write layer from %s: %w", dir, err)
 	}
@@ -38,6 +39,7 @@ func WriteDir(ctx context.Context, w io.Writer, dir string, opts ...Option) erro
 // layer on its own and is an error.
 func WriteOverlayDiff(ctx context.Context, w io.Writer, upper string, opts ...Option) error {
 	tw := newWriter(w, opts)
+	defer tw.release()
 	if err := tw.walk(ctx, upper, ".", true); err != nil {
 		return fmt.Errorf("write layer from upperdir %s: %w", upper, err)
 	}
@@ -53,17 +55,33 @@ type writer struct {
 	buf   []byte
 	x     xattrReader
 	hdr   tar.Header
+	// hasher, with WithFileSums, hashes each file's content as it is
+	// copied.
+	hasher *fileHasher
 }
 
 type devIno struct{ dev, ino uint64 }
 
 func newWriter(w io.Writer, opts []Option) *writer {
 	bw := bufio.NewWriterSize(w, bufferSize)
-	return &writer{
+	wr := &writer{
 		bw:    bw,
 		tw:    tar.NewWriter(bw),
 		opts:  makeOptions(opts),
 		links: make(map[devIno]string),
+	}
+	if wr.opts.sums != nil {
+		wr.hasher = newFileHasher(wr.opts.sums)
+	}
+	return wr
+}
+
+// release waits for the file hasher, if any, to finish, so that the
+// FileSums are complete when the writer's caller returns.
+func (w *writer) release() {
+	if w.hasher != nil {
+		w.hasher.stop()
+		w.hasher = nil
 	}
 }
 
@@ -218,7 +236,7 @@ func (w *writer) entry(name, p string, st *unix.Stat_t, xattrs map[string]string
 		return err
 	}
 	if size > 0 {
-		return w.copyFile(p, size)
+		return w.copyFile(p, st)
 	}
 	return nil
 }
@@ -246,38 +264,55 @@ func (w *writer) writeHeader(name string) error {
 	return nil
 }
 
-// copyFile writes the first size bytes of the regular file p to the tar.
-func (w *writer) copyFile(p string, size int64) error {
+// copyFile writes the first st.Size bytes of the regular file p, which st
+// describes, to the tar; with a hasher, it hashes them too, on the
+// hasher's goroutine while the next chunk is read.
+func (w *writer) copyFile(p string, st *unix.Stat_t) error {
 	fd, err := openRetry(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
+	size := st.Size
 	if size > bufferSize {
 		adviseSequential(fd)
 	}
-	if w.buf == nil {
+	if w.buf == nil && w.hasher == nil {
 		w.buf = make([]byte, bufferSize)
 	}
 	for size > 0 {
 		b := w.buf
+		if w.hasher != nil {
+			b = w.hasher.buffer()
+		}
 		if int64(len(b)) > size {
 			b = b[:size]
 		}
 		n, err := unix.Read(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "read", Path: p, Err: err}
-		}
-		if n == 0 {
+		if err != nil || n == 0 {
+			if w.hasher != nil {
+				w.hasher.giveBack(b)
+			}
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				return &os.PathError{Op: "read", Path: p, Err: err}
+			}
 			return fmt.Errorf("read %s: file shrank while it was archived", p)
+		}
+		if w.hasher != nil {
+			// The hasher only reads b, as the tar writer does; b is
+			// read into again only after both are done with it.
+			w.hasher.hash(b[:n])
 		}
 		if _, err := w.tw.Write(b[:n]); err != nil {
 			return fmt.Errorf("write contents of %s: %w", p, err)
 		}
 		size -= int64(n)
+	}
+	if w.hasher != nil {
+		w.hasher.fileEnd(st)
 	}
 	return nil
 }

@@ -180,6 +180,9 @@ type storeLayer struct {
 	desc   v1.Descriptor // as the manifest has it
 	diffID v1.Hash
 	at     string // "" for the store's blobs, else "oci-layout DIR"
+	// store, for the store's blobs, writes the tar of a layer that it
+	// keeps as its directory only (CommitLayerDir) when it is read.
+	store *Store
 }
 
 var _ partial.Describable = (*storeLayer)(nil)
@@ -205,6 +208,11 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 
 func (l *storeLayer) open() (*digestReader, error) {
 	f, err := os.Open(l.path)
+	if errors.Is(err, os.ErrNotExist) && l.store != nil {
+		if rc, ok := l.store.dirTar(l.desc.Digest); ok {
+			return blobReader(rc, "layer directory", l.desc.Digest, l.desc.Size, ""), nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", l.desc.Digest, err)
 	}
@@ -285,5 +293,5 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // image's layers do: reading to the end fails with a *CorruptBlobError when
 // the bytes do not hash to the digest.
 func (s *Store) BlobLayer(desc v1.Descriptor, diffID v1.Hash) v1.Layer {
-	return &storeLayer{path: s.BlobPath(desc.Digest), desc: desc, diffID: diffID}
+	return &storeLayer{path: s.BlobPath(desc.Digest), desc: desc, diffID: diffID, store: s}
 }

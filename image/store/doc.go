@@ -14,7 +14,12 @@
 //	oci/index.lock     flock(2)ed around every read-modify-write of index.json
 //	layers/<diffid>/   each layer unpacked once, in overlay form (whiteouts are
 //	                   0/0 character devices, opaque directories carry the
-//	                   trusted.overlay.opaque xattr), shared read-only
+//	                   trusted.overlay.opaque xattr), shared read-only; a
+//	                   step's layer is its overlay upperdir, kept here as
+//	                   the layer's only copy (see Layers kept as directories)
+//	lazy/<diffid>      the record of a layer whose tar blob the store does
+//	                   not have: a registry's, not fetched (PutLazyLayer),
+//	                   or one kept as its layer directory (CommitLayerDir)
 //	layertrees/<diffid> the layer.TreeDigests of layers/<diffid>, written
 //	                   when it is unpacked or adopted, and the epoch in
 //	                   which it was last made or checked (see Integrity)
@@ -52,6 +57,21 @@
 // (kiln cache verify), not by its next use. [Store.VerifyBlob] and
 // [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
 // what fails, and a removed layer directory is unpacked again on next use.
+//
+// # Layers kept as directories
+//
+// [Store.CommitLayerDir] commits a step's overlay upperdir without writing
+// its tar: one pass hashes the tar (its diffID) and each file (the tree
+// digests), and the upperdir becomes layers/<diffid>. Its blob, named by
+// the diffID, is then lazy: whatever reads it (an export, a push, a cache
+// export or verify) gets the tar written again from the directory and
+// checked against the diffID as it streams, so a changed directory fails
+// there rather than giving another layer. Collection keeps the directory
+// while an image or a reference lists the layer; removed otherwise (kiln
+// cache verify --repair of a changed one), the layer is gone: a cache
+// record of it is damaged and its step runs again. Its data is written
+// back to the disk (syncfs, while the tar is hashed) before the layer is
+// recorded.
 //
 // # Untagged images
 //

@@ -134,6 +134,27 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 			}
 		}
 	}
+	return s.collectDirRecords()
+}
+
+// collectDirRecords removes the lazy records of layers kept as their
+// directory (CommitLayerDir) whose directory is gone.
+func (s *Store) collectDirRecords() error {
+	ents, err := os.ReadDir(filepath.Join(s.root, "lazy"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	for _, e := range ents {
+		d, err := v1.NewHash("sha256:" + e.Name())
+		if err != nil {
+			continue // bad-<hex>, or not kiln's
+		}
+		if ll, ok := s.lazyRecord(d); ok && ll.Dir && !s.IsLazy(d) {
+			if err := os.Remove(s.lazyPath(d)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("collect garbage: %w", err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -25,14 +25,15 @@ var _ v1.Image = (*storeImage)(nil)
 
 // readImage reads the image that desc describes from the blobs directory.
 func (s *Store) readImage(desc v1.Descriptor) (*storeImage, error) {
-	return readImageFrom(blobDir{path: s.BlobPath}, desc)
+	return readImageFrom(blobDir{path: s.BlobPath, store: s}, desc)
 }
 
 // blobDir is where readImageFrom finds blobs: the store's blobs directory
 // or an OCI layout's (at, for its errors, "oci-layout DIR").
 type blobDir struct {
-	path func(v1.Hash) string
-	at   string
+	path  func(v1.Hash) string
+	at    string
+	store *Store // the store whose blobs these are, or nil
 }
 
 // readImageFrom reads the image that desc describes from the blobs of
@@ -62,7 +63,7 @@ func readImageFrom(dir blobDir, desc v1.Descriptor) (*storeImage, error) {
 		return nil, fmt.Errorf("read image %s: config lists %d diffIDs for %d layers", desc.Digest, len(img.config.RootFS.DiffIDs), len(img.manifest.Layers))
 	}
 	for i, ld := range img.manifest.Layers {
-		img.layers = append(img.layers, &storeLayer{path: dir.path(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i], at: dir.at})
+		img.layers = append(img.layers, &storeLayer{path: dir.path(ld.Digest), desc: ld, diffID: img.config.RootFS.DiffIDs[i], at: dir.at, store: dir.store})
 	}
 	return img, nil
 }

@@ -205,41 +205,39 @@ func (s *Store) LayerDir(ctx context.Context, l v1.Layer) (string, error) {
 // again. When the store has the layer already, dir is left alone. dir
 // must be on the store's file system.
 func (s *Store) AdoptLayerDir(ctx context.Context, diffID v1.Hash, dir string) (string, error) {
-	return s.adoptLayerDir(ctx, diffID, dir, func() error {
-		_, err := s.recordTree(ctx, diffID)
-		return err
-	})
-}
-
-// AdoptDigestedLayerDir is AdoptLayerDir for a directory whose digests d
-// (layer.DigestTree with content) the caller made after its last change:
-// they are recorded as they are, not made again.
-func (s *Store) AdoptDigestedLayerDir(ctx context.Context, diffID v1.Hash, dir string, d layer.TreeDigests) (string, error) {
-	return s.adoptLayerDir(ctx, diffID, dir, func() error { return s.writeTree(diffID, d) })
-}
-
-// adoptLayerDir does AdoptLayerDir's work, recording the digests of the
-// directory adopted with record.
-func (s *Store) adoptLayerDir(ctx context.Context, diffID v1.Hash, dir string, record func() error) (string, error) {
-	dst := filepath.Join(s.layersDir(), diffID.Hex)
+	dst := s.LayerPath(diffID)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
 		return dst, err
 	}
-	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.Rename(dir, dst); err != nil {
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			if err := markUsed(dst); err != nil {
-				return "", err
-			}
-			return dst, s.checkOnce(ctx, diffID)
+	if renamed, err := s.renameLayerDir(ctx, diffID, dir); err != nil || !renamed {
+		if err != nil {
+			return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 		}
-		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
+		return dst, nil
 	}
-	if err := record(); err != nil {
+	if _, err := s.recordTree(ctx, diffID); err != nil {
 		return "", fmt.Errorf("adopting layer %s: %w", diffID, err)
 	}
 	s.checked.Store(diffID, true)
 	return dst, markUsed(dst)
+}
+
+// renameLayerDir renames dir to the layer directory of diffID. When
+// another goroutine or process made that first, it leaves dir, checks
+// theirs (checkOnce) and reports false.
+func (s *Store) renameLayerDir(ctx context.Context, diffID v1.Hash, dir string) (bool, error) {
+	if err := os.MkdirAll(s.layersDir(), 0o755); err != nil {
+		return false, err
+	}
+	dst := s.LayerPath(diffID)
+	if err := os.Rename(dir, dst); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			if err := markUsed(dst); err != nil {
+				return false, err
+			}
+			return false, s.checkOnce(ctx, diffID)
+		}
+		return false, err
+	}
+	return true, nil
 }

@@ -167,5 +167,11 @@ func (s *Store) RemoveLayerDir(diffID v1.Hash) error {
 	if err := os.Remove(s.treePath(diffID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove layer directory %s: %w", diffID, err)
 	}
+	// A layer kept as its directory only is gone with it.
+	if ll, ok := s.lazyRecord(diffID); ok && ll.Dir {
+		if err := os.Remove(s.lazyPath(diffID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove layer directory %s: %w", diffID, err)
+		}
+	}
 	return nil
 }

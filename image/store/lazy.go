@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // RemoteLayers opens a layer blob that a registry holds: desc in the
@@ -34,10 +35,17 @@ func WithRemoteLayers(fn RemoteLayers) Option {
 }
 
 // lazyLayer is where a lazy layer's content is: the compressed blob desc
-// in the registry repository Repo.
+// in the registry repository Repo, or, with Dir, the store's layer
+// directory of the layer (CommitLayerDir), whose tar (Layer) is written
+// again from it, with SourceDateEpoch (Unix nanoseconds) when set. Ino is
+// that directory's inode number: a directory that another commit or an
+// unpack put in its place is not the one the record describes.
 type lazyLayer struct {
-	Repo  string        `json:"repo"`
-	Layer v1.Descriptor `json:"layer"`
+	Repo            string        `json:"repo,omitempty"`
+	Layer           v1.Descriptor `json:"layer"`
+	Dir             bool          `json:"dir,omitempty"`
+	SourceDateEpoch *int64        `json:"sourceDateEpoch,omitempty"`
+	Ino             uint64        `json:"ino,omitempty"`
 }
 
 func (s *Store) lazyPath(diffID v1.Hash) string {
@@ -60,28 +68,60 @@ func (s *Store) PutLazyLayer(ctx context.Context, repo string, desc v1.Descripto
 	if _, err := os.Stat(s.BlobPath(diffID)); err == nil {
 		return ud, touch(s.BlobPath(diffID))
 	}
+	if ll, ok := s.lazy(diffID); ok && ll.Dir {
+		return ud, nil // kept as its directory: the store has it
+	}
 	if _, err := os.Stat(s.badPath(desc.Digest)); err == nil {
 		return v1.Descriptor{}, fmt.Errorf("lazy layer %s of %s: it failed to fetch before", desc.Digest, repo)
 	}
-	if err := os.MkdirAll(filepath.Dir(s.lazyPath(diffID)), 0o700); err != nil {
-		return v1.Descriptor{}, err
-	}
-	b, err := json.Marshal(lazyLayer{Repo: repo, Layer: v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest}})
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := s.writeFileAtomic(s.lazyPath(diffID), b, 0o644); err != nil {
+	if err := s.writeLazy(diffID, lazyLayer{Repo: repo, Layer: v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest}}); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("lazy layer %s: %w", desc.Digest, err)
 	}
 	return ud, nil
 }
 
+// writeLazy stores ll as the record of the lazy layer diffID.
+func (s *Store) writeLazy(diffID v1.Hash, ll lazyLayer) error {
+	if err := os.MkdirAll(filepath.Dir(s.lazyPath(diffID)), 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(ll)
+	if err != nil {
+		return err
+	}
+	return s.writeFileAtomic(s.lazyPath(diffID), b, 0o644)
+}
+
 // lazy returns the record of a lazy layer whose tar, the blob d, the
-// store does not have yet.
+// store does not have yet: one in a registry, or one kept as its layer
+// directory (then only while the directory exists).
 func (s *Store) lazy(d v1.Hash) (lazyLayer, bool) {
 	if _, err := os.Stat(s.BlobPath(d)); err == nil {
 		return lazyLayer{}, false
 	}
+	ll, ok := s.lazyRecord(d)
+	if !ok {
+		return lazyLayer{}, false
+	}
+	if ll.Dir {
+		var st unix.Stat_t
+		if ll.Layer.Digest != d || unix.Lstat(s.LayerPath(d), &st) != nil || st.Ino != ll.Ino {
+			return lazyLayer{}, false
+		}
+	}
+	return ll, true
+}
+
+// IsUnfetched reports whether the blob d is a lazy layer's tar that is
+// in a registry and not fetched (see PutLazyLayer): one that reading
+// would fetch.
+func (s *Store) IsUnfetched(d v1.Hash) bool {
+	ll, ok := s.lazy(d)
+	return ok && !ll.Dir
+}
+
+// lazyRecord reads the lazy record of d, whatever the store has besides.
+func (s *Store) lazyRecord(d v1.Hash) (lazyLayer, bool) {
 	b, err := os.ReadFile(s.lazyPath(d))
 	if err != nil {
 		return lazyLayer{}, false
@@ -94,7 +134,8 @@ func (s *Store) lazy(d v1.Hash) (lazyLayer, bool) {
 }
 
 // IsLazy reports whether the blob d is a lazy layer's tar that the store
-// has not fetched (see PutLazyLayer): it is missing, and it is no fault.
+// has not fetched (see PutLazyLayer) or keeps as its layer directory only
+// (see CommitLayerDir): it is missing, and it is no fault.
 func (s *Store) IsLazy(d v1.Hash) bool {
 	_, ok := s.lazy(d)
 	return ok
@@ -122,8 +163,8 @@ func (s *Store) remoteLayer(ctx context.Context, ll lazyLayer, diffID v1.Hash) (
 // (Decompress), checked against diffID.
 func (s *Store) fetchLazy(ctx context.Context, diffID v1.Hash) error {
 	ll, ok := s.lazy(diffID)
-	if !ok {
-		return nil
+	if !ok || ll.Dir {
+		return nil // a layer kept as its directory is read from it
 	}
 	rl, err := s.remoteLayer(ctx, ll, diffID)
 	if err != nil {

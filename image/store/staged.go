@@ -162,7 +162,7 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 	// A lazy layer compressed so already is the registry's blob, which
 	// a push to its registry mounts; other compressions need its tar.
 	if d, err := l.Digest(); err == nil {
-		if ll, ok := s.lazy(d); ok {
+		if ll, ok := s.lazy(d); ok && !ll.Dir {
 			if c.is(ll.Layer.MediaType) {
 				return s.remoteLayer(ctx, ll, diffID)
 			}

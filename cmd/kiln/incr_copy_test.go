@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/engine/enginetest"
@@ -95,15 +96,16 @@ func lastLayer(t *testing.T, root, ref string) v1.Hash {
 }
 
 // layerTarEntries lists the tar entries of the layer diffID of root (its
-// blob, as the store keeps it): name, type, mode, owner, size, time,
-// link target and the sha256 of the content.
+// tar, as the store gives it: written again from the layer's directory
+// when that is how the store keeps it): name, type, mode, owner, size,
+// time, link target and the sha256 of the content.
 func layerTarEntries(t *testing.T, root string, diffID v1.Hash) []string {
 	t.Helper()
 	s, err := store.Open(t.Context(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(s.BlobPath(diffID))
+	f, err := s.BlobLayer(v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: diffID}, diffID).Uncompressed()
 	if err != nil {
 		t.Fatal(err)
 	}

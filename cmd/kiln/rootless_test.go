@@ -175,6 +175,9 @@ func stopHolderAt(path string) {
 	}
 }
 
+// holderArg0 is the holder's name in ps (internal/rootless).
+const holderArg0 = "kiln-userns"
+
 // setEnv sets variable key of cmd, a command of r.command, to value.
 func setEnv(cmd *exec.Cmd, key, value string) {
 	for i, a := range cmd.Args {
@@ -551,6 +554,46 @@ func TestRootless(t *testing.T) {
 				t.Errorf("holder file naming %s: holder %d after, %d before", c.name, after, before)
 			}
 			syscall.Kill(before, syscall.SIGKILL)
+		}
+
+		// First commands started at once make one holder (a lock beside
+		// the holder file), which all of them join.
+		together := r.userDir(t, "run-together")
+		holders := func() map[int]bool {
+			out := map[int]bool{}
+			for _, pid := range processesWith(holderArg0) {
+				if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); strings.Contains(string(b), fmt.Sprintf("\nUid:\t%d\t", r.uid)) {
+					out[pid] = true
+				}
+			}
+			return out
+		}
+		before := holders()
+		cmds := make([]*exec.Cmd, 4)
+		for i := range cmds {
+			cmds[i] = r.command("images")
+			setEnv(cmds[i], "XDG_RUNTIME_DIR", together)
+			if err := cmds[i].Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range cmds {
+			if err := c.Wait(); err != nil {
+				t.Errorf("kiln images started with three others: %v", err)
+			}
+		}
+		defer stopHolderAt(filepath.Join(together, "kiln", "userns"))
+		var made []int
+		for pid := range holders() {
+			if !before[pid] {
+				made = append(made, pid)
+			}
+		}
+		if len(made) != 1 {
+			t.Errorf("four first commands at once made holders %v, want one", made)
+			for _, pid := range made {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 
 		// A runtime directory others may write is not trusted: the command

@@ -134,27 +134,6 @@ func (s *Store) collect(ctx context.Context, im *v1.IndexManifest, cutoff time.T
 			}
 		}
 	}
-	return s.collectDirRecords()
-}
-
-// collectDirRecords removes the lazy records of layers kept as their
-// directory (CommitLayerDir) whose directory is gone.
-func (s *Store) collectDirRecords() error {
-	ents, err := os.ReadDir(filepath.Join(s.root, "lazy"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("collect garbage: %w", err)
-	}
-	for _, e := range ents {
-		d, err := v1.NewHash("sha256:" + e.Name())
-		if err != nil {
-			continue // bad-<hex>, or not kiln's
-		}
-		if ll, ok := s.lazyRecord(d); ok && ll.Dir && !s.IsLazy(d) {
-			if err := os.Remove(s.lazyPath(d)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("collect garbage: %w", err)
-			}
-		}
-	}
 	return nil
 }
 
@@ -162,8 +141,9 @@ func (s *Store) collectDirRecords() error {
 // they describe is garbage: a compressed/<diffID>-<compression> record
 // (see rememberCompressed) whose compressed blob is gone, or whose layer
 // nothing keeps, and a lazy/<diffID> record (see PutLazyLayer) of a layer
-// nothing keeps; a lazy/bad-<digest> mark of a failed fetch once it is
-// older than cutoff. blobs and diffIDs are what the images and
+// nothing keeps, or of a layer kept as its directory (CommitLayerDir)
+// whose directory is gone; a lazy/bad-<digest> mark of a failed fetch
+// once it is older than cutoff. blobs and diffIDs are what the images and
 // references keep (by hex).
 func (s *Store) collectRecords(ctx context.Context, blobs, diffIDs map[string]bool, cutoff time.Time) error {
 	kept := func(hex string) bool { return blobs[hex] || diffIDs[hex] }
@@ -189,7 +169,7 @@ func (s *Store) collectRecords(ctx context.Context, blobs, diffIDs map[string]bo
 			case dir == "lazy" && hex == "bad":
 				drop = old(p)
 			case dir == "lazy":
-				drop = !kept(hex) && old(p)
+				drop = !kept(hex) && old(p) || s.dirGone(hex)
 			default:
 				var desc v1.Descriptor
 				b, err := os.ReadFile(p)
@@ -208,6 +188,17 @@ func (s *Store) collectRecords(ctx context.Context, blobs, diffIDs map[string]bo
 		}
 	}
 	return nil
+}
+
+// dirGone reports whether lazy/<hex> records a layer kept as its
+// directory, and that directory is gone.
+func (s *Store) dirGone(hex string) bool {
+	d, err := v1.NewHash("sha256:" + hex)
+	if err != nil {
+		return false
+	}
+	ll, ok := s.lazyRecord(d)
+	return ok && ll.Dir && !s.IsLazy(d)
 }
 
 // Collect removes, under the index lock, the blobs and unpacked layers

@@ -134,23 +134,33 @@ func setupRootless(t *testing.T) *rootlessEnv {
 // holderFile is the user's holder file (internal/rootless/nsjoin).
 func (r *rootlessEnv) holderFile() string { return filepath.Join(r.run, "kiln", "userns") }
 
+// liveHolder returns the pid the holder file at path names when that
+// process lives in a user namespace with the inode the file records.
+func liveHolder(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var pid int
+	var ino uint64
+	if _, err := fmt.Sscan(string(b), &pid, &ino); err != nil || pid <= 0 {
+		return 0, fmt.Errorf("holder file %q: not \"PID INODE\" (%v)", b, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil || st.Ino != ino {
+		return 0, fmt.Errorf("holder file %q names no live holder (%v)", b, err)
+	}
+	return pid, nil
+}
+
 // holder returns the pid of the holder the user's holder file names,
 // failing unless it is a live process in a user namespace with the inode
 // the file records.
 func (r *rootlessEnv) holder(t *testing.T) int {
 	t.Helper()
-	b, err := os.ReadFile(r.holderFile())
+	pid, err := liveHolder(r.holderFile())
 	if err != nil {
-		t.Fatalf("no holder file: %v", err)
-	}
-	var pid int
-	var ino uint64
-	if _, err := fmt.Sscan(string(b), &pid, &ino); err != nil {
-		t.Fatalf("holder file %q: %v", b, err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil || st.Ino != ino {
-		t.Fatalf("holder file %q names no live holder (%v)", b, err)
+		t.Fatal(err)
 	}
 	return pid
 }
@@ -162,15 +172,7 @@ func (r *rootlessEnv) stopHolder(*testing.T) { stopHolderAt(r.holderFile()) }
 // stopHolderAt ends the holder the holder file at path names, when it
 // lives with the user namespace the file records.
 func stopHolderAt(path string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	var pid int
-	var ino uint64
-	var st syscall.Stat_t
-	if _, err := fmt.Sscan(string(b), &pid, &ino); err == nil && pid > 0 &&
-		syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st) == nil && st.Ino == ino {
+	if pid, err := liveHolder(path); err == nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

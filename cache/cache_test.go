@@ -450,7 +450,9 @@ func TestLock(t *testing.T) {
 		mu.Unlock()
 	}
 	acquired := make(chan struct{})
+	released := make(chan struct{}) // the second lock's unlock returned
 	go func() {
+		defer close(released)
 		unlock2, err := c2.Lock(ctx, k)
 		if err != nil {
 			t.Error(err)
@@ -482,6 +484,7 @@ func TestLock(t *testing.T) {
 	if diff := cmp.Diff([]string{"first released", "second acquired"}, events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
+	<-released
 	entries, err := os.ReadDir(c1.locksDir())
 	if err != nil {
 		t.Fatal(err)

@@ -198,6 +198,9 @@ type run struct {
 	// unpacks are the layers found in the cache whose directories are
 	// not unpacked yet, by directory; see layerDir.
 	unpacks sync.Map
+	// damaged holds the cache keys whose records were found damaged
+	// (cache.Key → true): a step looks its key up twice, and says so once.
+	damaged sync.Map
 	early   earlyDigests // see prefetch.go
 	// bg runs what a step leaves in the background (its layer's
 	// compression and cache record), under bgCtx, the build's context;

@@ -274,7 +274,9 @@ func (r *run) cached(ctx context.Context, n *dag.Node, key cache.Key) (cachedLay
 		return cachedLayer{}, false, nil
 	}
 	if errors.Is(err, cache.ErrCorrupt) {
-		r.obs.Output(n.Key, fmt.Appendf(nil, "warning: cache record %s is damaged, running the step again: %v\n", key, err))
+		if _, said := r.damaged.LoadOrStore(key, true); !said {
+			r.obs.Output(n.Key, fmt.Appendf(nil, "warning: cache record %s is damaged, running the step again: %v\n", key, err))
+		}
 		return cachedLayer{}, false, nil
 	}
 	if err != nil {

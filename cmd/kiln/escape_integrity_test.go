@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/image/layer"
 	"github.com/kiln-build/kiln/image/store"
 )
 
@@ -290,4 +291,103 @@ func TestEscapeOCILayoutInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPowerLossStepLayer plays a power loss that kept the inodes of a
+// step's layer directory and lost its data: kiln leaves the data of a
+// layer directory to the kernel's write-back (no sync at commit), so its
+// first use in a later boot hashes the whole directory. The test zeroes
+// the file the step wrote (same size) and gives the directory's record
+// the metadata digest of the damaged tree (what such a crash leaves:
+// inodes as recorded, content not), in another boot. A step's layer is
+// kept only as its directory: the next build must not take it from the
+// cache (it warns, naming the cache record, and runs the step again),
+// and kiln run, before that build, must say the layer is lost and what to
+// do instead of running on it.
+func TestPowerLossStepLayer(t *testing.T) {
+	for _, first := range []string{"build", "run"} {
+		t.Run(first+" first", func(t *testing.T) {
+			root := buildRoot(t)
+			dir := writeContext(t, map[string]string{"kiln.yml": "from: busybox\nsteps:\n  - run: echo hello-from-the-step > /hello\n"})
+			mustKiln(t, root, "build", "-t", "app", dir)
+			diffID := loseStepData(t, root, "app", "hello")
+
+			if first == "run" {
+				r := kiln(t, root, nil, "run", "app", "--", "cat", "/hello")
+				if r.code == 0 || !strings.Contains(r.stderr, diffID.Hex) || !strings.Contains(r.stderr, "build the image again") {
+					t.Errorf("kiln run on the lost layer: exit %d, stdout %q, stderr %q: want a failure naming the layer and saying to build again", r.code, r.stdout, r.stderr)
+				}
+			}
+			r := kiln(t, root, nil, "build", "--progress", "plain", "-t", "app", dir)
+			if r.code != 0 || strings.Count(r.stderr, "running the step again") != 1 || !strings.Contains(r.stderr, "1 node ran") {
+				t.Errorf("build after the power loss: exit %d, stderr %q: want the step to run again, with one warning", r.code, r.stderr)
+			}
+			if r := mustKiln(t, root, "run", "app", "--", "cat", "/hello"); r.stdout != "hello-from-the-step\n" {
+				t.Errorf("/hello of the image built after the power loss: %q, want the step's output", r.stdout)
+			}
+		})
+	}
+}
+
+// loseStepData zeroes the file name of the last layer of image (a
+// step's, kept as its directory) in root, as a power loss that kept its
+// inode and lost its data leaves it: the directory's record gets the
+// metadata digest of the damaged tree, and names a boot that is not this
+// one, as does the root's epoch. It returns the layer's diffID.
+func loseStepData(t *testing.T, root, image, name string) v1.Hash {
+	t.Helper()
+	st, err := store.Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := st.Image(t.Context(), image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("%s layers: %d, %v", image, len(ls), err)
+	}
+	diffID, err := ls[len(ls)-1].DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ldir := filepath.Join(root, "layers", diffID.Hex)
+	p := filepath.Join(ldir, name)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatalf("the step's layer directory: %v", err)
+	}
+	if err := os.WriteFile(p, make([]byte, fi.Size()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	recPath := filepath.Join(root, "layertrees", diffID.Hex)
+	b, err := os.ReadFile(recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := layer.DigestTree(t.Context(), ldir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lastBoot = "00000000-0000-0000-0000-000000000000"
+	rec["meta"] = meta.Meta.String()
+	rec["unsynced"] = lastBoot
+	if b, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(recPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "layerchecks.epoch"), []byte(lastBoot+" 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return diffID
 }

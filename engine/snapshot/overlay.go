@@ -87,8 +87,10 @@ func (o *overlay) Mounts(ctx context.Context, key string) ([]engine.Mount, error
 	}
 	if volatileOverlays() {
 		// Unmounting a volatile overlay does not sync the upperdir's
-		// file system (a step's 200 MB took 0.2 s there): the store
-		// syncs it while it hashes the layer (store.CommitLayerDir).
+		// file system (a step's 200 MB took 0.2 s there), and nothing
+		// else does: the store records which boot wrote a layer
+		// directory and hashes it whole on its first use in a later
+		// boot (see package store's Integrity).
 		// overlayfs refuses to mount an upper/work pair again after a
 		// volatile mount until work/incompat/volatile is gone; this
 		// process made it, and no crash came in between.

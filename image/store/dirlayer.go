@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/image/layer"
-	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // CommitLayerDir makes dir, an overlayfs upperdir whose changes are a
@@ -49,16 +48,13 @@ func (s *Store) CommitLayerDir(ctx context.Context, dir string, sourceDateEpoch 
 		e := sourceDateEpoch.UnixNano()
 		rec.SourceDateEpoch = &e
 	}
-	// The directory's data goes to the disk while its tar is hashed:
-	// the layer is recorded only once it is there.
-	synced := syncFSOf(dir)
 	sums := layer.NewFileSums()
 	tree.Files = sums
 	differ := sha256.New()
 	counter := &countWriter{}
 	w := &ctxWriter{ctx: ctx, w: io.MultiWriter(differ, counter)}
 	err := layer.WriteOverlayDiff(ctx, w, dir, append(rec.options(), layer.WithFileSums(sums))...)
-	if err := errors.Join(err, <-synced); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("commit layer: %w", err)
 	}
 	diffID := hashOf(differ)
@@ -124,14 +120,11 @@ func (s *Store) adoptCommitted(ctx context.Context, diffID v1.Hash, dir string, 
 // recordCommitted writes the tree digests (made with tree) and the lazy
 // record rec of the layer directory of diffID, just made.
 func (s *Store) recordCommitted(ctx context.Context, diffID v1.Hash, tree *layer.TreeOptions, rec lazyLayer) error {
-	if err := atomicfile.SyncDir(s.layersDir()); err != nil { // the rename
-		return err
-	}
 	d, err := layer.DigestTreeWith(ctx, s.LayerPath(diffID), *tree)
 	if err != nil {
 		return err
 	}
-	if err := s.writeTree(diffID, d); err != nil {
+	if err := s.writeTree(diffID, d, s.boot); err != nil {
 		return err
 	}
 	s.checked.Store(diffID, true)
@@ -139,28 +132,6 @@ func (s *Store) recordCommitted(ctx context.Context, diffID v1.Hash, tree *layer
 		return err
 	}
 	return markUsed(s.LayerPath(diffID))
-}
-
-// syncFSOf writes back, on a goroutine of its own, the file system that
-// holds dir (syncfs(2): an overlay's upperdir is written back when the
-// overlay is unmounted, but a snapshot without a lower layer is not an
-// overlay), and sends the result.
-func syncFSOf(dir string) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- &os.PathError{Op: "open", Path: dir, Err: err}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Syncfs(fd); err != nil {
-			done <- &os.PathError{Op: "syncfs", Path: dir, Err: err}
-			return
-		}
-		done <- nil
-	}()
-	return done
 }
 
 // hasLayer reports whether the store has the layer diffID: its blob, or

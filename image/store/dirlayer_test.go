@@ -178,8 +178,8 @@ func TestCommitLayerDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.TreeDigests != tree || rec.Checked != s.currentEpoch() {
-		t.Errorf("tree record %+v, want %+v checked in %q", rec, tree, s.currentEpoch())
+	if rec.TreeDigests != tree || rec.Checked != s.currentEpoch() || rec.Unsynced != s.boot {
+		t.Errorf("tree record %+v, want %+v checked in %q, written in boot %q", rec, tree, s.currentEpoch(), s.boot)
 	}
 
 	readAll := func(what string, open func() (io.ReadCloser, error)) []byte {

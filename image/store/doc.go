@@ -54,7 +54,12 @@
 // process's tmp/ entries swept by Open, or [Store.DistrustLayerDirs], which
 // kiln calls when it sweeps a crashed kiln's snapshots). A directory
 // changed by hand between clean runs is found by [Store.VerifyLayerDir]
-// (kiln cache verify), not by its next use. [Store.VerifyBlob] and
+// (kiln cache verify), not by its next use. kiln leaves a layer
+// directory's data for the kernel to write back (as containerd's
+// snapshotters do) instead of syncing the file system at each commit: a
+// directory's record names the boot that wrote it, and its first use in a
+// later boot hashes its whole tree, read back from the disk, so a power
+// loss that kept its inodes and lost its data is caught. [Store.VerifyBlob] and
 // [Store.VerifyLayerDir] check eagerly; kiln cache verify --repair removes
 // what fails, and a removed layer directory is unpacked again on next use.
 //
@@ -69,9 +74,12 @@
 // there rather than giving another layer. Collection keeps the directory
 // while an image or a reference lists the layer; removed otherwise (kiln
 // cache verify --repair of a changed one), the layer is gone: a cache
-// record of it is damaged and its step runs again. Its data is written
-// back to the disk (syncfs, while the tar is hashed) before the layer is
-// recorded.
+// record of it is damaged and its step runs again. Its data is left for
+// the kernel to write back, as every layer directory's is: its record
+// names the boot that wrote it, and the first use in a later boot hashes
+// the whole directory (see Integrity), so a power loss that kept its
+// inodes and lost its data makes its step run again rather than give a
+// damaged layer.
 //
 // # Untagged images
 //

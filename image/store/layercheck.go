@@ -20,6 +20,17 @@ import (
 // entries, swept by Open, or its snapshots, see DistrustLayerDirs). A
 // directory changed by hand between clean runs is found by kiln cache
 // verify, not by the next use.
+//
+// kiln does not force a layer directory's data to the disk when it makes
+// one (as containerd's snapshotters, it leaves the write-back to the
+// kernel: a whole-file-system sync made each commit wait for whatever any
+// process had written). A power loss may then keep a directory's inodes
+// and lose its data, which the metadata check cannot see. So the record of
+// a directory names the boot that wrote it (Unsynced), and its first use
+// in a later boot hashes its whole tree, read back from the disk, before
+// the record forgets the boot. A crash of kiln alone, in the same boot,
+// loses nothing of what it wrote (the page cache is the file system's
+// truth): the metadata check suffices then.
 
 func (s *Store) epochPath() string { return filepath.Join(s.root, "layerchecks.epoch") }
 
@@ -36,7 +47,7 @@ func bootID() string {
 // loadEpoch reads the current epoch, starting a new one when there is none,
 // it began in another boot, or fresh says so.
 func (s *Store) loadEpoch(fresh bool) error {
-	boot := bootID()
+	boot := s.boot
 	if !fresh && boot != "" {
 		b, err := os.ReadFile(s.epochPath())
 		if err != nil && !errors.Is(err, os.ErrNotExist) {

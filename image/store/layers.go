@@ -42,8 +42,12 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 		return "", err
 	}
 	dir := s.LayerPath(diffID)
+	ll, _ := s.lazyRecord(diffID)
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
 		return dir, err
+	}
+	if ll.Dir {
+		return "", fmt.Errorf("layer %s: %w", diffID, ErrLayerLost)
 	}
 
 	if d, err := l.Digest(); err == nil && d == diffID {
@@ -97,6 +101,30 @@ func (s *Store) existing(ctx context.Context, diffID v1.Hash) (bool, error) {
 		return false, err
 	}
 	return false, nil
+}
+
+// ErrLayerLost is wrapped by the error of a layer that the store kept
+// only as its layer directory (a step's, see CommitLayerDir) when that
+// directory is damaged or gone: no copy of the layer is left.
+var ErrLayerLost = errors.New("is lost: the store kept it only as its layer directory, which is damaged or gone; build the image again to make it")
+
+// CheckDirLayer checks the directory of a layer that the store keeps
+// only as its directory (once per epoch, as LayerDirs does, and marks it
+// used): a damaged one is removed, with a warning, and the error wraps
+// ErrLayerLost. A cache hit on the layer calls it, so that a step whose
+// layer was lost runs again. Any other layer passes.
+func (s *Store) CheckDirLayer(ctx context.Context, diffID v1.Hash) error {
+	if ll, ok := s.lazyRecord(diffID); !ok || !ll.Dir {
+		return nil
+	}
+	ok, err := s.existing(ctx, diffID)
+	if err != nil {
+		return fmt.Errorf("check layer %s: %w", diffID, err)
+	}
+	if !ok {
+		return fmt.Errorf("layer %s: %w", diffID, ErrLayerLost)
+	}
+	return nil
 }
 
 // checkOnce checks the layer directory of diffID (checkLayerDir) the first

@@ -30,12 +30,18 @@ type treeRecord struct {
 	// checked against TreeDigests (see layercheck.go); empty in a
 	// record an older kiln wrote.
 	Checked string `json:"checked,omitempty"`
+	// Unsynced is the id of the boot in which the directory was written,
+	// until a full check in a later boot has read it back from the disk:
+	// kiln does not force a layer directory's data to the disk (see
+	// layercheck.go). Empty once so read, and in a record an older kiln
+	// wrote.
+	Unsynced string `json:"unsynced,omitempty"`
 }
 
 // recordTree computes and stores the digests of the layer directory of
-// diffID.
+// diffID, just written.
 func (s *Store) recordTree(ctx context.Context, diffID v1.Hash) (layer.TreeDigests, error) {
-	return s.recordTreeIf(ctx, diffID, func(layer.TreeDigests) bool { return true })
+	return s.recordTreeIf(ctx, diffID, s.boot, func(layer.TreeDigests) bool { return true })
 }
 
 // readTree returns the stored record of the layer directory of diffID;
@@ -56,9 +62,9 @@ func (s *Store) readTree(diffID v1.Hash) (r treeRecord, ok bool, err error) {
 }
 
 // writeTree stores d as the digests of diffID's directory, checked in
-// the current epoch.
-func (s *Store) writeTree(diffID v1.Hash, d layer.TreeDigests) error {
-	b, err := json.Marshal(treeRecord{TreeDigests: d, Checked: s.currentEpoch()})
+// the current epoch; unsynced is the record's Unsynced.
+func (s *Store) writeTree(diffID v1.Hash, d layer.TreeDigests, unsynced string) error {
+	b, err := json.Marshal(treeRecord{TreeDigests: d, Checked: s.currentEpoch(), Unsynced: unsynced})
 	if err != nil {
 		return err
 	}
@@ -73,15 +79,17 @@ func (s *Store) writeTree(diffID v1.Hash, d layer.TreeDigests) error {
 // made or checked in the current epoch. The cheap check (the directory's
 // metadata digest, lstat only) comes first; when it differs, the whole tree
 // is hashed, and a tree that still matches has its metadata digest
-// renewed. A directory without stored digests has them computed now (trust
-// on first use, for roots made before kiln kept them). A directory that
-// passes is recorded as checked in the current epoch.
+// renewed. A directory written in an earlier boot and not read back from
+// the disk since (its record's Unsynced) is hashed whole, once. A
+// directory without stored digests has them computed now (trust on first
+// use, for roots made before kiln kept them). A directory that passes is
+// recorded as checked in the current epoch.
 func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 	want, ok, err := s.readTree(diffID)
 	if err != nil {
 		return fmt.Errorf("check layer directory %s: %w", diffID, err)
 	}
-	if !ok {
+	if !ok || (want.Unsynced != "" && want.Unsynced != s.boot) {
 		return s.VerifyLayerDir(ctx, diffID)
 	}
 	if e := s.currentEpoch(); e != "" && want.Checked == e {
@@ -92,7 +100,7 @@ func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 		return fmt.Errorf("check layer directory %s: %w", diffID, err)
 	}
 	if got.Meta == want.Meta {
-		if err := s.writeTree(diffID, want.TreeDigests); err != nil {
+		if err := s.writeTree(diffID, want.TreeDigests, want.Unsynced); err != nil {
 			return fmt.Errorf("check layer directory %s: %w", diffID, err)
 		}
 		return nil
@@ -104,13 +112,18 @@ func (s *Store) checkLayerDir(ctx context.Context, diffID v1.Hash) error {
 // and fails, with an error wrapping ErrLayerDirChanged that names it and
 // the repair, when it differs from the digest stored when it was unpacked
 // (a directory without one has it computed now). A directory that matches
-// has its metadata digest renewed.
+// has its metadata digest renewed; one written in an earlier boot has now
+// been read back from the disk, and its record says so.
 func (s *Store) VerifyLayerDir(ctx context.Context, diffID v1.Hash) error {
 	want, ok, err := s.readTree(diffID)
 	if err != nil {
 		return fmt.Errorf("verify layer directory %s: %w", diffID, err)
 	}
-	got, err := s.recordTreeIf(ctx, diffID, func(got layer.TreeDigests) bool { return !ok || got.Tree == want.Tree })
+	unsynced := ""
+	if want.Unsynced == s.boot {
+		unsynced = want.Unsynced // read from the page cache, not the disk
+	}
+	got, err := s.recordTreeIf(ctx, diffID, unsynced, func(got layer.TreeDigests) bool { return !ok || got.Tree == want.Tree })
 	if err != nil {
 		return fmt.Errorf("verify layer directory %s: %w", diffID, err)
 	}
@@ -121,14 +134,14 @@ func (s *Store) VerifyLayerDir(ctx context.Context, diffID v1.Hash) error {
 	return nil
 }
 
-// recordTreeIf computes the digests of diffID's directory and stores them
-// when keep says so.
-func (s *Store) recordTreeIf(ctx context.Context, diffID v1.Hash, keep func(layer.TreeDigests) bool) (layer.TreeDigests, error) {
+// recordTreeIf computes the digests of diffID's directory and stores them,
+// with unsynced as the record's Unsynced, when keep says so.
+func (s *Store) recordTreeIf(ctx context.Context, diffID v1.Hash, unsynced string, keep func(layer.TreeDigests) bool) (layer.TreeDigests, error) {
 	d, err := layer.DigestTree(ctx, s.LayerPath(diffID), true)
 	if err != nil || !keep(d) {
 		return d, err
 	}
-	return d, s.writeTree(diffID, d)
+	return d, s.writeTree(diffID, d, unsynced)
 }
 
 // LayerDirIDs returns the diffIDs of the store's unpacked layer

@@ -41,6 +41,8 @@ type Store struct {
 	checked sync.Map
 	// epoch is the current layer check epoch (string); see layercheck.go.
 	epoch atomic.Value
+	// boot is the kernel's id of this boot ("" when it cannot be read).
+	boot string
 	// compressing holds the compressions under way in this Store, by
 	// "<diffID hex>-<compression>" (*compression); see compressedLayer.
 	compressing sync.Map
@@ -105,6 +107,7 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
+	s.boot = bootID()
 	if err := s.loadEpoch(swept); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +171,111 @@ func TestCollectRecords(t *testing.T) {
 	}
 	if _, err := os.Stat(s.BlobPath(keptID)); err != nil {
 		t.Errorf("the tagged image's layer: %v", err)
+	}
+}
+
+// trickleLayer is a store layer whose tar trickles out (zeros, a chunk
+// every few milliseconds, for seconds) in place of its content: a
+// compression of it is under way, its temp file made, for long. Its media
+// type says it is compressed, so that the zeros are hashed and a
+// compression that ends anyway fails on the diffID rather than keeping
+// them.
+type trickleLayer struct {
+	v1.Layer
+	started chan struct{} // closed at the first Read
+	closed  atomic.Bool   // its reader was closed: the compression ended
+}
+
+// newTrickleLayer stages a layer in s and returns it as a trickleLayer.
+func newTrickleLayer(t *testing.T, s *Store) *trickleLayer {
+	t.Helper()
+	l, err := s.StageLayer(context.Background(), func(w io.Writer) error { return writeTestTar(w, "trickle") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &trickleLayer{Layer: l, started: make(chan struct{})}
+}
+
+func (l *trickleLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+func (l *trickleLayer) Uncompressed() (io.ReadCloser, error) { return &trickle{l: l}, nil }
+
+// waitStarted waits until a compression of l reads it.
+func (l *trickleLayer) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the compression Precompress started did not read the layer in 10s")
+	}
+}
+
+type trickle struct {
+	l    *trickleLayer
+	n    int
+	once sync.Once
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	r.once.Do(func() { close(r.l.started) })
+	if r.n == 500 {
+		return 0, io.EOF
+	}
+	r.n++
+	time.Sleep(10 * time.Millisecond)
+	p = p[:min(len(p), 32<<10)]
+	clear(p)
+	return len(p), nil
+}
+
+func (r *trickle) Close() error {
+	r.l.closed.Store(true)
+	return nil
+}
+
+// TestPrecompressEndsWithStore: a test's store (newStore) ends the
+// compressions that Precompress started when the test ends, so none is
+// still writing into the root while t.TempDir removes it (which failed
+// with "directory not empty"), nor after.
+func TestPrecompressEndsWithStore(t *testing.T) {
+	var l *trickleLayer
+	// Registered before newStore's cleanups, so run after them.
+	t.Cleanup(func() {
+		if l != nil && !l.closed.Load() {
+			t.Error("the compression Precompress started still runs after the test's store was cleaned up")
+		}
+	})
+	s := newStore(t)
+	l = newTrickleLayer(t, s)
+	s.Precompress(context.Background(), l, Gzip)
+	l.waitStarted(t)
+}
+
+// TestCloseCancelsPrecompress: Close cancels a compression that
+// Precompress started rather than waiting for its end (the trickle takes
+// 5s), and returns once it ended: its temp file removed, no blob nor
+// record of it left.
+func TestCloseCancelsPrecompress(t *testing.T) {
+	s := newStore(t)
+	l := newTrickleLayer(t, s)
+	s.Precompress(context.Background(), l, Gzip)
+	l.waitStarted(t)
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %s: it waited for the compression instead of cancelling it", d)
+	}
+	if !l.closed.Load() {
+		t.Error("Close returned while the compression still ran")
+	}
+	if ents, err := os.ReadDir(s.tmpDir()); err != nil || len(ents) != 0 {
+		t.Errorf("tmp/ after Close: %v (%v), want empty", ents, err)
+	}
+	if n := blobCount(t, s); n != 1 {
+		t.Errorf("%d blobs after Close, want 1 (the staged tar)", n)
+	}
+	diffID, _ := l.DiffID()
+	if _, err := os.Stat(s.compressedPath(diffID, Gzip)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record of a cancelled compression: %v, want none", err)
 	}
 }

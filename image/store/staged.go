@@ -211,13 +211,10 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 	}
 	key := diffID.Hex + "-" + string(c)
 	for {
-		if cl, ok := s.knownCompressed(diffID, c); ok {
-			return cl, nil
-		}
 		mine := &compression{done: make(chan struct{})}
 		v, loaded := s.compressing.LoadOrStore(key, mine)
 		if !loaded {
-			return s.compressNow(ctx, l, c, key, mine)
+			return s.compressNow(ctx, l, diffID, c, key, mine)
 		}
 		// Wait for the one under way; if it failed, its entry is gone
 		// and the next turn makes the blob here.
@@ -229,13 +226,19 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 	}
 }
 
-// compressNow compresses l as c into a new blob and remembers it, then
-// ends the compression mine, registered under key.
-func (s *Store) compressNow(ctx context.Context, l v1.Layer, c Compression, key string, mine *compression) (v1.Layer, error) {
+// compressNow returns the blob made before (knownCompressed) of l, whose
+// diffID is diffID, compressed as c, or compresses l into a new blob and
+// remembers it; then it ends the compression mine, registered under key.
+// It looks for the blob only once registered: a compression that ended
+// between a look and the registering would be done again.
+func (s *Store) compressNow(ctx context.Context, l v1.Layer, diffID v1.Hash, c Compression, key string, mine *compression) (v1.Layer, error) {
 	defer func() {
 		s.compressing.Delete(key)
 		close(mine.done)
 	}()
+	if cl, ok := s.knownCompressed(diffID, c); ok {
+		return cl, nil
+	}
 	cl, err := s.recompressLayer(ctx, l, c)
 	if err != nil {
 		return nil, err

@@ -279,3 +279,50 @@ func TestCloseCancelsPrecompress(t *testing.T) {
 		t.Errorf("record of a cancelled compression: %v, want none", err)
 	}
 }
+
+// TestCompressionFindsBlobMadeMeanwhile: the compression of a layer, once
+// registered as the one under way, first looks for a blob made since its
+// caller looked. A Precompress that looked before a Recompress's
+// compression ended, and registered after, compressed the layer again,
+// writing into the root after the test had ended (TempDir: "directory
+// not empty"). Here the blob is made before the registered compression
+// runs, as in that race.
+func TestCompressionFindsBlobMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "meanwhile") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := s.Compress(ctx, l, Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := made.Digest()
+	diffID, _ := l.DiffID()
+	counted := &readCountLayer{Layer: l}
+	key := diffID.Hex + "-" + string(Gzip)
+	mine := &compression{done: make(chan struct{})}
+	s.compressing.Store(key, mine)
+	got, err := s.compressNow(ctx, counted, diffID, Gzip, key, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("compressed to %s, want the blob %s made before", d, want)
+	}
+	if n := counted.reads.Load(); n != 0 {
+		t.Errorf("the layer's tar was read %d times: compressed again", n)
+	}
+}
+
+// readCountLayer counts the readers of its layer's tar.
+type readCountLayer struct {
+	v1.Layer
+	reads atomic.Int32
+}
+
+func (l *readCountLayer) Uncompressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Uncompressed()
+}

@@ -37,10 +37,7 @@ func blobCount(t *testing.T, s *Store) int {
 func TestStageLayerCompressedOnce(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "staged") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := stageTestLayer(t, s, "staged")
 	diffID, _ := l.DiffID()
 	if d, _ := l.Digest(); d != diffID {
 		t.Errorf("staged layer digest %s, want its diffID %s", d, diffID)
@@ -189,11 +186,17 @@ type trickleLayer struct {
 // newTrickleLayer stages a layer in s and returns it as a trickleLayer.
 func newTrickleLayer(t *testing.T, s *Store) *trickleLayer {
 	t.Helper()
-	l, err := s.StageLayer(context.Background(), func(w io.Writer) error { return writeTestTar(w, "trickle") })
+	return &trickleLayer{Layer: stageTestLayer(t, s, "trickle"), started: make(chan struct{})}
+}
+
+// stageTestLayer stages in s the layer of writeTestTar's tar named name.
+func stageTestLayer(t *testing.T, s *Store, name string) v1.Layer {
+	t.Helper()
+	l, err := s.StageLayer(context.Background(), func(w io.Writer) error { return writeTestTar(w, name) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &trickleLayer{Layer: l, started: make(chan struct{})}
+	return l
 }
 
 func (l *trickleLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
@@ -290,10 +293,7 @@ func TestCloseCancelsPrecompress(t *testing.T) {
 func TestCompressionFindsBlobMadeMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "meanwhile") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := stageTestLayer(t, s, "meanwhile")
 	made, err := s.Compress(ctx, l, Gzip)
 	if err != nil {
 		t.Fatal(err)

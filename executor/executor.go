@@ -85,7 +85,8 @@ type Options struct {
 	// gzip) in the background as soon as the step commits it, for an
 	// export or push to come: the build does not wait for it, and what
 	// exports waits only for what is not done yet (store.Recompress).
-	// It runs under the context given to Build.
+	// It runs under the context given to Build, past Build's end, until
+	// done or cancelled by Store.Close.
 	Precompress bool
 	// DryRun computes every node's key without running anything: each
 	// node ends Cached, Result.Inputs[key].Hit says whether its key is

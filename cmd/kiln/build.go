@@ -274,6 +274,13 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err != nil {
 		return err
 	}
+	// A build ends the compressions of its layers that it started beside
+	// the steps (executor.Options.Precompress) and did not wait for: of
+	// layers no output needs (a stage outside the image), or of a build
+	// that failed or was interrupted. They are cancelled, not finished:
+	// nothing is left half written in tmp/, and a later export compresses
+	// what it needs then (an export of this build waited for its layers).
+	defer s.Close()
 	lk, err := a.lockFor(&f, path)
 	if err != nil {
 		return badInput(err)

@@ -100,3 +100,31 @@ func checkBlobs(t *testing.T, root string) {
 		}
 	}
 }
+
+// TestFailedBuildLeavesNoCompression: a build that exports (here an OCI
+// output) compresses each step's layer in the background as the step
+// commits it. When a later step fails while the first one's layer (64 MiB
+// that do not compress) is still being compressed, kiln cancels that
+// compression and waits for its end before it returns: nothing of it is
+// left in tmp/, nor written into the root after (the test's TempDir
+// removal raced it).
+func TestFailedBuildLeavesNoCompression(t *testing.T) {
+	root := buildRoot(t)
+	manifest := `from: busybox
+steps:
+  - run: head -c 67108864 /dev/urandom > /big
+  - run: exit 3
+`
+	dir := writeContext(t, map[string]string{"kiln.yml": manifest})
+	r := kiln(t, root, nil, "build", "--output", "type=oci,dest="+filepath.Join(t.TempDir(), "oci"), dir)
+	if r.code == 0 {
+		t.Fatalf("the build of a failing step succeeded:\n%s", r.stderr)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("left in tmp/ as kiln returned: %s", e.Name())
+	}
+}

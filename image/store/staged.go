@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -60,9 +61,46 @@ func isUncompressed(mt types.MediaType) bool {
 // Precompress starts compressing l (a layer of the store, as StageLayer
 // returns) as c in the background, so that a Recompress that follows
 // finds it done or under way. Its errors are dropped: Recompress tries
-// again and reports them. Cancelling ctx stops it.
+// again and reports them. Cancelling ctx, or Close, stops it. After
+// Close it does nothing.
 func (s *Store) Precompress(ctx context.Context, l v1.Layer, c Compression) {
-	go func() { _, _ = s.compressedLayer(ctx, l, c) }()
+	s.bg.mu.Lock()
+	defer s.bg.mu.Unlock()
+	if s.bg.closed {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.bg.closing, cancel)
+	s.bg.wg.Go(func() {
+		defer cancel()
+		defer stop()
+		_, _ = s.compressedLayer(ctx, l, c)
+	})
+}
+
+// background is the compressions that Precompress started in a Store.
+type background struct {
+	mu     sync.Mutex
+	closed bool // Close was called: Precompress starts nothing
+	wg     sync.WaitGroup
+	// closing is cancelled by Close, which cancels each compression.
+	closing context.Context
+	close   context.CancelFunc
+}
+
+// Close cancels the compressions that Precompress started and waits for
+// them to end, so that none writes into the root once it returns: what
+// one wrote in tmp/ is removed, nothing half-written is left, and what
+// it did not finish is compressed when something asks for it (Recompress,
+// Compress). The Store's other methods work on after Close; calling it
+// again does nothing more. A process that exits without it leaves the
+// temp files of those compressions for the next Open to sweep.
+func (s *Store) Close() {
+	s.bg.mu.Lock()
+	s.bg.closed = true
+	s.bg.mu.Unlock()
+	s.bg.close()
+	s.bg.wg.Wait()
 }
 
 // Compress returns l compressed as c: l itself when it is, else (an
@@ -173,13 +211,10 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 	}
 	key := diffID.Hex + "-" + string(c)
 	for {
-		if cl, ok := s.knownCompressed(diffID, c); ok {
-			return cl, nil
-		}
 		mine := &compression{done: make(chan struct{})}
 		v, loaded := s.compressing.LoadOrStore(key, mine)
 		if !loaded {
-			return s.compressNow(ctx, l, c, key, mine)
+			return s.compressNow(ctx, l, diffID, c, key, mine)
 		}
 		// Wait for the one under way; if it failed, its entry is gone
 		// and the next turn makes the blob here.
@@ -191,13 +226,19 @@ func (s *Store) compressedLayer(ctx context.Context, l v1.Layer, c Compression) 
 	}
 }
 
-// compressNow compresses l as c into a new blob and remembers it, then
-// ends the compression mine, registered under key.
-func (s *Store) compressNow(ctx context.Context, l v1.Layer, c Compression, key string, mine *compression) (v1.Layer, error) {
+// compressNow returns the blob made before (knownCompressed) of l, whose
+// diffID is diffID, compressed as c, or compresses l into a new blob and
+// remembers it; then it ends the compression mine, registered under key.
+// It looks for the blob only once registered: a compression that ended
+// between a look and the registering would be done again.
+func (s *Store) compressNow(ctx context.Context, l v1.Layer, diffID v1.Hash, c Compression, key string, mine *compression) (v1.Layer, error) {
 	defer func() {
 		s.compressing.Delete(key)
 		close(mine.done)
 	}()
+	if cl, ok := s.knownCompressed(diffID, c); ok {
+		return cl, nil
+	}
 	cl, err := s.recompressLayer(ctx, l, c)
 	if err != nil {
 		return nil, err

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,10 +37,7 @@ func blobCount(t *testing.T, s *Store) int {
 func TestStageLayerCompressedOnce(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	l, err := s.StageLayer(ctx, func(w io.Writer) error { return writeTestTar(w, "staged") })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := stageTestLayer(t, s, "staged")
 	diffID, _ := l.DiffID()
 	if d, _ := l.Digest(); d != diffID {
 		t.Errorf("staged layer digest %s, want its diffID %s", d, diffID)
@@ -169,4 +169,160 @@ func TestCollectRecords(t *testing.T) {
 	if _, err := os.Stat(s.BlobPath(keptID)); err != nil {
 		t.Errorf("the tagged image's layer: %v", err)
 	}
+}
+
+// trickleLayer is a store layer whose tar trickles out (zeros, a chunk
+// every few milliseconds, for seconds) in place of its content: a
+// compression of it is under way, its temp file made, for long. Its media
+// type says it is compressed, so that the zeros are hashed and a
+// compression that ends anyway fails on the diffID rather than keeping
+// them.
+type trickleLayer struct {
+	v1.Layer
+	started chan struct{} // closed at the first Read
+	closed  atomic.Bool   // its reader was closed: the compression ended
+}
+
+// newTrickleLayer stages a layer in s and returns it as a trickleLayer.
+func newTrickleLayer(t *testing.T, s *Store) *trickleLayer {
+	t.Helper()
+	return &trickleLayer{Layer: stageTestLayer(t, s, "trickle"), started: make(chan struct{})}
+}
+
+// stageTestLayer stages in s the layer of writeTestTar's tar named name.
+func stageTestLayer(t *testing.T, s *Store, name string) v1.Layer {
+	t.Helper()
+	l, err := s.StageLayer(context.Background(), func(w io.Writer) error { return writeTestTar(w, name) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *trickleLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+func (l *trickleLayer) Uncompressed() (io.ReadCloser, error) { return &trickle{l: l}, nil }
+
+// waitStarted waits until a compression of l reads it.
+func (l *trickleLayer) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the compression Precompress started did not read the layer in 10s")
+	}
+}
+
+type trickle struct {
+	l    *trickleLayer
+	n    int
+	once sync.Once
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	r.once.Do(func() { close(r.l.started) })
+	if r.n == 500 {
+		return 0, io.EOF
+	}
+	r.n++
+	time.Sleep(10 * time.Millisecond)
+	p = p[:min(len(p), 32<<10)]
+	clear(p)
+	return len(p), nil
+}
+
+func (r *trickle) Close() error {
+	r.l.closed.Store(true)
+	return nil
+}
+
+// TestPrecompressEndsWithStore: a test's store (newStore) ends the
+// compressions that Precompress started when the test ends, so none is
+// still writing into the root while t.TempDir removes it (which failed
+// with "directory not empty"), nor after.
+func TestPrecompressEndsWithStore(t *testing.T) {
+	var l *trickleLayer
+	// Registered before newStore's cleanups, so run after them.
+	t.Cleanup(func() {
+		if l != nil && !l.closed.Load() {
+			t.Error("the compression Precompress started still runs after the test's store was cleaned up")
+		}
+	})
+	s := newStore(t)
+	l = newTrickleLayer(t, s)
+	s.Precompress(context.Background(), l, Gzip)
+	l.waitStarted(t)
+}
+
+// TestCloseCancelsPrecompress: Close cancels a compression that
+// Precompress started rather than waiting for its end (the trickle takes
+// 5s), and returns once it ended: its temp file removed, no blob nor
+// record of it left.
+func TestCloseCancelsPrecompress(t *testing.T) {
+	s := newStore(t)
+	l := newTrickleLayer(t, s)
+	s.Precompress(context.Background(), l, Gzip)
+	l.waitStarted(t)
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %s: it waited for the compression instead of cancelling it", d)
+	}
+	if !l.closed.Load() {
+		t.Error("Close returned while the compression still ran")
+	}
+	if ents, err := os.ReadDir(s.tmpDir()); err != nil || len(ents) != 0 {
+		t.Errorf("tmp/ after Close: %v (%v), want empty", ents, err)
+	}
+	if n := blobCount(t, s); n != 1 {
+		t.Errorf("%d blobs after Close, want 1 (the staged tar)", n)
+	}
+	diffID, _ := l.DiffID()
+	if _, err := os.Stat(s.compressedPath(diffID, Gzip)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record of a cancelled compression: %v, want none", err)
+	}
+}
+
+// TestCompressionFindsBlobMadeMeanwhile: the compression of a layer, once
+// registered as the one under way, first looks for a blob made since its
+// caller looked. A Precompress that looked before a Recompress's
+// compression ended, and registered after, compressed the layer again,
+// writing into the root after the test had ended (TempDir: "directory
+// not empty"). Here the blob is made before the registered compression
+// runs, as in that race.
+func TestCompressionFindsBlobMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	l := stageTestLayer(t, s, "meanwhile")
+	made, err := s.Compress(ctx, l, Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := made.Digest()
+	diffID, _ := l.DiffID()
+	counted := &readCountLayer{Layer: l}
+	key := diffID.Hex + "-" + string(Gzip)
+	mine := &compression{done: make(chan struct{})}
+	s.compressing.Store(key, mine)
+	got, err := s.compressNow(ctx, counted, diffID, Gzip, key, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("compressed to %s, want the blob %s made before", d, want)
+	}
+	if n := counted.reads.Load(); n != 0 {
+		t.Errorf("the layer's tar was read %d times: compressed again", n)
+	}
+}
+
+// readCountLayer counts the readers of its layer's tar.
+type readCountLayer struct {
+	v1.Layer
+	reads atomic.Int32
+}
+
+func (l *readCountLayer) Uncompressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Uncompressed()
 }

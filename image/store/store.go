@@ -46,6 +46,7 @@ type Store struct {
 	// compressing holds the compressions under way in this Store, by
 	// "<diffID hex>-<compression>" (*compression); see compressedLayer.
 	compressing sync.Map
+	bg          background // what Precompress left running; see Close
 	warn        func(msg string)
 	remote      RemoteLayers // see WithRemoteLayers; nil: none
 }
@@ -86,6 +87,7 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	s := &Store{root: abs, warn: o.warn, remote: o.remote}
+	s.bg.closing, s.bg.close = context.WithCancel(context.Background())
 	for _, d := range []struct {
 		path string
 		mode os.FileMode

@@ -45,6 +45,9 @@ func newStore(t *testing.T) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before t.TempDir removes the root: no compression Precompress
+	// started may write into it then.
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -144,10 +144,12 @@ func (c *Cache) Get(ctx context.Context, k Key) (Record, v1.Layer, error) {
 	}
 	bp := c.blobPath(r.Layer.Digest)
 	fi, err := os.Stat(bp)
-	if err != nil && c.store.IsLazy(r.Layer.Digest) {
+	if err != nil {
 		// A remote cache's layer, fetched when something reads it, or
 		// one kept as its layer directory only, which must be whole.
-		fi, err = nil, c.store.CheckDirLayer(ctx, r.Layer.Digest)
+		if lazy, lerr := c.store.CheckLazy(ctx, r.Layer.Digest); lazy {
+			fi, err = nil, lerr
+		}
 	}
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("cache record %s: %w: layer blob %s: %w", k, ErrCorrupt, r.Layer.Digest, err)

@@ -108,23 +108,25 @@ func (s *Store) existing(ctx context.Context, diffID v1.Hash) (bool, error) {
 // directory is damaged or gone: no copy of the layer is left.
 var ErrLayerLost = errors.New("is lost: the store kept it only as its layer directory, which is damaged or gone; build the image again to make it")
 
-// CheckDirLayer checks the directory of a layer that the store keeps
-// only as its directory (once per epoch, as LayerDirs does, and marks it
-// used): a damaged one is removed, with a warning, and the error wraps
-// ErrLayerLost. A cache hit on the layer calls it, so that a step whose
-// layer was lost runs again. Any other layer passes.
-func (s *Store) CheckDirLayer(ctx context.Context, diffID v1.Hash) error {
-	if ll, ok := s.lazyRecord(diffID); !ok || !ll.Dir {
-		return nil
+// CheckLazy reports whether the blob d is lazy (IsLazy) and, for a layer
+// that the store keeps only as its directory, checks the directory (once
+// per epoch, as LayerDirs does, marking it used): a damaged one is
+// removed, with a warning, and the error wraps ErrLayerLost. A cache hit
+// on a layer whose blob is missing calls it, so that a step whose layer
+// was lost runs again.
+func (s *Store) CheckLazy(ctx context.Context, d v1.Hash) (bool, error) {
+	ll, ok := s.lazy(d)
+	if !ok || !ll.Dir {
+		return ok, nil
 	}
-	ok, err := s.existing(ctx, diffID)
+	ok, err := s.existing(ctx, d)
 	if err != nil {
-		return fmt.Errorf("check layer %s: %w", diffID, err)
+		return true, fmt.Errorf("check layer %s: %w", d, err)
 	}
 	if !ok {
-		return fmt.Errorf("layer %s: %w", diffID, ErrLayerLost)
+		return true, fmt.Errorf("layer %s: %w", d, ErrLayerLost)
 	}
-	return nil
+	return true, nil
 }
 
 // checkOnce checks the layer directory of diffID (checkLayerDir) the first

@@ -22,7 +22,11 @@
 # TIMEOUT (seconds one build may take, 900); KILN_BIN (a kiln binary,
 # default: built from this tree); KILN_FLAGS (added to every kiln build);
 # WORK (/tmp/kiln-compare); STRICT=1 (exit 1 when a cell failed or a row
-# has no kiln time).
+# has no kiln time); SETTLE=0 (do not sync(1) the disk, untimed, before
+# each timed build, nor wait in SETTLE_ROWS, default "copy5k-cold
+# copy5k-changed copy50k-cold", until RECENT (61) seconds have passed
+# since Buildah, which deletes thousands of files as it builds, ran: see
+# settle below).
 #
 # Cold: before each cold run every builder's previous state is moved
 # aside, not deleted (files made right after an rm -rf of a big tree are
@@ -52,6 +56,9 @@ TIMEOUT=${TIMEOUT:-900}
 KILN_FLAGS=${KILN_FLAGS:-}
 KILN_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "${KILN_COMMIT:-unknown}")
 STRICT=${STRICT:-0}
+SETTLE=${SETTLE:-1}
+SETTLE_ROWS=${SETTLE_ROWS-copy5k-cold copy5k-changed copy50k-cold}
+RECENT=${RECENT:-61}
 export PATH=/usr/local/go/bin:$PATH
 
 RUNS_DEEP=${RUNS_DEEP:-$RUNS}
@@ -243,17 +250,42 @@ printf 'ARG BASE\nFROM ${BASE}\nRUN true\n' >"$CTX/prewarm/Dockerfile"
 # and the 1-minute load average when the row started.
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${ROW_LOAD:-}" >>"$TSV"; }
 declare -A TIMES=() FAILED=()
+# settle KEY: before a timed build, the disk is written back (sync):
+# what the builder before it, or a preparation, left dirty is not billed
+# to this one (builders run in a fixed order: without it kiln, first in
+# each run, paid for the write-back of Buildah's 200 MB). In the rows of
+# SETTLE_ROWS, it also waits until RECENT seconds have passed since a
+# builder that deletes files when it builds (Buildah: its working
+# containers) last ran: on this ext4 (no journal) every file created
+# within a minute of the deletion of thousands of others is ~2-3x slower
+# to make (the kernel scans past recently freed inodes, see
+# recently_deleted() in fs/ext4/ialloc.c), whoever makes it. (Buildah
+# itself is not made to wait for its own deletions.)
+settle() {
+	[ "$SETTLE" = 0 ] && return
+	sync
+	local row=${1%%|*} wait
+	if [ -n "$DELETED_AT" ] && [[ " $SETTLE_ROWS " == *" $row "* && $1 != *"|buildah" ]]; then
+		wait=$((DELETED_AT + RECENT - $(date +%s)))
+		[ "$wait" -le 0 ] || sleep "$wait"
+	fi
+}
+# deleted KEY: note when a builder that deletes files as it builds ran.
+deleted() { [[ "$1" != *"|buildah" ]] || DELETED_AT=$(date +%s); }
+DELETED_AT=
 # timed KEY CMD...: run CMD (a function or program), its output in
 # $LOGS/KEY.log; append its wall time (s) to TIMES[KEY], or mark KEY failed.
 timed() {
 	local key=$1 t0 t1 rc=0 f; shift
 	[ -z "${FAILED[$key]:-}" ] || return 0
 	f=$LOGS/${key//|/.}.log
+	settle "$key"
 	t0=$EPOCHREALTIME
 	"$@" >"$f" 2>&1 || rc=$?
 	t1=$EPOCHREALTIME
 	# out1g's logs hold 1 GiB: keep their last MiB
 	if [ "$(stat -c %s "$f")" -gt 16777216 ]; then tail -c 1048576 "$f" >"$f.tail" && mv "$f.tail" "$f"; fi
+	deleted "$key"
 	if [ "$rc" = 0 ]; then
 		TIMES[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }') "
 	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -276,6 +308,7 @@ untimed() {
 	[ -z "${FAILED[$key]:-}" ] || return 0
 	f=$LOGS/${key//|/.}.prep.log
 	"$@" >>"$f" 2>&1 || rc=$?
+	deleted "$key"
 	[ "$rc" = 0 ] || FAILED[$key]="preparation failed (exit $rc): $(last_line "$f")"
 }
 # check KEY PATTERN WHAT: the last run's log must match PATTERN (e.g. all cache hits)
@@ -437,6 +470,7 @@ row_run_true() {
 		timed "$row|kiln" "$KILN" --root "$KROOT" run busybox -- true
 		runs_of buildah && timed "$row|buildah" bh run --isolation oci --runtime runc --network none "$BH_RUN_CTR" true
 		for t in crun runc; do
+			settle "$row|$t"
 			if x=$("$BIN/nocg2" "$BIN/time1" "$t" run -b "$BUNDLE" "cmp-$t"); then TIMES["$row|$t"]+="$x "; else FAILED["$row|$t"]="$t run failed"; fi
 		done
 	done

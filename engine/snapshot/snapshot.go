@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/internal/osthread"
 	"github.com/kiln-build/kiln/internal/owner"
+	"github.com/kiln-build/kiln/internal/topdir"
 )
 
 // Driver names a snapshotter implementation.
@@ -57,6 +58,7 @@ func New(ctx context.Context, dir string, d Driver) (engine.Snapshotter, Choice,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, Choice{}, fmt.Errorf("creating snapshot directory: %w", err)
 	}
+	topdir.Mark(dir) // a hint: each snapshot's tree in a block group of its own
 	b := base{dir: dir}
 	switch d {
 	case Overlayfs:

@@ -2,13 +2,17 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/engine/enginetest"
 	"github.com/kiln-build/kiln/internal/owner"
+	"github.com/kiln-build/kiln/internal/topdir"
 )
 
 func TestOverlay(t *testing.T) {
@@ -102,5 +106,25 @@ func TestParseDriver(t *testing.T) {
 	}
 	if _, err := ParseDriver("vfs"); err == nil {
 		t.Error("ParseDriver(vfs): no error")
+	}
+}
+
+// TestNewMarksTopDir: a snapshotter's directory holds one unrelated tree
+// per snapshot; New marks it as a top of directory hierarchies (chattr
+// +T), so that ext4 spreads the snapshots over block groups (see package
+// topdir).
+func TestNewMarksTopDir(t *testing.T) {
+	for _, d := range []Driver{Overlayfs, Copy} {
+		dir := filepath.Join(t.TempDir(), "snapshots")
+		if _, _, err := New(context.Background(), dir, d); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := topdir.Marked(dir)
+		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("the file system of %s has no inode flags: %v", dir, err)
+		}
+		if err != nil || !ok {
+			t.Errorf("driver %v: %s marked %v, %v; want chattr +T", d, dir, ok, err)
+		}
 	}
 }

@@ -46,7 +46,7 @@ func (s *Store) layerDir(ctx context.Context, l v1.Layer) (string, error) {
 	if ok, err := s.existing(ctx, diffID); ok || err != nil {
 		return dir, err
 	}
-	if ll.Dir {
+	if _, err := os.Stat(s.BlobPath(diffID)); ll.Dir && err != nil {
 		return "", fmt.Errorf("layer %s: %w", diffID, ErrLayerLost)
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/flock"
+	"github.com/kiln-build/kiln/internal/topdir"
 )
 
 // ErrNotFound is returned, wrapped with the name, when no image has the name
@@ -102,6 +103,10 @@ func Open(ctx context.Context, root string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", root, err)
 		}
 	}
+	// A hint: each layer's tree, and each unpack's, in a block group of
+	// its own (see package topdir).
+	topdir.Mark(s.layersDir())
+	topdir.Mark(s.tmpDir())
 	if err := s.initLayout(ctx); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}

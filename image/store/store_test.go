@@ -28,6 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/topdir"
 )
 
 // requireRoot skips tests that unpack layers: extraction sets ownership and
@@ -1125,4 +1127,20 @@ func writeTestTar(w io.Writer, name string) error {
 		return err
 	}
 	return tw.Close()
+}
+
+// TestOpenMarksTopDirs: layers/ and tmp/ hold unrelated trees, made one
+// after another by steps and unpacks: Open marks them as tops of
+// directory hierarchies (chattr +T), so that ext4 spreads their trees
+// over block groups (see package topdir).
+func TestOpenMarksTopDirs(t *testing.T) {
+	s := newStore(t)
+	if _, err := topdir.Marked(s.Root()); errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+		t.Skipf("the file system of %s has no inode flags: %v", s.Root(), err)
+	}
+	for _, d := range []string{s.layersDir(), s.tmpDir()} {
+		if ok, err := topdir.Marked(d); err != nil || !ok {
+			t.Errorf("%s: marked %v, %v; want chattr +T", d, ok, err)
+		}
+	}
 }

@@ -1,0 +1,40 @@
+package topdir
+
+import "golang.org/x/sys/unix"
+
+// flag is FS_TOPDIR_FL of linux/fs.h (x/sys/unix does not name it).
+const flag = 0x00020000
+
+// Mark sets FS_TOPDIR_FL on the directory dir, when its file system has
+// the flag and dir does not have it yet, and reports whether dir has it
+// now. Every failure (no such flag, not the owner, dir not a directory)
+// leaves dir as it was and reports false.
+func Mark(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return false
+	}
+	if flags&flag != 0 {
+		return true
+	}
+	return unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|flag)) == nil
+}
+
+// Marked reports whether dir has FS_TOPDIR_FL.
+func Marked(dir string) (bool, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return false, err
+	}
+	return flags&flag != 0, nil
+}

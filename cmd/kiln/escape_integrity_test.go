@@ -336,22 +336,7 @@ func TestPowerLossStepLayer(t *testing.T) {
 // one, as does the root's epoch. It returns the layer's diffID.
 func loseStepData(t *testing.T, root, image, name string) v1.Hash {
 	t.Helper()
-	st, err := store.Open(t.Context(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := st.Image(t.Context(), image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := img.Layers()
-	if err != nil || len(ls) == 0 {
-		t.Fatalf("%s layers: %d, %v", image, len(ls), err)
-	}
-	diffID, err := ls[len(ls)-1].DiffID()
-	if err != nil {
-		t.Fatal(err)
-	}
+	diffID := lastLayer(t, root, image)
 	ldir := filepath.Join(root, "layers", diffID.Hex)
 	p := filepath.Join(ldir, name)
 	fi, err := os.Stat(p)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kiln-build/kiln/image/layer"
 )
 
@@ -66,15 +68,7 @@ func TestLayerDirCheckedOncePerEpoch(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.between(t, s)
-			var warnings []string
-			s2, err := Open(ctx, s.Root(), WithWarnings(func(m string) { warnings = append(warnings, m) }))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.open(t, s2)
-			if _, err := s2.LayerDirs(ctx, img); err != nil {
-				t.Fatalf("LayerDirs: %v", err)
-			}
+			s2, warnings := useAfterReopen(t, s, img, tc.open)
 			id, _ := l.DiffID()
 			_, evil := os.Lstat(filepath.Join(dirs[0], "evil"))
 			caught := len(warnings) == 1 && strings.Contains(warnings[0], id.Hex) && os.IsNotExist(evil)
@@ -153,15 +147,7 @@ func TestLayerDirUnsyncedCheckedInFull(t *testing.T) {
 			if err := os.WriteFile(s.treePath(id), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var warnings []string
-			s2, err := Open(ctx, s.Root(), WithWarnings(func(m string) { warnings = append(warnings, m) }))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.epoch(t, s2)
-			if _, err := s2.LayerDirs(ctx, img); err != nil {
-				t.Fatalf("LayerDirs: %v", err)
-			}
+			s2, warnings := useAfterReopen(t, s, img, tc.epoch)
 			got, err := os.ReadFile(filepath.Join(dirs[0], "f"))
 			if err != nil {
 				t.Fatal(err)
@@ -225,6 +211,23 @@ func TestLayerDirUnsyncedClearedByFullCheck(t *testing.T) {
 		t.Errorf("record after a full check in a later boot: %+v (ok %v, err %v); want the same digests, checked in %q, no boot",
 			after, ok, err, s2.currentEpoch())
 	}
+}
+
+// useAfterReopen opens s's root again, as the next kiln process does,
+// calls before on that Store, asks it for img's layer directories and
+// returns it with the warnings it gave.
+func useAfterReopen(t *testing.T, s *Store, img v1.Image, before func(*testing.T, *Store)) (*Store, []string) {
+	t.Helper()
+	var warnings []string
+	s2, err := Open(context.Background(), s.Root(), WithWarnings(func(m string) { warnings = append(warnings, m) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before(t, s2)
+	if _, err := s2.LayerDirs(context.Background(), img); err != nil {
+		t.Fatalf("LayerDirs: %v", err)
+	}
+	return s2, warnings
 }
 
 // anotherBoot makes s's epoch one that began in another boot.

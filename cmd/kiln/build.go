@@ -432,7 +432,7 @@ func (a *app) build(ctx context.Context, f buildFlags, args []string) (err error
 	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
 		return err
 	}
-	ran, cached := countStates(res.States)
+	ran, cached := countStates(g, res.States)
 	if f.progress != "json" && !f.quiet && !view.summarises() {
 		fmt.Fprintf(a.stderr, "built %s in %s: %s ran, %d cached\n", d, time.Since(start).Round(time.Millisecond), progress.Count(ran, "node"), cached)
 	}
@@ -716,9 +716,14 @@ func layoutTag(tags []string) string {
 	return "latest"
 }
 
-// countStates counts the nodes that ran and those the cache held.
-func countStates(states map[string]fsm.State) (ran, cached int) {
-	for _, st := range states {
+// countStates counts the nodes of g that ran and those the cache held,
+// by their states: bases, steps and tests, not services (which run for
+// their tests, and are neither built nor cached).
+func countStates(g *dag.Graph, states map[string]fsm.State) (ran, cached int) {
+	for k, st := range states {
+		if n := g.Node(k); n != nil && n.Kind == dag.KindService {
+			continue
+		}
 		switch st {
 		case fsm.Done, fsm.Passed:
 			ran++

@@ -497,7 +497,14 @@ func (a *app) buildIndex(ctx context.Context, f *buildFlags, plats []platform.Pl
 	if err := f.phaseEnd(ctx, pctx, stop, "exporting the cache", err); err != nil {
 		return err
 	}
-	ran, cached := countStates(r.States)
+	ran, cached := 0, 0
+	for _, pb := range builds {
+		if pb.res == nil {
+			continue
+		}
+		r, c := countStates(pb.g, pb.res.States)
+		ran, cached = ran+r, cached+c
+	}
 	if f.progress != "json" && !f.quiet && !view.summarises() {
 		names := make([]string, len(plats))
 		for i, p := range plats {

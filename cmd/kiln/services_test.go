@@ -641,3 +641,40 @@ func TestBuildDebugServiceShellScript(t *testing.T) {
 	}
 	noServiceLeft(t, root)
 }
+
+// TestBuildSummaryCountsNoServices: the summary's "ran" and "cached"
+// count steps, bases and tests, never services (a service runs for its
+// tests; it is not built, and one whose tests were cached never starts).
+// Both the plain summary line and kiln history (the build record, which
+// the terminal view's summary also counts) say so, on a first build (the
+// test runs with its service) and an all-cached one (the service never
+// starts: it was counted as cached).
+func TestBuildSummaryCountsNoServices(t *testing.T) {
+	enginetest.RequireRoot(t)
+	root := newRoot(t)
+	importBusybox(t, root)
+	dir := writeContext(t, map[string]string{"kiln.yml": `from: busybox
+services:
+  marker:
+    image: busybox
+    command: touch /tmp/up; exec sleep 1000
+    ready: {run: test -e /tmp/up}
+tests:
+  - name: uses-marker
+    services: [marker]
+    run: "true"
+`})
+	for _, want := range []string{"1 node ran, 1 cached", "0 nodes ran, 2 cached"} {
+		r := mustKiln(t, root, "build", "--progress", "plain", dir)
+		if !strings.Contains(r.stderr, ": "+want+"\n") {
+			t.Errorf("build summary: %q, want %q", lastLines(r.stderr, 2), want)
+		}
+	}
+	var hist []struct{ Ran, Cached int }
+	if err := json.Unmarshal([]byte(mustKiln(t, root, "history", "--format", "json").stdout), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Ran != 0 || hist[0].Cached != 2 || hist[1].Ran != 1 || hist[1].Cached != 1 {
+		t.Errorf("kiln history counts (newest first): %+v, want [{0 2} {1 1}]", hist)
+	}
+}

@@ -59,7 +59,7 @@ type Base struct {
 type Node struct {
 	Key  string `json:"key"` // the node's key in the graph: "main/2"
 	Name string `json:"name"`
-	Kind string `json:"kind"` // base, step or test
+	Kind string `json:"kind"` // base, step, test or service
 	// Parent is the key of the node whose filesystem this one builds on.
 	Parent   string   `json:"parent,omitempty"`
 	State    string   `json:"state"` // its last fsm state
@@ -100,9 +100,13 @@ type Source struct {
 
 // Counts returns how many steps and tests ran (done, passed or failed)
 // and how many were cached. Base nodes and steps that only change the
-// config count as cached.
+// config count as cached; services (which run for their tests) do not
+// count.
 func (r *Record) Counts() (ran, cached int) {
 	for _, n := range r.Nodes {
+		if n.Kind == "service" {
+			continue // it runs for its tests: neither built nor cached
+		}
 		switch n.State {
 		case "done", "passed", "failed":
 			ran++

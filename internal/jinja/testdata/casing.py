@@ -20,6 +20,7 @@ STRINGS = [
     "ﬁne ﬂow ﬀ",  # ligatures: upper FI, title Fi
     "İstanbul",  # İ lower-cases to two code points
     "ΟΔΟΣ ΑΣ Σ ΑΣΑ Α'Σ Α..Σ Α.Σ.",  # final sigma in its contexts
+    "ΑΣ\u0301 Α\u0345Σ ΑΣ\u0301Α ΑΣ:Α ΑΣ·",  # ... across case-ignorable code points
     "ǆemal ǅ Ǆ",  # digraphs: title case differs from upper case
     "ŉ ǰ ᾳ ᾀ ΐ և",  # SpecialCasing: several code points, title ≠ upper
     "ⓐⓑ ª ʰ",  # cased symbols and modifier letters (Other_Lowercase)
@@ -62,6 +63,19 @@ LINE_OPS = [
     "{{ s | wordwrap(9, wrapstring='|') }}",
 ]
 
+# Python's white space includes \x1c-\x1f
+SPACES = [
+    "\x1c a\u2003b\x1fc \x1e",
+    " \x1d\t",
+    "a\u2003b\u3000c",  # multi-byte white space
+]
+
+SPACE_OPS = [
+    "[{{ s.split() | join('|') }}] [{{ s.rsplit(none, 1) | join('|') }}] [{{ s.split(none, 1) | join('|') }}]",
+    "[{{ s.strip() }}] [{{ s.lstrip() }}] [{{ s.rstrip() }}] [{{ s | trim }}] [{{ s.isspace() }}]",
+    "[{{ s | striptags }}] [{{ s | wordcount }}]",
+]
+
 # case-insensitive comparisons lower-case as str.lower() does
 OTHER = [
     ("{{ s.split() | unique | join(',') }}", "ΑΣ ας ß SS ǅ ǆ"),
@@ -80,6 +94,7 @@ def main():
     )
     cases = [(t, s) for t in CASE_OPS for s in STRINGS]
     cases += [(t, s) for t in LINE_OPS for s in LINES]
+    cases += [(t, s) for t in SPACE_OPS for s in SPACES]
     cases += OTHER
     out = [
         {"template": t, "s": s, "want": env.from_string(t).render(s=s)}

@@ -1044,7 +1044,7 @@ func filterString(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 var (
 	tagRE     = regexp.MustCompile(`(?s)<!--.*?-->|<[^>]*>`)
 	spacesRE  = regexp.MustCompile(`\s+`)
-	wordRE    = regexp.MustCompile(`\w+`)
+	wordRE    = regexp.MustCompile(`[\p{L}\p{N}_]+`) // Python's \w: Go's is ASCII
 	xmlAttrRE = regexp.MustCompile(`[\s/>=]`)
 	chunkRE   = regexp.MustCompile(`\s+|\S+`)
 )

@@ -1,7 +1,8 @@
 """Write casing.json, the golden file of TestCasing (casing_test.go): each
-case and line operation of strings, on plain ASCII and on the strings
-where Unicode's full case mapping, final sigma, title case and Python's
-line boundaries matter, rendered by Python's Jinja2, the reference.
+case, line and white-space operation of strings, on plain ASCII and on
+the strings where Unicode's full case mapping, final sigma, title case,
+and Python's line boundaries, white space and \\w matter, rendered by
+Python's Jinja2, the reference.
 
 Regenerate (python3-jinja2 installed):
     cd internal/jinja/testdata && python3 casing.py > casing.json
@@ -76,6 +77,9 @@ SPACE_OPS = [
     "[{{ s | striptags }}] [{{ s | wordcount }}]",
 ]
 
+# wordcount's \w is Python's: letters and numbers of any script, and _
+WORDS = ["straße café ǅx 中文 1½ Ⅻ e\u0301 a_b x-y"]
+
 # case-insensitive comparisons lower-case as str.lower() does
 OTHER = [
     ("{{ s.split() | unique | join(',') }}", "ΑΣ ας ß SS ǅ ǆ"),
@@ -95,6 +99,7 @@ def main():
     cases = [(t, s) for t in CASE_OPS for s in STRINGS]
     cases += [(t, s) for t in LINE_OPS for s in LINES]
     cases += [(t, s) for t in SPACE_OPS for s in SPACES]
+    cases += [("{{ s | wordcount }}", s) for s in WORDS]
     cases += OTHER
     out = [
         {"template": t, "s": s, "want": env.from_string(t).render(s=s)}

@@ -1,9 +1,6 @@
 package jinja
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // global returns the global function called name.
 func (ev *evaluator) global(name string) (any, bool) {
@@ -275,14 +272,8 @@ func newTests() map[string]testFunc {
 			}
 			return false, nil
 		},
-		"lower": func(v any, _ []any, _ *Dict) (bool, error) {
-			s, ok := v.(string)
-			return ok && isCased(s) && strings.ToLower(s) == s, nil
-		},
-		"upper": func(v any, _ []any, _ *Dict) (bool, error) {
-			s, ok := v.(string)
-			return ok && isCased(s) && strings.ToUpper(s) == s, nil
-		},
+		"lower": func(v any, _ []any, _ *Dict) (bool, error) { return pyIsLower(str(v)), nil },
+		"upper": func(v any, _ []any, _ *Dict) (bool, error) { return pyIsUpper(str(v)), nil },
 		"sameas": func(v any, a []any, _ *Dict) (bool, error) {
 			o, err := oneArg("sameas", a)
 			if err != nil {
@@ -312,12 +303,6 @@ func newTests() map[string]testFunc {
 		}
 	}
 	return tests
-}
-
-// isCased reports whether s has a cased character (Python's islower and
-// isupper need one).
-func isCased(s string) bool {
-	return strings.ToLower(s) != strings.ToUpper(s)
 }
 
 // checkNames fails on a filter or test the template uses that does not

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -83,7 +82,7 @@ func newFilters() map[string]filterFunc {
 		"abs":            filterAbs,
 		"attr":           filterAttr,
 		"batch":          filterBatch,
-		"capitalize":     strFilter(capitalize),
+		"capitalize":     strFilter(pyCapitalize),
 		"center":         filterCenter,
 		"count":          filterLength,
 		"d":              filterDefault,
@@ -104,7 +103,7 @@ func newFilters() map[string]filterFunc {
 		"last":           filterLast,
 		"length":         filterLength,
 		"list":           filterList,
-		"lower":          strFilter(strings.ToLower),
+		"lower":          strFilter(pyLower),
 		"map":            filterMap,
 		"max":            minMax("max", 1),
 		"min":            minMax("min", -1),
@@ -127,7 +126,7 @@ func newFilters() map[string]filterFunc {
 		"trim":           filterTrim,
 		"truncate":       filterTruncate,
 		"unique":         filterUnique,
-		"upper":          strFilter(strings.ToUpper),
+		"upper":          strFilter(pyUpper),
 		"urlencode":      filterUrlencode,
 		"wordcount":      filterWordcount,
 		"wordwrap":       filterWordwrap,
@@ -152,17 +151,12 @@ func strFilter(f func(string) string) filterFunc {
 	}
 }
 
-func capitalize(s string) string {
-	r, n := utf8.DecodeRuneInString(s)
-	if n == 0 {
-		return s
-	}
-	return string(unicode.ToUpper(r)) + strings.ToLower(s[n:])
-}
+// wordBeginning is Jinja2's _word_beginning_split_re, whose \s is
+// Python's: white space in Unicode, and \x1c-\x1f.
+var wordBeginning = regexp.MustCompile(`([-\t-\r\x1c- \x85\p{Z}({\[<]+)`)
 
-var wordBeginning = regexp.MustCompile(`([-\s({\[<]+)`)
-
-// title is Jinja2's do_title.
+// title is Jinja2's do_title: each word's first code point in upper case
+// (not title case), the rest in lower case.
 func title(s string) string {
 	var b strings.Builder
 	last := 0
@@ -176,8 +170,8 @@ func title(s string) string {
 		if p == "" {
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(p)
-		b.WriteString(string(unicode.ToUpper(r)) + strings.ToLower(p[n:]))
+		_, n := utf8.DecodeRuneInString(p)
+		b.WriteString(pyUpper(p[:n]) + pyLower(p[n:]))
 	}
 	return b.String()
 }
@@ -343,7 +337,7 @@ func filterDictsort(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 
 func ignoreCase(v any, caseSensitive bool) any {
 	if s, ok := v.(string); ok && !caseSensitive {
-		return strings.ToLower(s)
+		return pyLower(s)
 	}
 	return v
 }
@@ -1050,14 +1044,14 @@ func filterString(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 var (
 	tagRE     = regexp.MustCompile(`(?s)<!--.*?-->|<[^>]*>`)
 	spacesRE  = regexp.MustCompile(`\s+`)
-	wordRE    = regexp.MustCompile(`\w+`)
+	wordRE    = regexp.MustCompile(`[\p{L}\p{N}_]+`) // Python's \w: Go's is ASCII
 	xmlAttrRE = regexp.MustCompile(`[\s/>=]`)
 	chunkRE   = regexp.MustCompile(`\s+|\S+`)
 )
 
 func filterStriptags(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 	s := tagRE.ReplaceAllString(str(in), "")
-	s = strings.Join(strings.Fields(spacesRE.ReplaceAllString(s, " ")), " ")
+	s = strings.Join(strings.FieldsFunc(spacesRE.ReplaceAllString(s, " "), pyIsSpace), " ")
 	return html.UnescapeString(s), nil
 }
 
@@ -1090,7 +1084,7 @@ func filterTrim(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 		return nil, err
 	}
 	if v[0] == nil {
-		return strings.TrimFunc(soft(in), unicode.IsSpace), nil
+		return strings.TrimFunc(soft(in), pyIsSpace), nil
 	}
 	return strings.Trim(soft(in), str(v[0])), nil
 }
@@ -1232,14 +1226,31 @@ func filterWordwrap(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 	return strings.Join(lines, wrap), nil
 }
 
-// splitlines is Python's str.splitlines() for \n, \r\n and \r.
+// splitlines is Python's str.splitlines(): a line ends at \r\n or at
+// any of \n \r \v \f \x1c \x1d \x1e \x85 \u2028 \u2029.
 func splitlines(s string) []string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-	s = strings.TrimSuffix(s, "\n")
-	if s == "" {
-		return nil
+	var lines []string
+	for s != "" {
+		i := strings.IndexFunc(s, lineBoundary)
+		if i < 0 {
+			return append(lines, s)
+		}
+		lines = append(lines, s[:i])
+		_, n := utf8.DecodeRuneInString(s[i:])
+		if strings.HasPrefix(s[i:], "\r\n") {
+			n = 2
+		}
+		s = s[i+n:]
 	}
-	return strings.Split(s, "\n")
+	return lines
+}
+
+func lineBoundary(r rune) bool {
+	switch r {
+	case '\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\u0085', '\u2028', '\u2029':
+		return true
+	}
+	return false
 }
 
 // textwrap is Python's textwrap.wrap(line, width, expand_tabs=False,
@@ -1250,7 +1261,7 @@ func textwrap(text string, width int, breakLong bool) []string {
 	for i, j := 0, len(chunks)-1; i < j; i, j = i+1, j-1 {
 		chunks[i], chunks[j] = chunks[j], chunks[i]
 	}
-	isSpace := func(c string) bool { return strings.TrimSpace(c) == "" }
+	isSpace := func(c string) bool { return strings.TrimFunc(c, pyIsSpace) == "" }
 	var lines []string
 	for len(chunks) > 0 {
 		var cur []string

@@ -263,7 +263,7 @@ func strMethod(s string, name string) (any, bool) {
 				return nil, err
 			}
 			if v[0] == nil {
-				return g(s, unicode.IsSpace), nil
+				return g(s, pyIsSpace), nil
 			}
 			return f(s, str(v[0])), nil
 		})
@@ -283,22 +283,15 @@ func strMethod(s string, name string) (any, bool) {
 	}
 	switch name {
 	case "upper":
-		return noArgs(func(s string) any { return strings.ToUpper(s) }), true
+		return noArgs(func(s string) any { return pyUpper(s) }), true
 	case "lower":
-		return noArgs(func(s string) any { return strings.ToLower(s) }), true
+		return noArgs(func(s string) any { return pyLower(s) }), true
 	case "capitalize":
-		return noArgs(func(s string) any { return capitalize(s) }), true
+		return noArgs(func(s string) any { return pyCapitalize(s) }), true
 	case "title":
 		return noArgs(func(s string) any { return pyTitle(s) }), true
 	case "swapcase":
-		return noArgs(func(s string) any {
-			return strings.Map(func(r rune) rune {
-				if unicode.IsUpper(r) {
-					return unicode.ToLower(r)
-				}
-				return unicode.ToUpper(r)
-			}, s)
-		}), true
+		return noArgs(func(s string) any { return pySwapcase(s) }), true
 	case "strip":
 		return strip(strings.Trim, strings.TrimFunc), true
 	case "lstrip":
@@ -312,11 +305,11 @@ func strMethod(s string, name string) (any, bool) {
 	case "isalnum":
 		return pred(func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }), true
 	case "isspace":
-		return pred(unicode.IsSpace), true
+		return pred(pyIsSpace), true
 	case "islower":
-		return noArgs(func(s string) any { return isCased(s) && strings.ToLower(s) == s }), true
+		return noArgs(func(s string) any { return pyIsLower(s) }), true
 	case "isupper":
-		return noArgs(func(s string) any { return isCased(s) && strings.ToUpper(s) == s }), true
+		return noArgs(func(s string) any { return pyIsUpper(s) }), true
 	case "splitlines":
 		return noArgs(func(s string) any {
 			var l []any
@@ -513,37 +506,26 @@ func strMethod(s string, name string) (any, bool) {
 	return nil, false
 }
 
-// pyTitle is Python's str.title: a letter after a non-letter is upper
-// case, any other lower.
-func pyTitle(s string) string {
-	prev := false
-	return strings.Map(func(r rune) rune {
-		cased := unicode.IsLetter(r)
-		if cased && !prev {
-			r = unicode.ToUpper(r)
-		} else if cased {
-			r = unicode.ToLower(r)
-		}
-		prev = cased
-		return r
-	}, s)
-}
+// pyIsSpace is Python's str.isspace for one code point: Go's white
+// space and the separators \x1c-\x1f.
+func pyIsSpace(r rune) bool { return unicode.IsSpace(r) || '\x1c' <= r && r <= '\x1f' }
 
 // splitSpace is Python's str.split() (and rsplit()) without a separator.
 func splitSpace(s string, n int, right bool) []string {
 	if n < 0 {
-		return strings.Fields(s)
+		return strings.FieldsFunc(s, pyIsSpace)
 	}
 	if right {
 		var out []string
-		rest := strings.TrimRightFunc(s, unicode.IsSpace)
+		rest := strings.TrimRightFunc(s, pyIsSpace)
 		for len(out) < n && rest != "" {
-			i := strings.LastIndexFunc(rest, unicode.IsSpace)
+			i := strings.LastIndexFunc(rest, pyIsSpace)
 			if i < 0 {
 				break
 			}
-			out = append([]string{rest[i+1:]}, out...)
-			rest = strings.TrimRightFunc(rest[:i], unicode.IsSpace)
+			_, w := utf8.DecodeRuneInString(rest[i:])
+			out = append([]string{rest[i+w:]}, out...)
+			rest = strings.TrimRightFunc(rest[:i], pyIsSpace)
 		}
 		if rest != "" {
 			out = append([]string{rest}, out...)
@@ -551,14 +533,14 @@ func splitSpace(s string, n int, right bool) []string {
 		return out
 	}
 	var out []string
-	rest := strings.TrimLeftFunc(s, unicode.IsSpace)
+	rest := strings.TrimLeftFunc(s, pyIsSpace)
 	for len(out) < n && rest != "" {
-		i := strings.IndexFunc(rest, unicode.IsSpace)
+		i := strings.IndexFunc(rest, pyIsSpace)
 		if i < 0 {
 			break
 		}
 		out = append(out, rest[:i])
-		rest = strings.TrimLeftFunc(rest[i:], unicode.IsSpace)
+		rest = strings.TrimLeftFunc(rest[i:], pyIsSpace)
 	}
 	if rest != "" {
 		out = append(out, rest)

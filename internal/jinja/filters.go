@@ -444,7 +444,7 @@ func filterFloat(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 
 // pyFloat is Python's float(str).
 func pyFloat(s string) (float64, bool) {
-	s = strings.TrimSpace(s)
+	s = pyNumText(s)
 	if strings.Contains(s, "_") {
 		if strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
 			return 0, false
@@ -670,7 +670,7 @@ func filterInt(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 		return int64(x), nil
 	case string, Markup:
 		base, _ := toInt(v[1])
-		s := strings.TrimSpace(str(x))
+		s := str(x)
 		if i, ok := pyInt(s, base); ok {
 			return i, nil
 		}
@@ -683,6 +683,7 @@ func filterInt(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 
 // pyInt is Python's int(s, base).
 func pyInt(s string, base int64) (int64, bool) {
+	s = pyNumText(s)
 	neg := false
 	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
 		neg = s[0] == '-'

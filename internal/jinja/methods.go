@@ -299,11 +299,11 @@ func strMethod(s string, name string) (any, bool) {
 	case "rstrip":
 		return strip(strings.TrimRight, strings.TrimRightFunc), true
 	case "isdigit":
-		return pred(func(r rune) bool { return '0' <= r && r <= '9' || unicode.IsDigit(r) }), true
+		return pred(pyIsDigit), true
 	case "isalpha":
 		return pred(unicode.IsLetter), true
 	case "isalnum":
-		return pred(func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }), true
+		return pred(pyIsAlnum), true
 	case "isspace":
 		return pred(pyIsSpace), true
 	case "islower":

@@ -1,0 +1,97 @@
+package jinja
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// goldenCase is one case of a golden table written by Python's Jinja2:
+// Template rendered with s=S gives Want.
+type goldenCase struct{ Template, S, Want string }
+
+// goldenCases reads testdata/name, a golden table, and checks it holds
+// at least min cases.
+func goldenCases(t *testing.T, name string, min int) []goldenCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []goldenCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < min {
+		t.Fatalf("%s: %d cases, want at least %d", name, len(cases), min)
+	}
+	return cases
+}
+
+// checkGolden renders each case and compares it with Jinja2's output.
+func checkGolden(t *testing.T, cases []goldenCase) {
+	t.Helper()
+	for _, tc := range cases {
+		got, err := renderWith(t, nil, tc.Template, map[string]any{"s": tc.S})
+		if err != nil {
+			t.Errorf("%s with s=%q: %v", tc.Template, tc.S, err)
+			continue
+		}
+		if got != tc.Want {
+			t.Errorf("%s with s=%q:\n got %q\nwant %q", tc.Template, tc.S, got, tc.Want)
+		}
+	}
+}
+
+// TestNumeric: the str methods isdigit, isalpha and isalnum, and the
+// int and float filters, answer as in Python's Jinja2 on the strings
+// where Python's Unicode definitions differ from Go's: isdigit is
+// Numeric_Type Digit or Decimal (superscripts, circled digits), isalnum
+// takes any number (fractions, Roman numerals); int and float read the
+// decimal digits of any script and strip ASCII and Unicode white space
+// but not \x1c-\x1f. testdata/numeric.json is Jinja2's output; to
+// regenerate it: cd testdata && python3 numeric.py > numeric.json
+func TestNumeric(t *testing.T) {
+	checkGolden(t, goldenCases(t, "numeric.json", 200))
+}
+
+// TestUnsupportedStrPredicates: the str predicates kiln does not
+// implement fail with an error naming them rather than answering.
+func TestUnsupportedStrPredicates(t *testing.T) {
+	for _, m := range []string{"isdecimal", "isnumeric", "isidentifier", "isprintable", "isascii", "istitle"} {
+		_, err := renderWith(t, nil, "{{ s."+m+"() }}", map[string]any{"s": "12"})
+		if err == nil || !strings.Contains(err.Error(), m) {
+			t.Errorf("s.%s(): error %v, want one naming %s", m, err, m)
+		}
+	}
+}
+
+// TestDecimalRuns: pyDecimal's premise holds in Go's Unicode tables:
+// each range of unicode.Nd is contiguous runs of ten digits, 0 to 9, so
+// a digit's value is its offset from the range's start, modulo 10.
+func TestDecimalRuns(t *testing.T) {
+	check := func(lo, hi, stride uint32) {
+		if stride != 1 || (hi-lo+1)%10 != 0 {
+			t.Errorf("unicode.Nd range %#x-%#x stride %d is not runs of ten digits", lo, hi, stride)
+		}
+	}
+	for _, g := range unicode.Nd.R16 {
+		check(uint32(g.Lo), uint32(g.Hi), uint32(g.Stride))
+	}
+	for _, g := range unicode.Nd.R32 {
+		check(g.Lo, g.Hi, g.Stride)
+	}
+	// values from Python's unicodedata.decimal
+	for r, want := range map[rune]rune{'7': 7, 0x663: 3, 0xff19: 9, 0x1d7d7: 9, 0x1d7ec: 0, 0x1d7ff: 9, 0xe53: 3, 0x11066: 0, 'x': -1, 0xb2: -1} {
+		d, ok := pyDecimal(r)
+		if !ok {
+			d = -1
+		}
+		if d != want {
+			t.Errorf("pyDecimal(%U) = %d, %v; want %d", r, d, ok, want)
+		}
+	}
+}

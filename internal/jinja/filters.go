@@ -1046,7 +1046,7 @@ var (
 	tagRE     = regexp.MustCompile(`(?s)<!--.*?-->|<[^>]*>`)
 	spacesRE  = regexp.MustCompile(`\s+`)
 	wordRE    = regexp.MustCompile(`[\p{L}\p{N}_]+`) // Python's \w: Go's is ASCII
-	xmlAttrRE = regexp.MustCompile(`[\s/>=]`)
+	xmlAttrRE = regexp.MustCompile(`[\s\v/>=]`)      // Python's ASCII \s holds \v
 	chunkRE   = regexp.MustCompile(`\s+|\S+`)
 )
 

@@ -115,7 +115,7 @@ func (l *lexer) run() error {
 		}
 		text := s[i:end]
 		if lstrip {
-			text = strings.TrimLeftFunc(text, unicode.IsSpace)
+			text = strings.TrimLeftFunc(text, pyIsSpace)
 			i = end - len(text)
 		}
 		lstrip = false
@@ -128,7 +128,7 @@ func (l *lexer) run() error {
 			sign = s[j+2]
 		}
 		if sign == '-' {
-			text = strings.TrimRightFunc(text, unicode.IsSpace)
+			text = strings.TrimRightFunc(text, pyIsSpace)
 		}
 		// a raw block is data
 		if s[j+1] == '%' {
@@ -188,7 +188,7 @@ func (l *lexer) raw(j int, sign byte) (rawText, int, bool, bool) {
 		k++
 	}
 	k = skipSpace(s, k)
-	if !strings.HasPrefix(s[k:], "raw") || (k+3 < len(s) && isNameByte(s[k+3])) {
+	if !strings.HasPrefix(s[k:], "raw") || nameRuneAt(s, k+3) {
 		return rawText{}, 0, false, false
 	}
 	k = skipSpace(s, k+3)
@@ -236,21 +236,37 @@ func (l *lexer) raw(j int, sign byte) (rawText, int, bool, bool) {
 		}
 		text := s[start:e]
 		if stripStart {
-			text = strings.TrimLeftFunc(text, unicode.IsSpace)
+			text = strings.TrimLeftFunc(text, pyIsSpace)
 			start = e - len(text)
 		}
 		if endSign == '-' {
-			text = strings.TrimRightFunc(text, unicode.IsSpace)
+			text = strings.TrimRightFunc(text, pyIsSpace)
 		}
 		return rawText{text: text, off: start}, after, lstrip, true
 	}
 }
 
+// skipSpace skips Python's white space (str.isspace, as the \s of
+// Jinja2's lexer) from i.
 func skipSpace(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !pyIsSpace(r) {
+			break
+		}
+		i += n
 	}
 	return i
+}
+
+// nameRuneAt reports whether a name's code point (as expr scans names)
+// begins at i.
+func nameRuneAt(s string, i int) bool {
+	if i >= len(s) || !isNameByte(s[i]) {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return r < 0x80 || unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
 func isNameByte(c byte) bool {

@@ -10,10 +10,7 @@ Regenerate (python3-jinja2 installed):
 The environment is kiln's: StrictUndefined, no autoescape, the trailing
 newline kept. Each case renders its template with the value s.
 """
-import json
-import sys
-
-import jinja2
+import golden
 
 STRINGS = [
     "hello World",  # plain ASCII
@@ -91,22 +88,12 @@ OTHER = [
 
 
 def main():
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
     cases = [(t, s) for t in CASE_OPS for s in STRINGS]
     cases += [(t, s) for t in LINE_OPS for s in LINES]
     cases += [(t, s) for t in SPACE_OPS for s in SPACES]
     cases += [("{{ s | wordcount }}", s) for s in WORDS]
     cases += OTHER
-    out = [
-        {"template": t, "s": s, "want": env.from_string(t).render(s=s)}
-        for t, s in cases
-    ]
-    json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
-    sys.stdout.write("\n")
+    golden.write(cases)
 
 
 main()

@@ -11,10 +11,7 @@ Regenerate (python3-jinja2 installed):
 The environment is kiln's: StrictUndefined, no autoescape, the trailing
 newline kept. Each case renders its template with the value s.
 """
-import json
-import sys
-
-import jinja2
+import golden
 
 PREDICATE_STRINGS = [
     "",
@@ -89,19 +86,9 @@ NUMBER_OPS = [
 
 
 def main():
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
     cases = [(t, s) for t in PREDICATE_OPS for s in PREDICATE_STRINGS]
     cases += [(t, s) for t in NUMBER_OPS for s in NUMBER_STRINGS]
-    out = [
-        {"template": t, "s": s, "want": env.from_string(t).render(s=s)}
-        for t, s in cases
-    ]
-    json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
-    sys.stdout.write("\n")
+    golden.write(cases)
 
 
 main()

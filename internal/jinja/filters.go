@@ -1,6 +1,7 @@
 package jinja
 
 import (
+	"errors"
 	"fmt"
 	"html"
 	"math"
@@ -664,26 +665,41 @@ func filterInt(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 		i, _ := toInt(x)
 		return i, nil
 	case float64:
-		if math.IsInf(x, 0) || math.IsNaN(x) {
+		if math.IsNaN(x) {
 			return v[0], nil
 		}
-		return int64(x), nil
+		return floatToInt(x, x) // Python's int(inf) raises too
 	case string, Markup:
 		base, _ := toInt(v[1])
 		s := str(x)
-		if i, ok := pyInt(s, base); ok {
-			return i, nil
+		if i, ok, err := pyInt(s, base); ok || err != nil {
+			return i, err
 		}
 		if f, ok := pyFloat(s); ok && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			return int64(f), nil
+			return floatToInt(f, x)
 		}
 	}
 	return v[0], nil
 }
 
-// pyInt is Python's int(s, base).
-func pyInt(s string, base int64) (int64, bool) {
-	s = pyNumText(s)
+// floatToInt is int(f) of the int filter's input in: Python's integers
+// have no bound, kiln's are 64-bit, so beyond them it is an error.
+func floatToInt(f float64, in any) (any, error) {
+	if f >= 0x1p63 || f < -0x1p63 {
+		return nil, int64Range(in)
+	}
+	return int64(f), nil
+}
+
+// int64Range is the error of the int filter giving an integer beyond 64
+// bits from its input in.
+func int64Range(in any) error {
+	return unsupportedf("int of %s, an integer beyond 64-bit", repr(in))
+}
+
+// pyInt is Python's int(s, base); an integer beyond 64 bits is an error.
+func pyInt(in string, base int64) (int64, bool, error) {
+	s := pyNumText(in)
 	neg := false
 	if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
 		neg = s[0] == '-'
@@ -701,23 +717,24 @@ func pyInt(s string, base int64) (int64, bool) {
 			base, s = 2, s[2:]
 		default:
 			if len(s) > 1 && strings.Trim(s, "0_") != "" && s[0] == '0' {
-				return 0, false
+				return 0, false, nil
 			}
 		}
 	} else if (base == 16 && strings.HasPrefix(ls, "0x")) || (base == 8 && strings.HasPrefix(ls, "0o")) || (base == 2 && strings.HasPrefix(ls, "0b")) {
 		s = s[2:]
 	}
-	if s == "" || strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
-		return 0, false
+	if s == "" || strings.ContainsAny(s[:1], "_+-") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
+		return 0, false, nil
 	}
-	i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), int(base), 64)
-	if err != nil {
-		return 0, false
-	}
+	s = strings.ReplaceAll(s, "_", "")
 	if neg {
-		i = -i
+		s = "-" + s
 	}
-	return i, true
+	i, err := strconv.ParseInt(s, int(base), 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, false, int64Range(in)
+	}
+	return i, err == nil, nil
 }
 
 func filterItems(_ *evaluator, in any, a []any, kw *Dict) (any, error) {

@@ -55,3 +55,37 @@ func TestDecimalRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestIntOutOfRange: where Python's int filter gives an integer beyond
+// 64 bits (Python: '99999999999999999999' | int is 99999999999999999999,
+// '1e20' | int is 100000000000000000000), kiln, whose integers are 64-bit,
+// fails with an error naming the value rather than giving another number.
+func TestIntOutOfRange(t *testing.T) {
+	for _, tc := range []struct{ tpl, s string }{
+		{"{{ s | int }}", "99999999999999999999"},
+		{"{{ s | int }}", "-9223372036854775809"},
+		{"{{ s | int(base=16) }}", "ffffffffffffffffff"},
+		{"{{ s | int }}", "1e20"},
+		{"{{ s | float | int }}", "9223372036854775807"},
+		{"{{ s | float | int }}", "-1e19"},
+	} {
+		got, err := renderWith(t, nil, tc.tpl, map[string]any{"s": tc.s})
+		if err == nil || !strings.Contains(err.Error(), "64-bit") {
+			t.Errorf("%s with s=%q: got %q, error %v; want an error on 64-bit integers", tc.tpl, tc.s, got, err)
+		}
+	}
+	// the bounds themselves, and signs, as Python gives them
+	for _, tc := range []struct{ tpl, s, want string }{
+		{"{{ s | int }}", "9223372036854775807", "9223372036854775807"},
+		{"{{ s | int }}", "-9223372036854775808", "-9223372036854775808"},
+		{"{{ s | float | int }}", "-9223372036854775808", "-9223372036854775808"},
+		{"{{ s | int(base=16) }}", "-8000000000000000", "-9223372036854775808"},
+		{"{{ s | int(-1) }}", "+-5", "-1"},
+		{"{{ s | int(-1) }}", "-+5", "-1"},
+	} {
+		got, err := renderWith(t, nil, tc.tpl, map[string]any{"s": tc.s})
+		if err != nil || got != tc.want {
+			t.Errorf("%s with s=%q: got %q, error %v; want %q", tc.tpl, tc.s, got, err, tc.want)
+		}
+	}
+}

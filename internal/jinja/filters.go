@@ -445,15 +445,18 @@ func filterFloat(_ *evaluator, in any, a []any, kw *Dict) (any, error) {
 
 // pyFloat is Python's float(str).
 func pyFloat(s string) (float64, bool) {
-	s = pyNumText(s)
-	if strings.Contains(s, "_") {
-		if strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
-			return 0, false
-		}
-		s = strings.ReplaceAll(s, "_", "")
+	s, ok := pyUnderscores(pyNumText(s), func(c byte) bool { return '0' <= c && c <= '9' })
+	if !ok {
+		return 0, false
 	}
-	switch strings.ToLower(strings.TrimLeft(s, "+-")) {
-	case "inf", "infinity", "nan":
+	unsigned := s
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		unsigned = s[1:]
+	}
+	switch strings.ToLower(unsigned) {
+	case "nan": // Go's ParseFloat takes no sign on nan
+		return math.NaN(), true
+	case "inf", "infinity":
 	default:
 		if strings.ContainsAny(strings.ToLower(s), "xpi") {
 			return 0, false
@@ -710,23 +713,26 @@ func pyInt(in string, base int64) (int64, bool, error) {
 		base = 10
 		switch {
 		case strings.HasPrefix(ls, "0x"):
-			base, s = 16, s[2:]
+			base, s = 16, afterPrefix(s)
 		case strings.HasPrefix(ls, "0o"):
-			base, s = 8, s[2:]
+			base, s = 8, afterPrefix(s)
 		case strings.HasPrefix(ls, "0b"):
-			base, s = 2, s[2:]
+			base, s = 2, afterPrefix(s)
 		default:
 			if len(s) > 1 && strings.Trim(s, "0_") != "" && s[0] == '0' {
 				return 0, false, nil
 			}
 		}
 	} else if (base == 16 && strings.HasPrefix(ls, "0x")) || (base == 8 && strings.HasPrefix(ls, "0o")) || (base == 2 && strings.HasPrefix(ls, "0b")) {
-		s = s[2:]
+		s = afterPrefix(s)
 	}
-	if s == "" || strings.ContainsAny(s[:1], "_+-") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
+	if s == "" || strings.ContainsAny(s[:1], "+-") {
 		return 0, false, nil
 	}
-	s = strings.ReplaceAll(s, "_", "")
+	s, ok := pyUnderscores(s, func(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z' })
+	if !ok {
+		return 0, false, nil
+	}
 	if neg {
 		s = "-" + s
 	}
@@ -735,6 +741,27 @@ func pyInt(in string, base int64) (int64, bool, error) {
 		return 0, false, int64Range(in)
 	}
 	return i, err == nil, nil
+}
+
+// afterPrefix is s after its base prefix (0x, 0o, 0b) and the one
+// underscore Python allows there.
+func afterPrefix(s string) string {
+	s = s[2:]
+	if strings.HasPrefix(s, "_") && len(s) > 1 && s[1] != '_' {
+		return s[1:]
+	}
+	return s
+}
+
+// pyUnderscores is s without its underscores, which Python's int() and
+// float() allow only between two digits (digit tells them).
+func pyUnderscores(s string, digit func(byte) bool) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '_' && (i == 0 || i == len(s)-1 || !digit(s[i-1]) || !digit(s[i+1])) {
+			return "", false
+		}
+	}
+	return strings.ReplaceAll(s, "_", ""), true
 }
 
 func filterItems(_ *evaluator, in any, a []any, kw *Dict) (any, error) {

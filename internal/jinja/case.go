@@ -108,10 +108,10 @@ func pySwapcase(s string) string {
 
 // pyIsLower is Python's str.islower: a lowercase code point and no
 // uppercase or title-case one.
-func pyIsLower(s string) bool { return caseOnly(s, isLowercase, isUppercase) }
+func pyIsLower(s string) bool { return caseOnly(s, pyLowercase, pyUppercase) }
 
 // pyIsUpper is Python's str.isupper.
-func pyIsUpper(s string) bool { return caseOnly(s, isUppercase, isLowercase) }
+func pyIsUpper(s string) bool { return caseOnly(s, pyUppercase, pyLowercase) }
 
 func caseOnly(s string, is, other func(rune) bool) bool {
 	found := false

@@ -12,8 +12,7 @@ type unsupportedMethod struct{ typ string }
 
 // Python's methods kiln does not implement, by type.
 var unsupportedMethods = map[string]string{
-	"casefold": "str", "encode": "str", "expandtabs": "str", "format_map": "str", "isascii": "str",
-	"isdecimal": "str", "isidentifier": "str", "isnumeric": "str", "isprintable": "str", "istitle": "str",
+	"casefold": "str", "encode": "str", "expandtabs": "str", "format_map": "str", "isidentifier": "str",
 	"maketrans": "str", "rpartition": "str", "translate": "str", "rindex": "str",
 	"fromkeys": "dict", "popitem": "dict",
 }
@@ -310,6 +309,16 @@ func strMethod(s string, name string) (any, bool) {
 		return noArgs(func(s string) any { return pyIsLower(s) }), true
 	case "isupper":
 		return noArgs(func(s string) any { return pyIsUpper(s) }), true
+	case "isdecimal":
+		return pred(pyIsDecimal), true
+	case "isnumeric":
+		return pred(pyIsNumeric), true
+	case "isprintable":
+		return noArgs(func(s string) any { return all(s, pyIsPrintable) }), true
+	case "isascii":
+		return noArgs(func(s string) any { return all(s, pyIsASCII) }), true
+	case "istitle":
+		return noArgs(func(s string) any { return pyIsTitle(s) }), true
 	case "splitlines":
 		return noArgs(func(s string) any {
 			var l []any

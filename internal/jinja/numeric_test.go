@@ -19,9 +19,11 @@ func TestNumeric(t *testing.T) {
 }
 
 // TestUnsupportedStrPredicates: the str predicates kiln does not
-// implement fail with an error naming them rather than answering.
+// implement fail with an error naming them rather than answering:
+// isidentifier, whose XID_Start and XID_Continue with NFKC Go's tables
+// do not give.
 func TestUnsupportedStrPredicates(t *testing.T) {
-	for _, m := range []string{"isdecimal", "isnumeric", "isidentifier", "isprintable", "isascii", "istitle"} {
+	for _, m := range []string{"isidentifier"} {
 		_, err := renderWith(t, nil, "{{ s."+m+"() }}", map[string]any{"s": "12"})
 		if err == nil || !strings.Contains(err.Error(), m) {
 			t.Errorf("s.%s(): error %v, want one naming %s", m, err, m)

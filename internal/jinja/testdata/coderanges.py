@@ -1,0 +1,28 @@
+"""Write coderanges.json, the golden file of TestStrPredicateCodePoints
+(predicates_test.go): for each str predicate, the ranges [lo, hi] of
+code points c for which Python's chr(c).PREDICATE() is true, from
+Python's unicodedata (the installed Python's Unicode version).
+
+Regenerate:
+    cd internal/jinja/testdata && python3 coderanges.py > coderanges.json
+"""
+import json
+import sys
+import unicodedata
+
+PREDICATES = ["isdecimal", "isnumeric", "isprintable", "istitle", "islower", "isupper"]
+
+
+def ranges(pred):
+    out = []
+    for c in range(0x110000):
+        if getattr(chr(c), pred)():
+            if out and out[-1][1] == c - 1:
+                out[-1][1] = c
+            else:
+                out.append([c, c])
+    return out
+
+
+json.dump({"unicode": unicodedata.unidata_version, "ranges": {p: ranges(p) for p in PREDICATES}}, sys.stdout)
+sys.stdout.write("\n")

@@ -12,7 +12,7 @@ type unsupportedMethod struct{ typ string }
 
 // Python's methods kiln does not implement, by type.
 var unsupportedMethods = map[string]string{
-	"casefold": "str", "encode": "str", "expandtabs": "str", "format_map": "str", "isidentifier": "str",
+	"casefold": "str", "encode": "str", "expandtabs": "str", "format_map": "str",
 	"maketrans": "str", "rpartition": "str", "translate": "str", "rindex": "str",
 	"fromkeys": "dict", "popitem": "dict",
 }
@@ -319,6 +319,8 @@ func strMethod(s string, name string) (any, bool) {
 		return noArgs(func(s string) any { return all(s, pyIsASCII) }), true
 	case "istitle":
 		return noArgs(func(s string) any { return pyIsTitle(s) }), true
+	case "isidentifier":
+		return noArgs(func(s string) any { return pyIsIdentifier(s) }), true
 	case "splitlines":
 		return noArgs(func(s string) any {
 			var l []any

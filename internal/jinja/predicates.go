@@ -130,3 +130,61 @@ func all(s string, f func(rune) bool) bool {
 	}
 	return true
 }
+
+// pyNotXIDContinue holds the code points of ID_Continue that are not in
+// XID_Continue (Unicode's UAX #31: their NFKC forms are no identifier
+// continuation): U+037A, U+309B-U+309C, Arabic presentation forms.
+// Taken from Python's unicodedata: the code points c of Go's ID_Continue
+// for which ('a' + chr(c)).isidentifier() is false.
+var pyNotXIDContinue = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x037a, Hi: 0x037a, Stride: 1}, {Lo: 0x309b, Hi: 0x309c, Stride: 1},
+		{Lo: 0xfc5e, Hi: 0xfc63, Stride: 1}, {Lo: 0xfdfa, Hi: 0xfdfb, Stride: 1},
+		{Lo: 0xfe70, Hi: 0xfe7e, Stride: 2},
+	},
+}
+
+// pyNotXIDStart holds the code points of ID_Start that are not in
+// XID_Start beyond pyNotXIDContinue: U+0E33, U+0EB3, U+FF9E, U+FF9F,
+// which continue an identifier but do not start one.
+var pyNotXIDStart = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x0e33, Hi: 0x0e33, Stride: 1}, {Lo: 0x0eb3, Hi: 0x0eb3, Stride: 1},
+		{Lo: 0xff9e, Hi: 0xff9f, Stride: 1},
+	},
+}
+
+// idStart is Unicode's ID_Start: the letters, the letter numbers and
+// Other_ID_Start, less Pattern_Syntax and Pattern_White_Space.
+func idStart(r rune) bool {
+	return unicode.In(r, unicode.L, unicode.Nl, unicode.Other_ID_Start) && !unicode.In(r, unicode.Pattern_Syntax, unicode.Pattern_White_Space)
+}
+
+// idContinue is Unicode's ID_Continue: ID_Start, the marks Mn and Mc, the
+// decimal digits, the connector punctuation and Other_ID_Continue, less
+// Pattern_Syntax and Pattern_White_Space.
+func idContinue(r rune) bool {
+	return (idStart(r) || unicode.In(r, unicode.Mn, unicode.Mc, unicode.Nd, unicode.Pc, unicode.Other_ID_Continue)) &&
+		!unicode.In(r, unicode.Pattern_Syntax, unicode.Pattern_White_Space)
+}
+
+// pyXIDContinue and pyXIDStart are Unicode's XID_Continue and XID_Start
+// in Python's Unicode.
+func pyXIDContinue(r rune) bool {
+	return idContinue(r) && !unicode.Is(pyNotXIDContinue, r) && pyAssigned(r)
+}
+func pyXIDStart(r rune) bool {
+	return idStart(r) && !unicode.Is(pyNotXIDContinue, r) && !unicode.Is(pyNotXIDStart, r) && pyAssigned(r)
+}
+
+// pyIsIdentifier is Python's str.isidentifier: s starts with XID_Start
+// or '_' and goes on with XID_Continue. Python's keywords are
+// identifiers to it, and it does not normalize s.
+func pyIsIdentifier(s string) bool {
+	for i, r := range s {
+		if i == 0 && !pyXIDStart(r) && r != '_' || i > 0 && !pyXIDContinue(r) {
+			return false
+		}
+	}
+	return s != ""
+}

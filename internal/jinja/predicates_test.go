@@ -10,19 +10,22 @@ import (
 )
 
 // TestStrPredicates: the str methods isdecimal, isnumeric, isprintable,
-// isascii and istitle answer as in Python's Jinja2 on the strings where
-// Python's Unicode definitions differ from Go's: isnumeric takes the CJK
-// numerals (category Lo), isprintable refuses format characters and
-// every separator but ' ', istitle takes the digraphs (Lt) as capitals.
+// isascii, istitle and isidentifier answer as in Python's Jinja2 on the
+// strings where Python's Unicode definitions differ from Go's: isnumeric
+// takes the CJK numerals (category Lo), isprintable refuses format
+// characters and every separator but ' ', istitle takes the digraphs
+// (Lt) as capitals, isidentifier refuses what XID_Start and XID_Continue
+// leave out of ID_Start and ID_Continue ('ͺ', '゛').
 // testdata/predicates.json is Jinja2's output; to regenerate it:
 // cd testdata && python3 predicates.py > predicates.json
 func TestStrPredicates(t *testing.T) {
-	checkGolden(t, goldenCases(t, "predicates.json", 60))
+	checkGolden(t, goldenCases(t, "predicates.json", 90))
 }
 
 // TestStrPredicateCodePoints: on every code point but the surrogates,
 // which a Go string cannot hold, isdecimal, isnumeric, isprintable,
-// istitle, islower and isupper answer as Python's do. testdata/
+// istitle, islower, isupper and isidentifier (alone, and after 'a':
+// XID_Continue) answer as Python's do; Python's Unicode is 14, Go's 15. testdata/
 // coderanges.json holds, for each, the ranges where Python says true;
 // to regenerate it: cd testdata && python3 coderanges.py > coderanges.json
 func TestStrPredicateCodePoints(t *testing.T) {
@@ -38,12 +41,14 @@ func TestStrPredicateCodePoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	preds := map[string]func(rune) bool{
-		"isdecimal":   pyIsDecimal,
-		"isnumeric":   pyIsNumeric,
-		"isprintable": pyIsPrintable,
-		"istitle":     func(r rune) bool { return pyIsTitle(string(r)) },
-		"islower":     func(r rune) bool { return pyIsLower(string(r)) },
-		"isupper":     func(r rune) bool { return pyIsUpper(string(r)) },
+		"isdecimal":    pyIsDecimal,
+		"isnumeric":    pyIsNumeric,
+		"isprintable":  pyIsPrintable,
+		"istitle":      func(r rune) bool { return pyIsTitle(string(r)) },
+		"islower":      func(r rune) bool { return pyIsLower(string(r)) },
+		"isupper":      func(r rune) bool { return pyIsUpper(string(r)) },
+		"isidentifier": func(r rune) bool { return pyIsIdentifier(string(r)) },
+		"xidcontinue":  func(r rune) bool { return pyIsIdentifier("a" + string(r)) },
 	}
 	for name, f := range preds {
 		ranges, ok := table.Ranges[name]

@@ -1,6 +1,6 @@
 """Write predicates.json, the golden file of TestStrPredicates
 (predicates_test.go): the str predicates isdecimal, isnumeric,
-isprintable, isascii and istitle on the strings where Python's Unicode
+isprintable, isascii, istitle and isidentifier on the strings where Python's Unicode
 definitions differ from Go's (superscripts, fractions, Roman numerals,
 CJK numerals, combining marks, digraphs, title-case words, control and
 format characters, private use, unassigned code points), rendered by
@@ -77,13 +77,53 @@ STRINGS = [
     "\x80",
 ]
 
+IDENTIFIERS = [
+    "",
+    "_",
+    "_1",
+    "1a",
+    "a1",
+    "abc_def",
+    "a-b",
+    "a b",
+    "café",
+    "e\u0301",  # combining mark: continues, does not start
+    "\u0301e",
+    "ǅ",
+    "Ⅻ",  # Roman numeral Nl: starts
+    "a²",  # superscript No: neither
+    "a١",  # Arabic-Indic digit Nd: continues
+    "١a",
+    "℘",  # Other_ID_Start
+    "a·",  # Other_ID_Continue
+    "·a",
+    "ͺ",  # ID_Start but not XID_Start (NFKC)
+    "aͺ",
+    "゛",  # ID_Start but not XID_Start
+    "a゛",
+    "ﾞ",  # halfwidth voiced mark: XID_Continue, not XID_Start
+    "aﾞ",
+    "ำ",  # Thai sara am: XID_Continue, not XID_Start
+    "aำ",
+    "ﱞ",  # Arabic ligature: not XID
+    "a\u200d",  # zero-width joiner: not XID_Continue
+    "一二",
+    "ª",
+    "a\ue000",
+    "a\u0378",
+    "if",  # keywords are identifiers to str.isidentifier
+    "None",
+]
+
 OPS = [
     "{{ s.isdecimal() }} {{ s.isnumeric() }} {{ s.isprintable() }} {{ s.isascii() }} {{ s.istitle() }}",
 ]
 
 
 def main():
-    golden.write([(t, s) for t in OPS for s in STRINGS])
+    cases = [(t, s) for t in OPS for s in STRINGS]
+    cases += [("{{ s.isidentifier() }}", s) for s in IDENTIFIERS]
+    golden.write(cases)
 
 
 main()

@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-build/kiln/engine"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/buildctx"
+	"github.com/kiln-build/kiln/executor/history"
 	"github.com/kiln-build/kiln/executor/junit"
 	"github.com/kiln-build/kiln/executor/progress"
 	"github.com/kiln-build/kiln/fsm"
@@ -717,17 +718,17 @@ func layoutTag(tags []string) string {
 }
 
 // countStates counts the nodes of g that ran and those the cache held,
-// by their states: bases, steps and tests, not services (which run for
-// their tests, and are neither built nor cached).
+// by their states, as the build record does (history.Tally).
 func countStates(g *dag.Graph, states map[string]fsm.State) (ran, cached int) {
 	for k, st := range states {
-		if n := g.Node(k); n != nil && n.Kind == dag.KindService {
-			continue
+		kind := ""
+		if n := g.Node(k); n != nil {
+			kind = string(n.Kind)
 		}
-		switch st {
-		case fsm.Done, fsm.Passed:
+		switch history.Tally(kind, string(st)) {
+		case history.Ran:
 			ran++
-		case fsm.Cached:
+		case history.WasCached:
 			cached++
 		}
 	}

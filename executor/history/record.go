@@ -104,17 +104,41 @@ type Source struct {
 // count.
 func (r *Record) Counts() (ran, cached int) {
 	for _, n := range r.Nodes {
-		if n.Kind == "service" {
-			continue // it runs for its tests: neither built nor cached
-		}
-		switch n.State {
-		case "done", "passed", "failed":
+		switch Tally(n.Kind, n.State) {
+		case Ran:
 			ran++
-		case "cached":
+		case WasCached:
 			cached++
 		}
 	}
 	return ran, cached
+}
+
+// A Tallied is how a node counts in a build's summary.
+type Tallied int
+
+// How a node counts: not at all, as ran, or as cached.
+const (
+	Uncounted Tallied = iota
+	Ran
+	WasCached
+)
+
+// Tally says how a node of kind (a dag.Kind) that ended in state (an
+// fsm.State) counts in a build's summary: a step or test that ran (done,
+// passed or failed) or was cached; a service (which runs for its tests)
+// never counts.
+func Tally(kind, state string) Tallied {
+	if kind == "service" {
+		return Uncounted
+	}
+	switch state {
+	case "done", "passed", "failed":
+		return Ran
+	case "cached":
+		return WasCached
+	}
+	return Uncounted
 }
 
 // Node returns the node with key, or nil.
